@@ -1,0 +1,74 @@
+"""Shared test helpers: layouts, tolerances and float64 reference comparisons."""
+from __future__ import annotations
+
+import torch
+
+import triton_ops
+
+DEVICE = triton_ops.runtime.default_device()
+DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
+
+# (rtol, atol) per dtype. float16/bfloat16: the output itself is rounded to 11/8 bits (and the
+# interpreter truncates float32 -> bfloat16 instead of rounding: 1 ulp = 2^-7 ~ 7.8e-3).
+TOL = {
+    torch.float16: (2e-3, 2e-3),
+    torch.bfloat16: (1.6e-2, 1.6e-2),
+    torch.float32: (2e-5, 2e-6),
+    torch.float64: (1e-10, 1e-12),
+}
+
+LAYOUTS = ["contiguous", "transposed", "strided", "expanded", "scalar", "empty"]
+
+
+def layout(base_shape, kind: str, make):
+    """A tensor of a given memory layout whose values come from ``make(shape)`` (a CPU float64
+    tensor); returns a float64 tensor of that layout (cast later, keeping the layout)."""
+    if kind == "contiguous":
+        return make(base_shape)
+    if kind == "transposed":
+        return make(tuple(reversed(base_shape))).mT if len(base_shape) == 2 else make(base_shape[::-1]).permute(
+            *reversed(range(len(base_shape))))
+    if kind == "strided":
+        big = make(tuple(2 * s + 1 for s in base_shape))
+        return big[tuple(slice(1, None, 2) for _ in base_shape)]
+    if kind == "expanded":
+        one = make((1,) + tuple(base_shape[1:]))
+        return one.expand(*base_shape)
+    if kind == "scalar":
+        return make(())
+    if kind == "empty":
+        return make((0,) + tuple(base_shape[1:]))
+    raise ValueError(kind)
+
+
+def cast_keep_layout(t: torch.Tensor, dtype) -> torch.Tensor:
+    """``t`` in ``dtype`` and on DEVICE with the same strides (expanded stays expanded)."""
+    if any(st == 0 and n > 1 for n, st in zip(t.shape, t.stride())):
+        base = t[tuple(slice(0, 1) if st == 0 else slice(None) for st in t.stride())]
+        return cast_keep_layout(base, dtype).expand(t.shape)
+    storage = torch.empty_strided(t.shape, t.stride(), dtype=dtype, device=DEVICE)
+    storage.copy_(t)
+    return storage
+
+
+def assert_close(actual, expected, dtype, what="", scale=1.0):
+    rtol, atol = TOL[dtype]
+    assert actual.shape == expected.shape, f"{what}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
+    torch.testing.assert_close(actual.double().cpu(), expected.double().cpu(), rtol=rtol, atol=atol * scale,
+                               equal_nan=True, msg=lambda m: f"{what}: {m}")
+
+
+def reference_grads(ref, args, grad, tensor_idx):
+    """Values and gradients of ``ref`` in float64 (from the same rounded inputs)."""
+    args64 = list(args)
+    leaves = []
+    for i in tensor_idx:
+        a = args[i]
+        if isinstance(a, torch.Tensor):
+            leaf = a.detach().double().cpu().requires_grad_(True)
+            args64[i] = leaf
+            leaves.append(leaf)
+    out = ref(*args64)
+    grads = torch.autograd.grad(out, leaves, grad.double().cpu(), allow_unused=True)
+    grads = [torch.zeros_like(l) if g is None else g for l, g in zip(leaves, grads)]
+    return out.detach(), grads

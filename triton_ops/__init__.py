@@ -1,0 +1,15 @@
+"""triton_ops: fused Triton kernels (forward + VJP) for PyTorch training.
+
+Every op is an ``OpSpec`` in ``triton_ops.registry``; the functions below are their public,
+autograd-capable faces. See SPEC.md for the contract and docs/design.md for the architecture.
+"""
+from .runtime import (  # noqa: F401  (the backend is decided before any kernel module loads)
+    DomainError, backend, domain_checks, set_domain_checks,
+)
+from .spec import OpSpec, registry  # noqa: F401
+from .broadcast import Broadcast  # noqa: F401
+from .ops.unary import (  # noqa: F401
+    elu, gelu, identity, leaky_relu, log, reciprocal, safe_log, safe_reciprocal, smooth_abs, sqrt, unary_op,
+)
+
+__version__ = "0.1.0"

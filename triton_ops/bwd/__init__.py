@@ -1,0 +1,1 @@
+"""VJP (gradient) kernels and their launchers, one module per op family."""

@@ -1,0 +1,188 @@
+"""The one VJP template of every pointwise op, with the reduce-back of broadcast operands fused in.
+
+For ``out = f(x, y)`` over the A/B/C groups (``broadcast.plan_pointwise``):
+``dx = sum_A g * df/dx`` accumulates in registers across the program's A loop, and
+``dy = sum_B g * df/dy`` is the column sum of each tile. When several programs share one
+gradient element (several A chunks, several B blocks), each writes its own partial row and
+``bwd/reduce.combine_partials`` adds them in a fixed order: no atomics, the same bits each call.
+A broadcast operand's full-size gradient never exists in memory.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from .. import runtime
+from ..broadcast import aligned_strides, contiguous_strides, plan_pointwise
+from ..fwd.pointwise import a_chunks, operand_mode, tile_shape
+from ..tiles import ABSENT, ELEMENT, ROW, TENSOR, VALUE, call, group_offsets, joined, load_operand, split_float
+from .reduce import combine_partials
+
+
+@triton.jit
+def pointwise_vjp_kernel(
+        dx_ptr, dy_ptr, x_ptr, y_ptr, g_ptr, x_hi, x_lo, y_hi, y_lo, p_hi, p_lo, s_hi, s_lo,
+        a_sizes, b_sizes, c_sizes, A, B, C, a_per_program,
+        x_b, x_c, y_a, y_c, g_a, g_b, g_c, dx_b, dx_c, dy_a, dy_c, dx_slot, dy_slot,
+        DFX: tl.constexpr, DFY: tl.constexpr, ARITY: tl.constexpr, HAS_PARAM: tl.constexpr,
+        X_MODE: tl.constexpr, Y_MODE: tl.constexpr, G_MODE: tl.constexpr,
+        NEED_DX: tl.constexpr, NEED_DY: tl.constexpr, COMPUTE: tl.constexpr,
+        BLOCK_B: tl.constexpr, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr):
+    # One program owns a [BLOCK_B, BLOCK_C] tile of B x C and a chunk of the A loop (as the
+    # forward). Reads x once, y one row per step, g once; writes dx once per A chunk and one dy
+    # row per step (once per B block). Bytes: |x| + |y| + |g| + |dx| + |dy| + partial rows.
+    pid = tl.program_id(0)
+    n_c = tl.cdiv(C, BLOCK_C)
+    n_b = tl.cdiv(B, BLOCK_B)
+    pid_c = pid % n_c
+    pid_b = (pid // n_c) % n_b
+    chunk = pid // (n_c * n_b)
+    rb = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
+    rc = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
+    if INDEX_64:
+        rb = rb.to(tl.int64)
+        rc = rc.to(tl.int64)
+        pid_b = pid_b.to(tl.int64)
+        chunk = chunk.to(tl.int64)
+    mask_c = (rc < C)[None, :]
+    mask = (rb < B)[:, None] & mask_c
+    x = load_operand(x_ptr, x_hi, x_lo,
+                     group_offsets(rb, b_sizes, x_b)[:, None] + group_offsets(rc, c_sizes, x_c)[None, :],
+                     mask, X_MODE, COMPUTE)
+    p = joined(p_hi, p_lo, COMPUTE)
+    scale = joined(s_hi, s_lo, COMPUTE)
+    y_c_off = group_offsets(rc, c_sizes, y_c)[None, :]
+    g_c_off = group_offsets(rc, c_sizes, g_c)[None, :]
+    g_bc = group_offsets(rb, b_sizes, g_b)[:, None] + g_c_off
+    if G_MODE == 3:
+        g_element = tl.load(g_ptr).to(COMPUTE) * scale
+    dy_c_off = group_offsets(rc, c_sizes, dy_c)
+    acc = tl.zeros([BLOCK_B, BLOCK_C], COMPUTE)
+    a_start = chunk * a_per_program
+    a_stop = tl.minimum(a_start + a_per_program, A)
+    for a in range(a_start, a_stop):
+        if INDEX_64:
+            a = a.to(tl.int64)
+        y = load_operand(y_ptr, y_hi, y_lo, group_offsets(a, a_sizes, y_a) + y_c_off, mask_c, Y_MODE, COMPUTE)
+        g_a_off = group_offsets(a, a_sizes, g_a)
+        if G_MODE == 1:
+            g = tl.load(g_ptr + g_a_off + g_bc, mask=mask, other=0.0).to(COMPUTE) * scale
+        elif G_MODE == 4:
+            g = tl.load(g_ptr + g_a_off + g_c_off, mask=mask_c, other=0.0).to(COMPUTE) * scale
+        else:
+            g = g_element
+        if NEED_DX:
+            acc += g * call(DFX, x, y, p, ARITY, HAS_PARAM)
+        if NEED_DY:
+            contrib = tl.where(mask, g * call(DFY, x, y, p, ARITY, HAS_PARAM), 0.0)
+            tl.store(dy_ptr + pid_b * dy_slot + group_offsets(a, a_sizes, dy_a) + dy_c_off,
+                     tl.sum(contrib, axis=0).to(dy_ptr.dtype.element_ty), mask=rc < C)
+    if NEED_DX:
+        dx_bc = group_offsets(rb, b_sizes, dx_b)[:, None] + group_offsets(rc, c_sizes, dx_c)[None, :]
+        tl.store(dx_ptr + chunk * dx_slot + dx_bc, acc.to(dx_ptr.dtype.element_ty), mask=mask)
+
+
+def _grad_buffer(like_shape, dtype, device, slots: int, compute_dtype, dense_like=None):
+    """The gradient tensor itself (one slot), or a [slots, numel] float partials buffer."""
+    if slots > 1:
+        n = 1
+        for s in like_shape:
+            n *= s
+        return torch.empty((slots, n), dtype=compute_dtype, device=device)
+    if dense_like is not None:
+        return torch.empty_like(dense_like, dtype=dtype)
+    return torch.empty(like_shape, dtype=dtype, device=device)
+
+
+def pointwise_vjp(g: torch.Tensor, out_shape, dfx=None, dfy=None, *, x=None, y=None,
+                  x_shape=None, y_shape=None, x_dtype=None, y_dtype=None,
+                  load_x: bool = True, load_y: bool = True, param: float | None = None,
+                  arity: int = 1, scale: float = 1.0):
+    """Gradients of ``out = f(x[, y])`` given the upstream ``g`` (broadcastable to ``out_shape``).
+
+    ``dfx``/``dfy`` are the scalar partial derivatives (None: that gradient is not wanted).
+    x and y are the operands (tensors or numbers); ``load_*`` says whether the derivatives read
+    them; ``*_shape``/``*_dtype`` describe the gradient to produce. Returns ``(dx, dy)`` of
+    exactly those shapes (None where not wanted).
+    """
+    out_shape = tuple(out_shape)
+    need_dx, need_dy = dfx is not None, dfy is not None
+    x_shape = tuple(x.shape) if isinstance(x, torch.Tensor) else tuple(x_shape if x_shape is not None else out_shape)
+    y_shape = tuple(y.shape) if isinstance(y, torch.Tensor) else tuple(y_shape if y_shape is not None else out_shape)
+    x_dtype = x.dtype if isinstance(x, torch.Tensor) else (x_dtype or g.dtype)
+    y_dtype = y.dtype if isinstance(y, torch.Tensor) else (y_dtype or g.dtype)
+    device = g.device
+    N = 1
+    for s in out_shape:
+        N *= s
+    if N == 0:
+        dx = torch.zeros(x_shape, dtype=x_dtype, device=device) if need_dx else None
+        dy = torch.zeros(y_shape, dtype=y_dtype, device=device) if need_dy else None
+        return dx, dy
+    xv = x if load_x else None
+    yv = y if load_y else None
+    x_mode, y_mode = operand_mode(xv, N), operand_mode(yv, N)
+    g_mode = ELEMENT if g.numel() == 1 and N > 1 else TENSOR
+    layouts = {"g": aligned_strides(g, out_shape)}
+    if x_mode == TENSOR:
+        layouts["x"] = aligned_strides(xv, out_shape)
+    if y_mode == TENSOR:
+        layouts["y"] = aligned_strides(yv, out_shape)
+    # First plan with dense gradient layouts to learn the tile; then the real buffers.
+    dense_x = x if (isinstance(x, torch.Tensor) and x_shape == out_shape and need_dx) else None
+    if need_dx:
+        layouts["dx"] = (aligned_strides(torch.empty_like(dense_x, device="meta"), out_shape) if dense_x is not None
+                         else contiguous_strides(x_shape, out_shape))
+    if need_dy:
+        layouts["dy"] = contiguous_strides(y_shape, out_shape)
+    plan = plan_pointwise(out_shape, x_shape, y_shape, layouts)
+    A, B, C = plan.A.numel, plan.B.numel, plan.C.numel
+    block_b, block_c = tile_shape(B, C)
+    n_b = runtime.cdiv(B, block_b)
+    tiles = n_b * runtime.cdiv(C, block_c)
+    chunks = a_chunks(A, tiles, device) if need_dx else 1
+    a_per_program = runtime.cdiv(A, chunks)
+    chunks = runtime.cdiv(A, a_per_program)
+    if g_mode == TENSOR and B > 1 and all(s == 0 for s in plan.B.strides["g"]):
+        g_mode = ROW
+    tensors = [t for t in (x, y, g) if isinstance(t, torch.Tensor)]
+    compute = runtime.compute_dtype(*(t.dtype for t in tensors))
+    part_dtype = torch.float64 if compute.primitive_bitwidth == 64 else torch.float32
+    dx_slots, dy_slots = (chunks if need_dx else 1), (n_b if need_dy else 1)
+    if dx_slots > 1 and need_dx:  # partials are contiguous rows of x's shape
+        layouts["dx"] = contiguous_strides(x_shape, out_shape)
+        plan = plan_pointwise(out_shape, x_shape, y_shape, layouts)
+    dx = _grad_buffer(x_shape, x_dtype, device, dx_slots, part_dtype, dense_x) if need_dx else None
+    dy = _grad_buffer(y_shape, y_dtype, device, dy_slots, part_dtype) if need_dy else None
+    zeros = tuple(tuple(0 for _ in grp.sizes) for grp in (plan.A, plan.B, plan.C))
+
+    def st(name):
+        return plan.strides(name) if name in layouts else zeros
+
+    x_st, y_st, g_st, dx_st, dy_st = st("x"), st("y"), st("g"), st("dx"), st("dy")
+    numel_x = dx.shape[1] if dx_slots > 1 else 0
+    numel_y = dy.shape[1] if dy_slots > 1 else 0
+    extents = [runtime.max_offset(t.shape, t.stride()) for t in tensors]
+    extents += [t.numel() for t in (dx, dy) if t is not None]
+    x_hi, x_lo = split_float(x if x_mode == VALUE else 0.0)
+    y_hi, y_lo = split_float(y if y_mode == VALUE else 0.0)
+    p_hi, p_lo = split_float(param if param is not None else 0.0)
+    s_hi, s_lo = split_float(scale)
+    placeholder = g
+    runtime.launch(
+        pointwise_vjp_kernel, (tiles * chunks,),
+        dx if need_dx else placeholder, dy if need_dy else placeholder,
+        xv if x_mode in (TENSOR, ELEMENT) else placeholder, yv if y_mode in (TENSOR, ELEMENT) else placeholder, g,
+        x_hi, x_lo, y_hi, y_lo, p_hi, p_lo, s_hi, s_lo,
+        plan.A.sizes, plan.B.sizes, plan.C.sizes, A, B, C, a_per_program,
+        x_st[1], x_st[2], y_st[0], y_st[2], g_st[0], g_st[1], g_st[2], dx_st[1], dx_st[2], dy_st[0], dy_st[2],
+        numel_x, numel_y,
+        DFX=dfx, DFY=dfy, ARITY=arity, HAS_PARAM=param is not None, X_MODE=x_mode, Y_MODE=y_mode, G_MODE=g_mode,
+        NEED_DX=need_dx, NEED_DY=need_dy, COMPUTE=compute, BLOCK_B=block_b, BLOCK_C=block_c,
+        INDEX_64=runtime.needs_int64(*extents), num_warps=runtime.num_warps_for(block_b * block_c))
+    if need_dx and dx_slots > 1:
+        dx = combine_partials(dx, torch.empty(x_shape, dtype=x_dtype, device=device))
+    if need_dy and dy_slots > 1:
+        dy = combine_partials(dy, torch.empty(y_shape, dtype=y_dtype, device=device))
+    return dx, dy

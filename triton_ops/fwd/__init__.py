@@ -1,0 +1,1 @@
+"""Forward kernels and their launchers, one module per op family."""

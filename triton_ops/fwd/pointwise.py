@@ -1,0 +1,127 @@
+"""The one forward template of every pointwise op: unary, broadcasting binary, elementwise
+losses with ``reduction="none"``, replicate and broadcast-back.
+
+The output is walked as the A/B/C groups of ``broadcast.plan_pointwise``.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from .. import runtime
+from ..broadcast import aligned_strides, plan_pointwise
+from ..tiles import ABSENT, ELEMENT, TENSOR, VALUE, call, group_offsets, joined, load_operand, split_float
+
+
+@triton.jit
+def pointwise_fwd_kernel(
+        out_ptr, x_ptr, y_ptr, x_hi, x_lo, y_hi, y_lo, p_hi, p_lo,
+        a_sizes, b_sizes, c_sizes, A, B, C, a_per_program,
+        x_b, x_c, y_a, y_c, o_a, o_b, o_c,
+        FN: tl.constexpr, ARITY: tl.constexpr, HAS_PARAM: tl.constexpr,
+        X_MODE: tl.constexpr, Y_MODE: tl.constexpr, COMPUTE: tl.constexpr,
+        BLOCK_B: tl.constexpr, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr):
+    # One program owns a [BLOCK_B, BLOCK_C] tile of the B x C axes and loops over a chunk of the
+    # A axes. x (constant along A) is read once per program, y (constant along B) once per row
+    # of the loop; the output is written once. Bytes: |x| + |y| + |out| (+ one y row per extra
+    # B block).
+    pid = tl.program_id(0)
+    n_c = tl.cdiv(C, BLOCK_C)
+    n_b = tl.cdiv(B, BLOCK_B)
+    pid_c = pid % n_c
+    pid_b = (pid // n_c) % n_b
+    chunk = pid // (n_c * n_b)
+    rb = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
+    rc = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
+    if INDEX_64:
+        rb = rb.to(tl.int64)
+        rc = rc.to(tl.int64)
+    mask_c = (rc < C)[None, :]
+    mask = (rb < B)[:, None] & mask_c
+    x = load_operand(x_ptr, x_hi, x_lo,
+                     group_offsets(rb, b_sizes, x_b)[:, None] + group_offsets(rc, c_sizes, x_c)[None, :],
+                     mask, X_MODE, COMPUTE)
+    p = joined(p_hi, p_lo, COMPUTE)
+    y_c_off = group_offsets(rc, c_sizes, y_c)[None, :]
+    o_bc = group_offsets(rb, b_sizes, o_b)[:, None] + group_offsets(rc, c_sizes, o_c)[None, :]
+    a_start = chunk * a_per_program
+    a_stop = tl.minimum(a_start + a_per_program, A)
+    for a in range(a_start, a_stop):
+        if INDEX_64:
+            a = a.to(tl.int64)
+        y = load_operand(y_ptr, y_hi, y_lo, group_offsets(a, a_sizes, y_a) + y_c_off, mask_c, Y_MODE, COMPUTE)
+        if X_MODE == 0:
+            out = call(FN, y, y, p, ARITY, HAS_PARAM)
+        else:
+            out = call(FN, x, y, p, ARITY, HAS_PARAM)
+        out = out + tl.zeros([BLOCK_B, BLOCK_C], COMPUTE)
+        tl.store(out_ptr + group_offsets(a, a_sizes, o_a) + o_bc, out.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+def operand_mode(v, out_numel: int) -> int:
+    if v is None:
+        return ABSENT
+    if not isinstance(v, torch.Tensor):
+        return VALUE
+    return ELEMENT if v.numel() == 1 and out_numel > 1 else TENSOR
+
+
+def tile_shape(B: int, C: int) -> tuple[int, int]:
+    """Columns first (they hold the innermost axis), then as many rows as the tile allows."""
+    tile = runtime.tile_elements()
+    block_c = min(runtime.next_pow2(C), tile)
+    block_b = min(runtime.next_pow2(B), max(1, tile // block_c))
+    return block_b, block_c
+
+
+def a_chunks(A: int, tiles: int, device) -> int:
+    """Split the A loop across programs only when the tiles alone cannot fill a GPU."""
+    if runtime.INTERPRETER:
+        return 1
+    target = runtime.device_programs(device)
+    return max(1, min(A, target // max(tiles, 1)))
+
+
+def pointwise(fn, out: torch.Tensor, x, y=None, param: float | None = None, arity: int = 1) -> torch.Tensor:
+    """``out = fn(x[, y][, param])`` over ``out``'s shape; x and y are tensors that broadcast to
+    it, Python numbers, or None (not read). Returns ``out``."""
+    N = out.numel()
+    if N == 0:
+        return out
+    shape = tuple(out.shape)
+    x_mode, y_mode = operand_mode(x, N), operand_mode(y, N)
+    layouts = {"out": aligned_strides(out, shape)}
+    if x_mode == TENSOR:
+        layouts["x"] = aligned_strides(x, shape)
+    if y_mode == TENSOR:
+        layouts["y"] = aligned_strides(y, shape)
+    plan = plan_pointwise(shape, x.shape if x_mode == TENSOR else shape,
+                          y.shape if y_mode == TENSOR else shape, layouts)
+    A, B, C = plan.A.numel, plan.B.numel, plan.C.numel
+    block_b, block_c = tile_shape(B, C)
+    tiles = runtime.cdiv(B, block_b) * runtime.cdiv(C, block_c)
+    chunks = a_chunks(A, tiles, out.device)
+    a_per_program = runtime.cdiv(A, chunks)
+    chunks = runtime.cdiv(A, a_per_program)
+    zeros = tuple(0 for _ in plan.A.sizes), tuple(0 for _ in plan.B.sizes), tuple(0 for _ in plan.C.sizes)
+    x_st = plan.strides("x") if "x" in layouts else zeros
+    y_st = plan.strides("y") if "y" in layouts else zeros
+    o_st = plan.strides("out")
+    extents = [runtime.max_offset(shape, layouts["out"])]
+    extents += [runtime.max_offset(t.shape, t.stride()) for t in (x, y) if isinstance(t, torch.Tensor)]
+    tensors = [t for t in (x, y) if isinstance(t, torch.Tensor)]
+    compute = runtime.compute_dtype(out.dtype, *(t.dtype for t in tensors))
+    x_hi, x_lo = split_float(x if x_mode == VALUE else 0.0)
+    y_hi, y_lo = split_float(y if y_mode == VALUE else 0.0)
+    p_hi, p_lo = split_float(param if param is not None else 0.0)
+    runtime.launch(
+        pointwise_fwd_kernel, (tiles * chunks,),
+        out, x if x_mode in (TENSOR, ELEMENT) else out, y if y_mode in (TENSOR, ELEMENT) else out,
+        x_hi, x_lo, y_hi, y_lo, p_hi, p_lo,
+        plan.A.sizes, plan.B.sizes, plan.C.sizes, A, B, C, a_per_program,
+        x_st[1], x_st[2], y_st[0], y_st[2], o_st[0], o_st[1], o_st[2],
+        FN=fn, ARITY=arity, HAS_PARAM=param is not None, X_MODE=x_mode, Y_MODE=y_mode, COMPUTE=compute,
+        BLOCK_B=block_b, BLOCK_C=block_c, INDEX_64=runtime.needs_int64(*extents),
+        num_warps=runtime.num_warps_for(block_b * block_c))
+    return out

@@ -1,0 +1,1 @@
+"""Op registrations, one module per family: name + scalar math / launchers + reference."""

@@ -1,0 +1,225 @@
+"""Backend choice, argument checks and launch helpers shared by every launcher.
+
+The backend is decided once, before any module holding a ``@triton.jit`` kernel is imported:
+Triton reads ``TRITON_INTERPRET`` when a kernel is *decorated*, so ``triton_ops/__init__.py``
+imports this module first.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from typing import Iterable, Sequence
+
+import torch
+
+# --------------------------------------------------------------------------------------------
+# backend
+
+
+def _decide_backend() -> str:
+    if os.environ.get("TRITON_INTERPRET", "0") == "1":
+        _interpret_triton_stdlib()
+        return "interpreter"
+    if torch.cuda.is_available():
+        return "cuda"
+    os.environ["TRITON_INTERPRET"] = "1"
+    _interpret_triton_stdlib()
+    return "interpreter"
+
+
+def _interpret_triton_stdlib() -> None:
+    """Make ``tl.cdiv``, ``tl.sum``, ``tl.max`` ... interpretable when triton was imported before
+    the interpreter was chosen (its standard library is itself ``@jit`` code, decorated once at
+    import): re-run ``triton.language.standard`` and rebind its functions in ``triton.language``.
+    Nothing changes when triton is imported after ``triton_ops``."""
+    import sys
+
+    if "triton.language.standard" not in sys.modules:
+        return
+    import importlib
+
+    import triton
+    import triton.language as tl
+
+    std = sys.modules["triton.language.standard"]
+    if not isinstance(std.cdiv, triton.JITFunction):
+        return  # already interpretable
+    std = importlib.reload(std)
+    for name, value in vars(std).items():
+        if isinstance(getattr(tl, name, None), triton.JITFunction):
+            setattr(tl, name, value)
+
+
+_BACKEND = _decide_backend()
+INTERPRETER = _BACKEND == "interpreter"
+
+
+def backend() -> str:
+    """``"cuda"`` (compiled Triton kernels) or ``"interpreter"`` (Triton's CPU interpreter)."""
+    return _BACKEND
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if _BACKEND == "cuda" else "cpu")
+
+
+# --------------------------------------------------------------------------------------------
+# errors and domain checks
+
+
+class DomainError(ValueError):
+    """An input outside an op's mathematical domain (raised only while domain checks are on)."""
+
+
+_domain_checks = os.environ.get("TRITON_OPS_DOMAIN_CHECKS", "0") == "1"
+
+
+def set_domain_checks(enabled: bool) -> None:
+    global _domain_checks
+    _domain_checks = bool(enabled)
+
+
+def domain_checks_enabled() -> bool:
+    return _domain_checks
+
+
+@contextlib.contextmanager
+def domain_checks(enabled: bool = True):
+    """Turn domain checks on (or off) inside a ``with`` block."""
+    global _domain_checks
+    previous = _domain_checks
+    _domain_checks = bool(enabled)
+    try:
+        yield
+    finally:
+        _domain_checks = previous
+
+
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def check_float(op: str, arg: str, t) -> None:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"triton_ops.{op}: {arg} must be a tensor, got {type(t).__name__}")
+    if t.dtype not in FLOAT_DTYPES:
+        raise TypeError(
+            f"triton_ops.{op}: {arg} must be a floating tensor (float16, bfloat16, float32, float64), "
+            f"got {t.dtype}")
+
+
+def check_number(op: str, arg: str, v) -> None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise TypeError(f"triton_ops.{op}: {arg} must be a tensor or a Python number, got {type(v).__name__}")
+
+
+def check_devices(op: str, named: dict) -> torch.device | None:
+    """All tensors on one device, and one that the active backend can run."""
+    device = None
+    first = None
+    for name, t in named.items():
+        if not isinstance(t, torch.Tensor):
+            continue
+        if device is None:
+            device, first = t.device, name
+        elif t.device != device:
+            raise ValueError(
+                f"triton_ops.{op}: {name} is on {t.device} but {first} is on {device}; "
+                "all tensors must be on one device")
+    if device is not None:
+        if _BACKEND == "cuda" and device.type != "cuda":
+            raise ValueError(f"triton_ops.{op}: tensors are on {device}; the compiled backend needs CUDA tensors")
+        if _BACKEND == "interpreter" and device.type != "cpu":
+            raise ValueError(f"triton_ops.{op}: tensors are on {device}; the interpreter backend needs CPU tensors")
+    return device
+
+
+def check_param(op: str, name: str, value, *, positive: bool = False, nonneg: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"triton_ops.{op}: {name} must be a number, got {type(value).__name__}")
+    value = float(value)
+    if math.isnan(value):
+        raise ValueError(f"triton_ops.{op}: {name} must not be NaN")
+    if positive and not value > 0:
+        raise ValueError(f"triton_ops.{op}: {name} must be > 0, got {value}")
+    if nonneg and value < 0:
+        raise ValueError(f"triton_ops.{op}: {name} must be >= 0, got {value}")
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# launch helpers
+
+INT32_MAX = 2**31 - 1
+
+
+def max_offset(shape: Sequence[int], strides: Sequence[int]) -> int:
+    """The largest element offset a kernel can reach in a tensor of this shape and strides."""
+    return sum((s - 1) * abs(st) for s, st in zip(shape, strides) if s > 0)
+
+
+def needs_int64(*extents: int) -> bool:
+    """True when any reachable offset (given as the largest ones) exceeds int32."""
+    return any(e > INT32_MAX for e in extents)
+
+
+def compute_dtype(*dtypes: torch.dtype):
+    """Triton arithmetic dtype: float64 when any operand is float64, else float32."""
+    import triton.language as tl
+
+    return tl.float64 if torch.float64 in dtypes else tl.float32
+
+
+def next_pow2(n: int) -> int:
+    return 1 if n <= 1 else 1 << (int(n) - 1).bit_length()
+
+
+def cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def device_programs(device: torch.device | None) -> int:
+    """How many programs a launch should aim for to fill the device."""
+    if INTERPRETER or device is None or device.type != "cuda":
+        return 8  # the interpreter runs programs one after another: few and large
+    return 4 * torch.cuda.get_device_properties(device).multi_processor_count
+
+
+def tile_elements() -> int:
+    """Elements one program holds at a time (registers on a GPU; numpy arrays in the interpreter)."""
+    return 1 << 15 if INTERPRETER else 4096
+
+
+def num_warps_for(elements: int) -> int:
+    if elements >= 4096:
+        return 8
+    if elements >= 1024:
+        return 4
+    return 2
+
+
+def all_tensors(values: Iterable) -> list[torch.Tensor]:
+    return [v for v in values if isinstance(v, torch.Tensor)]
+
+
+# --------------------------------------------------------------------------------------------
+# launches: every kernel launch goes through here, so tests and benchmarks can count them
+
+_launch_count = 0
+
+
+def launch(kernel, grid, *args, **kwargs):
+    global _launch_count
+    _launch_count += 1
+    if INTERPRETER:
+        import numpy as np
+
+        # Masked-off lanes of a tile evaluate the scalar math on padding (log(0), 1/0) and are
+        # never stored; numpy, which runs the interpreter, would warn about them.
+        with np.errstate(all="ignore"):
+            return kernel[grid](*args, **kwargs)
+    return kernel[grid](*args, **kwargs)
+
+
+def launch_count() -> int:
+    return _launch_count

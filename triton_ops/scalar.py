@@ -1,0 +1,65 @@
+"""Scalar math shared by forward and VJP kernels.
+
+``libdevice`` (tanh, expm1, log1p ...) does not run under Triton's interpreter, so each function
+exists in two forms: libdevice on the GPU, where it is accurate and fast, and a portable form built
+from ``tl.exp``/``tl.log`` for the interpreter. The choice is made once, at import, from the
+backend. The portable forms keep full relative accuracy near 0 (Kahan's tricks), where the naive
+``exp(x) - 1`` or ``2*sigmoid(2z) - 1`` lose every digit.
+"""
+import triton
+import triton.language as tl
+
+from .runtime import INTERPRETER
+
+
+@triton.jit
+def _expm1_portable(x):
+    u = tl.exp(x)
+    um1 = u - 1.0
+    # (u - 1) * x / log(u) cancels the rounding error of u (Kahan); needs u != 1.
+    exact_zero = um1 == 0.0
+    log_u = tl.log(tl.where(exact_zero, 2.0, u))
+    kahan = tl.where(exact_zero, x, um1 * x / log_u)
+    return tl.where(tl.abs(x) < 0.5, kahan, um1)
+
+
+@triton.jit
+def _log1p_portable(x):
+    u = 1.0 + x
+    d = u - 1.0
+    exact_zero = d == 0.0
+    kahan = tl.where(exact_zero, x, tl.log(u) * x / tl.where(exact_zero, 1.0, d))
+    return tl.where(tl.abs(x) < 0.5, kahan, tl.log(u))
+
+
+@triton.jit
+def _tanh_portable(z):
+    t = _expm1_portable(-2.0 * tl.abs(z))  # in (-1, 0]: no overflow for any z
+    r = -t / (t + 2.0)
+    return tl.where(z < 0, -r, r)
+
+
+if INTERPRETER:
+    expm1 = _expm1_portable
+    log1p = _log1p_portable
+    tanh = _tanh_portable
+else:  # pragma: no cover - exercised on the GPU machine
+    from triton.language.extra import libdevice
+
+    @triton.jit
+    def expm1(x):
+        return libdevice.expm1(x)
+
+    @triton.jit
+    def log1p(x):
+        return libdevice.log1p(x)
+
+    @triton.jit
+    def tanh(x):
+        return libdevice.tanh(x)
+
+
+@triton.jit
+def sign(x):
+    """sign(x) with sign(0) = 0 (NaN stays NaN)."""
+    return tl.where(x > 0, 1.0, tl.where(x < 0, -1.0, x * 0.0))

@@ -1,0 +1,258 @@
+"""``OpSpec`` and the registry: from one entry come the public function, its ``torch.library``
+custom op (with fake kernel and autograd), the tests and the benchmark rows.
+
+An entry declares its arguments once (``Arg``); everything that needs a schema, a Python
+signature or the positions of the differentiable arguments derives it from that list.
+"""
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import torch
+
+from . import runtime
+
+REQUIRED = inspect.Parameter.empty
+
+# Argument kinds and their schema types. "operand" is a tensor or a Python number: in the
+# custom op it is the pair (Tensor? name, float name_value).
+_SCHEMA = {
+    "tensor": "Tensor", "tensor?": "Tensor?", "float": "float", "int": "int", "bool": "bool",
+    "str": "str", "int[]": "int[]", "int[]?": "int[]?",
+}
+TENSOR_KINDS = ("tensor", "tensor?", "operand")
+
+
+@dataclass(frozen=True)
+class Arg:
+    name: str
+    kind: str = "tensor"
+    default: Any = REQUIRED
+
+    @property
+    def is_tensor(self) -> bool:
+        return self.kind in TENSOR_KINDS
+
+
+@dataclass(eq=False)
+class OpSpec:
+    """One op: its Triton launchers, its pure-torch reference and what the tools need to know.
+
+    forward(*args) -> Tensor            the raw forward launcher (no autograd)
+    vjp(*args, grad, needs=None)        the raw VJP launcher: one gradient per tensor argument,
+                                        each of exactly that argument's shape (None where not
+                                        wanted or not a tensor)
+    reference(*args) -> Tensor          the SPEC.md math in plain torch (tests compare to it)
+    check(*args) -> args                validates and normalizes the arguments (raises)
+    alloc(*args) -> Tensor              the output allocation, shared by forward and fake
+    vjp_alloc(*args, grad) -> list      the gradients' allocation (layout), shared by vjp and fake
+    min_bytes(*args) -> (fwd, bwd)      the fewest bytes forward and VJP must move
+    sample(shape, dtype, device, gen)   arguments for tests and benchmarks
+    """
+    name: str
+    family: str
+    args: tuple[Arg, ...]
+    forward: Callable
+    vjp: Callable
+    reference: Callable
+    fwd_kernels: tuple
+    bwd_kernels: tuple
+    check: Callable
+    alloc: Callable
+    vjp_alloc: Callable
+    min_bytes: Callable
+    sample: Callable
+    doc: str = ""
+    tolerance: dict = field(default_factory=dict)   # dtype -> (rtol, atol) overrides
+    fn: Callable | None = None
+    custom_op: Any = None
+    vjp_op: Any = None
+
+    @property
+    def tensor_args(self) -> list[int]:
+        return [i for i, a in enumerate(self.args) if a.is_tensor]
+
+    @property
+    def signature(self) -> inspect.Signature:
+        params = [inspect.Parameter(a.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=a.default)
+                  for a in self.args]
+        return inspect.Signature(params)
+
+    def bind(self, *args, **kwargs) -> tuple:
+        bound = self.signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return tuple(bound.args)
+
+    def __repr__(self) -> str:
+        return f"OpSpec({self.name!r}, family={self.family!r})"
+
+
+class Registry(Mapping):
+    def __init__(self):
+        self._ops: dict[str, OpSpec] = {}
+
+    def __getitem__(self, name: str) -> OpSpec:
+        try:
+            return self._ops[name]
+        except KeyError:
+            raise KeyError(f"triton_ops.registry: no op named {name!r}; known: {sorted(self._ops)}") from None
+
+    def __iter__(self):
+        return iter(self._ops)
+
+    def __len__(self) -> int:
+        return len(self._ops)
+
+    def add(self, spec: OpSpec) -> None:
+        if spec.name in self._ops:
+            raise ValueError(f"triton_ops: an op named {spec.name!r} is already registered")
+        self._ops[spec.name] = spec
+
+
+registry = Registry()
+
+
+# --------------------------------------------------------------------------------------------
+# from an OpSpec to a custom op with autograd
+
+
+def _schema_args(args: Sequence[Arg]) -> list[str]:
+    out = []
+    for a in args:
+        if a.kind == "operand":
+            out += [f"Tensor? {a.name}", f"float {a.name}_value"]
+        else:
+            out.append(f"{_SCHEMA[a.kind]} {a.name}")
+    return out
+
+
+def _to_op_args(args: Sequence[Arg], values: Sequence) -> list:
+    """Public values -> custom-op values (an operand becomes tensor-or-None plus a float)."""
+    out = []
+    for a, v in zip(args, values):
+        if a.kind == "operand":
+            out += [v, 0.0] if isinstance(v, torch.Tensor) else [None, float(v)]
+        elif a.kind in ("int[]", "int[]?") and v is not None:
+            out.append(list(v))
+        else:
+            out.append(v)
+    return out
+
+
+def _from_op_args(args: Sequence[Arg], values: Sequence) -> list:
+    out, i = [], 0
+    for a in args:
+        if a.kind == "operand":
+            out.append(values[i] if values[i] is not None else values[i + 1])
+            i += 2
+        else:
+            out.append(values[i])
+            i += 1
+    return out
+
+
+def _op_positions(args: Sequence[Arg]) -> list[int]:
+    """Custom-op input position of each public argument."""
+    pos, i = [], 0
+    for a in args:
+        pos.append(i)
+        i += 2 if a.kind == "operand" else 1
+    return pos
+
+
+def _no_double_backward(name: str):
+    def backward(ctx, *grads):
+        raise RuntimeError(f"triton_ops.{name}: double backward is not supported")
+    return backward
+
+
+def register(spec: OpSpec) -> OpSpec:
+    """Build ``spec``'s custom ops (forward and VJP), autograd, and public function."""
+    args = spec.args
+    n_tensor = len(spec.tensor_args)
+    schema = "(" + ", ".join(_schema_args(args)) + ") -> Tensor"
+    vjp_schema = "(" + ", ".join(_schema_args(args) + ["Tensor grad", "bool[] needs"]) + ") -> Tensor[]"
+    qual = f"triton_ops::{spec.name}"
+
+    def fwd_impl(*op_values):
+        return spec.forward(*_from_op_args(args, op_values))
+
+    def fwd_fake(*op_values):
+        return spec.alloc(*_from_op_args(args, op_values))
+
+    def vjp_impl(*op_values):
+        *values, grad, needs = op_values
+        grads = spec.vjp(*_from_op_args(args, values), grad, needs=list(needs))
+        return [g if g is not None else grad.new_empty(0) for g in grads]
+
+    def vjp_fake(*op_values):
+        *values, grad, needs = op_values
+        public = _from_op_args(args, values)
+        grads = spec.vjp_alloc(*public, grad)
+        return [g if (g is not None and n) else grad.new_empty(0) for g, n in zip(grads, needs)]
+
+    raw_forward, raw_vjp = spec.forward, spec.vjp
+
+    def forward(*a, **kw):
+        return raw_forward(*spec.bind(*a, **kw))
+
+    def vjp(*a, needs=None, **kw):
+        *values, grad = a
+        return raw_vjp(*spec.bind(*values, **kw), grad, needs=needs)
+
+    forward.__doc__ = f"Raw forward launcher of {spec.name} (no autograd)."
+    vjp.__doc__ = (f"Raw VJP launcher of {spec.name}: vjp(*args, grad, needs=None) -> one gradient per "
+                   "tensor argument (exact shapes), no autograd.")
+    spec.forward, spec.vjp = forward, vjp
+
+    custom = torch.library.custom_op(qual, fwd_impl, mutates_args=(), schema=schema)
+    custom.register_fake(fwd_fake)
+    vjp_op = torch.library.custom_op(f"{qual}_vjp", vjp_impl, mutates_args=(), schema=vjp_schema)
+    vjp_op.register_fake(vjp_fake)
+    positions = _op_positions(args)
+    tensor_positions = [positions[i] for i in spec.tensor_args]
+
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(*[inputs[p] for p in tensor_positions])
+        ctx.op_inputs = [None if isinstance(v, torch.Tensor) else v for v in inputs]
+
+    def backward(ctx, grad):
+        values = list(ctx.op_inputs)
+        for p, t in zip(tensor_positions, ctx.saved_tensors):
+            values[p] = t
+        needs = [bool(ctx.needs_input_grad[p]) for p in tensor_positions]
+        grads = vjp_op(*values, grad, needs)
+        out = [None] * len(values)
+        for p, gr, n in zip(tensor_positions, grads, needs):
+            out[p] = gr if n else None
+        return tuple(out)
+
+    custom.register_autograd(backward, setup_context=setup_context)
+    vjp_op.register_autograd(_no_double_backward(spec.name), setup_context=lambda ctx, inputs, output: None)
+
+    sig = spec.signature
+
+    def public(*a, **kw):
+        values = spec.check(*spec.bind(*a, **kw))
+        return custom(*_to_op_args(args, values))
+
+    public.__name__ = spec.name
+    public.__qualname__ = spec.name
+    public.__signature__ = sig
+    public.__doc__ = spec.doc
+    public.__module__ = "triton_ops"
+    spec.fn, spec.custom_op, spec.vjp_op = public, custom, vjp_op
+    assert n_tensor >= 1
+    registry.add(spec)
+    return spec
+
+
+def needs_all(spec_args: Sequence[Arg], values: Sequence, needs) -> list[bool]:
+    """Default ``needs`` of a raw VJP call: every tensor argument that is a tensor."""
+    tensor_values = [v for a, v in zip(spec_args, values) if a.is_tensor]
+    if needs is None:
+        return [isinstance(v, torch.Tensor) for v in tensor_values]
+    return [bool(n) and isinstance(v, torch.Tensor) for n, v in zip(needs, tensor_values)]

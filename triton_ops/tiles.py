@@ -1,0 +1,72 @@
+"""``@triton.jit`` helpers the kernel templates share: strided offsets and operand loads.
+
+Operands reach a kernel in one of four modes (a ``tl.constexpr``):
+
+* ``ABSENT``  - not read (the scalar function does not need it); 0 is passed in its place;
+* ``TENSOR``  - read through its own strides;
+* ``VALUE``   - a Python number, passed as two float32 halves (hi + lo) so that float64 math
+                keeps ~48 bits of it (Triton passes Python floats as float32);
+* ``ELEMENT`` - a one-element tensor, read once per program.
+"""
+import triton
+import triton.language as tl
+
+ABSENT, TENSOR, VALUE, ELEMENT, ROW = 0, 1, 2, 3, 4
+
+
+def split_float(v: float) -> tuple[float, float]:
+    """``v`` as float32 hi + lo (see the module docstring)."""
+    import numpy as np
+
+    hi = float(np.float32(v))
+    lo = float(np.float32(v - hi)) if hi == hi and abs(hi) != float("inf") else 0.0
+    return hi, lo
+
+
+@triton.jit
+def group_offsets(idx, sizes, strides):
+    """Offset of linear index ``idx`` (row-major over ``sizes``) in a tensor of ``strides``."""
+    if len(sizes) == 1:
+        off = idx * strides[0]
+    else:
+        off = idx * 0
+        rem = idx
+        for k in tl.static_range(len(sizes)):
+            d: tl.constexpr = len(sizes) - 1 - k
+            off += (rem % sizes[d]) * strides[d]
+            rem = rem // sizes[d]
+    return off
+
+
+@triton.jit
+def joined(hi, lo, COMPUTE: tl.constexpr):
+    return tl.cast(hi, COMPUTE) + tl.cast(lo, COMPUTE)
+
+
+@triton.jit
+def load_operand(ptr, hi, lo, offs, mask, MODE: tl.constexpr, COMPUTE: tl.constexpr):
+    if MODE == 1:
+        v = tl.load(ptr + offs, mask=mask, other=0.0).to(COMPUTE)
+    elif MODE == 3:
+        v = tl.load(ptr).to(COMPUTE)
+    elif MODE == 2:
+        v = joined(hi, lo, COMPUTE)
+    else:
+        v = tl.zeros([1], COMPUTE).sum(axis=0)
+    return v
+
+
+@triton.jit
+def call(FN: tl.constexpr, x, y, p, ARITY: tl.constexpr, HAS_PARAM: tl.constexpr):
+    """``FN(x[, y][, p])``: the op's scalar function at its own arity."""
+    if ARITY == 2:
+        if HAS_PARAM:
+            r = FN(x, y, p)
+        else:
+            r = FN(x, y)
+    else:
+        if HAS_PARAM:
+            r = FN(x, p)
+        else:
+            r = FN(x)
+    return r
