@@ -6,6 +6,8 @@ import pytest
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
+# Tiny tensors, two pytest workers on two cores: extra intra-op threads only contend.
+torch.set_num_threads(1)
 
 @pytest.fixture(autouse=True)
 def _seed():

@@ -26,3 +26,50 @@ def test_unary_bytes_are_minimal(name, dtype):
     assert fwd.launches == 1 and bwd.launches == 1
     assert fwd_min <= fwd.total <= 1.02 * fwd_min, (fwd, fwd_min)
     assert bwd_min <= bwd.total <= 1.02 * bwd_min, (bwd, bwd_min)
+
+
+BROADCAST_CASES = [("mul", (64, 1024), (1024,)), ("add", (8, 1, 256), (1, 16, 256)), ("div", (32, 512), (32, 1))]
+
+
+@pytest.mark.parametrize("name,a_shape,b_shape", BROADCAST_CASES)
+def test_binary_bytes_and_launches(name, a_shape, b_shape):
+    spec = triton_ops.registry[name]
+    a = torch.randn(a_shape)
+    b = torch.rand(b_shape) + 0.5
+    g = torch.randn(torch.broadcast_shapes(a_shape, b_shape))
+    fwd_min, bwd_min = spec.min_bytes(a, b)
+    with count_bytes() as fwd:
+        spec.forward(a, b)
+    with count_bytes() as bwd:
+        da, db = spec.vjp(a, b, g)
+    assert da.shape == a.shape and db.shape == b.shape
+    assert fwd.launches == 1 and bwd.launches <= 3
+    print(f"{name} {a_shape} x {b_shape}: forward {fwd.total} B = {fwd.total / fwd_min:.3f} x min, "
+          f"VJP {bwd.total} B = {bwd.total / bwd_min:.3f} x min ({bwd.launches} launches)")
+    assert fwd_min <= fwd.total <= 1.10 * fwd_min
+    assert bwd_min <= bwd.total <= 1.10 * bwd_min
+
+
+@pytest.mark.parametrize("a_shape,b_shape", [((40, 3, 50), (3, 1)), ((5, 1, 7, 1), (1, 6, 1, 9)), ((300,), ())])
+def test_binary_vjp_launches_at_most_three(a_shape, b_shape):
+    spec = triton_ops.registry["mul"]
+    a, b = torch.randn(a_shape), torch.randn(b_shape)
+    g = torch.randn(torch.broadcast_shapes(a_shape, b_shape))
+    with count_bytes() as bwd:
+        spec.vjp(a, b, g)
+    assert bwd.launches <= 3
+
+
+@pytest.mark.parametrize("name,args", [("sum", lambda x: (x, [0], False)), ("sum_to", lambda x: (x, [1, 300])),
+                                       ("replicate", lambda x: (x[0, 0], [96, 300]))])
+def test_shape_op_bytes(name, args):
+    spec = triton_ops.registry[name]
+    a = args(torch.randn(96, 300))
+    out = spec.forward(*a)
+    g = torch.randn(out.shape)
+    fwd_min, bwd_min = spec.min_bytes(*a)
+    with count_bytes() as fwd:
+        spec.forward(*a)
+    with count_bytes() as bwd:
+        spec.vjp(*a, g)
+    assert fwd.total <= 1.10 * fwd_min and bwd.total <= 1.10 * bwd_min, (fwd, fwd_min, bwd, bwd_min)

@@ -11,5 +11,7 @@ from .broadcast import Broadcast  # noqa: F401
 from .ops.unary import (  # noqa: F401
     elu, gelu, identity, leaky_relu, log, reciprocal, safe_log, safe_reciprocal, smooth_abs, sqrt, unary_op,
 )
+from .ops.binary import add, binary_op, div, mul, safe_div, sub  # noqa: F401
+from .ops.shape import replicate, sum, sum_to  # noqa: F401,A004
 
 __version__ = "0.1.0"

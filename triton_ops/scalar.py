@@ -10,9 +10,10 @@ import triton
 import triton.language as tl
 
 from .runtime import INTERPRETER
+from .tiles import helper
 
 
-@triton.jit
+@helper
 def _expm1_portable(x):
     u = tl.exp(x)
     um1 = u - 1.0
@@ -23,7 +24,7 @@ def _expm1_portable(x):
     return tl.where(tl.abs(x) < 0.5, kahan, um1)
 
 
-@triton.jit
+@helper
 def _log1p_portable(x):
     u = 1.0 + x
     d = u - 1.0
@@ -32,7 +33,7 @@ def _log1p_portable(x):
     return tl.where(tl.abs(x) < 0.5, kahan, tl.log(u))
 
 
-@triton.jit
+@helper
 def _tanh_portable(z):
     t = _expm1_portable(-2.0 * tl.abs(z))  # in (-1, 0]: no overflow for any z
     r = -t / (t + 2.0)
@@ -59,7 +60,7 @@ else:  # pragma: no cover - exercised on the GPU machine
         return libdevice.tanh(x)
 
 
-@triton.jit
+@helper
 def sign(x):
     """sign(x) with sign(0) = 0 (NaN stays NaN)."""
     return tl.where(x > 0, 1.0, tl.where(x < 0, -1.0, x * 0.0))

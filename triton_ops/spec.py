@@ -18,7 +18,8 @@ from . import runtime
 REQUIRED = inspect.Parameter.empty
 
 # Argument kinds and their schema types. "operand" is a tensor or a Python number: in the
-# custom op it is the pair (Tensor? name, float name_value).
+# custom op it is the pair (Tensor? name, float name_value). "python" arguments (a Broadcast
+# descriptor) are checked by the public function and never reach the custom op.
 _SCHEMA = {
     "tensor": "Tensor", "tensor?": "Tensor?", "float": "float", "int": "int", "bool": "bool",
     "str": "str", "int[]": "int[]", "int[]?": "int[]?",
@@ -122,6 +123,8 @@ registry = Registry()
 def _schema_args(args: Sequence[Arg]) -> list[str]:
     out = []
     for a in args:
+        if a.kind == "python":
+            continue
         if a.kind == "operand":
             out += [f"Tensor? {a.name}", f"float {a.name}_value"]
         else:
@@ -133,6 +136,8 @@ def _to_op_args(args: Sequence[Arg], values: Sequence) -> list:
     """Public values -> custom-op values (an operand becomes tensor-or-None plus a float)."""
     out = []
     for a, v in zip(args, values):
+        if a.kind == "python":
+            continue
         if a.kind == "operand":
             out += [v, 0.0] if isinstance(v, torch.Tensor) else [None, float(v)]
         elif a.kind in ("int[]", "int[]?") and v is not None:
@@ -145,6 +150,9 @@ def _to_op_args(args: Sequence[Arg], values: Sequence) -> list:
 def _from_op_args(args: Sequence[Arg], values: Sequence) -> list:
     out, i = [], 0
     for a in args:
+        if a.kind == "python":
+            out.append(None)
+            continue
         if a.kind == "operand":
             out.append(values[i] if values[i] is not None else values[i + 1])
             i += 2
@@ -159,7 +167,7 @@ def _op_positions(args: Sequence[Arg]) -> list[int]:
     pos, i = [], 0
     for a in args:
         pos.append(i)
-        i += 2 if a.kind == "operand" else 1
+        i += {"operand": 2, "python": 0}.get(a.kind, 1)
     return pos
 
 

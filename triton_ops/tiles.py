@@ -11,6 +11,16 @@ Operands reach a kernel in one of four modes (a ``tl.constexpr``):
 import triton
 import triton.language as tl
 
+from .runtime import INTERPRETER
+
+
+def helper(fn):
+    """A ``@triton.jit`` helper on the GPU; a plain function under the interpreter, which runs
+    kernels as Python and would otherwise re-patch ``triton.language`` on every nested call
+    (about 1 ms each: most of a small launch's time)."""
+    return fn if INTERPRETER else triton.jit(fn)
+
+
 ABSENT, TENSOR, VALUE, ELEMENT, ROW = 0, 1, 2, 3, 4
 
 
@@ -23,7 +33,7 @@ def split_float(v: float) -> tuple[float, float]:
     return hi, lo
 
 
-@triton.jit
+@helper
 def group_offsets(idx, sizes, strides):
     """Offset of linear index ``idx`` (row-major over ``sizes``) in a tensor of ``strides``."""
     if len(sizes) == 1:
@@ -38,12 +48,12 @@ def group_offsets(idx, sizes, strides):
     return off
 
 
-@triton.jit
+@helper
 def joined(hi, lo, COMPUTE: tl.constexpr):
     return tl.cast(hi, COMPUTE) + tl.cast(lo, COMPUTE)
 
 
-@triton.jit
+@helper
 def load_operand(ptr, hi, lo, offs, mask, MODE: tl.constexpr, COMPUTE: tl.constexpr):
     if MODE == 1:
         v = tl.load(ptr + offs, mask=mask, other=0.0).to(COMPUTE)
@@ -56,10 +66,13 @@ def load_operand(ptr, hi, lo, offs, mask, MODE: tl.constexpr, COMPUTE: tl.conste
     return v
 
 
-@triton.jit
-def call(FN: tl.constexpr, x, y, p, ARITY: tl.constexpr, HAS_PARAM: tl.constexpr):
-    """``FN(x[, y][, p])``: the op's scalar function at its own arity."""
-    if ARITY == 2:
+@helper
+def call(FN: tl.constexpr, x, y, p, ARITY: tl.constexpr, HAS_PARAM: tl.constexpr, SWAP: tl.constexpr):
+    """``FN(x[, y][, p])``: the op's scalar function at its own arity (``FN(y, x)`` when the
+    launcher swapped the two operand slots)."""
+    if SWAP:
+        r = call(FN, y, x, p, ARITY, HAS_PARAM, False)
+    elif ARITY == 2:
         if HAS_PARAM:
             r = FN(x, y, p)
         else:
@@ -70,3 +83,14 @@ def call(FN: tl.constexpr, x, y, p, ARITY: tl.constexpr, HAS_PARAM: tl.constexpr
         else:
             r = FN(x)
     return r
+
+
+def broadcast_numel(out_shape, shape) -> int:
+    """Elements of the output axes along which ``shape`` is broadcast (the A or B group size)."""
+    rank = len(out_shape)
+    aligned = (1,) * (rank - len(shape)) + tuple(shape)
+    n = 1
+    for o, s in zip(out_shape, aligned):
+        if s == 1:
+            n *= o
+    return n

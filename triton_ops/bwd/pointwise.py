@@ -15,7 +15,7 @@ import triton.language as tl
 
 from .. import runtime
 from ..broadcast import aligned_strides, contiguous_strides, plan_pointwise
-from ..fwd.pointwise import a_chunks, operand_mode, tile_shape
+from ..fwd.pointwise import a_chunks, operand_mode, should_swap, tile_shape
 from ..tiles import ABSENT, ELEMENT, ROW, TENSOR, VALUE, call, group_offsets, joined, load_operand, split_float
 from .reduce import combine_partials
 
@@ -25,7 +25,7 @@ def pointwise_vjp_kernel(
         dx_ptr, dy_ptr, x_ptr, y_ptr, g_ptr, x_hi, x_lo, y_hi, y_lo, p_hi, p_lo, s_hi, s_lo,
         a_sizes, b_sizes, c_sizes, A, B, C, a_per_program,
         x_b, x_c, y_a, y_c, g_a, g_b, g_c, dx_b, dx_c, dy_a, dy_c, dx_slot, dy_slot,
-        DFX: tl.constexpr, DFY: tl.constexpr, ARITY: tl.constexpr, HAS_PARAM: tl.constexpr,
+        DFX: tl.constexpr, DFY: tl.constexpr, ARITY: tl.constexpr, HAS_PARAM: tl.constexpr, SWAP: tl.constexpr,
         X_MODE: tl.constexpr, Y_MODE: tl.constexpr, G_MODE: tl.constexpr,
         NEED_DX: tl.constexpr, NEED_DY: tl.constexpr, COMPUTE: tl.constexpr,
         BLOCK_B: tl.constexpr, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr):
@@ -73,14 +73,25 @@ def pointwise_vjp_kernel(
         else:
             g = g_element
         if NEED_DX:
-            acc += g * call(DFX, x, y, p, ARITY, HAS_PARAM)
+            acc += g * call(DFX, x, y, p, ARITY, HAS_PARAM, SWAP)
         if NEED_DY:
-            contrib = tl.where(mask, g * call(DFY, x, y, p, ARITY, HAS_PARAM), 0.0)
+            contrib = tl.where(mask, g * call(DFY, x, y, p, ARITY, HAS_PARAM, SWAP), 0.0)
             tl.store(dy_ptr + pid_b * dy_slot + group_offsets(a, a_sizes, dy_a) + dy_c_off,
                      tl.sum(contrib, axis=0).to(dy_ptr.dtype.element_ty), mask=rc < C)
     if NEED_DX:
         dx_bc = group_offsets(rb, b_sizes, dx_b)[:, None] + group_offsets(rc, c_sizes, dx_c)[None, :]
         tl.store(dx_ptr + chunk * dx_slot + dx_bc, acc.to(dx_ptr.dtype.element_ty), mask=mask)
+
+
+def grad_is_dense(t, out_shape) -> bool:
+    return isinstance(t, torch.Tensor) and tuple(t.shape) == tuple(out_shape)
+
+
+def grad_like(t, out_shape, dtype=None):
+    """The gradient buffer ``pointwise_vjp`` returns for operand ``t`` (used by fake kernels)."""
+    if grad_is_dense(t, out_shape):
+        return torch.empty_like(t, dtype=dtype)
+    return torch.empty(t.shape, dtype=dtype or t.dtype, device=t.device)
 
 
 def _grad_buffer(like_shape, dtype, device, slots: int, compute_dtype, dense_like=None):
@@ -98,13 +109,16 @@ def _grad_buffer(like_shape, dtype, device, slots: int, compute_dtype, dense_lik
 def pointwise_vjp(g: torch.Tensor, out_shape, dfx=None, dfy=None, *, x=None, y=None,
                   x_shape=None, y_shape=None, x_dtype=None, y_dtype=None,
                   load_x: bool = True, load_y: bool = True, param: float | None = None,
-                  arity: int = 1, scale: float = 1.0):
+                  arity: int = 1, scale: float = 1.0, kernel=pointwise_vjp_kernel, combine=None,
+                  swap: bool | None = None):
     """Gradients of ``out = f(x[, y])`` given the upstream ``g`` (broadcastable to ``out_shape``).
 
     ``dfx``/``dfy`` are the scalar partial derivatives (None: that gradient is not wanted).
     x and y are the operands (tensors or numbers); ``load_*`` says whether the derivatives read
     them; ``*_shape``/``*_dtype`` describe the gradient to produce. Returns ``(dx, dy)`` of
-    exactly those shapes (None where not wanted).
+    exactly those shapes (None where not wanted). ``kernel``/``combine`` are this template and
+    ``bwd/reduce``'s, or instances of them registered elsewhere (``fwd/reduce.py`` runs this
+    reduce-back path forward, for sums).
     """
     out_shape = tuple(out_shape)
     need_dx, need_dy = dfx is not None, dfy is not None
@@ -112,6 +126,15 @@ def pointwise_vjp(g: torch.Tensor, out_shape, dfx=None, dfy=None, *, x=None, y=N
     y_shape = tuple(y.shape) if isinstance(y, torch.Tensor) else tuple(y_shape if y_shape is not None else out_shape)
     x_dtype = x.dtype if isinstance(x, torch.Tensor) else (x_dtype or g.dtype)
     y_dtype = y.dtype if isinstance(y, torch.Tensor) else (y_dtype or g.dtype)
+    if swap is None:
+        xs = x if isinstance(x, torch.Tensor) else torch.empty(x_shape, device="meta")
+        ys = y if isinstance(y, torch.Tensor) else torch.empty(y_shape, device="meta")
+        swap = arity == 2 and should_swap(out_shape, xs, ys)
+        if swap:
+            dy, dx = pointwise_vjp(g, out_shape, dfy, dfx, x=y, y=x, x_shape=y_shape, y_shape=x_shape,
+                                   x_dtype=y_dtype, y_dtype=x_dtype, load_x=load_y, load_y=load_x, param=param,
+                                   arity=arity, scale=scale, kernel=kernel, combine=combine, swap=True)
+            return dx, dy
     device = g.device
     N = 1
     for s in out_shape:
@@ -130,12 +153,16 @@ def pointwise_vjp(g: torch.Tensor, out_shape, dfx=None, dfy=None, *, x=None, y=N
     if y_mode == TENSOR:
         layouts["y"] = aligned_strides(yv, out_shape)
     # First plan with dense gradient layouts to learn the tile; then the real buffers.
-    dense_x = x if (isinstance(x, torch.Tensor) and x_shape == out_shape and need_dx) else None
+    # A gradient of the output's shape takes its operand's layout (empty_like); others are
+    # contiguous. ``grad_like`` is the one rule, shared with the fake kernels.
+    dense_x = x if (need_dx and grad_is_dense(x, out_shape)) else None
+    dense_y = y if (need_dy and grad_is_dense(y, out_shape)) else None
     if need_dx:
         layouts["dx"] = (aligned_strides(torch.empty_like(dense_x, device="meta"), out_shape) if dense_x is not None
                          else contiguous_strides(x_shape, out_shape))
     if need_dy:
-        layouts["dy"] = contiguous_strides(y_shape, out_shape)
+        layouts["dy"] = (aligned_strides(torch.empty_like(dense_y, device="meta"), out_shape) if dense_y is not None
+                         else contiguous_strides(y_shape, out_shape))
     plan = plan_pointwise(out_shape, x_shape, y_shape, layouts)
     A, B, C = plan.A.numel, plan.B.numel, plan.C.numel
     block_b, block_c = tile_shape(B, C)
@@ -154,7 +181,7 @@ def pointwise_vjp(g: torch.Tensor, out_shape, dfx=None, dfy=None, *, x=None, y=N
         layouts["dx"] = contiguous_strides(x_shape, out_shape)
         plan = plan_pointwise(out_shape, x_shape, y_shape, layouts)
     dx = _grad_buffer(x_shape, x_dtype, device, dx_slots, part_dtype, dense_x) if need_dx else None
-    dy = _grad_buffer(y_shape, y_dtype, device, dy_slots, part_dtype) if need_dy else None
+    dy = _grad_buffer(y_shape, y_dtype, device, dy_slots, part_dtype, dense_y) if need_dy else None
     zeros = tuple(tuple(0 for _ in grp.sizes) for grp in (plan.A, plan.B, plan.C))
 
     def st(name):
@@ -171,18 +198,18 @@ def pointwise_vjp(g: torch.Tensor, out_shape, dfx=None, dfy=None, *, x=None, y=N
     s_hi, s_lo = split_float(scale)
     placeholder = g
     runtime.launch(
-        pointwise_vjp_kernel, (tiles * chunks,),
+        kernel, (tiles * chunks,),
         dx if need_dx else placeholder, dy if need_dy else placeholder,
         xv if x_mode in (TENSOR, ELEMENT) else placeholder, yv if y_mode in (TENSOR, ELEMENT) else placeholder, g,
         x_hi, x_lo, y_hi, y_lo, p_hi, p_lo, s_hi, s_lo,
         plan.A.sizes, plan.B.sizes, plan.C.sizes, A, B, C, a_per_program,
         x_st[1], x_st[2], y_st[0], y_st[2], g_st[0], g_st[1], g_st[2], dx_st[1], dx_st[2], dy_st[0], dy_st[2],
         numel_x, numel_y,
-        DFX=dfx, DFY=dfy, ARITY=arity, HAS_PARAM=param is not None, X_MODE=x_mode, Y_MODE=y_mode, G_MODE=g_mode,
+        DFX=dfx, DFY=dfy, ARITY=arity, HAS_PARAM=param is not None, SWAP=swap, X_MODE=x_mode, Y_MODE=y_mode, G_MODE=g_mode,
         NEED_DX=need_dx, NEED_DY=need_dy, COMPUTE=compute, BLOCK_B=block_b, BLOCK_C=block_c,
         INDEX_64=runtime.needs_int64(*extents), num_warps=runtime.num_warps_for(block_b * block_c))
     if need_dx and dx_slots > 1:
-        dx = combine_partials(dx, torch.empty(x_shape, dtype=x_dtype, device=device))
+        dx = combine_partials(dx, torch.empty(x_shape, dtype=x_dtype, device=device), kernel=combine)
     if need_dy and dy_slots > 1:
-        dy = combine_partials(dy, torch.empty(y_shape, dtype=y_dtype, device=device))
+        dy = combine_partials(dy, torch.empty(y_shape, dtype=y_dtype, device=device), kernel=combine)
     return dx, dy

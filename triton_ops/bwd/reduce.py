@@ -31,13 +31,14 @@ def combine_partials_kernel(out_ptr, part_ptr, P, K, s_hi, s_lo,
     tl.store(out_ptr + cols, total.to(out_ptr.dtype.element_ty), mask=col_mask)
 
 
-def combine_partials(partials: torch.Tensor, out: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+def combine_partials(partials: torch.Tensor, out: torch.Tensor, scale: float = 1.0, kernel=None) -> torch.Tensor:
     """``out.view(-1) = scale * partials.sum(0)`` for contiguous ``partials`` [P, K] and ``out``."""
+    kernel = combine_partials_kernel if kernel is None else kernel
     P, K = partials.shape
     block_k = min(runtime.next_pow2(K), 1024 if runtime.INTERPRETER else 256)
     block_p = min(runtime.next_pow2(P), max(1, runtime.tile_elements() // block_k))
     s_hi, s_lo = split_float(scale)
-    runtime.launch(combine_partials_kernel, (runtime.cdiv(K, block_k),), out, partials, P, K, s_hi, s_lo,
+    runtime.launch(kernel, (runtime.cdiv(K, block_k),), out, partials, P, K, s_hi, s_lo,
                    COMPUTE=runtime.compute_dtype(partials.dtype), BLOCK_P=block_p, BLOCK_K=block_k,
                    INDEX_64=runtime.needs_int64(P * K), num_warps=4)
     return out

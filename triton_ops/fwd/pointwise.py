@@ -11,7 +11,7 @@ import triton.language as tl
 
 from .. import runtime
 from ..broadcast import aligned_strides, plan_pointwise
-from ..tiles import ABSENT, ELEMENT, TENSOR, VALUE, call, group_offsets, joined, load_operand, split_float
+from ..tiles import ABSENT, ELEMENT, TENSOR, VALUE, broadcast_numel, call, group_offsets, joined, load_operand, split_float
 
 
 @triton.jit
@@ -19,7 +19,7 @@ def pointwise_fwd_kernel(
         out_ptr, x_ptr, y_ptr, x_hi, x_lo, y_hi, y_lo, p_hi, p_lo,
         a_sizes, b_sizes, c_sizes, A, B, C, a_per_program,
         x_b, x_c, y_a, y_c, o_a, o_b, o_c,
-        FN: tl.constexpr, ARITY: tl.constexpr, HAS_PARAM: tl.constexpr,
+        FN: tl.constexpr, ARITY: tl.constexpr, HAS_PARAM: tl.constexpr, SWAP: tl.constexpr,
         X_MODE: tl.constexpr, Y_MODE: tl.constexpr, COMPUTE: tl.constexpr,
         BLOCK_B: tl.constexpr, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr):
     # One program owns a [BLOCK_B, BLOCK_C] tile of the B x C axes and loops over a chunk of the
@@ -52,9 +52,9 @@ def pointwise_fwd_kernel(
             a = a.to(tl.int64)
         y = load_operand(y_ptr, y_hi, y_lo, group_offsets(a, a_sizes, y_a) + y_c_off, mask_c, Y_MODE, COMPUTE)
         if X_MODE == 0:
-            out = call(FN, y, y, p, ARITY, HAS_PARAM)
+            out = call(FN, y, y, p, ARITY, HAS_PARAM, False)
         else:
-            out = call(FN, x, y, p, ARITY, HAS_PARAM)
+            out = call(FN, x, y, p, ARITY, HAS_PARAM, SWAP)
         out = out + tl.zeros([BLOCK_B, BLOCK_C], COMPUTE)
         tl.store(out_ptr + group_offsets(a, a_sizes, o_a) + o_bc, out.to(out_ptr.dtype.element_ty), mask=mask)
 
@@ -65,6 +65,14 @@ def operand_mode(v, out_numel: int) -> int:
     if not isinstance(v, torch.Tensor):
         return VALUE
     return ELEMENT if v.numel() == 1 and out_numel > 1 else TENSOR
+
+
+def should_swap(out_shape, x, y) -> bool:
+    """Put the operand broadcast over more elements in slot 1 (tile rows), so that the program
+    loop (over the axes where slot 0 is broadcast) is the shorter one."""
+    def shape(v):
+        return tuple(v.shape) if isinstance(v, torch.Tensor) else tuple(out_shape)
+    return broadcast_numel(out_shape, shape(x)) > broadcast_numel(out_shape, shape(y))
 
 
 def tile_shape(B: int, C: int) -> tuple[int, int]:
@@ -83,13 +91,19 @@ def a_chunks(A: int, tiles: int, device) -> int:
     return max(1, min(A, target // max(tiles, 1)))
 
 
-def pointwise(fn, out: torch.Tensor, x, y=None, param: float | None = None, arity: int = 1) -> torch.Tensor:
+def pointwise(fn, out: torch.Tensor, x, y=None, param: float | None = None, arity: int = 1,
+              kernel=pointwise_fwd_kernel, swap: bool | None = None) -> torch.Tensor:
     """``out = fn(x[, y][, param])`` over ``out``'s shape; x and y are tensors that broadcast to
-    it, Python numbers, or None (not read). Returns ``out``."""
+    it, Python numbers, or None (not read). Returns ``out``. ``kernel`` is this template or an
+    instance of it registered elsewhere (``bwd/shape.py`` broadcasts gradients back with it)."""
     N = out.numel()
     if N == 0:
         return out
     shape = tuple(out.shape)
+    if swap is None:
+        swap = arity == 2 and should_swap(shape, x, y)
+        if swap:
+            return pointwise(fn, out, y, x, param, arity, kernel, swap=True)
     x_mode, y_mode = operand_mode(x, N), operand_mode(y, N)
     layouts = {"out": aligned_strides(out, shape)}
     if x_mode == TENSOR:
@@ -116,12 +130,12 @@ def pointwise(fn, out: torch.Tensor, x, y=None, param: float | None = None, arit
     y_hi, y_lo = split_float(y if y_mode == VALUE else 0.0)
     p_hi, p_lo = split_float(param if param is not None else 0.0)
     runtime.launch(
-        pointwise_fwd_kernel, (tiles * chunks,),
+        kernel, (tiles * chunks,),
         out, x if x_mode in (TENSOR, ELEMENT) else out, y if y_mode in (TENSOR, ELEMENT) else out,
         x_hi, x_lo, y_hi, y_lo, p_hi, p_lo,
         plan.A.sizes, plan.B.sizes, plan.C.sizes, A, B, C, a_per_program,
         x_st[1], x_st[2], y_st[0], y_st[2], o_st[0], o_st[1], o_st[2],
-        FN=fn, ARITY=arity, HAS_PARAM=param is not None, X_MODE=x_mode, Y_MODE=y_mode, COMPUTE=compute,
+        FN=fn, ARITY=arity, HAS_PARAM=param is not None, SWAP=swap, X_MODE=x_mode, Y_MODE=y_mode, COMPUTE=compute,
         BLOCK_B=block_b, BLOCK_C=block_c, INDEX_64=runtime.needs_int64(*extents),
         num_warps=runtime.num_warps_for(block_b * block_c))
     return out

@@ -1,0 +1,193 @@
+"""Shape ops of SPEC section 2/4: ``replicate``, ``sum_to``, ``sum``, and ``reduce_to`` (the
+reduce-back map behind ``Broadcast.reduce_back``). Sums are the pointwise VJP template's
+reduce-back path (instantiated as forward kernels in ``fwd/reduce.py``); gradients that
+broadcast back are the pointwise forward template (instantiated in ``bwd/broadcast.py``)."""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl  # noqa: F401  (the interpreter needs it in every module holding @jit code)
+
+from .. import runtime
+from ..broadcast import broadcast_shapes
+from ..bwd.broadcast import broadcast_kernel
+from ..bwd.pointwise import pointwise_vjp, pointwise_vjp_kernel
+from ..bwd.reduce import combine_partials_kernel
+from ..fwd.pointwise import pointwise, pointwise_fwd_kernel
+from ..fwd.reduce import combine_kernel, reduce_kernel
+from ..spec import Arg, OpSpec, needs_all, register
+from .binary import one
+from .unary import identity_f
+
+
+def _numel(shape) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def reduce_to(g: torch.Tensor, shape, *, forward: bool = False) -> torch.Tensor:
+    """Sum ``g`` over the axes along which ``shape`` broadcasts to ``g.shape`` (Triton kernels:
+    one reduce pass plus, when several programs share an output element, a fixed-order combine)."""
+    shape = tuple(shape)
+    kernels = dict(kernel=reduce_kernel, combine=combine_kernel) if forward else {}
+    _, out = pointwise_vjp(g, g.shape, None, one, y_shape=shape, y_dtype=g.dtype, load_x=False, load_y=False,
+                           arity=2, **kernels)
+    return out
+
+
+def broadcast_to(g: torch.Tensor, shape, *, backward: bool = True) -> torch.Tensor:
+    """``g`` (which broadcasts to ``shape``) materialized at ``shape``, reading each element of g
+    once per tile row."""
+    out = torch.empty(shape, dtype=g.dtype, device=g.device)
+    return pointwise(identity_f, out, None, g, arity=1, kernel=broadcast_kernel if backward else pointwise_fwd_kernel)
+
+
+def _check_tensor(op, x):
+    runtime.check_float(op, "x", x)
+    runtime.check_devices(op, {"x": x})
+
+
+def _normalize_dims(op: str, dim, rank: int) -> tuple[int, ...]:
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    out = []
+    for d in dims:
+        if isinstance(d, bool) or not isinstance(d, int):
+            raise TypeError(f"triton_ops.{op}: dim must be an int or a tuple of ints, got {dim!r}")
+        lo, hi = (-1, 0) if rank == 0 else (-rank, rank - 1)
+        if not lo <= d <= hi:
+            raise IndexError(f"triton_ops.{op}: dim {d} is out of range for a tensor of rank {rank} "
+                             f"(expected in [{lo}, {hi}])")
+        out.append(d % max(rank, 1))
+    if len(set(out)) != len(out):
+        raise ValueError(f"triton_ops.{op}: dim {dim!r} repeats an axis")
+    return tuple(sorted(out))
+
+
+def _keep_shape(shape, dims) -> tuple[int, ...]:
+    return tuple(1 if d in dims else s for d, s in enumerate(shape))
+
+
+def _elsize(t) -> int:
+    return t.element_size()
+
+
+# --------------------------------------------------------------------------------------------
+# replicate(s, shape)
+
+
+def _replicate_check(s, shape):
+    _check_tensor("replicate", s)
+    if s.dim() != 0:
+        raise ValueError(f"triton_ops.replicate: s must be a 0-d tensor, got shape {tuple(s.shape)}")
+    shape = tuple(int(n) for n in shape)
+    if any(n < 0 for n in shape):
+        raise ValueError(f"triton_ops.replicate: shape {shape} has a negative size")
+    return s, shape
+
+
+def _replicate_vjp(s, shape, grad, needs=None):
+    (need,) = needs_all(REPLICATE_ARGS, (s, shape), needs)
+    return (reduce_to(grad, ()) if need else None,)
+
+
+REPLICATE_ARGS = (Arg("s"), Arg("shape", "int[]"))
+replicate = register(OpSpec(
+    name="replicate", family="shape", args=REPLICATE_ARGS,
+    forward=lambda s, shape: broadcast_to(s, shape, backward=False),
+    vjp=_replicate_vjp,
+    reference=lambda s, shape: s.expand(shape).clone(),
+    fwd_kernels=(pointwise_fwd_kernel,), bwd_kernels=(pointwise_vjp_kernel, combine_partials_kernel),
+    check=_replicate_check,
+    alloc=lambda s, shape: s.new_empty(shape),
+    vjp_alloc=lambda s, shape, grad: [torch.empty_like(s)],
+    min_bytes=lambda s, shape: (_elsize(s) * (1 + _numel(shape)), _elsize(s) * (1 + _numel(shape))),
+    sample=lambda shape, dtype, device, gen: (torch.randn((), generator=gen, dtype=torch.float64).to(device, dtype),
+                                              list(shape)),
+    doc="replicate(s, shape): a 0-d tensor broadcast to a new tensor of `shape`; gradient = sum of g.")).fn
+
+
+# --------------------------------------------------------------------------------------------
+# sum_to(x, shape)
+
+
+def _sum_to_check(x, shape):
+    _check_tensor("sum_to", x)
+    shape = tuple(int(n) for n in shape)
+    try:
+        out = broadcast_shapes("sum_to", shape, x.shape)
+    except ValueError:
+        out = None
+    if out != tuple(x.shape):
+        raise ValueError(f"triton_ops.sum_to: shape {shape} does not broadcast to x's shape {tuple(x.shape)}")
+    return x, shape
+
+
+def _sum_to_vjp(x, shape, grad, needs=None):
+    (need,) = needs_all(SUM_TO_ARGS, (x, shape), needs)
+    return (broadcast_to(grad, x.shape) if need else None,)
+
+
+SUM_TO_ARGS = (Arg("x"), Arg("shape", "int[]"))
+sum_to = register(OpSpec(
+    name="sum_to", family="shape", args=SUM_TO_ARGS,
+    forward=lambda x, shape: reduce_to(x, shape, forward=True),
+    vjp=_sum_to_vjp,
+    reference=lambda x, shape: x.sum_to_size(shape),
+    fwd_kernels=(reduce_kernel, combine_kernel), bwd_kernels=(broadcast_kernel,),
+    check=_sum_to_check,
+    alloc=lambda x, shape: x.new_empty(shape),
+    vjp_alloc=lambda x, shape, grad: [x.new_empty(x.shape)],
+    min_bytes=lambda x, shape: ((x.numel() + _numel(shape)) * _elsize(x),) * 2,
+    sample=lambda shape, dtype, device, gen: (torch.randn(shape, generator=gen, dtype=torch.float64).to(device, dtype),
+                                              [1] + list(shape[1:])),
+    doc="sum_to(x, shape): the reduce-back map (sum over the axes along which `shape` broadcasts to x).")).fn
+
+
+# --------------------------------------------------------------------------------------------
+# sum(x, dim, keepdim=False)
+
+
+def _sum_check(x, dim, keepdim):
+    _check_tensor("sum", x)
+    if not isinstance(keepdim, bool):
+        raise TypeError(f"triton_ops.sum: keepdim must be a bool, got {type(keepdim).__name__}")
+    return x, list(_normalize_dims("sum", dim, x.dim())), keepdim
+
+
+def _sum_out_shape(x, dim, keepdim):
+    dims = set(dim)
+    if keepdim:
+        return _keep_shape(x.shape, dims)
+    return tuple(s for d, s in enumerate(x.shape) if d not in dims)
+
+
+def _sum_forward(x, dim, keepdim):
+    kept = reduce_to(x, _keep_shape(x.shape, set(dim)) if x.dim() else (), forward=True)
+    return kept.view(_sum_out_shape(x, dim, keepdim))
+
+
+def _sum_vjp(x, dim, keepdim, grad, needs=None):
+    (need,) = needs_all(SUM_ARGS, (x, dim, keepdim), needs)
+    if not need:
+        return (None,)
+    if not keepdim and x.dim():
+        for d in dim:  # sorted: put the summed axes back as size-1 views
+            grad = grad.unsqueeze(d)
+    return (broadcast_to(grad, x.shape),)
+
+
+SUM_ARGS = (Arg("x"), Arg("dim", "int[]"), Arg("keepdim", "bool", False))
+sum = register(OpSpec(  # noqa: A001 - the SPEC's name
+    name="sum", family="shape", args=SUM_ARGS,
+    forward=_sum_forward, vjp=_sum_vjp,
+    reference=lambda x, dim, keepdim=False: x.sum(tuple(dim), keepdim=keepdim),
+    fwd_kernels=(reduce_kernel, combine_kernel), bwd_kernels=(broadcast_kernel,),
+    check=_sum_check,
+    alloc=lambda x, dim, keepdim=False: x.new_empty(_sum_out_shape(x, dim, keepdim)),
+    vjp_alloc=lambda x, dim, keepdim, grad: [x.new_empty(x.shape)],
+    min_bytes=lambda x, dim, keepdim=False: ((x.numel() + _numel(_sum_out_shape(x, dim, keepdim))) * _elsize(x),) * 2,
+    sample=lambda shape, dtype, device, gen: (
+        torch.randn(shape, generator=gen, dtype=torch.float64).to(device, dtype), [0], False),
+    doc="sum(x, dim, keepdim=False): sum over `dim` (an int or a tuple of ints).")).fn
