@@ -49,6 +49,41 @@ def group_offsets(idx, sizes, strides):
 
 
 @helper
+def tile_of_program(groups, x_ptr, numbers, x_b, x_c, X_MODE: tl.constexpr, COMPUTE: tl.constexpr,
+                    BLOCK_B: tl.constexpr, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr):
+    """This program's tile of the B x C axes (row and column indices), its B block, its chunk
+    of the A axes (from a 1-D grid ordered C blocks fastest) with its loop bounds, the column
+    mask [1, BLOCK_C], the tile mask [BLOCK_B, BLOCK_C], the slot-0 operand's tile (read once:
+    it is constant along A) and the op's parameter. ``groups`` is (A sizes, B sizes, C sizes,
+    A, B, C, A steps per program); ``numbers`` is (x hi, x lo, y hi, y lo, param hi, param lo, ...)."""
+    A, B, C, a_per_program = groups[3], groups[4], groups[5], groups[6]
+    pid = tl.program_id(0)
+    n_c = (C + BLOCK_C - 1) // BLOCK_C
+    n_b = (B + BLOCK_B - 1) // BLOCK_B
+    pid_b = (pid // n_c) % n_b
+    chunk = pid // (n_c * n_b)
+    rb = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
+    rc = (pid % n_c) * BLOCK_C + tl.arange(0, BLOCK_C)
+    if INDEX_64:
+        rb = rb.to(tl.int64)
+        rc = rc.to(tl.int64)
+        pid_b = pid_b.to(tl.int64)
+        chunk = chunk.to(tl.int64)
+    a_start = chunk * a_per_program
+    a_stop = tl.minimum(a_start + a_per_program, A)
+    mask_c = (rc < C)[None, :]
+    mask = (rb < B)[:, None] & mask_c
+    x = load_operand(x_ptr, numbers[0], numbers[1], tile_offsets(rb, rc, groups, x_b, x_c), mask, X_MODE, COMPUTE)
+    return rb, rc, pid_b, chunk, a_start, a_stop, mask_c, mask, x, joined(numbers[4], numbers[5], COMPUTE)
+
+
+@helper
+def tile_offsets(rb, rc, groups, b_strides, c_strides):
+    """2-D offsets of a [rows, cols] tile in a tensor of the given B and C group strides."""
+    return group_offsets(rb, groups[1], b_strides)[:, None] + group_offsets(rc, groups[2], c_strides)[None, :]
+
+
+@helper
 def joined(hi, lo, COMPUTE: tl.constexpr):
     return tl.cast(hi, COMPUTE) + tl.cast(lo, COMPUTE)
 

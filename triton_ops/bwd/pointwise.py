@@ -16,14 +16,13 @@ import triton.language as tl
 from .. import runtime
 from ..broadcast import aligned_strides, contiguous_strides, plan_pointwise
 from ..fwd.pointwise import a_chunks, operand_mode, should_swap, tile_shape
-from ..tiles import ABSENT, ELEMENT, ROW, TENSOR, VALUE, call, group_offsets, joined, load_operand, split_float
+from ..tiles import ABSENT, ELEMENT, ROW, TENSOR, VALUE, call, group_offsets, tile_of_program, tile_offsets, joined, load_operand, split_float
 from .reduce import combine_partials
 
 
 @triton.jit
 def pointwise_vjp_kernel(
-        dx_ptr, dy_ptr, x_ptr, y_ptr, g_ptr, x_hi, x_lo, y_hi, y_lo, p_hi, p_lo, s_hi, s_lo,
-        a_sizes, b_sizes, c_sizes, A, B, C, a_per_program,
+        dx_ptr, dy_ptr, x_ptr, y_ptr, g_ptr, numbers, groups,
         x_b, x_c, y_a, y_c, g_a, g_b, g_c, dx_b, dx_c, dy_a, dy_c, dx_slot, dy_slot,
         DFX: tl.constexpr, DFY: tl.constexpr, ARITY: tl.constexpr, HAS_PARAM: tl.constexpr, SWAP: tl.constexpr,
         X_MODE: tl.constexpr, Y_MODE: tl.constexpr, G_MODE: tl.constexpr,
@@ -32,39 +31,19 @@ def pointwise_vjp_kernel(
     # One program owns a [BLOCK_B, BLOCK_C] tile of B x C and a chunk of the A loop (as the
     # forward). Reads x once, y one row per step, g once; writes dx once per A chunk and one dy
     # row per step (once per B block). Bytes: |x| + |y| + |g| + |dx| + |dy| + partial rows.
-    pid = tl.program_id(0)
-    n_c = tl.cdiv(C, BLOCK_C)
-    n_b = tl.cdiv(B, BLOCK_B)
-    pid_c = pid % n_c
-    pid_b = (pid // n_c) % n_b
-    chunk = pid // (n_c * n_b)
-    rb = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
-    rc = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
-    if INDEX_64:
-        rb = rb.to(tl.int64)
-        rc = rc.to(tl.int64)
-        pid_b = pid_b.to(tl.int64)
-        chunk = chunk.to(tl.int64)
-    mask_c = (rc < C)[None, :]
-    mask = (rb < B)[:, None] & mask_c
-    x = load_operand(x_ptr, x_hi, x_lo,
-                     group_offsets(rb, b_sizes, x_b)[:, None] + group_offsets(rc, c_sizes, x_c)[None, :],
-                     mask, X_MODE, COMPUTE)
-    p = joined(p_hi, p_lo, COMPUTE)
-    scale = joined(s_hi, s_lo, COMPUTE)
+    a_sizes, b_sizes, c_sizes = groups[0], groups[1], groups[2]  # axis sizes of the A, B, C groups
+    rb, rc, pid_b, chunk, a_start, a_stop, mask_c, mask, x, p = tile_of_program(
+        groups, x_ptr, numbers, x_b, x_c, X_MODE, COMPUTE, BLOCK_B, BLOCK_C, INDEX_64)
+    scale = joined(numbers[6], numbers[7], COMPUTE)
     y_c_off = group_offsets(rc, c_sizes, y_c)[None, :]
     g_c_off = group_offsets(rc, c_sizes, g_c)[None, :]
-    g_bc = group_offsets(rb, b_sizes, g_b)[:, None] + g_c_off
+    g_bc = tile_offsets(rb, rc, groups, g_b, g_c)
     if G_MODE == 3:
         g_element = tl.load(g_ptr).to(COMPUTE) * scale
     dy_c_off = group_offsets(rc, c_sizes, dy_c)
     acc = tl.zeros([BLOCK_B, BLOCK_C], COMPUTE)
-    a_start = chunk * a_per_program
-    a_stop = tl.minimum(a_start + a_per_program, A)
     for a in range(a_start, a_stop):
-        if INDEX_64:
-            a = a.to(tl.int64)
-        y = load_operand(y_ptr, y_hi, y_lo, group_offsets(a, a_sizes, y_a) + y_c_off, mask_c, Y_MODE, COMPUTE)
+        y = load_operand(y_ptr, numbers[2], numbers[3], group_offsets(a, a_sizes, y_a) + y_c_off, mask_c, Y_MODE, COMPUTE)
         g_a_off = group_offsets(a, a_sizes, g_a)
         if G_MODE == 1:
             g = tl.load(g_ptr + g_a_off + g_bc, mask=mask, other=0.0).to(COMPUTE) * scale
@@ -77,9 +56,9 @@ def pointwise_vjp_kernel(
         if NEED_DY:
             contrib = tl.where(mask, g * call(DFY, x, y, p, ARITY, HAS_PARAM, SWAP), 0.0)
             tl.store(dy_ptr + pid_b * dy_slot + group_offsets(a, a_sizes, dy_a) + dy_c_off,
-                     tl.sum(contrib, axis=0).to(dy_ptr.dtype.element_ty), mask=rc < C)
+                     tl.sum(contrib, axis=0).to(dy_ptr.dtype.element_ty), mask=rc < groups[5])
     if NEED_DX:
-        dx_bc = group_offsets(rb, b_sizes, dx_b)[:, None] + group_offsets(rc, c_sizes, dx_c)[None, :]
+        dx_bc = tile_offsets(rb, rc, groups, dx_b, dx_c)
         tl.store(dx_ptr + chunk * dx_slot + dx_bc, acc.to(dx_ptr.dtype.element_ty), mask=mask)
 
 
@@ -201,8 +180,8 @@ def pointwise_vjp(g: torch.Tensor, out_shape, dfx=None, dfy=None, *, x=None, y=N
         kernel, (tiles * chunks,),
         dx if need_dx else placeholder, dy if need_dy else placeholder,
         xv if x_mode in (TENSOR, ELEMENT) else placeholder, yv if y_mode in (TENSOR, ELEMENT) else placeholder, g,
-        x_hi, x_lo, y_hi, y_lo, p_hi, p_lo, s_hi, s_lo,
-        plan.A.sizes, plan.B.sizes, plan.C.sizes, A, B, C, a_per_program,
+        (x_hi, x_lo, y_hi, y_lo, p_hi, p_lo, s_hi, s_lo),
+        (plan.A.sizes, plan.B.sizes, plan.C.sizes, A, B, C, a_per_program),
         x_st[1], x_st[2], y_st[0], y_st[2], g_st[0], g_st[1], g_st[2], dx_st[1], dx_st[2], dy_st[0], dy_st[2],
         numel_x, numel_y,
         DFX=dfx, DFY=dfy, ARITY=arity, HAS_PARAM=param is not None, SWAP=swap, X_MODE=x_mode, Y_MODE=y_mode, G_MODE=g_mode,

@@ -11,14 +11,12 @@ import triton.language as tl
 
 from .. import runtime
 from ..broadcast import aligned_strides, plan_pointwise
-from ..tiles import ABSENT, ELEMENT, TENSOR, VALUE, broadcast_numel, call, group_offsets, joined, load_operand, split_float
+from ..tiles import ABSENT, ELEMENT, TENSOR, VALUE, broadcast_numel, call, group_offsets, tile_of_program, tile_offsets, joined, load_operand, split_float
 
 
 @triton.jit
 def pointwise_fwd_kernel(
-        out_ptr, x_ptr, y_ptr, x_hi, x_lo, y_hi, y_lo, p_hi, p_lo,
-        a_sizes, b_sizes, c_sizes, A, B, C, a_per_program,
-        x_b, x_c, y_a, y_c, o_a, o_b, o_c,
+        out_ptr, x_ptr, y_ptr, numbers, groups, x_b, x_c, y_a, y_c, o_a, o_b, o_c,
         FN: tl.constexpr, ARITY: tl.constexpr, HAS_PARAM: tl.constexpr, SWAP: tl.constexpr,
         X_MODE: tl.constexpr, Y_MODE: tl.constexpr, COMPUTE: tl.constexpr,
         BLOCK_B: tl.constexpr, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr):
@@ -26,31 +24,13 @@ def pointwise_fwd_kernel(
     # A axes. x (constant along A) is read once per program, y (constant along B) once per row
     # of the loop; the output is written once. Bytes: |x| + |y| + |out| (+ one y row per extra
     # B block).
-    pid = tl.program_id(0)
-    n_c = tl.cdiv(C, BLOCK_C)
-    n_b = tl.cdiv(B, BLOCK_B)
-    pid_c = pid % n_c
-    pid_b = (pid // n_c) % n_b
-    chunk = pid // (n_c * n_b)
-    rb = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
-    rc = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
-    if INDEX_64:
-        rb = rb.to(tl.int64)
-        rc = rc.to(tl.int64)
-    mask_c = (rc < C)[None, :]
-    mask = (rb < B)[:, None] & mask_c
-    x = load_operand(x_ptr, x_hi, x_lo,
-                     group_offsets(rb, b_sizes, x_b)[:, None] + group_offsets(rc, c_sizes, x_c)[None, :],
-                     mask, X_MODE, COMPUTE)
-    p = joined(p_hi, p_lo, COMPUTE)
+    a_sizes, b_sizes, c_sizes = groups[0], groups[1], groups[2]  # axis sizes of the A, B, C groups
+    rb, rc, pid_b, chunk, a_start, a_stop, mask_c, mask, x, p = tile_of_program(
+        groups, x_ptr, numbers, x_b, x_c, X_MODE, COMPUTE, BLOCK_B, BLOCK_C, INDEX_64)
     y_c_off = group_offsets(rc, c_sizes, y_c)[None, :]
-    o_bc = group_offsets(rb, b_sizes, o_b)[:, None] + group_offsets(rc, c_sizes, o_c)[None, :]
-    a_start = chunk * a_per_program
-    a_stop = tl.minimum(a_start + a_per_program, A)
+    o_bc = tile_offsets(rb, rc, groups, o_b, o_c)
     for a in range(a_start, a_stop):
-        if INDEX_64:
-            a = a.to(tl.int64)
-        y = load_operand(y_ptr, y_hi, y_lo, group_offsets(a, a_sizes, y_a) + y_c_off, mask_c, Y_MODE, COMPUTE)
+        y = load_operand(y_ptr, numbers[2], numbers[3], group_offsets(a, a_sizes, y_a) + y_c_off, mask_c, Y_MODE, COMPUTE)
         if X_MODE == 0:
             out = call(FN, y, y, p, ARITY, HAS_PARAM, False)
         else:
@@ -132,8 +112,8 @@ def pointwise(fn, out: torch.Tensor, x, y=None, param: float | None = None, arit
     runtime.launch(
         kernel, (tiles * chunks,),
         out, x if x_mode in (TENSOR, ELEMENT) else out, y if y_mode in (TENSOR, ELEMENT) else out,
-        x_hi, x_lo, y_hi, y_lo, p_hi, p_lo,
-        plan.A.sizes, plan.B.sizes, plan.C.sizes, A, B, C, a_per_program,
+        (x_hi, x_lo, y_hi, y_lo, p_hi, p_lo),
+        (plan.A.sizes, plan.B.sizes, plan.C.sizes, A, B, C, a_per_program),
         x_st[1], x_st[2], y_st[0], y_st[2], o_st[0], o_st[1], o_st[2],
         FN=fn, ARITY=arity, HAS_PARAM=param is not None, SWAP=swap, X_MODE=x_mode, Y_MODE=y_mode, COMPUTE=compute,
         BLOCK_B=block_b, BLOCK_C=block_c, INDEX_64=runtime.needs_int64(*extents),
