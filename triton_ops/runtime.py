@@ -18,6 +18,9 @@ import torch
 
 
 def _decide_backend() -> str:
+    if os.environ.get("TRITON_OPS_COMPILE_ONLY", "0") == "1":
+        _install_compile_only_driver()
+        return "compile-only"
     if os.environ.get("TRITON_INTERPRET", "0") == "1":
         _interpret_triton_stdlib()
         return "interpreter"
@@ -26,6 +29,32 @@ def _decide_backend() -> str:
     os.environ["TRITON_INTERPRET"] = "1"
     _interpret_triton_stdlib()
     return "interpreter"
+
+
+def _install_compile_only_driver() -> None:
+    """``TRITON_OPS_COMPILE_ONLY=1``: kernels are compiled for sm_90 (PTX and cubin through the
+    bundled ptxas) but never launched, on a machine with no GPU. Used by
+    ``tests/test_compile_sm90.py`` to catch what only the compiler rejects."""
+    from triton.backends.compiler import GPUTarget
+    from triton.runtime.driver import driver
+
+    class CompileOnlyDriver:
+        def get_current_device(self):
+            return 0
+
+        def get_current_stream(self, device=None):
+            return 0
+
+        def get_current_target(self):
+            return GPUTarget("cuda", 90, 32)
+
+        def get_active_torch_device(self):
+            return torch.device("cpu")
+
+        def __getattr__(self, name):
+            raise RuntimeError(f"triton_ops compile-only mode: the driver has no {name!r}")
+
+    driver.set_active(CompileOnlyDriver())
 
 
 def _interpret_triton_stdlib() -> None:
@@ -53,10 +82,12 @@ def _interpret_triton_stdlib() -> None:
 
 _BACKEND = _decide_backend()
 INTERPRETER = _BACKEND == "interpreter"
+COMPILE_ONLY = _BACKEND == "compile-only"
 
 
 def backend() -> str:
-    """``"cuda"`` (compiled Triton kernels) or ``"interpreter"`` (Triton's CPU interpreter)."""
+    """``"cuda"`` (compiled Triton kernels) or ``"interpreter"`` (Triton's CPU interpreter);
+    ``"compile-only"`` in the sm_90 compile check (kernels compiled, never run)."""
     return _BACKEND
 
 
@@ -126,7 +157,7 @@ def check_devices(op: str, named: dict) -> torch.device | None:
             raise ValueError(
                 f"triton_ops.{op}: {name} is on {t.device} but {first} is on {device}; "
                 "all tensors must be on one device")
-    if device is not None:
+    if device is not None and not COMPILE_ONLY:
         if _BACKEND == "cuda" and device.type != "cuda":
             raise ValueError(f"triton_ops.{op}: tensors are on {device}; the compiled backend needs CUDA tensors")
         if _BACKEND == "interpreter" and device.type != "cpu":
@@ -180,6 +211,8 @@ def cdiv(a: int, b: int) -> int:
 
 def device_programs(device: torch.device | None) -> int:
     """How many programs a launch should aim for to fill the device."""
+    if COMPILE_ONLY:
+        return 4 * 132
     if INTERPRETER or device is None or device.type != "cuda":
         return 8  # the interpreter runs programs one after another: few and large
     return 4 * torch.cuda.get_device_properties(device).multi_processor_count
@@ -218,6 +251,10 @@ def launch(kernel, grid, *args, **kwargs):
         # never stored; numpy, which runs the interpreter, would warn about them.
         with np.errstate(all="ignore"):
             return kernel[grid](*args, **kwargs)
+    # FMA contraction stated, not left to Triton's default (which 3.10 flips).
+    kwargs.setdefault("enable_fp_fusion", True)
+    if COMPILE_ONLY:
+        return kernel.warmup(*args, grid=grid, **kwargs)
     return kernel[grid](*args, **kwargs)
 
 

@@ -41,10 +41,9 @@ def group_offsets(idx, sizes, strides):
     else:
         off = idx * 0
         rem = idx
-        for k in tl.static_range(len(sizes)):
-            d: tl.constexpr = len(sizes) - 1 - k
-            off += (rem % sizes[d]) * strides[d]
-            rem = rem // sizes[d]
+        for k in tl.static_range(len(sizes)):  # innermost axis first
+            off += (rem % sizes[len(sizes) - 1 - k]) * strides[len(sizes) - 1 - k]
+            rem = rem // sizes[len(sizes) - 1 - k]
     return off
 
 

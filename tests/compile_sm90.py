@@ -1,0 +1,20 @@
+"""Compile every registered op's forward and VJP kernels for sm_90 (no GPU needed; nothing runs).
+
+Run with TRITON_OPS_COMPILE_ONLY=1 (tests/test_compile_sm90.py does). Catches what the Triton
+compiler rejects but the interpreter accepts.
+"""
+import sys
+
+import torch
+
+import triton_ops
+
+assert triton_ops.backend() == "compile-only", triton_ops.backend()
+names = sys.argv[1:] or sorted(triton_ops.registry)
+for name in names:
+    spec = triton_ops.registry[name]
+    for dtype in (torch.float32, torch.bfloat16):
+        args = spec.sample((16, 40), dtype, "cpu", torch.Generator().manual_seed(0))
+        out = spec.forward(*args)
+        spec.vjp(*args, torch.randn(out.shape).to(dtype))
+    print("compiled", name, flush=True)
