@@ -73,3 +73,27 @@ def test_shape_op_bytes(name, args):
     with count_bytes() as bwd:
         spec.vjp(*a, g)
     assert fwd.total <= 1.10 * fwd_min and bwd.total <= 1.10 * bwd_min, (fwd, fwd_min, bwd, bwd_min)
+
+
+LOSSES = sorted(n for n, s in triton_ops.registry.items() if s.family == "loss")
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+@pytest.mark.parametrize("name", LOSSES)
+def test_loss_bytes_are_one_pass(name, reduction):
+    spec = triton_ops.registry[name]
+    args = list(spec.bind(*spec.sample((64, 1000), torch.float32, "cpu", torch.Generator().manual_seed(0))))
+    args[[a.name for a in spec.args].index("reduction")] = reduction
+    out = spec.forward(*args)
+    g = torch.randn(out.shape) if out.dim() else torch.tensor(0.5)
+    # gradient of the prediction only (targets rarely require grad); min_bytes counts the same
+    needs = [True] + [False] * (len(spec.tensor_args) - 1)
+    fwd_min, bwd_min = spec.min_bytes(*args)
+    with count_bytes() as fwd:
+        spec.forward(*args)
+    saved = list(spec.forward_saved(*args)[1:]) if spec.n_saved else None
+    with count_bytes() as bwd:
+        spec.vjp(*args, g, needs=needs, **({"saved": saved} if saved is not None else {}))
+    print(f"{name} {reduction}: forward {fwd.total / fwd_min:.3f} x min, backward {bwd.total / bwd_min:.3f} x min")
+    assert 0.99 * fwd_min <= fwd.total <= 1.05 * fwd_min, (fwd, fwd_min)
+    assert 0.99 * bwd_min <= bwd.total <= 1.05 * bwd_min, (bwd, bwd_min)

@@ -12,6 +12,10 @@ from .ops.unary import (  # noqa: F401
     elu, gelu, identity, leaky_relu, log, reciprocal, safe_log, safe_reciprocal, smooth_abs, sqrt, unary_op,
 )
 from .ops.binary import add, binary_op, div, mul, safe_div, sub  # noqa: F401
+from .ops.loss import (  # noqa: F401
+    binary_cross_entropy, cosine_similarity_loss, cross_entropy, cross_entropy_logits, elementwise_loss, hinge_loss,
+    huber_loss, log_cosh_loss, mae_loss, mse_loss, poisson_loss,
+)
 from .ops.shape import replicate, sum, sum_to  # noqa: F401,A004
 
 __version__ = "0.1.0"

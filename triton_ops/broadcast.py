@@ -183,3 +183,12 @@ def plan_pointwise(out_shape: Sequence[int], slot0_shape, slot1_shape, layouts: 
         else:
             groups["C"].append(d)
     return PointwisePlan(*(_group(groups[g], out_shape, layouts) for g in "ABC"))
+
+
+def plan_reduce(shape: Sequence[int], reduced: Sequence[int], layouts: dict) -> tuple[GroupPlan, GroupPlan]:
+    """Split a tensor's axes into the reduced group R and the kept group K (axes of size 1
+    dropped, contiguous neighbours merged), for the loss and row kernels."""
+    reduced = set(reduced)
+    r_dims = [d for d in range(len(shape)) if d in reduced and shape[d] != 1]
+    k_dims = [d for d in range(len(shape)) if d not in reduced and shape[d] != 1]
+    return _group(r_dims, shape, layouts), _group(k_dims, shape, layouts)

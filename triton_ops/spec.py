@@ -22,7 +22,7 @@ REQUIRED = inspect.Parameter.empty
 # descriptor) are checked by the public function and never reach the custom op.
 _SCHEMA = {
     "tensor": "Tensor", "tensor?": "Tensor?", "float": "float", "int": "int", "bool": "bool",
-    "str": "str", "int[]": "int[]", "int[]?": "int[]?",
+    "str": "str", "int[]": "int[]", "int[]?": "int[]?", "int?": "int?",
 }
 TENSOR_KINDS = ("tensor", "tensor?", "operand")
 
@@ -67,6 +67,10 @@ class OpSpec:
     min_bytes: Callable
     sample: Callable
     doc: str = ""
+    # Ops whose backward needs a few per-row statistics of the forward (log-sum-exp, norms,
+    # mean/rstd) save them: ``forward_saved(*args) -> (out, *saved)`` and ``vjp(..., saved=)``.
+    forward_saved: Callable | None = None
+    n_saved: int = 0
     tolerance: dict = field(default_factory=dict)   # dtype -> (rtol, atol) overrides
     fn: Callable | None = None
     custom_op: Any = None
@@ -181,35 +185,53 @@ def register(spec: OpSpec) -> OpSpec:
     """Build ``spec``'s custom ops (forward and VJP), autograd, and public function."""
     args = spec.args
     n_tensor = len(spec.tensor_args)
-    schema = "(" + ", ".join(_schema_args(args)) + ") -> Tensor"
-    vjp_schema = "(" + ", ".join(_schema_args(args) + ["Tensor grad", "bool[] needs"]) + ") -> Tensor[]"
+    n_saved = spec.n_saved
+    returns = "Tensor" if not n_saved else "(" + ", ".join(["Tensor"] * (1 + n_saved)) + ")"
+    schema = "(" + ", ".join(_schema_args(args)) + ") -> " + returns
+    vjp_extra = (["Tensor[] saved"] if n_saved else []) + ["Tensor grad", "bool[] needs"]
+    vjp_schema = "(" + ", ".join(_schema_args(args) + vjp_extra) + ") -> Tensor[]"
     qual = f"triton_ops::{spec.name}"
 
     def fwd_impl(*op_values):
-        return spec.forward(*_from_op_args(args, op_values))
+        public = _from_op_args(args, op_values)
+        return tuple(spec.forward_saved(*public)) if n_saved else raw_forward(*public)
 
     def fwd_fake(*op_values):
-        return spec.alloc(*_from_op_args(args, op_values))
+        out = spec.alloc(*_from_op_args(args, op_values))
+        return tuple(out) if n_saved else out
+
+    def split_vjp_values(op_values):
+        *values, grad, needs = op_values
+        saved = values.pop() if n_saved else None
+        return values, saved, grad, needs
 
     def vjp_impl(*op_values):
-        *values, grad, needs = op_values
-        grads = spec.vjp(*_from_op_args(args, values), grad, needs=list(needs))
+        values, saved, grad, needs = split_vjp_values(op_values)
+        kw = {"saved": list(saved)} if n_saved else {}
+        grads = raw_vjp(*_from_op_args(args, values), grad, needs=list(needs), **kw)
         return [g if g is not None else grad.new_empty(0) for g in grads]
 
     def vjp_fake(*op_values):
-        *values, grad, needs = op_values
+        values, _, grad, needs = split_vjp_values(op_values)
         public = _from_op_args(args, values)
         grads = spec.vjp_alloc(*public, grad)
         return [g if (g is not None and n) else grad.new_empty(0) for g, n in zip(grads, needs)]
 
     raw_forward, raw_vjp = spec.forward, spec.vjp
 
+    # The raw launchers validate and normalize their arguments like the public function (a
+    # negative dim, say), so that a kernel never sees what the checks would have refused.
     def forward(*a, **kw):
-        return raw_forward(*spec.bind(*a, **kw))
+        return raw_forward(*spec.check(*spec.bind(*a, **kw)))
 
-    def vjp(*a, needs=None, **kw):
+    def vjp(*a, needs=None, saved=None, **kw):
         *values, grad = a
-        return raw_vjp(*spec.bind(*values, **kw), grad, needs=needs)
+        values = spec.check(*spec.bind(*values, **kw))
+        if not n_saved:
+            return raw_vjp(*values, grad, needs=needs)
+        if saved is None:  # a raw call without the forward's statistics: recompute them
+            saved = list(spec.forward_saved(*values)[1:])
+        return raw_vjp(*values, grad, needs=needs, saved=saved)
 
     forward.__doc__ = f"Raw forward launcher of {spec.name} (no autograd)."
     vjp.__doc__ = (f"Raw VJP launcher of {spec.name}: vjp(*args, grad, needs=None) -> one gradient per "
@@ -224,15 +246,20 @@ def register(spec: OpSpec) -> OpSpec:
     tensor_positions = [positions[i] for i in spec.tensor_args]
 
     def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(*[inputs[p] for p in tensor_positions])
+        saved_outputs = list(output[1:]) if n_saved else []
+        if saved_outputs:
+            ctx.mark_non_differentiable(*saved_outputs)
+        ctx.save_for_backward(*[inputs[p] for p in tensor_positions], *saved_outputs)
         ctx.op_inputs = [None if isinstance(v, torch.Tensor) else v for v in inputs]
 
-    def backward(ctx, grad):
+    def backward(ctx, grad, *_saved_output_grads):
         values = list(ctx.op_inputs)
-        for p, t in zip(tensor_positions, ctx.saved_tensors):
+        saved_tensors = ctx.saved_tensors
+        for p, t in zip(tensor_positions, saved_tensors):
             values[p] = t
         needs = [bool(ctx.needs_input_grad[p]) for p in tensor_positions]
-        grads = vjp_op(*values, grad, needs)
+        extra = [list(saved_tensors[len(tensor_positions):])] if n_saved else []
+        grads = vjp_op(*values, *extra, grad, needs)
         out = [None] * len(values)
         for p, gr, n in zip(tensor_positions, grads, needs):
             out[p] = gr if n else None
@@ -245,7 +272,8 @@ def register(spec: OpSpec) -> OpSpec:
 
     def public(*a, **kw):
         values = spec.check(*spec.bind(*a, **kw))
-        return custom(*_to_op_args(args, values))
+        out = custom(*_to_op_args(args, values))
+        return out[0] if n_saved else out
 
     public.__name__ = spec.name
     public.__qualname__ = spec.name

@@ -1,0 +1,215 @@
+"""Losses (SPEC section 3): values and gradients of input and target, every reduction."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import triton_ops
+from triton_ops.spec import _to_op_args
+from helpers import DEVICE, DTYPES, assert_close, cast_keep_layout, reference_grads
+
+LOSSES = sorted(n for n, s in triton_ops.registry.items() if s.family == "loss")
+REDUCTIONS = ["mean", "sum", "none"]
+
+
+def test_all_spec_losses_registered():
+    assert set(LOSSES) >= {"mse_loss", "mae_loss", "huber_loss", "hinge_loss", "poisson_loss", "log_cosh_loss",
+                           "binary_cross_entropy", "cross_entropy", "cross_entropy_logits",
+                           "cosine_similarity_loss"}
+
+
+def _args(name, dtype, reduction, gen, shape=(6, 33), transposed=False):
+    spec = triton_ops.registry[name]
+    args = list(spec.bind(*spec.sample(shape, torch.float64, "cpu", gen)))
+    names = [a.name for a in spec.args]
+    args[names.index("reduction")] = reduction
+    for i in spec.tensor_args:
+        a = args[i]
+        if a.is_floating_point():
+            a = a.mT.contiguous().mT if transposed and a.dim() == 2 else a
+            args[i] = cast_keep_layout(a, dtype).requires_grad_()
+        else:
+            args[i] = a.to(DEVICE)
+    return spec, args
+
+
+def _upstream(out, gen, dtype):
+    if out.dim() == 0:
+        return torch.tensor(0.7, dtype=dtype, device=DEVICE)
+    g = torch.randn(out.shape, generator=gen, dtype=torch.float64)
+    return cast_keep_layout(g, dtype)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("name", LOSSES)
+def test_values_and_gradients(name, dtype, reduction):
+    gen = torch.Generator().manual_seed(7)
+    spec, args = _args(name, dtype, reduction, gen, transposed=(dtype == torch.float32))
+    out = spec.fn(*args)
+    g = _upstream(out, gen, out.dtype)
+    tensor_idx = [i for i in spec.tensor_args if args[i].is_floating_point()]
+    ref, ref_grads = reference_grads(spec.reference, args, g, tensor_idx)
+    # float16/bfloat16 sums over ~200 elements: the tolerance grows with the reduction length
+    assert_close(out, ref, dtype, f"{name} {reduction}", scale=20.0 if reduction == "sum" else 4.0)
+    grads = torch.autograd.grad(out, [args[i] for i in tensor_idx], g)
+    for i, gr, rg in zip(tensor_idx, grads, ref_grads):
+        assert gr.shape == args[i].shape and gr.dtype == args[i].dtype
+        assert_close(gr, rg, dtype, f"{name} {reduction} grad of {spec.args[i].name}", scale=4.0)
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_gradcheck_float64(name):
+    for reduction in REDUCTIONS:
+        spec, args = _args(name, torch.float64, reduction, torch.Generator().manual_seed(3), shape=(3, 5))
+        idx = [i for i in spec.tensor_args if args[i].is_floating_point()]
+
+        def f(*ts, args=args, idx=idx):
+            full = list(args)
+            for i, t in zip(idx, ts):
+                full[i] = t
+            return spec.fn(*full)
+
+        assert torch.autograd.gradcheck(f, tuple(args[i] for i in idx), fast_mode=True), reduction
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_opcheck(name):
+    for reduction in ("mean", "none"):
+        spec, args = _args(name, torch.float32, reduction, torch.Generator().manual_seed(4), shape=(4, 7))
+        torch.library.opcheck(spec.custom_op, tuple(_to_op_args(spec.args, args)))
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_deterministic_and_expanded_upstream(name):
+    spec, args = _args(name, torch.float32, "none", torch.Generator().manual_seed(5), shape=(16, 40))
+    runs = []
+    for _ in range(2):
+        out = spec.fn(*args)
+        g = torch.tensor(1.3, device=DEVICE).expand(out.shape)  # an expanded upstream gradient
+        runs.append([out, *torch.autograd.grad(out, [a for a in args if isinstance(a, torch.Tensor)
+                                                     and a.requires_grad], g)])
+    assert all(torch.equal(a, b) for a, b in zip(*runs))
+
+
+def test_empty_input_gives_zero():
+    for name in LOSSES:
+        spec = triton_ops.registry[name]
+        spec_args, args = _args(name, torch.float32, "mean", torch.Generator().manual_seed(0), shape=(0, 5))
+        out = spec.fn(*args)
+        assert out.shape == () and out.item() == 0.0, name
+
+
+def test_errors():
+    x, t = torch.randn(3, 4, device=DEVICE), torch.randn(3, 4, device=DEVICE)
+    with pytest.raises(ValueError, match="triton_ops.mse_loss: t shape"):
+        triton_ops.mse_loss(x, t[:, :2])
+    with pytest.raises(ValueError, match="triton_ops.mae_loss: reduction"):
+        triton_ops.mae_loss(x, t, reduction="avg")
+    with pytest.raises(ValueError, match="triton_ops.huber_loss: delta must be > 0"):
+        triton_ops.huber_loss(x, t, delta=0.0)
+    with pytest.raises(ValueError, match="triton_ops.binary_cross_entropy: eps"):
+        triton_ops.binary_cross_entropy(x.sigmoid(), t.sigmoid(), eps=-1.0)
+    with pytest.raises(ValueError, match="triton_ops.cosine_similarity_loss: eps"):
+        triton_ops.cosine_similarity_loss(x, t, eps=0.0)
+    with pytest.raises(TypeError, match="triton_ops.mse_loss: t"):
+        triton_ops.mse_loss(x, t.long())
+    with pytest.raises(ValueError, match="triton_ops.cross_entropy_logits: class-index target shape"):
+        triton_ops.cross_entropy_logits(x, torch.zeros(4, dtype=torch.long, device=DEVICE))
+    if DEVICE.type == "cpu":
+        with pytest.raises(IndexError, match="triton_ops.cross_entropy_logits"):
+            triton_ops.cross_entropy_logits(x, torch.tensor([0, 1, 9], device=DEVICE))
+
+
+# ------------------------------------------------------------------------------------------------
+# edge cases
+
+
+def test_log_cosh_is_stable_for_huge_differences():
+    x = torch.tensor([1000.0, -1000.0, 0.5], dtype=torch.float64, device=DEVICE, requires_grad=True)
+    t = torch.zeros(3, dtype=torch.float64, device=DEVICE)
+    out = triton_ops.log_cosh_loss(x, t, reduction="none")
+    expected = torch.tensor([1000 - 0.6931471805599453, 1000 - 0.6931471805599453, 0.12011450695827751],
+                            dtype=torch.float64)
+    assert torch.isfinite(out).all()
+    assert_close(out, expected, torch.float64, "log_cosh |d|=1000")
+    (gx,) = torch.autograd.grad(out.sum(), x)
+    assert_close(gx, torch.tanh(x.detach()), torch.float64, "tanh")
+
+
+def test_ce_logits_huge_logits_and_many_classes():
+    gen = torch.Generator().manual_seed(1)
+    z = (torch.randn(2, 70_000, generator=gen) * 1e4).to(DEVICE).requires_grad_()
+    target = torch.tensor([5, 69_999], device=DEVICE)
+    out = triton_ops.cross_entropy_logits(z, target)
+    ref = F.cross_entropy(z.detach().double().cpu(), target.cpu())
+    assert torch.isfinite(out) and abs(out.item() - ref.item()) <= 1e-4 * max(1.0, abs(ref.item()))
+    (gz,) = torch.autograd.grad(out, z)
+    zr = z.detach().double().cpu().requires_grad_()
+    (rz,) = torch.autograd.grad(F.cross_entropy(zr, target.cpu()), zr)
+    assert torch.isfinite(gz).all() and (gz.double().cpu() - rz).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_ce_logits_matches_pytorch_layout_dim1(smoothing):
+    gen = torch.Generator().manual_seed(2)
+    z = torch.randn(4, 7, 3, 5, generator=gen, dtype=torch.float64).to(DEVICE).requires_grad_()
+    target = torch.randint(0, 7, (4, 3, 5), generator=gen).to(DEVICE)
+    target[0, 0, :] = -100
+    for reduction in REDUCTIONS:
+        out = triton_ops.cross_entropy_logits(z, target, dim=1, label_smoothing=smoothing, reduction=reduction)
+        ref = F.cross_entropy(z.detach().cpu(), target.cpu(), label_smoothing=smoothing, reduction=reduction)
+        assert_close(out, ref, torch.float64, f"dim=1 {reduction}")
+        g = torch.randn(out.shape, dtype=torch.float64, device=DEVICE) if out.dim() else torch.tensor(
+            0.3, dtype=torch.float64, device=DEVICE)
+        (gz,) = torch.autograd.grad(out, z, g)
+        zr = z.detach().cpu().requires_grad_()
+        (rz,) = torch.autograd.grad(F.cross_entropy(zr, target.cpu(), label_smoothing=smoothing,
+                                                    reduction=reduction), zr, g.cpu())
+        assert_close(gz, rz, torch.float64, f"dim=1 {reduction} grad")
+    probs = torch.softmax(torch.randn(4, 7, 3, 5, generator=gen, dtype=torch.float64), 1).to(DEVICE).requires_grad_()
+    out = triton_ops.cross_entropy_logits(z, probs, dim=1, label_smoothing=smoothing)
+    assert_close(out, F.cross_entropy(z.detach().cpu(), probs.detach().cpu(), label_smoothing=smoothing),
+                 torch.float64, "probability targets")
+    assert torch.autograd.gradcheck(
+        lambda a, b: triton_ops.cross_entropy_logits(a, b, dim=1, label_smoothing=smoothing), (z, probs),
+        fast_mode=True)
+
+
+def test_ce_logits_all_ignored():
+    z = torch.randn(3, 5, device=DEVICE, requires_grad=True)
+    target = torch.full((3,), -100, device=DEVICE)
+    out = triton_ops.cross_entropy_logits(z, target)
+    (gz,) = torch.autograd.grad(out, z)
+    assert out.item() == 0.0 and torch.count_nonzero(gz) == 0
+
+
+def test_cosine_dims():
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(5, 6, 7, generator=gen, dtype=torch.float64).to(DEVICE).requires_grad_()
+    t = torch.randn(5, 6, 7, generator=gen, dtype=torch.float64).to(DEVICE).requires_grad_()
+    for dim in (None, 0, 1, -1):
+        for reduction in REDUCTIONS:
+            out = triton_ops.cosine_similarity_loss(x, t, dim=dim, reduction=reduction)
+            ref = triton_ops.registry["cosine_similarity_loss"].reference(x.detach().cpu(), t.detach().cpu(), dim,
+                                                                          1e-6, reduction)
+            assert_close(out, ref, torch.float64, f"cosine dim={dim} {reduction}")
+            if dim is not None and reduction == "mean":
+                assert_close(out, (1 - F.cosine_similarity(x.detach().cpu(), t.detach().cpu(), dim=dim)).mean(),
+                             torch.float64, "vs F.cosine_similarity")
+        assert torch.autograd.gradcheck(lambda a, b: triton_ops.cosine_similarity_loss(a, b, dim=dim), (x, t),
+                                        fast_mode=True)
+    zero = torch.zeros(4, dtype=torch.float64, device=DEVICE, requires_grad=True)
+    other = torch.randn(4, dtype=torch.float64, device=DEVICE)
+    (gz,) = torch.autograd.grad(triton_ops.cosine_similarity_loss(zero, other), zero)
+    assert_close(gz, -other / (1e-6 * other.norm()), torch.float64, "|x| < eps branch")
+
+
+def test_bce_clamp_and_targets_require_grad():
+    p = torch.tensor([0.0, 0.3, 1.0], dtype=torch.float64, device=DEVICE, requires_grad=True)
+    y = torch.tensor([0.0, 1.0, 1.0], dtype=torch.float64, device=DEVICE, requires_grad=True)
+    out = triton_ops.binary_cross_entropy(p, y, reduction="none")
+    assert torch.isfinite(out).all()
+    gp, gy = torch.autograd.grad(out.sum(), (p, y))
+    assert gp[0] == 0 and gp[2] == 0 and torch.isfinite(gy).all()

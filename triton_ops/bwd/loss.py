@@ -1,0 +1,141 @@
+"""VJP kernels of the losses: one fused pass each, every gradient written once.
+
+The upstream gradient is one element (``"mean"``/``"sum"``: read once per program) or one
+value per kept element / row (``"none"``: read once per tile column or row), possibly expanded.
+"""
+import triton
+import triton.language as tl
+
+from ..tiles import call, group_offsets, joined
+
+
+@triton.jit
+def loss_vjp_kernel(dx_ptr, dt_ptr, x_ptr, t_ptr, g_ptr, numbers, r_sizes, k_sizes, R, K,
+                    x_r, x_k, t_r, t_k, g_k, dx_r, dx_k, dt_r, dt_k,
+                    DFX: tl.constexpr, DFT: tl.constexpr, HAS_PARAM: tl.constexpr, G_ELEMENT: tl.constexpr,
+                    NEED_DX: tl.constexpr, NEED_DT: tl.constexpr, COMPUTE: tl.constexpr,
+                    BLOCK_R: tl.constexpr, BLOCK_K: tl.constexpr, INDEX_64: tl.constexpr):
+    # One program owns a [BLOCK_R, BLOCK_K] tile of (reduced, kept) axes. Reads x, t once and g
+    # once per tile column; writes dx and dt once. Bytes: |x| + |t| + |g| + |dx| + |dt|.
+    pid = tl.program_id(0)
+    n_k = (K + BLOCK_K - 1) // BLOCK_K
+    rk = (pid % n_k) * BLOCK_K + tl.arange(0, BLOCK_K)
+    rr = (pid // n_k) * BLOCK_R + tl.arange(0, BLOCK_R)
+    if INDEX_64:
+        rk = rk.to(tl.int64)
+        rr = rr.to(tl.int64)
+    mask = (rr < R)[:, None] & (rk < K)[None, :]
+    scale = joined(numbers[2], numbers[3], COMPUTE)
+    if G_ELEMENT:
+        g = tl.load(g_ptr).to(COMPUTE) * scale
+    else:
+        g = tl.load(g_ptr + group_offsets(rk, k_sizes, g_k), mask=rk < K, other=0.0).to(COMPUTE)[None, :] * scale
+    x = tl.load(x_ptr + group_offsets(rr, r_sizes, x_r)[:, None] + group_offsets(rk, k_sizes, x_k)[None, :],
+                mask=mask, other=0.0).to(COMPUTE)
+    t = tl.load(t_ptr + group_offsets(rr, r_sizes, t_r)[:, None] + group_offsets(rk, k_sizes, t_k)[None, :],
+                mask=mask, other=0.0).to(COMPUTE)
+    p = joined(numbers[0], numbers[1], COMPUTE)
+    if NEED_DX:
+        dx = g * call(DFX, x, t, p, 2, HAS_PARAM, False)
+        tl.store(dx_ptr + group_offsets(rr, r_sizes, dx_r)[:, None] + group_offsets(rk, k_sizes, dx_k)[None, :],
+                 dx.to(dx_ptr.dtype.element_ty), mask=mask)
+    if NEED_DT:
+        dt = g * call(DFT, x, t, p, 2, HAS_PARAM, False)
+        tl.store(dt_ptr + group_offsets(rr, r_sizes, dt_r)[:, None] + group_offsets(rk, k_sizes, dt_k)[None, :],
+                 dt.to(dt_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def ce_logits_bwd_kernel(dz_ptr, dt_ptr, z_ptr, t_ptr, g_ptr, lse_ptr, tsum_ptr, factor_ptr, numbers, r_sizes,
+                         R, C, z_r, t_r, z_c, t_c, g_r, dz_r, dz_c, dt_r, dt_c, ignore_index,
+                         PROBS: tl.constexpr, G_ELEMENT: tl.constexpr, FACTOR_FROM_PTR: tl.constexpr,
+                         NEED_DZ: tl.constexpr, NEED_DT: tl.constexpr, COMPUTE: tl.constexpr,
+                         BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr):
+    # One program owns BLOCK_R rows and walks their classes: dz = g * (softmax(z) * mass - t'),
+    # softmax from the forward's saved log-sum-exp (no second pass over z). Reads z (and t)
+    # once, g and two floats per row; writes dz (and dt) once.
+    rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+    if INDEX_64:
+        rows = rows.to(tl.int64)
+    row_mask = rows < R
+    z_row = group_offsets(rows, r_sizes, z_r)
+    t_row = group_offsets(rows, r_sizes, t_r)
+    smoothing = joined(numbers[0], numbers[1], COMPUTE)
+    factor = joined(numbers[2], numbers[3], COMPUTE)
+    if FACTOR_FROM_PTR:
+        factor = tl.load(factor_ptr).to(COMPUTE)
+    if G_ELEMENT:
+        g = tl.load(g_ptr).to(COMPUTE) * factor + tl.zeros([BLOCK_R], COMPUTE)
+    else:
+        g = tl.load(g_ptr + group_offsets(rows, r_sizes, g_r), mask=row_mask, other=0.0).to(COMPUTE) * factor
+    lse = tl.load(lse_ptr + rows, mask=row_mask, other=0.0).to(COMPUTE)
+    mass = tl.load(tsum_ptr + rows, mask=row_mask, other=0.0).to(COMPUTE)
+    if not PROBS:
+        target = tl.load(t_ptr + t_row, mask=row_mask, other=ignore_index)
+        valid = (target != ignore_index)[:, None]
+    inv_c = 1.0 / tl.cast(C, COMPUTE)
+    for c0 in range(0, C, BLOCK_C):
+        cols = c0 + tl.arange(0, BLOCK_C)
+        mask = row_mask[:, None] & (cols < C)[None, :]
+        z = tl.load(z_ptr + z_row[:, None] + cols[None, :] * z_c, mask=mask, other=0.0).to(COMPUTE)
+        softmax = tl.exp(z - lse[:, None])
+        if PROBS:
+            t = tl.load(t_ptr + t_row[:, None] + cols[None, :] * t_c, mask=mask, other=0.0).to(COMPUTE)
+            smoothed = (1.0 - smoothing) * t + smoothing * inv_c
+            dz = g[:, None] * (softmax * mass[:, None] - smoothed)
+            if NEED_DT:
+                dt = g[:, None] * (1.0 - smoothing) * (lse[:, None] - z)
+                tl.store(dt_ptr + group_offsets(rows, r_sizes, dt_r)[:, None] + cols[None, :] * dt_c,
+                         dt.to(dt_ptr.dtype.element_ty), mask=mask)
+        else:
+            onehot = tl.where(cols[None, :] == target[:, None], 1.0 - smoothing, 0.0)
+            dz = tl.where(valid, g[:, None] * (softmax - onehot - smoothing * inv_c), 0.0)
+        if NEED_DZ:
+            tl.store(dz_ptr + group_offsets(rows, r_sizes, dz_r)[:, None] + cols[None, :] * dz_c,
+                     dz.to(dz_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def cosine_bwd_kernel(dx_ptr, dt_ptr, x_ptr, t_ptr, g_ptr, stats_ptr, numbers, r_sizes, c_sizes, R, C,
+                      x_r, t_r, x_c, t_c, g_r, dx_r, dx_c, dt_r, dt_c,
+                      G_ELEMENT: tl.constexpr, NEED_DX: tl.constexpr, NEED_DT: tl.constexpr, COMPUTE: tl.constexpr,
+                      BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr):
+    # One program owns BLOCK_R slices; from the forward's <x,t>, |x|^2, |t|^2 it writes
+    # dx = g*(<x,t> x/(|x|^3 n_t) - t/(|x| n_t)) (and dt alike) in one pass over x and t.
+    rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+    if INDEX_64:
+        rows = rows.to(tl.int64)
+    row_mask = rows < R
+    eps = joined(numbers[0], numbers[1], COMPUTE)
+    scale = joined(numbers[2], numbers[3], COMPUTE)
+    if G_ELEMENT:
+        g = tl.load(g_ptr).to(COMPUTE) * scale
+    else:
+        g = tl.load(g_ptr + group_offsets(rows, r_sizes, g_r), mask=row_mask, other=0.0).to(COMPUTE) * scale
+    dot = tl.load(stats_ptr + rows, mask=row_mask, other=0.0).to(COMPUTE)
+    norm_x = tl.sqrt(tl.load(stats_ptr + R + rows, mask=row_mask, other=1.0).to(COMPUTE))
+    norm_t = tl.sqrt(tl.load(stats_ptr + 2 * R + rows, mask=row_mask, other=1.0).to(COMPUTE))
+    nx = tl.maximum(norm_x, eps)
+    nt = tl.maximum(norm_t, eps)
+    # per slice: dx = a_x * x + b_x * t, dt = a_t * t + b_t * x
+    big_x = norm_x > eps
+    big_t = norm_t > eps
+    a_x = tl.where(big_x, g * dot / (norm_x * norm_x * norm_x * nt), 0.0)[:, None]
+    b_x = (-g / (nx * nt))[:, None]
+    a_t = tl.where(big_t, g * dot / (norm_t * norm_t * norm_t * nx), 0.0)[:, None]
+    b_t = (-g / (nt * nx))[:, None]
+    x_row = group_offsets(rows, r_sizes, x_r)[:, None]
+    t_row = group_offsets(rows, r_sizes, t_r)[:, None]
+    for c0 in range(0, C, BLOCK_C):
+        cols = c0 + tl.arange(0, BLOCK_C)
+        if INDEX_64:
+            cols = cols.to(tl.int64)
+        mask = row_mask[:, None] & (cols < C)[None, :]
+        x = tl.load(x_ptr + x_row + group_offsets(cols, c_sizes, x_c)[None, :], mask=mask, other=0.0).to(COMPUTE)
+        t = tl.load(t_ptr + t_row + group_offsets(cols, c_sizes, t_c)[None, :], mask=mask, other=0.0).to(COMPUTE)
+        if NEED_DX:
+            tl.store(dx_ptr + group_offsets(rows, r_sizes, dx_r)[:, None] + group_offsets(cols, c_sizes, dx_c)[None, :],
+                     (a_x * x + b_x * t).to(dx_ptr.dtype.element_ty), mask=mask)
+        if NEED_DT:
+            tl.store(dt_ptr + group_offsets(rows, r_sizes, dt_r)[:, None] + group_offsets(cols, c_sizes, dt_c)[None, :],
+                     (a_t * t + b_t * x).to(dt_ptr.dtype.element_ty), mask=mask)

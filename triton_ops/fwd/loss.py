@@ -1,0 +1,157 @@
+"""Forward kernels of the losses: one fused pass over the inputs each.
+
+* ``loss_reduce_kernel`` - elementwise losses and ``cross_entropy`` between distributions:
+  ``out[k] = sum_r l(x[r, k], t[r, k])`` over a [BLOCK_R, BLOCK_K] tile (R = reduced axes,
+  K = kept axes; for ``reduction="none"`` R is empty and this is a plain map).
+* ``ce_logits_fwd_kernel`` - cross-entropy on logits: an online log-sum-exp over the class
+  axis, any length, one read of the logits.
+* ``cosine_fwd_kernel`` - cosine similarity per slice: dot and both squared norms in one read.
+
+Per-program partial sums are added by ``combine_kernel`` in a fixed order (no atomics).
+"""
+import triton
+import triton.language as tl
+
+from ..bwd.reduce import combine_partials_kernel
+from ..tiles import call, group_offsets, joined
+
+combine_kernel = triton.jit(combine_partials_kernel.fn)
+
+
+@triton.jit
+def loss_reduce_kernel(out_ptr, x_ptr, t_ptr, numbers, r_sizes, k_sizes, R, K, r_per_program,
+                       x_r, x_k, t_r, t_k, out_k, part_slot,
+                       FN: tl.constexpr, HAS_PARAM: tl.constexpr, COMPUTE: tl.constexpr,
+                       BLOCK_R: tl.constexpr, BLOCK_K: tl.constexpr, INDEX_64: tl.constexpr):
+    # One program owns BLOCK_K kept elements and a chunk of r_per_program reduced indices, in
+    # [BLOCK_R, BLOCK_K] tiles. Reads x and t once; writes one partial row of K (the output
+    # itself when a single program covers R). Bytes: |x| + |t| + P*|out|.
+    pid_k = tl.program_id(0)
+    chunk = tl.program_id(1)
+    rk = pid_k * BLOCK_K + tl.arange(0, BLOCK_K)
+    if INDEX_64:
+        rk = rk.to(tl.int64)
+        chunk = chunk.to(tl.int64)
+    k_mask = rk < K
+    x_koff = group_offsets(rk, k_sizes, x_k)[None, :]
+    t_koff = group_offsets(rk, k_sizes, t_k)[None, :]
+    p = joined(numbers[0], numbers[1], COMPUTE)
+    acc = tl.zeros([BLOCK_R, BLOCK_K], COMPUTE)
+    r_start = chunk * r_per_program
+    r_stop = tl.minimum(r_start + r_per_program, R)
+    for r0 in range(r_start, r_stop, BLOCK_R):
+        rr = r0 + tl.arange(0, BLOCK_R)
+        mask = (rr < r_stop)[:, None] & k_mask[None, :]
+        x = tl.load(x_ptr + group_offsets(rr, r_sizes, x_r)[:, None] + x_koff, mask=mask, other=0.0).to(COMPUTE)
+        t = tl.load(t_ptr + group_offsets(rr, r_sizes, t_r)[:, None] + t_koff, mask=mask, other=0.0).to(COMPUTE)
+        acc += tl.where(mask, call(FN, x, t, p, 2, HAS_PARAM, False), 0.0)
+    total = tl.sum(acc, axis=0) * joined(numbers[2], numbers[3], COMPUTE)
+    tl.store(out_ptr + chunk * part_slot + group_offsets(rk, k_sizes, out_k), total.to(out_ptr.dtype.element_ty),
+             mask=k_mask)
+
+
+@triton.jit
+def ce_logits_fwd_kernel(loss_ptr, lse_ptr, tsum_ptr, z_ptr, t_ptr, numbers, r_sizes, R, C,
+                         z_r, t_r, z_c, t_c, ignore_index,
+                         PROBS: tl.constexpr, REDUCE: tl.constexpr, MEAN: tl.constexpr, COMPUTE: tl.constexpr,
+                         BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr):
+    # One program owns BLOCK_R rows and walks their C classes in BLOCK_C steps with an online
+    # log-sum-exp (max and rescaled sum), so any class count fits. Reads the logits once (and
+    # probability targets once, or one index and one gathered logit per row); writes the loss
+    # per row (or one partial sum and count per program), log-sum-exp and target mass per row.
+    rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+    if INDEX_64:
+        rows = rows.to(tl.int64)
+    row_mask = rows < R
+    z_row = group_offsets(rows, r_sizes, z_r)
+    t_row = group_offsets(rows, r_sizes, t_r)
+    smoothing = joined(numbers[0], numbers[1], COMPUTE)
+    m = tl.full([BLOCK_R], float("-inf"), COMPUTE)
+    s = tl.zeros([BLOCK_R], COMPUTE)
+    z_sum = tl.zeros([BLOCK_R], COMPUTE)
+    t_sum = tl.zeros([BLOCK_R], COMPUTE)
+    tz_sum = tl.zeros([BLOCK_R], COMPUTE)
+    for c0 in range(0, C, BLOCK_C):
+        cols = c0 + tl.arange(0, BLOCK_C)
+        mask = row_mask[:, None] & (cols < C)[None, :]
+        z = tl.load(z_ptr + z_row[:, None] + cols[None, :] * z_c, mask=mask, other=float("-inf")).to(COMPUTE)
+        m_new = tl.maximum(m, tl.max(z, axis=1))
+        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # a row of -inf so far: no rescale
+        s = s * tl.exp(m - m_safe) + tl.sum(tl.exp(z - m_safe[:, None]), axis=1)
+        m = m_new
+        z0 = tl.where(mask, z, 0.0)
+        z_sum += tl.sum(z0, axis=1)
+        if PROBS:
+            t = tl.load(t_ptr + t_row[:, None] + cols[None, :] * t_c, mask=mask, other=0.0).to(COMPUTE)
+            t_sum += tl.sum(t, axis=1)
+            tz_sum += tl.sum(t * z0, axis=1)
+    lse = m + tl.log(s)
+    inv_c = 1.0 / tl.cast(C, COMPUTE)
+    if PROBS:
+        mass = (1.0 - smoothing) * t_sum + smoothing
+        loss = lse * mass - (1.0 - smoothing) * tz_sum - smoothing * z_sum * inv_c
+    else:
+        target = tl.load(t_ptr + t_row, mask=row_mask, other=ignore_index)
+        valid = row_mask & (target != ignore_index)
+        in_range = (target >= 0) & (target < C)
+        z_t = tl.load(z_ptr + z_row + tl.where(valid & in_range, target, 0) * z_c, mask=valid & in_range,
+                      other=float("nan")).to(COMPUTE)
+        mass = tl.where(valid, 1.0, 0.0)
+        loss = tl.where(valid, lse - (1.0 - smoothing) * z_t - smoothing * z_sum * inv_c, 0.0)
+    tl.store(lse_ptr + rows, lse, mask=row_mask)
+    tl.store(tsum_ptr + rows, mass, mask=row_mask)
+    if REDUCE:
+        part = tl.program_id(0) * 2
+        tl.store(loss_ptr + part, tl.sum(tl.where(row_mask, loss, 0.0), axis=0))
+        # "mean" divides by the rows counted: every row for probabilities, non-ignored ones for
+        # indices; "sum" counts none (the combine divides by max(count, 1)).
+        if MEAN:
+            if PROBS:
+                counted = tl.where(row_mask, 1.0, 0.0)
+            else:
+                counted = mass
+        else:
+            counted = tl.zeros([BLOCK_R], COMPUTE)
+        tl.store(loss_ptr + part + 1, tl.sum(counted, axis=0))
+    else:
+        tl.store(loss_ptr + rows, loss.to(loss_ptr.dtype.element_ty), mask=row_mask)
+
+
+@triton.jit
+def cosine_fwd_kernel(loss_ptr, stats_ptr, x_ptr, t_ptr, numbers, r_sizes, c_sizes, R, C,
+                      x_r, t_r, x_c, t_c, REDUCE: tl.constexpr, COMPUTE: tl.constexpr,
+                      BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr):
+    # One program owns BLOCK_R slices and walks their C elements in BLOCK_C steps, adding
+    # <x,t>, |x|^2 and |t|^2. Reads x and t once; writes 3 statistics per slice and the loss
+    # per slice (or one partial sum per program).
+    rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+    if INDEX_64:
+        rows = rows.to(tl.int64)
+    row_mask = rows < R
+    x_row = group_offsets(rows, r_sizes, x_r)[:, None]
+    t_row = group_offsets(rows, r_sizes, t_r)[:, None]
+    dot = tl.zeros([BLOCK_R, BLOCK_C], COMPUTE)
+    xx = tl.zeros([BLOCK_R, BLOCK_C], COMPUTE)
+    tt = tl.zeros([BLOCK_R, BLOCK_C], COMPUTE)
+    for c0 in range(0, C, BLOCK_C):
+        cols = c0 + tl.arange(0, BLOCK_C)
+        if INDEX_64:
+            cols = cols.to(tl.int64)
+        mask = row_mask[:, None] & (cols < C)[None, :]
+        x = tl.load(x_ptr + x_row + group_offsets(cols, c_sizes, x_c)[None, :], mask=mask, other=0.0).to(COMPUTE)
+        t = tl.load(t_ptr + t_row + group_offsets(cols, c_sizes, t_c)[None, :], mask=mask, other=0.0).to(COMPUTE)
+        dot += x * t
+        xx += x * x
+        tt += t * t
+    dot_r = tl.sum(dot, axis=1)
+    xx_r = tl.sum(xx, axis=1)
+    tt_r = tl.sum(tt, axis=1)
+    eps = joined(numbers[0], numbers[1], COMPUTE)
+    loss = 1.0 - dot_r / (tl.maximum(tl.sqrt(xx_r), eps) * tl.maximum(tl.sqrt(tt_r), eps))
+    tl.store(stats_ptr + rows, dot_r, mask=row_mask)
+    tl.store(stats_ptr + R + rows, xx_r, mask=row_mask)
+    tl.store(stats_ptr + 2 * R + rows, tt_r, mask=row_mask)
+    if REDUCE:
+        tl.store(loss_ptr + tl.program_id(0), tl.sum(tl.where(row_mask, loss, 0.0), axis=0))
+    else:
+        tl.store(loss_ptr + rows, loss.to(loss_ptr.dtype.element_ty), mask=row_mask)
