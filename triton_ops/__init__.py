@@ -16,6 +16,7 @@ from .ops.loss import (  # noqa: F401
     binary_cross_entropy, cosine_similarity_loss, cross_entropy, cross_entropy_logits, elementwise_loss, hinge_loss,
     huber_loss, log_cosh_loss, mae_loss, mse_loss, poisson_loss,
 )
+from .ops.layers import embedding, layer_norm, linear, matmul, one_hot_embedding, transpose  # noqa: F401
 from .ops.shape import replicate, sum, sum_to  # noqa: F401,A004
 
 __version__ = "0.1.0"

@@ -22,7 +22,7 @@ REQUIRED = inspect.Parameter.empty
 # descriptor) are checked by the public function and never reach the custom op.
 _SCHEMA = {
     "tensor": "Tensor", "tensor?": "Tensor?", "float": "float", "int": "int", "bool": "bool",
-    "str": "str", "int[]": "int[]", "int[]?": "int[]?", "int?": "int?",
+    "str": "str", "str?": "str?", "int[]": "int[]", "int[]?": "int[]?", "int?": "int?",
 }
 TENSOR_KINDS = ("tensor", "tensor?", "operand")
 
@@ -72,6 +72,8 @@ class OpSpec:
     forward_saved: Callable | None = None
     n_saved: int = 0
     tolerance: dict = field(default_factory=dict)   # dtype -> (rtol, atol) overrides
+    extras: dict = field(default_factory=dict)      # family data (a unary op's scalar functions ...)
+    flops: Callable | None = None                   # flops(*args) -> (fwd, bwd), for the matmul family
     fn: Callable | None = None
     custom_op: Any = None
     vjp_op: Any = None

@@ -77,6 +77,7 @@ def unary_op(name: str, f, df, *, param: tuple[str, float] | None = None, refere
         name=name, family="unary", args=args, forward=forward, vjp=vjp,
         reference=reference, fwd_kernels=(pointwise_fwd_kernel,), bwd_kernels=(pointwise_vjp_kernel,),
         check=check, alloc=alloc, vjp_alloc=vjp_alloc, min_bytes=min_bytes,
+        extras={"f": f, "df": df, "param": float(param[1]) if param else None, "df_reads_x": df_reads_x},
         sample=lambda *a: ((sample or _default_sample)(*a),), doc=doc or f"triton_ops.{name}: elementwise, see SPEC.md section 1.")
     return register(spec)
 

@@ -1,0 +1,97 @@
+"""LayerNorm VJP: dx in one fused pass per row block; dweight/dbias as per-program partial sums
+(added in a fixed order by ``bwd/reduce.combine_partials``: no atomics)."""
+import triton
+import triton.language as tl
+
+from ..tiles import group_offsets
+
+
+@triton.jit
+def layer_norm_bwd_kernel(dx_ptr, dw_part_ptr, db_part_ptr, x_ptr, w_ptr, g_ptr, mean_ptr, rstd_ptr,
+                          r_sizes, c_sizes, R, D, rows_per_program, x_r, x_c, g_r, g_c, dx_r, dx_c,
+                          HAS_W: tl.constexpr, NEED_DW: tl.constexpr, NEED_DB: tl.constexpr, SINGLE: tl.constexpr,
+                          COMPUTE: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr):
+    # One program owns rows_per_program rows. dx = rstd * (g w - mean(g w) - x_hat mean(g w x_hat)).
+    # SINGLE: x and g read once; dw/db accumulate in registers and are written once per
+    # program (one partial row each). Longer rows: a statistics pass and an output pass over
+    # x and g, and the partial rows updated chunk by chunk (each program owns its own row).
+    pid = tl.program_id(0)
+    cols = tl.arange(0, BLOCK_D)
+    dw_acc = tl.zeros([BLOCK_D], COMPUTE)
+    db_acc = tl.zeros([BLOCK_D], COMPUTE)
+    if SINGLE:
+        c_mask = cols < D
+        if HAS_W:
+            w = tl.load(w_ptr + cols, mask=c_mask, other=0.0).to(COMPUTE)
+    else:
+        for c0 in range(0, D, BLOCK_D):
+            cm = (c0 + cols) < D
+            if NEED_DW:
+                tl.store(dw_part_ptr + pid * D + c0 + cols, tl.zeros([BLOCK_D], COMPUTE), mask=cm)
+            if NEED_DB:
+                tl.store(db_part_ptr + pid * D + c0 + cols, tl.zeros([BLOCK_D], COMPUTE), mask=cm)
+    start = pid * rows_per_program
+    stop = tl.minimum(start + rows_per_program, R)
+    for r0 in range(start, stop, BLOCK_R):
+        rows = (r0 + tl.arange(0, BLOCK_R)).to(tl.int64)
+        r_mask = rows < stop
+        x_row = group_offsets(rows, r_sizes, x_r)[:, None]
+        g_row = group_offsets(rows, r_sizes, g_r)[:, None]
+        dx_row = group_offsets(rows, r_sizes, dx_r)[:, None]
+        mean = tl.load(mean_ptr + rows, mask=r_mask, other=0.0).to(COMPUTE)[:, None]
+        rstd = tl.load(rstd_ptr + rows, mask=r_mask, other=0.0).to(COMPUTE)[:, None]
+        if SINGLE:
+            mask = r_mask[:, None] & c_mask[None, :]
+            x = tl.load(x_ptr + x_row + group_offsets(cols, c_sizes, x_c)[None, :], mask=mask, other=0.0).to(COMPUTE)
+            g = tl.load(g_ptr + g_row + group_offsets(cols, c_sizes, g_c)[None, :], mask=mask, other=0.0).to(COMPUTE)
+            x_hat = tl.where(mask, (x - mean) * rstd, 0.0)
+            gw = g * w[None, :] if HAS_W else g
+            c1 = tl.sum(gw * x_hat, axis=1)[:, None] / D
+            c2 = tl.sum(gw, axis=1)[:, None] / D
+            dx = (gw - x_hat * c1 - c2) * rstd
+            tl.store(dx_ptr + dx_row + group_offsets(cols, c_sizes, dx_c)[None, :], dx.to(dx_ptr.dtype.element_ty),
+                     mask=mask)
+            dw_acc += tl.sum(g * x_hat, axis=0)
+            db_acc += tl.sum(g, axis=0)
+        else:
+            s1 = tl.zeros([BLOCK_R], COMPUTE)
+            s2 = tl.zeros([BLOCK_R], COMPUTE)
+            for c0 in range(0, D, BLOCK_D):
+                cc = c0 + cols
+                cm = cc < D
+                mask = r_mask[:, None] & cm[None, :]
+                x = tl.load(x_ptr + x_row + group_offsets(cc, c_sizes, x_c)[None, :], mask=mask,
+                            other=0.0).to(COMPUTE)
+                g = tl.load(g_ptr + g_row + group_offsets(cc, c_sizes, g_c)[None, :], mask=mask,
+                            other=0.0).to(COMPUTE)
+                x_hat = tl.where(mask, (x - mean) * rstd, 0.0)
+                if HAS_W:
+                    g = g * tl.load(w_ptr + cc, mask=cm, other=0.0).to(COMPUTE)[None, :]
+                s1 += tl.sum(g * x_hat, axis=1)
+                s2 += tl.sum(g, axis=1)
+            c1 = s1[:, None] / D
+            c2 = s2[:, None] / D
+            for c0 in range(0, D, BLOCK_D):
+                cc = c0 + cols
+                cm = cc < D
+                mask = r_mask[:, None] & cm[None, :]
+                x = tl.load(x_ptr + x_row + group_offsets(cc, c_sizes, x_c)[None, :], mask=mask,
+                            other=0.0).to(COMPUTE)
+                g = tl.load(g_ptr + g_row + group_offsets(cc, c_sizes, g_c)[None, :], mask=mask,
+                            other=0.0).to(COMPUTE)
+                x_hat = tl.where(mask, (x - mean) * rstd, 0.0)
+                gw = g * tl.load(w_ptr + cc, mask=cm, other=0.0).to(COMPUTE)[None, :] if HAS_W else g
+                dx = (gw - x_hat * c1 - c2) * rstd
+                tl.store(dx_ptr + dx_row + group_offsets(cc, c_sizes, dx_c)[None, :], dx.to(dx_ptr.dtype.element_ty),
+                         mask=mask)
+                if NEED_DW:
+                    part = dw_part_ptr + pid * D + cc
+                    tl.store(part, tl.load(part, mask=cm, other=0.0) + tl.sum(g * x_hat, axis=0), mask=cm)
+                if NEED_DB:
+                    part = db_part_ptr + pid * D + cc
+                    tl.store(part, tl.load(part, mask=cm, other=0.0) + tl.sum(g, axis=0), mask=cm)
+    if SINGLE:
+        if NEED_DW:
+            tl.store(dw_part_ptr + pid * D + cols, dw_acc, mask=c_mask)
+        if NEED_DB:
+            tl.store(db_part_ptr + pid * D + cols, db_acc, mask=c_mask)

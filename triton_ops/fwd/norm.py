@@ -1,0 +1,78 @@
+"""LayerNorm forward: one program owns a block of rows; rows longer than one block are looped."""
+import triton
+import triton.language as tl
+
+from ..tiles import group_offsets, joined
+
+
+@triton.jit
+def layer_norm_fwd_kernel(y_ptr, mean_ptr, rstd_ptr, x_ptr, w_ptr, b_ptr, numbers, r_sizes, c_sizes, R, D,
+                          rows_per_program, x_r, x_c, y_r, y_c,
+                          HAS_W: tl.constexpr, HAS_B: tl.constexpr, SINGLE: tl.constexpr, COMPUTE: tl.constexpr,
+                          BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr):
+    # One program owns rows_per_program rows, BLOCK_R at a time. SINGLE (D <= BLOCK_D): x is
+    # read once, kept in registers for the mean, the variance (two-pass, no cancellation) and
+    # the output: bytes |x| + |y| + 8 per row (+ w, b once per program). Longer rows: chunked
+    # Welford statistics, then a second read of x to normalize.
+    pid = tl.program_id(0)
+    eps = joined(numbers[0], numbers[1], COMPUTE)
+    cols = tl.arange(0, BLOCK_D)
+    if SINGLE:
+        c_mask = cols < D
+        if HAS_W:
+            w = tl.load(w_ptr + cols, mask=c_mask, other=0.0).to(COMPUTE)
+        if HAS_B:
+            b = tl.load(b_ptr + cols, mask=c_mask, other=0.0).to(COMPUTE)
+    start = pid * rows_per_program
+    stop = tl.minimum(start + rows_per_program, R)
+    for r0 in range(start, stop, BLOCK_R):
+        rows = (r0 + tl.arange(0, BLOCK_R)).to(tl.int64)
+        r_mask = rows < stop
+        x_row = group_offsets(rows, r_sizes, x_r)[:, None]
+        y_row = group_offsets(rows, r_sizes, y_r)[:, None]
+        if SINGLE:
+            mask = r_mask[:, None] & c_mask[None, :]
+            x = tl.load(x_ptr + x_row + group_offsets(cols, c_sizes, x_c)[None, :], mask=mask, other=0.0).to(COMPUTE)
+            mean = tl.sum(x, axis=1) / D
+            xc = tl.where(mask, x - mean[:, None], 0.0)
+            rstd = 1.0 / tl.sqrt(tl.sum(xc * xc, axis=1) / D + eps)
+            y = xc * rstd[:, None]
+            if HAS_W:
+                y = y * w[None, :]
+            if HAS_B:
+                y = y + b[None, :]
+            tl.store(y_ptr + y_row + group_offsets(cols, c_sizes, y_c)[None, :], y.to(y_ptr.dtype.element_ty),
+                     mask=mask)
+        else:
+            mean = tl.zeros([BLOCK_R], COMPUTE)
+            m2 = tl.zeros([BLOCK_R], COMPUTE)
+            for c0 in range(0, D, BLOCK_D):  # Chan's merge of per-chunk mean and M2
+                cc = c0 + cols
+                mask = r_mask[:, None] & (cc < D)[None, :]
+                x = tl.load(x_ptr + x_row + group_offsets(cc, c_sizes, x_c)[None, :], mask=mask,
+                            other=0.0).to(COMPUTE)
+                n_chunk = tl.minimum(tl.cast(D - c0, COMPUTE), BLOCK_D)
+                chunk_mean = tl.sum(x, axis=1) / n_chunk
+                d = tl.where(mask, x - chunk_mean[:, None], 0.0)
+                chunk_m2 = tl.sum(d * d, axis=1)
+                n_prev = tl.cast(c0, COMPUTE)
+                total = n_prev + n_chunk
+                delta = chunk_mean - mean
+                mean = mean + delta * (n_chunk / total)
+                m2 = m2 + chunk_m2 + delta * delta * (n_prev * n_chunk / total)
+            rstd = 1.0 / tl.sqrt(m2 / D + eps)
+            for c0 in range(0, D, BLOCK_D):
+                cc = c0 + cols
+                cm = cc < D
+                mask = r_mask[:, None] & cm[None, :]
+                x = tl.load(x_ptr + x_row + group_offsets(cc, c_sizes, x_c)[None, :], mask=mask,
+                            other=0.0).to(COMPUTE)
+                y = (x - mean[:, None]) * rstd[:, None]
+                if HAS_W:
+                    y = y * tl.load(w_ptr + cc, mask=cm, other=0.0).to(COMPUTE)[None, :]
+                if HAS_B:
+                    y = y + tl.load(b_ptr + cc, mask=cm, other=0.0).to(COMPUTE)[None, :]
+                tl.store(y_ptr + y_row + group_offsets(cc, c_sizes, y_c)[None, :], y.to(y_ptr.dtype.element_ty),
+                         mask=mask)
+        tl.store(mean_ptr + rows, mean, mask=r_mask)
+        tl.store(rstd_ptr + rows, rstd, mask=r_mask)

@@ -1,0 +1,468 @@
+"""Layers and linear algebra (SPEC section 4): matmul, linear (fused activation), one-hot
+embedding, layer_norm, transpose, embedding."""
+from __future__ import annotations
+
+import torch
+import triton.language as tl
+
+from .. import runtime
+from ..broadcast import aligned_strides, plan_reduce
+from ..bwd.matmul import gemm_vjp_kernel
+from ..bwd.norm import layer_norm_bwd_kernel
+from ..bwd.reduce import combine_partials, combine_partials_kernel
+from ..bwd.shape import embedding_bwd_kernel, transpose_vjp_kernel
+from ..fwd.matmul import gemm, gemm_kernel
+from ..fwd.norm import layer_norm_fwd_kernel
+from ..fwd.shape import embedding_fwd_kernel, transpose_kernel
+from ..spec import Arg, OpSpec, needs_all, register, registry
+from ..tiles import split_float
+
+
+def _nbytes(t) -> int:
+    return t.numel() * t.element_size() if isinstance(t, torch.Tensor) else 0
+
+
+def _randn(shape, dtype, device, gen, scale=1.0):
+    return (torch.randn(shape, generator=gen, dtype=torch.float64) * scale).to(device, dtype)
+
+
+def _same_dtype(op, named):
+    dtypes = {t.dtype for t in named.values() if isinstance(t, torch.Tensor)}
+    if len(dtypes) > 1:
+        raise TypeError(f"triton_ops.{op}: all tensors must have one dtype, got "
+                        + ", ".join(f"{k}={v.dtype}" for k, v in named.items() if isinstance(v, torch.Tensor)))
+
+
+# --------------------------------------------------------------------------------------------
+# matmul(a, b, precision=None)
+
+
+def _matmul_check(a, b, precision):
+    op = "matmul"
+    runtime.check_float(op, "a", a)
+    runtime.check_float(op, "b", b)
+    runtime.check_devices(op, {"a": a, "b": b})
+    _same_dtype(op, {"a": a, "b": b})
+    if a.dim() not in (2, 3) or b.dim() != a.dim():
+        raise ValueError(f"triton_ops.{op}: expected two 2-D or two 3-D tensors, got shapes {tuple(a.shape)} "
+                         f"and {tuple(b.shape)}")
+    if a.shape[-1] != b.shape[-2] or (a.dim() == 3 and a.shape[0] != b.shape[0]):
+        raise ValueError(f"triton_ops.{op}: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be multiplied")
+    if precision not in (None, "ieee", "tf32"):
+        raise ValueError(f"triton_ops.{op}: precision must be 'ieee', 'tf32' or None, got {precision!r}")
+    return a, b, precision
+
+
+def _matmul_vjp(a, b, precision, grad, needs=None):
+    need_a, need_b = needs_all(MATMUL_ARGS, (a, b), needs)
+    da = gemm(grad, b, transpose_b=True, out_dtype=a.dtype, precision=precision, kernel=gemm_vjp_kernel)[0] \
+        if need_a else None
+    db = gemm(a, grad, transpose_a=True, out_dtype=b.dtype, precision=precision, kernel=gemm_vjp_kernel)[0] \
+        if need_b else None
+    return da, db
+
+
+def _mm_flops(a, b, *rest):
+    f = 2 * a.numel() * b.shape[-1]
+    return f, 2 * f
+
+
+MATMUL_ARGS = (Arg("a"), Arg("b"), Arg("precision", "str?", None))
+matmul = register(OpSpec(
+    name="matmul", family="matmul", args=MATMUL_ARGS,
+    forward=lambda a, b, precision: gemm(a, b, out_dtype=a.dtype, precision=precision)[0],
+    vjp=_matmul_vjp, reference=lambda a, b, precision=None: a @ b,
+    fwd_kernels=(gemm_kernel,), bwd_kernels=(gemm_vjp_kernel,),
+    check=_matmul_check,
+    alloc=lambda a, b, precision: a.new_empty((*a.shape[:-1], b.shape[-1])),
+    vjp_alloc=lambda a, b, precision, grad: [a.new_empty(a.shape), b.new_empty(b.shape)],
+    min_bytes=lambda a, b, precision=None: (
+        _nbytes(a) + _nbytes(b) + a.numel() // a.shape[-1] * b.shape[-1] * a.element_size(),
+        2 * (a.numel() // a.shape[-1] * b.shape[-1] * a.element_size()) + 2 * (_nbytes(a) + _nbytes(b))),
+    flops=_mm_flops,
+    sample=lambda shape, dtype, device, gen: (_randn(shape, dtype, device, gen),
+                                              _randn(tuple(shape[::-1]), dtype, device, gen)),
+    doc="matmul(a, b, precision=None): a @ b for 2-D or batched 3-D tensors; precision 'ieee' | 'tf32' "
+        "(None: torch.backends.cuda.matmul.allow_tf32).")).fn
+
+
+# --------------------------------------------------------------------------------------------
+# linear(x, weight, bias=None, activation=None, precision=None)
+
+
+def _activation(op, name):
+    if name is None:
+        return None
+    spec = registry.get(name) if isinstance(name, str) else None
+    if spec is None or spec.family != "unary":
+        known = sorted(n for n, s in registry.items() if s.family == "unary")
+        raise ValueError(f"triton_ops.{op}: activation must be None or a registered unary op {known}, got {name!r}")
+    return spec.extras
+
+
+def _linear_check(x, weight, bias, activation, precision):
+    op = "linear"
+    runtime.check_float(op, "x", x)
+    runtime.check_float(op, "weight", weight)
+    if bias is not None:
+        runtime.check_float(op, "bias", bias)
+    runtime.check_devices(op, {"x": x, "weight": weight, "bias": bias})
+    _same_dtype(op, {"x": x, "weight": weight, "bias": bias})
+    if weight.dim() != 2 or x.dim() < 1 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"triton_ops.{op}: x {tuple(x.shape)} and weight {tuple(weight.shape)} do not match "
+                         "(expected x [..., in] and weight [out, in])")
+    if bias is not None and tuple(bias.shape) != (weight.shape[0],):
+        raise ValueError(f"triton_ops.{op}: bias shape {tuple(bias.shape)} must be ({weight.shape[0]},)")
+    _activation(op, activation)
+    if precision not in (None, "ieee", "tf32"):
+        raise ValueError(f"triton_ops.{op}: precision must be 'ieee', 'tf32' or None, got {precision!r}")
+    return x, weight, bias, activation, precision
+
+
+def _linear_alloc(x, weight, bias, activation, precision):
+    out_shape = (*x.shape[:-1], weight.shape[0])
+    z_shape = out_shape if activation is not None else (0,)
+    return x.new_empty(out_shape), x.new_empty(z_shape)
+
+
+def _linear_forward_saved(x, weight, bias, activation, precision):
+    act = _activation("linear", activation)
+    x2 = x.reshape(-1, x.shape[-1])  # a view unless x's leading axes cannot be flattened
+    y, z = gemm(x2, weight, transpose_b=True, out_dtype=x.dtype, bias=bias, epilogue=act["f"] if act else None,
+                param=act["param"] if act else None, save_z=act is not None, precision=precision)
+    out_shape = (*x.shape[:-1], weight.shape[0])
+    z = z.view(out_shape) if z is not None else x.new_empty((0,))
+    return y.view(out_shape), z
+
+
+def _linear_vjp(x, weight, bias, activation, precision, grad, needs=None, saved=None):
+    need_x, need_w, need_b = needs_all(LINEAR_ARGS, (x, weight, bias), needs)
+    act = _activation("linear", activation)
+    (z,) = saved
+    out = weight.shape[0]
+    g2 = grad.reshape(-1, out)
+    z2 = z.reshape(-1, out) if act else None
+    pro = dict(prologue=act["df"] if act else None, prologue_z=z2, param=act["param"] if act else None,
+               precision=precision, kernel=gemm_vjp_kernel)
+    dx = gemm(g2, weight, out_dtype=x.dtype, **pro)[0].view(x.shape) if need_x else None
+    db = torch.empty_like(bias) if need_b else None
+    dw = None
+    if need_w or need_b:
+        dw = gemm(g2, x.reshape(-1, x.shape[-1]), transpose_a=True, out_dtype=weight.dtype, db=db, **pro)[0]
+    return dx, dw if need_w else None, db
+
+
+def _linear_ref(x, weight, bias=None, activation=None, precision=None):
+    y = torch.nn.functional.linear(x, weight, bias)
+    if activation is None:
+        return y
+    spec = registry[activation]
+    return spec.reference(y) if spec.extras["param"] is None else spec.reference(y, spec.extras["param"])
+
+
+def _linear_min_bytes(x, weight, bias=None, activation=None, precision=None):
+    y = x.numel() // x.shape[-1] * weight.shape[0] * x.element_size()
+    saved = y if activation is not None else 0
+    fwd = _nbytes(x) + _nbytes(weight) + _nbytes(bias) + y + saved
+    bwd = 2 * (y + saved) + 2 * (_nbytes(x) + _nbytes(weight)) + _nbytes(bias)
+    return fwd, bwd
+
+
+LINEAR_ARGS = (Arg("x"), Arg("weight"), Arg("bias", "tensor?", None), Arg("activation", "str?", None),
+               Arg("precision", "str?", None))
+linear = register(OpSpec(
+    name="linear", family="matmul", args=LINEAR_ARGS,
+    forward=lambda *a: _linear_forward_saved(*a)[0], forward_saved=_linear_forward_saved, n_saved=1,
+    vjp=_linear_vjp, reference=_linear_ref,
+    fwd_kernels=(gemm_kernel,), bwd_kernels=(gemm_vjp_kernel,),
+    check=_linear_check, alloc=_linear_alloc,
+    vjp_alloc=lambda x, w, b, *rest: [x.new_empty(x.shape), w.new_empty(w.shape),
+                                      b.new_empty(b.shape) if b is not None else None],
+    min_bytes=_linear_min_bytes,
+    flops=lambda x, w, *rest: (2 * x.numel() * w.shape[0], 4 * x.numel() * w.shape[0]),
+    sample=lambda shape, dtype, device, gen: (_randn(shape, dtype, device, gen),
+                                              _randn((shape[-1] // 2 + 1, shape[-1]), dtype, device, gen, 0.2),
+                                              _randn((shape[-1] // 2 + 1,), dtype, device, gen), "gelu"),
+    doc="linear(x, weight, bias=None, activation=None, precision=None): act(x @ weight^T + bias); the bias "
+        "and activation run in the GEMM epilogue, the activation's derivative in the gradient GEMMs' prologue.")).fn
+
+
+# --------------------------------------------------------------------------------------------
+# one_hot_embedding(onehot, weight) = onehot @ weight over any leading axes
+
+
+def _ohe_check(onehot, weight):
+    op = "one_hot_embedding"
+    runtime.check_float(op, "onehot", onehot)
+    runtime.check_float(op, "weight", weight)
+    runtime.check_devices(op, {"onehot": onehot, "weight": weight})
+    _same_dtype(op, {"onehot": onehot, "weight": weight})
+    if weight.dim() != 2 or onehot.dim() < 1 or onehot.shape[-1] != weight.shape[0]:
+        raise ValueError(f"triton_ops.{op}: onehot {tuple(onehot.shape)} and weight {tuple(weight.shape)} do not "
+                         "match (expected onehot [..., V] and weight [V, E])")
+    return onehot, weight
+
+
+def _ohe_forward(onehot, weight):
+    y = gemm(onehot.reshape(-1, onehot.shape[-1]), weight, out_dtype=onehot.dtype, precision="ieee")[0]
+    return y.view(*onehot.shape[:-1], weight.shape[1])
+
+
+def _ohe_vjp(onehot, weight, grad, needs=None):
+    need_o, need_w = needs_all(OHE_ARGS, (onehot, weight), needs)
+    g2 = grad.reshape(-1, weight.shape[1])
+    d_onehot = gemm(g2, weight, transpose_b=True, out_dtype=onehot.dtype, precision="ieee",
+                    kernel=gemm_vjp_kernel)[0].view(onehot.shape) if need_o else None
+    d_weight = gemm(onehot.reshape(-1, onehot.shape[-1]), g2, transpose_a=True, out_dtype=weight.dtype,
+                    precision="ieee", kernel=gemm_vjp_kernel)[0] if need_w else None
+    return d_onehot, d_weight
+
+
+def _onehot_sample(shape, dtype, device, gen):
+    V = shape[-1]
+    idx = torch.randint(0, V, tuple(shape[:-1]), generator=gen)
+    return (torch.nn.functional.one_hot(idx, V).to(device, dtype), _randn((V, 16), dtype, device, gen))
+
+
+OHE_ARGS = (Arg("onehot"), Arg("weight"))
+one_hot_embedding = register(OpSpec(
+    name="one_hot_embedding", family="matmul", args=OHE_ARGS, forward=_ohe_forward, vjp=_ohe_vjp,
+    reference=lambda onehot, weight: onehot @ weight,
+    fwd_kernels=(gemm_kernel,), bwd_kernels=(gemm_vjp_kernel,), check=_ohe_check,
+    alloc=lambda o, w: o.new_empty((*o.shape[:-1], w.shape[1])),
+    vjp_alloc=lambda o, w, grad: [o.new_empty(o.shape), w.new_empty(w.shape)],
+    min_bytes=lambda o, w: (_nbytes(o) + _nbytes(w) + o.numel() // o.shape[-1] * w.shape[1] * o.element_size(),
+                            2 * (_nbytes(o) + _nbytes(w)) + 2 * o.numel() // o.shape[-1] * w.shape[1] * o.element_size()),
+    flops=lambda o, w: (2 * o.numel() * w.shape[1], 4 * o.numel() * w.shape[1]),
+    sample=_onehot_sample,
+    doc="one_hot_embedding(onehot, weight): onehot [..., V] @ weight [V, E] (a real-valued one-hot input).")).fn
+
+
+# --------------------------------------------------------------------------------------------
+# layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5)
+
+
+def _ln_check(x, normalized_shape, weight, bias, eps):
+    op = "layer_norm"
+    runtime.check_float(op, "x", x)
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None:
+            runtime.check_float(op, name, t)
+    runtime.check_devices(op, {"x": x, "weight": weight, "bias": bias})
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(int(s) for s in normalized_shape)
+    if not shape or tuple(x.shape[x.dim() - len(shape):]) != shape or len(shape) > x.dim():
+        raise ValueError(f"triton_ops.{op}: normalized_shape {shape} must be the trailing axes of x {tuple(x.shape)}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and tuple(t.shape) != shape:
+            raise ValueError(f"triton_ops.{op}: {name} shape {tuple(t.shape)} must equal normalized_shape {shape}")
+    eps = runtime.check_param(op, "eps", eps, nonneg=True)
+    return x, list(shape), weight, bias, eps
+
+
+def _ln_plan(x, normalized_shape, extra=None):
+    shape = tuple(x.shape)
+    d = len(normalized_shape)
+    layouts = {"x": aligned_strides(x, shape), **(extra or {})}
+    cols, rows = plan_reduce(shape, range(x.dim() - d, x.dim()), layouts)
+    return cols, rows
+
+
+def _ln_config(R, D):
+    block_d = min(runtime.next_pow2(D), 1 << 14 if runtime.INTERPRETER else 4096)
+    block_r = min(runtime.next_pow2(R), max(1, runtime.tile_elements() // block_d))
+    programs = 1 if runtime.INTERPRETER else min(runtime.cdiv(R, block_r), runtime.device_programs(None) * 2)
+    rows_per_program = runtime.cdiv(runtime.cdiv(R, max(programs, 1)), block_r) * block_r
+    return block_r, block_d, runtime.cdiv(R, rows_per_program), rows_per_program
+
+
+def _ln_stat_dtype(x):
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def _ln_alloc(x, normalized_shape, weight, bias, eps):
+    D = 1
+    for s in normalized_shape:
+        D *= s
+    R = x.numel() // D if D else 0
+    return torch.empty_like(x), x.new_empty((R,), dtype=_ln_stat_dtype(x)), x.new_empty((R,), dtype=_ln_stat_dtype(x))
+
+
+def _ln_forward_saved(x, normalized_shape, weight, bias, eps):
+    y, mean, rstd = _ln_alloc(x, normalized_shape, weight, bias, eps)
+    R = mean.numel()
+    if x.numel() == 0:
+        return y, mean, rstd
+    cols, rows = _ln_plan(x, normalized_shape, {"y": aligned_strides(y, tuple(x.shape))})
+    D = cols.numel
+    block_r, block_d, programs, rows_per_program = _ln_config(R, D)
+    runtime.launch(layer_norm_fwd_kernel, (programs,), y, mean, rstd, x,
+                   weight if weight is not None else x, bias if bias is not None else x, split_float(eps),
+                   rows.sizes, cols.sizes, R, D, rows_per_program, rows.strides["x"], cols.strides["x"],
+                   rows.strides["y"], cols.strides["y"], HAS_W=weight is not None, HAS_B=bias is not None,
+                   SINGLE=D <= block_d, COMPUTE=runtime.compute_dtype(x.dtype), BLOCK_R=block_r, BLOCK_D=block_d,
+                   num_warps=runtime.num_warps_for(block_r * block_d))
+    return y, mean, rstd
+
+
+def _ln_vjp(x, normalized_shape, weight, bias, eps, grad, needs=None, saved=None):
+    mean, rstd = saved
+    need_x, need_w, need_b = needs_all(LN_ARGS, (x, normalized_shape, weight, bias, eps), needs)
+    dx = torch.empty_like(x)
+    dw = torch.empty_like(weight) if need_w else None
+    db = torch.empty_like(bias) if need_b else None
+    R = mean.numel()
+    if x.numel() == 0:
+        return (dx if need_x else None), (dw.zero_() if need_w else None), (db.zero_() if need_b else None)
+    shape = tuple(x.shape)
+    cols, rows = _ln_plan(x, normalized_shape, {"g": aligned_strides(grad, shape), "dx": aligned_strides(dx, shape)})
+    D = cols.numel
+    block_r, block_d, programs, rows_per_program = _ln_config(R, D)
+    stat = _ln_stat_dtype(x)
+    dw_part = torch.empty((programs, D), dtype=stat, device=x.device) if need_w else None
+    db_part = torch.empty((programs, D), dtype=stat, device=x.device) if need_b else None
+    runtime.launch(layer_norm_bwd_kernel, (programs,), dx, dw_part if need_w else dx, db_part if need_b else dx,
+                   x, weight if weight is not None else x, grad, mean, rstd, rows.sizes, cols.sizes, R, D,
+                   rows_per_program, rows.strides["x"], cols.strides["x"], rows.strides["g"], cols.strides["g"],
+                   rows.strides["dx"], cols.strides["dx"], HAS_W=weight is not None, NEED_DW=need_w, NEED_DB=need_b,
+                   SINGLE=D <= block_d, COMPUTE=runtime.compute_dtype(x.dtype), BLOCK_R=block_r, BLOCK_D=block_d,
+                   num_warps=runtime.num_warps_for(block_r * block_d))
+    if need_w:
+        combine_partials(dw_part, dw)
+    if need_b:
+        combine_partials(db_part, db)
+    return (dx if need_x else None), dw, db
+
+
+def _ln_min_bytes(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    D = 1
+    for s in normalized_shape:
+        D *= s
+    R = x.numel() // max(D, 1)
+    params = _nbytes(weight) + _nbytes(bias)
+    stats = 2 * R * (8 if x.dtype == torch.float64 else 4)
+    fwd = 2 * _nbytes(x) + params + stats
+    bwd = 3 * _nbytes(x) + _nbytes(weight) + stats + params
+    return fwd, bwd
+
+
+LN_ARGS = (Arg("x"), Arg("normalized_shape", "int[]"), Arg("weight", "tensor?", None), Arg("bias", "tensor?", None),
+           Arg("eps", "float", 1e-5))
+layer_norm = register(OpSpec(
+    name="layer_norm", family="norm", args=LN_ARGS,
+    forward=lambda *a: _ln_forward_saved(*a)[0], forward_saved=_ln_forward_saved, n_saved=2,
+    vjp=_ln_vjp, reference=lambda x, normalized_shape, weight=None, bias=None, eps=1e-5:
+        torch.nn.functional.layer_norm(x, list(normalized_shape), weight, bias, eps),
+    fwd_kernels=(layer_norm_fwd_kernel,), bwd_kernels=(layer_norm_bwd_kernel, combine_partials_kernel),
+    check=_ln_check, alloc=_ln_alloc,
+    vjp_alloc=lambda x, ns, w, b, eps, grad: [torch.empty_like(x), torch.empty_like(w) if w is not None else None,
+                                              torch.empty_like(b) if b is not None else None],
+    min_bytes=_ln_min_bytes,
+    sample=lambda shape, dtype, device, gen: (_randn(shape, dtype, device, gen, 2.0) + 0.5, [shape[-1]],
+                                              _randn((shape[-1],), dtype, device, gen) + 1.0,
+                                              _randn((shape[-1],), dtype, device, gen)),
+    doc="layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5) (= F.layer_norm).")).fn
+
+
+# --------------------------------------------------------------------------------------------
+# transpose(x) and embedding(indices, weight)
+
+
+def _transpose_launch(x, kernel):
+    M, N = x.shape
+    out = x.new_empty((N, M))
+    if x.numel():
+        bm, bn = (64, 64) if runtime.INTERPRETER else (32, 32)
+        runtime.launch(kernel, (runtime.cdiv(M, bm) * runtime.cdiv(N, bn),), out, x, M, N, x.stride(0), x.stride(1),
+                       BLOCK_M=bm, BLOCK_N=bn, num_warps=4)
+    return out
+
+
+def _transpose_check(x):
+    runtime.check_float("transpose", "x", x)
+    runtime.check_devices("transpose", {"x": x})
+    if x.dim() != 2:
+        raise ValueError(f"triton_ops.transpose: x must be 2-D, got shape {tuple(x.shape)}")
+    return (x,)
+
+
+transpose = register(OpSpec(
+    name="transpose", family="shape", args=(Arg("x"),),
+    forward=lambda x: _transpose_launch(x, transpose_kernel),
+    vjp=lambda x, grad, needs=None: (_transpose_launch(grad, transpose_vjp_kernel),),
+    reference=lambda x: x.t().contiguous(),
+    fwd_kernels=(transpose_kernel,), bwd_kernels=(transpose_vjp_kernel,), check=_transpose_check,
+    alloc=lambda x: x.new_empty((x.shape[1], x.shape[0])), vjp_alloc=lambda x, grad: [x.new_empty(x.shape)],
+    min_bytes=lambda x: (2 * _nbytes(x), 2 * _nbytes(x)),
+    sample=lambda shape, dtype, device, gen: (_randn(shape, dtype, device, gen),),
+    doc="transpose(x): x^T of a 2-D tensor, materialized contiguous (tiled kernel).")).fn
+
+
+def _emb_check(indices, weight):
+    op = "embedding"
+    if not isinstance(indices, torch.Tensor) or indices.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"triton_ops.{op}: indices must be an int64 or int32 tensor")
+    runtime.check_float(op, "weight", weight)
+    runtime.check_devices(op, {"indices": indices, "weight": weight})
+    if weight.dim() != 2:
+        raise ValueError(f"triton_ops.{op}: weight must be 2-D [V, E], got {tuple(weight.shape)}")
+    if indices.device.type == "cpu" and indices.numel():  # CPU: checked before launch; CUDA: see the docs
+        lo, hi = int(indices.min()), int(indices.max())
+        if lo < 0 or hi >= weight.shape[0]:
+            raise IndexError(f"triton_ops.{op}: index {lo if lo < 0 else hi} is out of range for {weight.shape[0]} rows")
+    return indices, weight
+
+
+def _index_layout(indices):
+    sizes = tuple(indices.shape) or (1,)
+    strides = tuple(indices.stride()) or (0,)
+    return sizes, strides
+
+
+def _emb_forward(indices, weight):
+    V, E = weight.shape
+    out = weight.new_empty((*indices.shape, E))
+    n = indices.numel()
+    if n and E:
+        bi, be = min(runtime.next_pow2(n), 64), min(runtime.next_pow2(E), 1024 if runtime.INTERPRETER else 256)
+        sizes, strides = _index_layout(indices)
+        runtime.launch(embedding_fwd_kernel, (runtime.cdiv(n, bi), runtime.cdiv(E, be)), out, weight, indices, n, V, E,
+                       sizes, strides, weight.stride(0), weight.stride(1), BLOCK_I=bi, BLOCK_E=be, num_warps=4)
+    return out
+
+
+def _emb_vjp(indices, weight, grad, needs=None):
+    _, need_w = needs_all(EMB_ARGS, (indices, weight), needs)
+    if not need_w:
+        return None, None
+    V, E = weight.shape
+    dw = torch.empty_like(weight, memory_format=torch.contiguous_format)
+    n = indices.numel()
+    if n == 0 or E == 0:
+        return None, dw.zero_()
+    sizes, strides = _index_layout(indices)
+    g_i = tuple(grad.stride()[:-1]) or (0,)
+    if runtime.INTERPRETER:
+        bv, be, bi, one_hot = max(16, min(runtime.next_pow2(V), 4096)), max(16, min(runtime.next_pow2(E), 256)), 64, \
+            (tl.float64 if weight.dtype == torch.float64 else tl.float32)
+    else:
+        bv, be, bi = 64, 64, 64
+        one_hot = {torch.float16: tl.float16, torch.bfloat16: tl.bfloat16, torch.float32: tl.float32,
+                   torch.float64: tl.float64}[weight.dtype]
+    runtime.launch(embedding_bwd_kernel, (runtime.cdiv(V, bv), runtime.cdiv(E, be)), dw, grad, indices, n, V, E,
+                   sizes, strides, g_i, grad.stride(-1), ONE_HOT_DTYPE=one_hot, BLOCK_V=bv, BLOCK_I=bi, BLOCK_E=be,
+                   num_warps=4)
+    return None, dw
+
+
+EMB_ARGS = (Arg("indices"), Arg("weight"))
+embedding = register(OpSpec(
+    name="embedding", family="shape", args=EMB_ARGS, forward=_emb_forward, vjp=_emb_vjp,
+    reference=lambda indices, weight: torch.nn.functional.embedding(indices, weight),
+    fwd_kernels=(embedding_fwd_kernel,), bwd_kernels=(embedding_bwd_kernel,), check=_emb_check,
+    alloc=lambda i, w: w.new_empty((*i.shape, w.shape[1])),
+    vjp_alloc=lambda i, w, grad: [None, torch.empty_like(w, memory_format=torch.contiguous_format)],
+    min_bytes=lambda i, w: (_nbytes(i) + 2 * i.numel() * w.shape[1] * w.element_size(),
+                            _nbytes(i) + i.numel() * w.shape[1] * w.element_size() + _nbytes(w)),
+    sample=lambda shape, dtype, device, gen: (torch.randint(0, 50, tuple(shape), generator=gen).to(device),
+                                              _randn((50, 24), dtype, device, gen)),
+    doc="embedding(indices, weight): weight[indices] (= F.embedding); deterministic weight gradient.")).fn
