@@ -50,3 +50,37 @@ def count_bytes():
         InterpreterBuilder.create_masked_load = load
         InterpreterBuilder.create_masked_store = store
         traffic.launches = runtime.launch_count() - start
+
+
+# Ops that only make views or metadata: no kernel, no bytes.
+_NO_TRAFFIC = {"view", "_unsafe_view", "t", "transpose", "permute", "expand", "detach", "alias", "unsqueeze",
+               "squeeze", "as_strided", "slice", "select", "reshape", "_reshape_alias", "split", "unbind",
+               "lift_fresh", "empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "_to_copy_noop",
+               "is_same_size", "sym_size", "sym_stride", "sym_numel", "sym_storage_offset", "numpy_T"}
+
+
+@contextlib.contextmanager
+def count_aten():
+    """Count what eager PyTorch moves: each ATen op (views and allocations aside) reads its
+    tensor inputs and writes its outputs once. ``with count_aten() as t: ...``."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_flatten
+
+    import torch
+
+    traffic = Traffic()
+
+    def nbytes(values):
+        return sum(v.numel() * v.element_size() for v in tree_flatten(values)[0] if isinstance(v, torch.Tensor))
+
+    class Mode(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if func.overloadpacket.__name__.rstrip("_") not in _NO_TRAFFIC:
+                traffic.loads += nbytes((args, kwargs))
+                traffic.stores += nbytes(out)
+                traffic.launches += 1
+            return out
+
+    with Mode():
+        yield traffic

@@ -88,6 +88,14 @@ class OpSpec:
                   for a in self.args]
         return inspect.Signature(params)
 
+    def default_needs(self, values) -> list[bool]:
+        """The gradients ``min_bytes`` (and the benchmarks) assume: every floating tensor
+        argument, except for losses, where only the prediction's (targets rarely need one)."""
+        needs = [isinstance(values[i], torch.Tensor) and values[i].is_floating_point() for i in self.tensor_args]
+        if self.family == "loss":
+            needs = [needs[0]] + [False] * (len(needs) - 1)
+        return needs
+
     def bind(self, *args, **kwargs) -> tuple:
         bound = self.signature.bind(*args, **kwargs)
         bound.apply_defaults()

@@ -144,7 +144,7 @@ def pointwise_vjp(g: torch.Tensor, out_shape, dfx=None, dfy=None, *, x=None, y=N
                          else contiguous_strides(y_shape, out_shape))
     plan = plan_pointwise(out_shape, x_shape, y_shape, layouts)
     A, B, C = plan.A.numel, plan.B.numel, plan.C.numel
-    block_b, block_c = tile_shape(B, C)
+    block_b, block_c, num_warps = tile_shape(B, C, g.dtype, A * B * C)
     n_b = runtime.cdiv(B, block_b)
     tiles = n_b * runtime.cdiv(C, block_c)
     chunks = a_chunks(A, tiles, device) if need_dx else 1
@@ -186,7 +186,7 @@ def pointwise_vjp(g: torch.Tensor, out_shape, dfx=None, dfy=None, *, x=None, y=N
         numel_x, numel_y,
         DFX=dfx, DFY=dfy, ARITY=arity, HAS_PARAM=param is not None, SWAP=swap, X_MODE=x_mode, Y_MODE=y_mode, G_MODE=g_mode,
         NEED_DX=need_dx, NEED_DY=need_dy, COMPUTE=compute, BLOCK_B=block_b, BLOCK_C=block_c,
-        INDEX_64=runtime.needs_int64(*extents), num_warps=runtime.num_warps_for(block_b * block_c))
+        INDEX_64=runtime.needs_int64(*extents), num_warps=num_warps)
     if need_dx and dx_slots > 1:
         dx = combine_partials(dx, torch.empty(x_shape, dtype=x_dtype, device=device), kernel=combine)
     if need_dy and dy_slots > 1:

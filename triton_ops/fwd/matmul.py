@@ -103,7 +103,9 @@ def gemm_config(M: int, N: int, K: int, dtype) -> dict:
     if tuned:
         return tuned
     if runtime.INTERPRETER:
-        return dict(BLOCK_M=min(64, max(16, runtime.next_pow2(M))), BLOCK_N=min(64, max(16, runtime.next_pow2(N))),
+        # big tiles: the interpreter runs programs one after another, and each A tile is read
+        # once per column of tiles, each B tile once per row of tiles
+        return dict(BLOCK_M=min(128, max(16, runtime.next_pow2(M))), BLOCK_N=min(128, max(16, runtime.next_pow2(N))),
                     BLOCK_K=min(64, max(16, runtime.next_pow2(K))), GROUP_M=8, num_warps=4, num_stages=1)
     small = dtype in (torch.float16, torch.bfloat16)
     return dict(BLOCK_M=128, BLOCK_N=128 if N > 64 else 64, BLOCK_K=64 if small else 32, GROUP_M=8,

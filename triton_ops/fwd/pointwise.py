@@ -55,12 +55,16 @@ def should_swap(out_shape, x, y) -> bool:
     return broadcast_numel(out_shape, shape(x)) > broadcast_numel(out_shape, shape(y))
 
 
-def tile_shape(B: int, C: int) -> tuple[int, int]:
-    """Columns first (they hold the innermost axis), then as many rows as the tile allows."""
-    tile = runtime.tile_elements()
+def tile_shape(B: int, C: int, dtype, numel: int) -> tuple[int, int, int]:
+    """(BLOCK_B, BLOCK_C, num_warps): columns first (they hold the innermost axis), then as many
+    rows as the tile allows. A tuned tile size (``triton_ops.tune``) replaces the default."""
+    from ..tune import lookup
+
+    cfg = lookup("pointwise", dtype, (numel,))
+    tile = cfg["TILE"] if cfg else runtime.tile_elements()
     block_c = min(runtime.next_pow2(C), tile)
     block_b = min(runtime.next_pow2(B), max(1, tile // block_c))
-    return block_b, block_c
+    return block_b, block_c, (cfg["num_warps"] if cfg else runtime.num_warps_for(block_b * block_c))
 
 
 def a_chunks(A: int, tiles: int, device) -> int:
@@ -93,7 +97,7 @@ def pointwise(fn, out: torch.Tensor, x, y=None, param: float | None = None, arit
     plan = plan_pointwise(shape, x.shape if x_mode == TENSOR else shape,
                           y.shape if y_mode == TENSOR else shape, layouts)
     A, B, C = plan.A.numel, plan.B.numel, plan.C.numel
-    block_b, block_c = tile_shape(B, C)
+    block_b, block_c, num_warps = tile_shape(B, C, out.dtype, A * B * C)
     tiles = runtime.cdiv(B, block_b) * runtime.cdiv(C, block_c)
     chunks = a_chunks(A, tiles, out.device)
     a_per_program = runtime.cdiv(A, chunks)
@@ -116,6 +120,5 @@ def pointwise(fn, out: torch.Tensor, x, y=None, param: float | None = None, arit
         (plan.A.sizes, plan.B.sizes, plan.C.sizes, A, B, C, a_per_program),
         x_st[1], x_st[2], y_st[0], y_st[2], o_st[0], o_st[1], o_st[2],
         FN=fn, ARITY=arity, HAS_PARAM=param is not None, SWAP=swap, X_MODE=x_mode, Y_MODE=y_mode, COMPUTE=compute,
-        BLOCK_B=block_b, BLOCK_C=block_c, INDEX_64=runtime.needs_int64(*extents),
-        num_warps=runtime.num_warps_for(block_b * block_c))
+        BLOCK_B=block_b, BLOCK_C=block_c, INDEX_64=runtime.needs_int64(*extents), num_warps=num_warps)
     return out
