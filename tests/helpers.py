@@ -60,7 +60,7 @@ def assert_close(actual, expected, dtype, what="", scale=1.0):
 
 def reference_grads(ref, args, grad, tensor_idx):
     """Values and gradients of ``ref`` in float64 (from the same rounded inputs)."""
-    args64 = list(args)
+    args64 = [a.cpu() if isinstance(a, torch.Tensor) else a for a in args]
     leaves = []
     for i in tensor_idx:
         a = args[i]

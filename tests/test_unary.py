@@ -53,8 +53,8 @@ def test_odd_sizes(name):
     spec = triton_ops.registry[name]
     gen = torch.Generator().manual_seed(1)
     for n in (1, 7, 1023):
-        x = _sample(spec, (n,), gen).float()
-        assert_close(spec.fn(x, *PARAMS.get(name, ())), spec.reference(x.double(), *PARAMS.get(name, ())),
+        x = _sample(spec, (n,), gen).float().to(DEVICE)
+        assert_close(spec.fn(x, *PARAMS.get(name, ())), spec.reference(x.double().cpu(), *PARAMS.get(name, ())),
                      torch.float32, f"{name}[{n}]")
 
 
@@ -96,7 +96,7 @@ def test_errors(name):
         spec.fn(torch.ones(3, device="meta"))
     if len(spec.args) > 1 and spec.args[1].name == "eps":
         with pytest.raises(ValueError, match=f"triton_ops.{name}: eps"):
-            spec.fn(torch.ones(3), -1.0)
+            spec.fn(torch.ones(3, device=DEVICE), -1.0)
 
 
 def test_empty_launches_nothing():

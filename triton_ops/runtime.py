@@ -215,7 +215,14 @@ def device_programs(device: torch.device | None) -> int:
         return 4 * 132
     if INTERPRETER or device is None or device.type != "cuda":
         return 8  # the interpreter runs programs one after another: few and large
-    return 4 * torch.cuda.get_device_properties(device).multi_processor_count
+    return 4 * _multiprocessors(device.index if device.index is not None else torch.cuda.current_device())
+
+
+def _multiprocessors(index: int) -> int:
+    return _sm_count.setdefault(index, torch.cuda.get_device_properties(index).multi_processor_count)
+
+
+_sm_count: dict = {}
 
 
 def tile_elements() -> int:
@@ -260,3 +267,23 @@ def launch(kernel, grid, *args, **kwargs):
 
 def launch_count() -> int:
     return _launch_count
+
+
+# --------------------------------------------------------------------------------------------
+# launch-plan caches: Python decides a launch's shapes once per (shapes, strides, dtypes)
+
+_plan_caches: list = []
+
+
+def plan_cache(fn):
+    """``functools.lru_cache`` for launch planners, cleared together when tuned configs change."""
+    import functools
+
+    cached = functools.lru_cache(maxsize=4096)(fn)
+    _plan_caches.append(cached)
+    return cached
+
+
+def clear_plan_caches() -> None:
+    for cache in _plan_caches:
+        cache.cache_clear()

@@ -8,6 +8,8 @@ Operands reach a kernel in one of four modes (a ``tl.constexpr``):
                 keeps ~48 bits of it (Triton passes Python floats as float32);
 * ``ELEMENT`` - a one-element tensor, read once per program.
 """
+import functools
+
 import triton
 import triton.language as tl
 
@@ -24,6 +26,7 @@ def helper(fn):
 ABSENT, TENSOR, VALUE, ELEMENT, ROW = 0, 1, 2, 3, 4
 
 
+@functools.lru_cache(maxsize=1024)
 def split_float(v: float) -> tuple[float, float]:
     """``v`` as float32 hi + lo (see the module docstring)."""
     import numpy as np
@@ -48,14 +51,29 @@ def group_offsets(idx, sizes, strides):
 
 
 @helper
-def tile_of_program(groups, x_ptr, numbers, x_b, x_c, X_MODE: tl.constexpr, COMPUTE: tl.constexpr,
+def c_offsets(idx, sizes, strides, inner):
+    """``group_offsets`` of the C group, whose innermost stride ``inner`` is a kernel argument of
+    its own: Triton specializes it (1 -> contiguous), which lets loads and stores vectorize."""
+    if len(sizes) == 1:
+        off = idx * inner
+    else:
+        off = (idx % sizes[len(sizes) - 1]) * inner
+        rem = idx // sizes[len(sizes) - 1]
+        for k in tl.static_range(1, len(sizes)):
+            off += (rem % sizes[len(sizes) - 1 - k]) * strides[len(sizes) - 1 - k]
+            rem = rem // sizes[len(sizes) - 1 - k]
+    return off
+
+
+@helper
+def tile_of_program(groups, C, x_ptr, numbers, x_b, x_c, x_c1, X_MODE: tl.constexpr, COMPUTE: tl.constexpr,
                     BLOCK_B: tl.constexpr, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr):
     """This program's tile of the B x C axes (row and column indices), its B block, its chunk
     of the A axes (from a 1-D grid ordered C blocks fastest) with its loop bounds, the column
     mask [1, BLOCK_C], the tile mask [BLOCK_B, BLOCK_C], the slot-0 operand's tile (read once:
     it is constant along A) and the op's parameter. ``groups`` is (A sizes, B sizes, C sizes,
     A, B, C, A steps per program); ``numbers`` is (x hi, x lo, y hi, y lo, param hi, param lo, ...)."""
-    A, B, C, a_per_program = groups[3], groups[4], groups[5], groups[6]
+    A, B, a_per_program = groups[3], groups[4], groups[5]
     pid = tl.program_id(0)
     n_c = (C + BLOCK_C - 1) // BLOCK_C
     n_b = (B + BLOCK_B - 1) // BLOCK_B
@@ -72,14 +90,15 @@ def tile_of_program(groups, x_ptr, numbers, x_b, x_c, X_MODE: tl.constexpr, COMP
     a_stop = tl.minimum(a_start + a_per_program, A)
     mask_c = (rc < C)[None, :]
     mask = (rb < B)[:, None] & mask_c
-    x = load_operand(x_ptr, numbers[0], numbers[1], tile_offsets(rb, rc, groups, x_b, x_c), mask, X_MODE, COMPUTE)
+    x = load_operand(x_ptr, numbers[0], numbers[1], tile_offsets(rb, rc, groups, x_b, x_c, x_c1), mask, X_MODE,
+                     COMPUTE)
     return rb, rc, pid_b, chunk, a_start, a_stop, mask_c, mask, x, joined(numbers[4], numbers[5], COMPUTE)
 
 
 @helper
-def tile_offsets(rb, rc, groups, b_strides, c_strides):
+def tile_offsets(rb, rc, groups, b_strides, c_strides, c_inner):
     """2-D offsets of a [rows, cols] tile in a tensor of the given B and C group strides."""
-    return group_offsets(rb, groups[1], b_strides)[:, None] + group_offsets(rc, groups[2], c_strides)[None, :]
+    return group_offsets(rb, groups[1], b_strides)[:, None] + c_offsets(rc, groups[2], c_strides, c_inner)[None, :]
 
 
 @helper

@@ -61,13 +61,13 @@ def _valid(family: str, cfg) -> bool:
 def load_store() -> dict:
     """The configs of this device (``{key: config}``), or {} with a warning when unusable."""
     path = store_path()
+    if str(path) in _cache:  # read once per process (and again after ``save``)
+        return _cache[str(path)]
     try:
-        stat = path.stat()
+        path.stat()
     except OSError:
+        _cache[str(path)] = {}
         return {}
-    cache_key = (str(path), stat.st_mtime_ns, stat.st_size)
-    if cache_key in _cache:
-        return _cache[cache_key]
     configs: dict = {}
     try:
         data = json.loads(path.read_text())
@@ -82,8 +82,7 @@ def load_store() -> dict:
     except (OSError, ValueError, AttributeError) as exc:
         warnings.warn(f"triton_ops.tune: ignoring the tuning store {path}: {exc}", stacklevel=2)
         configs = {}
-    _cache.clear()
-    _cache[cache_key] = configs
+    _cache[str(path)] = configs
     return configs
 
 
@@ -109,16 +108,19 @@ def save(entries: dict) -> Path:
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
     tmp.replace(path)
     _cache.clear()
+    runtime.clear_plan_caches()
     return path
 
 
 @contextlib.contextmanager
 def forced(family: str, cfg: dict):
     _forced[family] = cfg
+    runtime.clear_plan_caches()
     try:
         yield
     finally:
         _forced.pop(family, None)
+        runtime.clear_plan_caches()
 
 
 # --------------------------------------------------------------------------------------------

@@ -11,12 +11,15 @@ import triton.language as tl
 
 from .. import runtime
 from ..broadcast import aligned_strides, plan_pointwise
-from ..tiles import ABSENT, ELEMENT, TENSOR, VALUE, broadcast_numel, call, group_offsets, tile_of_program, tile_offsets, joined, load_operand, split_float
+from ..tiles import (
+    ABSENT, ELEMENT, TENSOR, VALUE, broadcast_numel, c_offsets, call, group_offsets, load_operand, split_float,
+    tile_of_program, tile_offsets,
+)
 
 
 @triton.jit
 def pointwise_fwd_kernel(
-        out_ptr, x_ptr, y_ptr, numbers, groups, x_b, x_c, y_a, y_c, o_a, o_b, o_c,
+        out_ptr, x_ptr, y_ptr, numbers, groups, C, x_b, x_c, x_c1, y_a, y_c, y_c1, o_a, o_b, o_c, o_c1,
         FN: tl.constexpr, ARITY: tl.constexpr, HAS_PARAM: tl.constexpr, SWAP: tl.constexpr,
         X_MODE: tl.constexpr, Y_MODE: tl.constexpr, COMPUTE: tl.constexpr,
         BLOCK_B: tl.constexpr, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr):
@@ -26,9 +29,9 @@ def pointwise_fwd_kernel(
     # B block).
     a_sizes, b_sizes, c_sizes = groups[0], groups[1], groups[2]  # axis sizes of the A, B, C groups
     rb, rc, pid_b, chunk, a_start, a_stop, mask_c, mask, x, p = tile_of_program(
-        groups, x_ptr, numbers, x_b, x_c, X_MODE, COMPUTE, BLOCK_B, BLOCK_C, INDEX_64)
-    y_c_off = group_offsets(rc, c_sizes, y_c)[None, :]
-    o_bc = tile_offsets(rb, rc, groups, o_b, o_c)
+        groups, C, x_ptr, numbers, x_b, x_c, x_c1, X_MODE, COMPUTE, BLOCK_B, BLOCK_C, INDEX_64)
+    y_c_off = c_offsets(rc, c_sizes, y_c, y_c1)[None, :]
+    o_bc = tile_offsets(rb, rc, groups, o_b, o_c, o_c1)
     for a in range(a_start, a_stop):
         y = load_operand(y_ptr, numbers[2], numbers[3], group_offsets(a, a_sizes, y_a) + y_c_off, mask_c, Y_MODE, COMPUTE)
         if X_MODE == 0:
@@ -47,12 +50,10 @@ def operand_mode(v, out_numel: int) -> int:
     return ELEMENT if v.numel() == 1 and out_numel > 1 else TENSOR
 
 
-def should_swap(out_shape, x, y) -> bool:
+def should_swap(out_shape, x_shape, y_shape) -> bool:
     """Put the operand broadcast over more elements in slot 1 (tile rows), so that the program
     loop (over the axes where slot 0 is broadcast) is the shorter one."""
-    def shape(v):
-        return tuple(v.shape) if isinstance(v, torch.Tensor) else tuple(out_shape)
-    return broadcast_numel(out_shape, shape(x)) > broadcast_numel(out_shape, shape(y))
+    return broadcast_numel(out_shape, x_shape) > broadcast_numel(out_shape, y_shape)
 
 
 def tile_shape(B: int, C: int, dtype, numel: int) -> tuple[int, int, int]:
@@ -75,50 +76,65 @@ def a_chunks(A: int, tiles: int, device) -> int:
     return max(1, min(A, target // max(tiles, 1)))
 
 
+def describe(v, N: int) -> tuple:
+    """A hashable description of an operand: what a launch plan depends on (not its values)."""
+    mode = operand_mode(v, N)
+    if mode == TENSOR:
+        return (mode, tuple(v.shape), tuple(v.stride()), v.dtype)
+    if mode == ELEMENT:
+        return (mode, (), (), v.dtype)
+    return (mode, None, None, None)
+
+
+@runtime.plan_cache
+def _forward_plan(shape, out_strides, out_dtype, xd, yd, arity, device):
+    """Everything a launch needs but the values, for one combination of shapes, strides and
+    dtypes (cached: Python decides shapes once)."""
+    N = 1
+    for s in shape:
+        N *= s
+    swap = arity == 2 and should_swap(shape, *(shape if d[0] != TENSOR else d[1] for d in (xd, yd)))
+    if swap:
+        xd, yd = yd, xd
+    layouts = {"out": aligned_strides(torch.empty_strided(shape, out_strides, device="meta"), shape)}
+    for name, d in (("x", xd), ("y", yd)):
+        if d[0] == TENSOR:
+            layouts[name] = aligned_strides(torch.empty_strided(d[1], d[2], device="meta"), shape)
+    plan = plan_pointwise(shape, xd[1] if xd[0] == TENSOR else shape, yd[1] if yd[0] == TENSOR else shape, layouts)
+    A, B, C = plan.A.numel, plan.B.numel, plan.C.numel
+    block_b, block_c, num_warps = tile_shape(B, C, out_dtype, N)
+    tiles = runtime.cdiv(B, block_b) * runtime.cdiv(C, block_c)
+    a_per_program = runtime.cdiv(A, a_chunks(A, tiles, device))
+    zeros = tuple(tuple(0 for _ in grp.sizes) for grp in (plan.A, plan.B, plan.C))
+    x_st = plan.strides("x") if "x" in layouts else zeros
+    y_st = plan.strides("y") if "y" in layouts else zeros
+    o_st = plan.strides("out")
+    extents = [runtime.max_offset(shape, out_strides)] + [runtime.max_offset(d[1], d[2]) for d in (xd, yd)
+                                                          if d[0] == TENSOR]
+    dtypes = [out_dtype] + [d[3] for d in (xd, yd) if d[3] is not None]
+    args = ((plan.A.sizes, plan.B.sizes, plan.C.sizes, A, B, a_per_program), C,
+            x_st[1], x_st[2], x_st[2][-1], y_st[0], y_st[2], y_st[2][-1], o_st[0], o_st[1], o_st[2], o_st[2][-1])
+    meta = dict(SWAP=swap, X_MODE=xd[0], Y_MODE=yd[0], COMPUTE=runtime.compute_dtype(*dtypes), BLOCK_B=block_b,
+                BLOCK_C=block_c, INDEX_64=runtime.needs_int64(*extents), num_warps=num_warps)
+    return tiles * runtime.cdiv(A, a_per_program), swap, args, meta
+
+
 def pointwise(fn, out: torch.Tensor, x, y=None, param: float | None = None, arity: int = 1,
-              kernel=pointwise_fwd_kernel, swap: bool | None = None) -> torch.Tensor:
+              kernel=pointwise_fwd_kernel) -> torch.Tensor:
     """``out = fn(x[, y][, param])`` over ``out``'s shape; x and y are tensors that broadcast to
     it, Python numbers, or None (not read). Returns ``out``. ``kernel`` is this template or an
     instance of it registered elsewhere (``bwd/shape.py`` broadcasts gradients back with it)."""
     N = out.numel()
     if N == 0:
         return out
-    shape = tuple(out.shape)
-    if swap is None:
-        swap = arity == 2 and should_swap(shape, x, y)
-        if swap:
-            return pointwise(fn, out, y, x, param, arity, kernel, swap=True)
-    x_mode, y_mode = operand_mode(x, N), operand_mode(y, N)
-    layouts = {"out": aligned_strides(out, shape)}
-    if x_mode == TENSOR:
-        layouts["x"] = aligned_strides(x, shape)
-    if y_mode == TENSOR:
-        layouts["y"] = aligned_strides(y, shape)
-    plan = plan_pointwise(shape, x.shape if x_mode == TENSOR else shape,
-                          y.shape if y_mode == TENSOR else shape, layouts)
-    A, B, C = plan.A.numel, plan.B.numel, plan.C.numel
-    block_b, block_c, num_warps = tile_shape(B, C, out.dtype, A * B * C)
-    tiles = runtime.cdiv(B, block_b) * runtime.cdiv(C, block_c)
-    chunks = a_chunks(A, tiles, out.device)
-    a_per_program = runtime.cdiv(A, chunks)
-    chunks = runtime.cdiv(A, a_per_program)
-    zeros = tuple(0 for _ in plan.A.sizes), tuple(0 for _ in plan.B.sizes), tuple(0 for _ in plan.C.sizes)
-    x_st = plan.strides("x") if "x" in layouts else zeros
-    y_st = plan.strides("y") if "y" in layouts else zeros
-    o_st = plan.strides("out")
-    extents = [runtime.max_offset(shape, layouts["out"])]
-    extents += [runtime.max_offset(t.shape, t.stride()) for t in (x, y) if isinstance(t, torch.Tensor)]
-    tensors = [t for t in (x, y) if isinstance(t, torch.Tensor)]
-    compute = runtime.compute_dtype(out.dtype, *(t.dtype for t in tensors))
-    x_hi, x_lo = split_float(x if x_mode == VALUE else 0.0)
-    y_hi, y_lo = split_float(y if y_mode == VALUE else 0.0)
-    p_hi, p_lo = split_float(param if param is not None else 0.0)
-    runtime.launch(
-        kernel, (tiles * chunks,),
-        out, x if x_mode in (TENSOR, ELEMENT) else out, y if y_mode in (TENSOR, ELEMENT) else out,
-        (x_hi, x_lo, y_hi, y_lo, p_hi, p_lo),
-        (plan.A.sizes, plan.B.sizes, plan.C.sizes, A, B, C, a_per_program),
-        x_st[1], x_st[2], y_st[0], y_st[2], o_st[0], o_st[1], o_st[2],
-        FN=fn, ARITY=arity, HAS_PARAM=param is not None, SWAP=swap, X_MODE=x_mode, Y_MODE=y_mode, COMPUTE=compute,
-        BLOCK_B=block_b, BLOCK_C=block_c, INDEX_64=runtime.needs_int64(*extents), num_warps=num_warps)
+    grid, swap, args, meta = _forward_plan(tuple(out.shape), tuple(out.stride()), out.dtype, describe(x, N),
+                                           describe(y, N), arity, out.device)
+    if swap:
+        x, y = y, x
+    numbers = (*split_float(x if operand_mode(x, N) == VALUE else 0.0),
+               *split_float(y if operand_mode(y, N) == VALUE else 0.0),
+               *split_float(param if param is not None else 0.0))
+    runtime.launch(kernel, (grid,), out, x if isinstance(x, torch.Tensor) else out,
+                   y if isinstance(y, torch.Tensor) else out, numbers, *args,
+                   FN=fn, ARITY=arity, HAS_PARAM=param is not None, **meta)
     return out
