@@ -292,8 +292,13 @@ def register(spec: OpSpec) -> OpSpec:
 
     sig = spec.signature
 
+    autocast = AUTOCAST.get(spec.family)
+
     def public(*a, **kw):
-        values = spec.check(*spec.bind(*a, **kw))
+        values = spec.bind(*a, **kw)
+        if autocast is not None:
+            values = _autocast(values, autocast)
+        values = spec.check(*values)
         out = custom(*_to_op_args(args, values))
         return out[0] if n_saved else out
 
@@ -306,6 +311,19 @@ def register(spec: OpSpec) -> OpSpec:
     assert n_tensor >= 1
     registry.add(spec)
     return spec
+
+
+# Under torch.autocast, as PyTorch's own ops: the matmul family runs in the autocast dtype, norms
+# and losses in float32; every other op in its inputs' dtype.
+AUTOCAST = {"matmul": "lower", "norm": "float32", "loss": "float32"}
+
+
+def _autocast(values, policy):
+    device_type = next((v.device.type for v in values if isinstance(v, torch.Tensor)), None)
+    if device_type is None or not torch.is_autocast_enabled(device_type):
+        return values
+    dtype = torch.get_autocast_dtype(device_type) if policy == "lower" else torch.float32
+    return tuple(v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v for v in values)
 
 
 def needs_all(spec_args: Sequence[Arg], values: Sequence, needs) -> list[bool]:

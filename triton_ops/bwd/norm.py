@@ -3,12 +3,12 @@
 import triton
 import triton.language as tl
 
-from ..tiles import group_offsets
+from ..tiles import c_offsets, group_offsets
 
 
 @triton.jit
 def layer_norm_bwd_kernel(dx_ptr, dw_part_ptr, db_part_ptr, x_ptr, w_ptr, g_ptr, mean_ptr, rstd_ptr,
-                          r_sizes, c_sizes, R, D, rows_per_program, x_r, x_c, g_r, g_c, dx_r, dx_c,
+                          r_sizes, c_sizes, R, D, rows_per_program, x_r, x_c, x_c1, g_r, g_c, g_c1, dx_r, dx_c, dx_c1,
                           HAS_W: tl.constexpr, NEED_DW: tl.constexpr, NEED_DB: tl.constexpr, SINGLE: tl.constexpr,
                           COMPUTE: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr):
     # One program owns rows_per_program rows. dx = rstd * (g w - mean(g w) - x_hat mean(g w x_hat)).
@@ -42,14 +42,14 @@ def layer_norm_bwd_kernel(dx_ptr, dw_part_ptr, db_part_ptr, x_ptr, w_ptr, g_ptr,
         rstd = tl.load(rstd_ptr + rows, mask=r_mask, other=0.0).to(COMPUTE)[:, None]
         if SINGLE:
             mask = r_mask[:, None] & c_mask[None, :]
-            x = tl.load(x_ptr + x_row + group_offsets(cols, c_sizes, x_c)[None, :], mask=mask, other=0.0).to(COMPUTE)
-            g = tl.load(g_ptr + g_row + group_offsets(cols, c_sizes, g_c)[None, :], mask=mask, other=0.0).to(COMPUTE)
+            x = tl.load(x_ptr + x_row + c_offsets(cols, c_sizes, x_c, x_c1)[None, :], mask=mask, other=0.0).to(COMPUTE)
+            g = tl.load(g_ptr + g_row + c_offsets(cols, c_sizes, g_c, g_c1)[None, :], mask=mask, other=0.0).to(COMPUTE)
             x_hat = tl.where(mask, (x - mean) * rstd, 0.0)
             gw = g * w[None, :] if HAS_W else g
             c1 = tl.sum(gw * x_hat, axis=1)[:, None] / D
             c2 = tl.sum(gw, axis=1)[:, None] / D
             dx = (gw - x_hat * c1 - c2) * rstd
-            tl.store(dx_ptr + dx_row + group_offsets(cols, c_sizes, dx_c)[None, :], dx.to(dx_ptr.dtype.element_ty),
+            tl.store(dx_ptr + dx_row + c_offsets(cols, c_sizes, dx_c, dx_c1)[None, :], dx.to(dx_ptr.dtype.element_ty),
                      mask=mask)
             dw_acc += tl.sum(g * x_hat, axis=0)
             db_acc += tl.sum(g, axis=0)
@@ -60,9 +60,9 @@ def layer_norm_bwd_kernel(dx_ptr, dw_part_ptr, db_part_ptr, x_ptr, w_ptr, g_ptr,
                 cc = c0 + cols
                 cm = cc < D
                 mask = r_mask[:, None] & cm[None, :]
-                x = tl.load(x_ptr + x_row + group_offsets(cc, c_sizes, x_c)[None, :], mask=mask,
+                x = tl.load(x_ptr + x_row + c_offsets(cc, c_sizes, x_c, x_c1)[None, :], mask=mask,
                             other=0.0).to(COMPUTE)
-                g = tl.load(g_ptr + g_row + group_offsets(cc, c_sizes, g_c)[None, :], mask=mask,
+                g = tl.load(g_ptr + g_row + c_offsets(cc, c_sizes, g_c, g_c1)[None, :], mask=mask,
                             other=0.0).to(COMPUTE)
                 x_hat = tl.where(mask, (x - mean) * rstd, 0.0)
                 if HAS_W:
@@ -75,14 +75,14 @@ def layer_norm_bwd_kernel(dx_ptr, dw_part_ptr, db_part_ptr, x_ptr, w_ptr, g_ptr,
                 cc = c0 + cols
                 cm = cc < D
                 mask = r_mask[:, None] & cm[None, :]
-                x = tl.load(x_ptr + x_row + group_offsets(cc, c_sizes, x_c)[None, :], mask=mask,
+                x = tl.load(x_ptr + x_row + c_offsets(cc, c_sizes, x_c, x_c1)[None, :], mask=mask,
                             other=0.0).to(COMPUTE)
-                g = tl.load(g_ptr + g_row + group_offsets(cc, c_sizes, g_c)[None, :], mask=mask,
+                g = tl.load(g_ptr + g_row + c_offsets(cc, c_sizes, g_c, g_c1)[None, :], mask=mask,
                             other=0.0).to(COMPUTE)
                 x_hat = tl.where(mask, (x - mean) * rstd, 0.0)
                 gw = g * tl.load(w_ptr + cc, mask=cm, other=0.0).to(COMPUTE)[None, :] if HAS_W else g
                 dx = (gw - x_hat * c1 - c2) * rstd
-                tl.store(dx_ptr + dx_row + group_offsets(cc, c_sizes, dx_c)[None, :], dx.to(dx_ptr.dtype.element_ty),
+                tl.store(dx_ptr + dx_row + c_offsets(cc, c_sizes, dx_c, dx_c1)[None, :], dx.to(dx_ptr.dtype.element_ty),
                          mask=mask)
                 if NEED_DW:
                     part = dw_part_ptr + pid * D + cc

@@ -2,12 +2,12 @@
 import triton
 import triton.language as tl
 
-from ..tiles import group_offsets, joined
+from ..tiles import c_offsets, group_offsets, joined
 
 
 @triton.jit
 def layer_norm_fwd_kernel(y_ptr, mean_ptr, rstd_ptr, x_ptr, w_ptr, b_ptr, numbers, r_sizes, c_sizes, R, D,
-                          rows_per_program, x_r, x_c, y_r, y_c,
+                          rows_per_program, x_r, x_c, x_c1, y_r, y_c, y_c1,
                           HAS_W: tl.constexpr, HAS_B: tl.constexpr, SINGLE: tl.constexpr, COMPUTE: tl.constexpr,
                           BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr):
     # One program owns rows_per_program rows, BLOCK_R at a time. SINGLE (D <= BLOCK_D): x is
@@ -32,7 +32,7 @@ def layer_norm_fwd_kernel(y_ptr, mean_ptr, rstd_ptr, x_ptr, w_ptr, b_ptr, number
         y_row = group_offsets(rows, r_sizes, y_r)[:, None]
         if SINGLE:
             mask = r_mask[:, None] & c_mask[None, :]
-            x = tl.load(x_ptr + x_row + group_offsets(cols, c_sizes, x_c)[None, :], mask=mask, other=0.0).to(COMPUTE)
+            x = tl.load(x_ptr + x_row + c_offsets(cols, c_sizes, x_c, x_c1)[None, :], mask=mask, other=0.0).to(COMPUTE)
             mean = tl.sum(x, axis=1) / D
             xc = tl.where(mask, x - mean[:, None], 0.0)
             rstd = 1.0 / tl.sqrt(tl.sum(xc * xc, axis=1) / D + eps)
@@ -41,7 +41,7 @@ def layer_norm_fwd_kernel(y_ptr, mean_ptr, rstd_ptr, x_ptr, w_ptr, b_ptr, number
                 y = y * w[None, :]
             if HAS_B:
                 y = y + b[None, :]
-            tl.store(y_ptr + y_row + group_offsets(cols, c_sizes, y_c)[None, :], y.to(y_ptr.dtype.element_ty),
+            tl.store(y_ptr + y_row + c_offsets(cols, c_sizes, y_c, y_c1)[None, :], y.to(y_ptr.dtype.element_ty),
                      mask=mask)
         else:
             mean = tl.zeros([BLOCK_R], COMPUTE)
@@ -49,7 +49,7 @@ def layer_norm_fwd_kernel(y_ptr, mean_ptr, rstd_ptr, x_ptr, w_ptr, b_ptr, number
             for c0 in range(0, D, BLOCK_D):  # Chan's merge of per-chunk mean and M2
                 cc = c0 + cols
                 mask = r_mask[:, None] & (cc < D)[None, :]
-                x = tl.load(x_ptr + x_row + group_offsets(cc, c_sizes, x_c)[None, :], mask=mask,
+                x = tl.load(x_ptr + x_row + c_offsets(cc, c_sizes, x_c, x_c1)[None, :], mask=mask,
                             other=0.0).to(COMPUTE)
                 n_chunk = tl.minimum(tl.cast(D - c0, COMPUTE), BLOCK_D)
                 chunk_mean = tl.sum(x, axis=1) / n_chunk
@@ -65,14 +65,14 @@ def layer_norm_fwd_kernel(y_ptr, mean_ptr, rstd_ptr, x_ptr, w_ptr, b_ptr, number
                 cc = c0 + cols
                 cm = cc < D
                 mask = r_mask[:, None] & cm[None, :]
-                x = tl.load(x_ptr + x_row + group_offsets(cc, c_sizes, x_c)[None, :], mask=mask,
+                x = tl.load(x_ptr + x_row + c_offsets(cc, c_sizes, x_c, x_c1)[None, :], mask=mask,
                             other=0.0).to(COMPUTE)
                 y = (x - mean[:, None]) * rstd[:, None]
                 if HAS_W:
                     y = y * tl.load(w_ptr + cc, mask=cm, other=0.0).to(COMPUTE)[None, :]
                 if HAS_B:
                     y = y + tl.load(b_ptr + cc, mask=cm, other=0.0).to(COMPUTE)[None, :]
-                tl.store(y_ptr + y_row + group_offsets(cc, c_sizes, y_c)[None, :], y.to(y_ptr.dtype.element_ty),
+                tl.store(y_ptr + y_row + c_offsets(cc, c_sizes, y_c, y_c1)[None, :], y.to(y_ptr.dtype.element_ty),
                          mask=mask)
         tl.store(mean_ptr + rows, mean, mask=r_mask)
         tl.store(rstd_ptr + rows, rstd, mask=r_mask)

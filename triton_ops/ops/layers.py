@@ -267,10 +267,18 @@ def _ln_plan(x, normalized_shape, extra=None):
     return cols, rows
 
 
-def _ln_config(R, D):
-    block_d = min(runtime.next_pow2(D), 1 << 14 if runtime.INTERPRETER else 4096)
+def _ln_config(R, D, device, backward: bool):
+    """(BLOCK_R, BLOCK_D, programs, rows per program). Forward: one row block per program (as
+    many programs as rows allow). Backward: about one program per SM, so that the dweight/dbias
+    partials stay small (programs x D floats)."""
+    block_d = min(runtime.next_pow2(D), 1 << 14 if runtime.INTERPRETER else 8192)
     block_r = min(runtime.next_pow2(R), max(1, runtime.tile_elements() // block_d))
-    programs = 1 if runtime.INTERPRETER else min(runtime.cdiv(R, block_r), runtime.device_programs(None) * 2)
+    if runtime.INTERPRETER:
+        programs = 1
+    elif backward:
+        programs = min(runtime.cdiv(R, block_r), max(1, runtime.device_programs(device) // 4))
+    else:
+        programs = runtime.cdiv(R, block_r)
     rows_per_program = runtime.cdiv(runtime.cdiv(R, max(programs, 1)), block_r) * block_r
     return block_r, block_d, runtime.cdiv(R, rows_per_program), rows_per_program
 
@@ -294,11 +302,11 @@ def _ln_forward_saved(x, normalized_shape, weight, bias, eps):
         return y, mean, rstd
     cols, rows = _ln_plan(x, normalized_shape, {"y": aligned_strides(y, tuple(x.shape))})
     D = cols.numel
-    block_r, block_d, programs, rows_per_program = _ln_config(R, D)
+    block_r, block_d, programs, rows_per_program = _ln_config(R, D, x.device, backward=False)
     runtime.launch(layer_norm_fwd_kernel, (programs,), y, mean, rstd, x,
                    weight if weight is not None else x, bias if bias is not None else x, split_float(eps),
                    rows.sizes, cols.sizes, R, D, rows_per_program, rows.strides["x"], cols.strides["x"],
-                   rows.strides["y"], cols.strides["y"], HAS_W=weight is not None, HAS_B=bias is not None,
+                   cols.strides["x"][-1], rows.strides["y"], cols.strides["y"], cols.strides["y"][-1], HAS_W=weight is not None, HAS_B=bias is not None,
                    SINGLE=D <= block_d, COMPUTE=runtime.compute_dtype(x.dtype), BLOCK_R=block_r, BLOCK_D=block_d,
                    num_warps=runtime.num_warps_for(block_r * block_d))
     return y, mean, rstd
@@ -316,14 +324,15 @@ def _ln_vjp(x, normalized_shape, weight, bias, eps, grad, needs=None, saved=None
     shape = tuple(x.shape)
     cols, rows = _ln_plan(x, normalized_shape, {"g": aligned_strides(grad, shape), "dx": aligned_strides(dx, shape)})
     D = cols.numel
-    block_r, block_d, programs, rows_per_program = _ln_config(R, D)
+    block_r, block_d, programs, rows_per_program = _ln_config(R, D, x.device, backward=True)
     stat = _ln_stat_dtype(x)
     dw_part = torch.empty((programs, D), dtype=stat, device=x.device) if need_w else None
     db_part = torch.empty((programs, D), dtype=stat, device=x.device) if need_b else None
     runtime.launch(layer_norm_bwd_kernel, (programs,), dx, dw_part if need_w else dx, db_part if need_b else dx,
                    x, weight if weight is not None else x, grad, mean, rstd, rows.sizes, cols.sizes, R, D,
-                   rows_per_program, rows.strides["x"], cols.strides["x"], rows.strides["g"], cols.strides["g"],
-                   rows.strides["dx"], cols.strides["dx"], HAS_W=weight is not None, NEED_DW=need_w, NEED_DB=need_b,
+                   rows_per_program, rows.strides["x"], cols.strides["x"], cols.strides["x"][-1], rows.strides["g"],
+                   cols.strides["g"], cols.strides["g"][-1], rows.strides["dx"], cols.strides["dx"],
+                   cols.strides["dx"][-1], HAS_W=weight is not None, NEED_DW=need_w, NEED_DB=need_b,
                    SINGLE=D <= block_d, COMPUTE=runtime.compute_dtype(x.dtype), BLOCK_R=block_r, BLOCK_D=block_d,
                    num_warps=runtime.num_warps_for(block_r * block_d))
     if need_w:
@@ -405,7 +414,8 @@ def _emb_check(indices, weight):
     runtime.check_devices(op, {"indices": indices, "weight": weight})
     if weight.dim() != 2:
         raise ValueError(f"triton_ops.{op}: weight must be 2-D [V, E], got {tuple(weight.shape)}")
-    if indices.device.type == "cpu" and indices.numel():  # CPU: checked before launch; CUDA: see the docs
+    # CPU: checked before launch (not while torch.compile traces); CUDA: unchecked, see the docs
+    if indices.device.type == "cpu" and indices.numel() and not torch.compiler.is_compiling():
         lo, hi = int(indices.min()), int(indices.max())
         if lo < 0 or hi >= weight.shape[0]:
             raise IndexError(f"triton_ops.{op}: index {lo if lo < 0 else hi} is out of range for {weight.shape[0]} rows")

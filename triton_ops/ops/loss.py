@@ -519,7 +519,9 @@ def _cel_check(z, target, dim, ignore_index, label_smoothing, reduction):
         if tuple(target.shape) != expected:
             raise ValueError(f"triton_ops.{op}: class-index target shape {tuple(target.shape)} must be z's shape "
                              f"without dim {dim}: {expected}")
-        if target.device.type == "cpu" and target.numel():  # CPU only: on CUDA this would be a host sync
+        # CPU only, and not while torch.compile traces (a data-dependent check): on CUDA it would
+        # be a host sync. Unchecked, an out-of-range index gives a NaN loss for its row.
+        if target.device.type == "cpu" and target.numel() and not torch.compiler.is_compiling():
             bad = ((target != ignore_index) & ((target < 0) | (target >= z.shape[dim]))).sum().item()
             if bad:
                 raise IndexError(f"triton_ops.{op}: {bad} target index(es) outside [0, {z.shape[dim]})")

@@ -1,0 +1,207 @@
+"""``torch.nn`` drop-ins running on triton_ops kernels.
+
+Each module subclasses its ``torch.nn`` counterpart: same constructor arguments, parameter
+names, shapes, initialization and ``state_dict`` keys, so ``load_state_dict`` works both ways;
+only ``forward`` changes. ``replace(model)`` swaps, in place, every module whose math triton_ops
+implements exactly.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn as _nn
+
+import triton_ops as _ops
+
+__all__ = ["Linear", "LayerNorm", "GELU", "ELU", "LeakyReLU", "MSELoss", "L1Loss", "HuberLoss", "CrossEntropyLoss",
+           "PoissonNLLLoss", "BCELoss", "replace"]
+
+
+class Linear(_nn.Linear):
+    """``torch.nn.Linear`` with an optional activation fused into the GEMM epilogue (any
+    registered unary op by name: "gelu", "elu", "leaky_relu", ...)."""
+
+    def __init__(self, in_features, out_features, bias=True, activation=None, device=None, dtype=None):
+        super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
+        self.activation = activation
+
+    def forward(self, x):
+        return _ops.linear(x, self.weight, self.bias, self.activation)
+
+    def extra_repr(self):
+        return super().extra_repr() + (f", activation={self.activation!r}" if self.activation else "")
+
+
+class LayerNorm(_nn.LayerNorm):
+    def forward(self, x):
+        return _ops.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+
+class GELU(_nn.GELU):
+    """The tanh approximation (``torch.nn.GELU(approximate="tanh")``)."""
+
+    def __init__(self):
+        super().__init__(approximate="tanh")
+
+    def forward(self, x):
+        return _ops.gelu(x)
+
+
+class ELU(_nn.ELU):
+    def forward(self, x):
+        return _ops.elu(x, self.alpha)
+
+
+class LeakyReLU(_nn.LeakyReLU):
+    def forward(self, x):
+        return _ops.leaky_relu(x, self.negative_slope)
+
+
+class MSELoss(_nn.MSELoss):
+    def forward(self, input, target):
+        return _ops.mse_loss(input, target, reduction=self.reduction)
+
+
+class L1Loss(_nn.L1Loss):
+    def forward(self, input, target):
+        return _ops.mae_loss(input, target, reduction=self.reduction)
+
+
+class HuberLoss(_nn.HuberLoss):
+    def forward(self, input, target):
+        return _ops.huber_loss(input, target, delta=self.delta, reduction=self.reduction)
+
+
+class PoissonNLLLoss(_nn.PoissonNLLLoss):
+    """``log_input=True, full=False`` only (the form SPEC's poisson_loss computes)."""
+
+    def __init__(self, log_input=True, full=False, eps=1e-8, reduction="mean"):
+        if not log_input or full:
+            raise ValueError("triton_ops.nn.PoissonNLLLoss: only log_input=True, full=False is implemented")
+        super().__init__(log_input=log_input, full=full, eps=eps, reduction=reduction)
+
+    def forward(self, log_input, target):
+        return _ops.poisson_loss(log_input, target, reduction=self.reduction)
+
+
+class BCELoss(_nn.BCELoss):
+    """Binary cross-entropy with SPEC's clamp of p to [eps, 1 - eps] (PyTorch instead clamps the
+    log at -100): not an exact drop-in, so ``replace`` leaves ``torch.nn.BCELoss`` alone."""
+
+    def __init__(self, weight=None, reduction="mean", eps=1e-6):
+        if weight is not None:
+            raise ValueError("triton_ops.nn.BCELoss: per-element weights are not implemented")
+        super().__init__(reduction=reduction)
+        self.eps = eps
+
+    def forward(self, input, target):
+        return _ops.binary_cross_entropy(input, target, eps=self.eps, reduction=self.reduction)
+
+
+class CrossEntropyLoss(_nn.CrossEntropyLoss):
+    """``torch.nn.CrossEntropyLoss``: class axis 1 (0 for an unbatched input), class indices or
+    probabilities, ``ignore_index`` and ``label_smoothing``; per-class ``weight`` is not
+    implemented."""
+
+    def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean",
+                 label_smoothing=0.0):
+        if weight is not None:
+            raise ValueError("triton_ops.nn.CrossEntropyLoss: per-class weights are not implemented")
+        super().__init__(weight=None, size_average=size_average, ignore_index=ignore_index, reduce=reduce,
+                         reduction=reduction, label_smoothing=label_smoothing)
+
+    def forward(self, input, target):
+        return _ops.cross_entropy_logits(input, target, dim=1 if input.dim() > 1 else 0,
+                                         ignore_index=self.ignore_index, label_smoothing=self.label_smoothing,
+                                         reduction=self.reduction)
+
+
+# --------------------------------------------------------------------------------------------
+# replace(model)
+
+
+def _exact_twin(module):
+    """The triton_ops class computing exactly ``module``'s math, or None."""
+    t = type(module)
+    if t is _nn.Linear:
+        return Linear
+    if t is _nn.LayerNorm:
+        return LayerNorm
+    if t is _nn.GELU and module.approximate == "tanh":
+        return GELU
+    if t is _nn.ELU:
+        return ELU
+    if t is _nn.LeakyReLU:
+        return LeakyReLU
+    if t is _nn.MSELoss:
+        return MSELoss
+    if t is _nn.L1Loss:
+        return L1Loss
+    if t is _nn.HuberLoss:
+        return HuberLoss
+    if t is _nn.CrossEntropyLoss and module.weight is None:
+        return CrossEntropyLoss
+    if t is _nn.PoissonNLLLoss and module.log_input and not module.full:
+        return PoissonNLLLoss
+    return None
+
+
+def _swap(module, cls):
+    """Turn ``module`` into ``cls`` in place of its class: parameters, buffers, hooks and
+    attributes (devices, dtypes, optimizer references) are the very same objects."""
+    new = cls.__new__(cls)
+    new.__dict__ = module.__dict__
+    if cls is Linear:
+        new.activation = None
+    return new
+
+
+def replace(model: _nn.Module, verbose: bool = True) -> _nn.Module:
+    """Swap, in place, every submodule (and ``model`` itself) whose math triton_ops implements
+    exactly. Returns the model; the swaps are listed in ``model.triton_ops_replaced`` as
+    (qualified name, from, to) and printed when ``verbose``."""
+    swapped = []
+
+    def visit(parent, prefix):
+        for name, child in list(parent.named_children()):
+            qual = f"{prefix}.{name}" if prefix else name
+            cls = _exact_twin(child)
+            if cls is not None:
+                setattr(parent, name, _swap(child, cls))
+                swapped.append((qual, type(child).__name__, f"triton_ops.nn.{cls.__name__}"))
+            else:
+                visit(child, qual)
+
+    root_cls = _exact_twin(model)
+    if root_cls is not None:
+        model = _swap(model, root_cls)
+        swapped.append(("", type(model).__name__, f"triton_ops.nn.{root_cls.__name__}"))
+    else:
+        visit(model, "")
+    object.__setattr__(model, "triton_ops_replaced", swapped)
+    if verbose:
+        kinds = {}
+        for _, old, _new in swapped:
+            kinds[old] = kinds.get(old, 0) + 1
+        summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "nothing"
+        print(f"triton_ops.nn.replace: swapped {len(swapped)} module(s): {summary}")
+    return model
+
+
+def fuse_activations(model: _nn.Module) -> _nn.Module:
+    """In ``nn.Sequential`` containers, fold a triton_ops ``GELU``/``ELU``/``LeakyReLU`` that
+    directly follows a triton_ops ``Linear`` into the Linear's epilogue (the activation module
+    becomes ``nn.Identity``). The math is unchanged; one kernel and one tensor less per pair."""
+    for module in model.modules():
+        if not isinstance(module, _nn.Sequential):
+            continue
+        names = list(module._modules)
+        for first, second in zip(names, names[1:]):
+            lin, act = module._modules[first], module._modules[second]
+            if isinstance(lin, Linear) and lin.activation is None:
+                kind = {GELU: "gelu", ELU: "elu", LeakyReLU: "leaky_relu"}.get(type(act))
+                param = {ELU: "alpha", LeakyReLU: "negative_slope"}.get(type(act))
+                default = {"elu": 1.0, "leaky_relu": 0.01}.get(kind)
+                if kind and (param is None or getattr(act, param) == default):
+                    lin.activation = kind
+                    module._modules[second] = _nn.Identity()
+    return model
