@@ -8,7 +8,7 @@ import torch.nn.functional as F
 import triton_ops
 from triton_ops.counting import count_bytes
 from triton_ops.spec import _to_op_args
-from helpers import DEVICE, DTYPES, TOL, assert_close, cast_keep_layout, reference_grads
+from helpers import DEVICE, DTYPES, assert_close, cast_keep_layout, reference_grads
 
 LAYERS = ["matmul", "linear", "one_hot_embedding", "layer_norm", "transpose", "embedding"]
 INTERP = triton_ops.backend() == "interpreter"

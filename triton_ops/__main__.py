@@ -4,8 +4,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-import torch
-
 import triton_ops
 
 

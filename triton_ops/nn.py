@@ -7,7 +7,6 @@ implements exactly.
 """
 from __future__ import annotations
 
-import torch
 from torch import nn as _nn
 
 import triton_ops as _ops

@@ -13,8 +13,6 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from . import runtime
-
 REQUIRED = inspect.Parameter.empty
 
 # Argument kinds and their schema types. "operand" is a tensor or a Python number: in the
@@ -239,6 +237,8 @@ def register(spec: OpSpec) -> OpSpec:
         grads = spec.vjp_alloc(*public, grad)
         return [g if (g is not None and n) else grad.new_empty(0) for g, n in zip(grads, needs)]
 
+    if spec.forward is None:  # ops with saved statistics: the forward is their first output
+        spec.forward = lambda *values: spec.forward_saved(*values)[0]
     raw_forward, raw_vjp = spec.forward, spec.vjp
 
     # The raw launchers validate and normalize their arguments like the public function (a

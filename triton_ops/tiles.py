@@ -147,3 +147,46 @@ def broadcast_numel(out_shape, shape) -> int:
         if s == 1:
             n *= o
     return n
+
+
+@helper
+def rows_of_program(R, r_sizes, a_strides, b_strides, BLOCK_R: tl.constexpr, INDEX_64: tl.constexpr):
+    """This program's BLOCK_R rows of a row kernel, their mask, and their offsets in two tensors."""
+    rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+    if INDEX_64:
+        rows = rows.to(tl.int64)
+    return rows, rows < R, group_offsets(rows, r_sizes, a_strides), group_offsets(rows, r_sizes, b_strides)
+
+
+@helper
+def load_tile(ptr, row_offsets, cols, c_sizes, c_strides, c_inner, mask, COMPUTE: tl.constexpr):
+    """A [rows, cols] tile (rows given by their offsets), as COMPUTE, 0 where masked."""
+    offs = row_offsets[:, None] + c_offsets(cols, c_sizes, c_strides, c_inner)[None, :]
+    return tl.load(ptr + offs, mask=mask, other=0.0).to(COMPUTE)
+
+
+@helper
+def slice_tiles(c0, C, row_mask, x_ptr, x_row, t_ptr, t_row, c_sizes, x_c, t_c, COMPUTE: tl.constexpr,
+                BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr):
+    """Columns [c0, c0 + BLOCK_C) of a row kernel's slices: the column indices, the mask and the
+    x and t tiles."""
+    cols = c0 + tl.arange(0, BLOCK_C)
+    if INDEX_64:
+        cols = cols.to(tl.int64)
+    mask = row_mask[:, None] & (cols < C)[None, :]
+    x = load_tile(x_ptr, x_row, cols, c_sizes, x_c, x_c[len(x_c) - 1], mask, COMPUTE)
+    t = load_tile(t_ptr, t_row, cols, c_sizes, t_c, t_c[len(t_c) - 1], mask, COMPUTE)
+    return cols, mask, x, t
+
+
+@helper
+def row_range(rows_per_program, R):
+    """The rows [start, stop) of this program in a kernel that walks rows_per_program rows."""
+    start = tl.program_id(0) * rows_per_program
+    return start, tl.minimum(start + rows_per_program, R)
+
+
+@helper
+def row_block(r0, stop, BLOCK_R: tl.constexpr):
+    rows = (r0 + tl.arange(0, BLOCK_R)).to(tl.int64)
+    return rows, rows < stop

@@ -6,7 +6,7 @@ value per kept element / row (``"none"``: read once per tile column or row), pos
 import triton
 import triton.language as tl
 
-from ..tiles import call, group_offsets, joined
+from ..tiles import call, group_offsets, joined, rows_of_program, slice_tiles
 
 
 @triton.jit
@@ -40,7 +40,10 @@ def loss_vjp_kernel(dx_ptr, dt_ptr, x_ptr, t_ptr, g_ptr, numbers, r_sizes, k_siz
         tl.store(dx_ptr + group_offsets(rr, r_sizes, dx_r)[:, None] + group_offsets(rk, k_sizes, dx_k)[None, :],
                  dx.to(dx_ptr.dtype.element_ty), mask=mask)
     if NEED_DT:
-        dt = g * call(DFT, x, t, p, 2, HAS_PARAM, False)
+        if DFT is None:  # a loss of x - t: d/dt = -d/dx
+            dt = -g * call(DFX, x, t, p, 2, HAS_PARAM, False)
+        else:
+            dt = g * call(DFT, x, t, p, 2, HAS_PARAM, False)
         tl.store(dt_ptr + group_offsets(rr, r_sizes, dt_r)[:, None] + group_offsets(rk, k_sizes, dt_k)[None, :],
                  dt.to(dt_ptr.dtype.element_ty), mask=mask)
 
@@ -54,12 +57,7 @@ def ce_logits_bwd_kernel(dz_ptr, dt_ptr, z_ptr, t_ptr, g_ptr, lse_ptr, tsum_ptr,
     # One program owns BLOCK_R rows and walks their classes: dz = g * (softmax(z) * mass - t'),
     # softmax from the forward's saved log-sum-exp (no second pass over z). Reads z (and t)
     # once, g and two floats per row; writes dz (and dt) once.
-    rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
-    if INDEX_64:
-        rows = rows.to(tl.int64)
-    row_mask = rows < R
-    z_row = group_offsets(rows, r_sizes, z_r)
-    t_row = group_offsets(rows, r_sizes, t_r)
+    rows, row_mask, z_row, t_row = rows_of_program(R, r_sizes, z_r, t_r, BLOCK_R, INDEX_64)
     smoothing = joined(numbers[0], numbers[1], COMPUTE)
     factor = joined(numbers[2], numbers[3], COMPUTE)
     if FACTOR_FROM_PTR:
@@ -102,10 +100,7 @@ def cosine_bwd_kernel(dx_ptr, dt_ptr, x_ptr, t_ptr, g_ptr, stats_ptr, numbers, r
                       BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr):
     # One program owns BLOCK_R slices; from the forward's <x,t>, |x|^2, |t|^2 it writes
     # dx = g*(<x,t> x/(|x|^3 n_t) - t/(|x| n_t)) (and dt alike) in one pass over x and t.
-    rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
-    if INDEX_64:
-        rows = rows.to(tl.int64)
-    row_mask = rows < R
+    rows, row_mask, x_row, t_row = rows_of_program(R, r_sizes, x_r, t_r, BLOCK_R, INDEX_64)
     eps = joined(numbers[0], numbers[1], COMPUTE)
     scale = joined(numbers[2], numbers[3], COMPUTE)
     if G_ELEMENT:
@@ -124,15 +119,9 @@ def cosine_bwd_kernel(dx_ptr, dt_ptr, x_ptr, t_ptr, g_ptr, stats_ptr, numbers, r
     b_x = (-g / (nx * nt))[:, None]
     a_t = tl.where(big_t, g * dot / (norm_t * norm_t * norm_t * nx), 0.0)[:, None]
     b_t = (-g / (nt * nx))[:, None]
-    x_row = group_offsets(rows, r_sizes, x_r)[:, None]
-    t_row = group_offsets(rows, r_sizes, t_r)[:, None]
     for c0 in range(0, C, BLOCK_C):
-        cols = c0 + tl.arange(0, BLOCK_C)
-        if INDEX_64:
-            cols = cols.to(tl.int64)
-        mask = row_mask[:, None] & (cols < C)[None, :]
-        x = tl.load(x_ptr + x_row + group_offsets(cols, c_sizes, x_c)[None, :], mask=mask, other=0.0).to(COMPUTE)
-        t = tl.load(t_ptr + t_row + group_offsets(cols, c_sizes, t_c)[None, :], mask=mask, other=0.0).to(COMPUTE)
+        cols, mask, x, t = slice_tiles(c0, C, row_mask, x_ptr, x_row, t_ptr, t_row, c_sizes, x_c, t_c, COMPUTE,
+                                       BLOCK_C, INDEX_64)
         if NEED_DX:
             tl.store(dx_ptr + group_offsets(rows, r_sizes, dx_r)[:, None] + group_offsets(cols, c_sizes, dx_c)[None, :],
                      (a_x * x + b_x * t).to(dx_ptr.dtype.element_ty), mask=mask)

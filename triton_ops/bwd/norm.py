@@ -3,7 +3,21 @@
 import triton
 import triton.language as tl
 
-from ..tiles import c_offsets, group_offsets
+from ..tiles import c_offsets, group_offsets, helper, load_tile, row_block, row_range
+
+
+@helper
+def _chunk(c0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w_ptr, mean, rstd, c_sizes, x_c, x_c1, g_c, g_c1,
+           HAS_W: tl.constexpr, COMPUTE: tl.constexpr):
+    """Columns [c0, c0 + BLOCK_D) of a long row: indices, masks, g, x_hat and g * w."""
+    cc = c0 + cols
+    cm = cc < D
+    mask = r_mask[:, None] & cm[None, :]
+    x = load_tile(x_ptr, x_row, cc, c_sizes, x_c, x_c1, mask, COMPUTE)
+    g = load_tile(g_ptr, g_row, cc, c_sizes, g_c, g_c1, mask, COMPUTE)
+    x_hat = tl.where(mask, (x - mean) * rstd, 0.0)
+    gw = g * tl.load(w_ptr + cc, mask=cm, other=0.0).to(COMPUTE)[None, :] if HAS_W else g
+    return cc, cm, mask, g, x_hat, gw
 
 
 @triton.jit
@@ -30,20 +44,18 @@ def layer_norm_bwd_kernel(dx_ptr, dw_part_ptr, db_part_ptr, x_ptr, w_ptr, g_ptr,
                 tl.store(dw_part_ptr + pid * D + c0 + cols, tl.zeros([BLOCK_D], COMPUTE), mask=cm)
             if NEED_DB:
                 tl.store(db_part_ptr + pid * D + c0 + cols, tl.zeros([BLOCK_D], COMPUTE), mask=cm)
-    start = pid * rows_per_program
-    stop = tl.minimum(start + rows_per_program, R)
+    start, stop = row_range(rows_per_program, R)
     for r0 in range(start, stop, BLOCK_R):
-        rows = (r0 + tl.arange(0, BLOCK_R)).to(tl.int64)
-        r_mask = rows < stop
-        x_row = group_offsets(rows, r_sizes, x_r)[:, None]
-        g_row = group_offsets(rows, r_sizes, g_r)[:, None]
+        rows, r_mask = row_block(r0, stop, BLOCK_R)
+        x_row = group_offsets(rows, r_sizes, x_r)
+        g_row = group_offsets(rows, r_sizes, g_r)
         dx_row = group_offsets(rows, r_sizes, dx_r)[:, None]
         mean = tl.load(mean_ptr + rows, mask=r_mask, other=0.0).to(COMPUTE)[:, None]
         rstd = tl.load(rstd_ptr + rows, mask=r_mask, other=0.0).to(COMPUTE)[:, None]
         if SINGLE:
             mask = r_mask[:, None] & c_mask[None, :]
-            x = tl.load(x_ptr + x_row + c_offsets(cols, c_sizes, x_c, x_c1)[None, :], mask=mask, other=0.0).to(COMPUTE)
-            g = tl.load(g_ptr + g_row + c_offsets(cols, c_sizes, g_c, g_c1)[None, :], mask=mask, other=0.0).to(COMPUTE)
+            x = load_tile(x_ptr, x_row, cols, c_sizes, x_c, x_c1, mask, COMPUTE)
+            g = load_tile(g_ptr, g_row, cols, c_sizes, g_c, g_c1, mask, COMPUTE)
             x_hat = tl.where(mask, (x - mean) * rstd, 0.0)
             gw = g * w[None, :] if HAS_W else g
             c1 = tl.sum(gw * x_hat, axis=1)[:, None] / D
@@ -57,30 +69,15 @@ def layer_norm_bwd_kernel(dx_ptr, dw_part_ptr, db_part_ptr, x_ptr, w_ptr, g_ptr,
             s1 = tl.zeros([BLOCK_R], COMPUTE)
             s2 = tl.zeros([BLOCK_R], COMPUTE)
             for c0 in range(0, D, BLOCK_D):
-                cc = c0 + cols
-                cm = cc < D
-                mask = r_mask[:, None] & cm[None, :]
-                x = tl.load(x_ptr + x_row + c_offsets(cc, c_sizes, x_c, x_c1)[None, :], mask=mask,
-                            other=0.0).to(COMPUTE)
-                g = tl.load(g_ptr + g_row + c_offsets(cc, c_sizes, g_c, g_c1)[None, :], mask=mask,
-                            other=0.0).to(COMPUTE)
-                x_hat = tl.where(mask, (x - mean) * rstd, 0.0)
-                if HAS_W:
-                    g = g * tl.load(w_ptr + cc, mask=cm, other=0.0).to(COMPUTE)[None, :]
-                s1 += tl.sum(g * x_hat, axis=1)
-                s2 += tl.sum(g, axis=1)
+                cc, cm, mask, g, x_hat, gw = _chunk(c0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w_ptr, mean, rstd,
+                                                    c_sizes, x_c, x_c1, g_c, g_c1, HAS_W, COMPUTE)
+                s1 += tl.sum(gw * x_hat, axis=1)
+                s2 += tl.sum(gw, axis=1)
             c1 = s1[:, None] / D
             c2 = s2[:, None] / D
             for c0 in range(0, D, BLOCK_D):
-                cc = c0 + cols
-                cm = cc < D
-                mask = r_mask[:, None] & cm[None, :]
-                x = tl.load(x_ptr + x_row + c_offsets(cc, c_sizes, x_c, x_c1)[None, :], mask=mask,
-                            other=0.0).to(COMPUTE)
-                g = tl.load(g_ptr + g_row + c_offsets(cc, c_sizes, g_c, g_c1)[None, :], mask=mask,
-                            other=0.0).to(COMPUTE)
-                x_hat = tl.where(mask, (x - mean) * rstd, 0.0)
-                gw = g * tl.load(w_ptr + cc, mask=cm, other=0.0).to(COMPUTE)[None, :] if HAS_W else g
+                cc, cm, mask, g, x_hat, gw = _chunk(c0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w_ptr, mean, rstd,
+                                                    c_sizes, x_c, x_c1, g_c, g_c1, HAS_W, COMPUTE)
                 dx = (gw - x_hat * c1 - c2) * rstd
                 tl.store(dx_ptr + dx_row + c_offsets(cc, c_sizes, dx_c, dx_c1)[None, :], dx.to(dx_ptr.dtype.element_ty),
                          mask=mask)

@@ -33,7 +33,7 @@ def pointwise_vjp_kernel(
     # One program owns a [BLOCK_B, BLOCK_C] tile of B x C and a chunk of the A loop (as the
     # forward). Reads x once, y one row per step, g once; writes dx once per A chunk and one dy
     # row per step (once per B block). Bytes: |x| + |y| + |g| + |dx| + |dy| + partial rows.
-    a_sizes, b_sizes, c_sizes = groups[0], groups[1], groups[2]  # axis sizes of the A, B, C groups
+    a_sizes, c_sizes = groups[0], groups[2]  # axis sizes of the A and C groups
     rb, rc, pid_b, chunk, a_start, a_stop, mask_c, mask, x, p = tile_of_program(
         groups, C, x_ptr, numbers, x_b, x_c, x_c1, X_MODE, COMPUTE, BLOCK_B, BLOCK_C, INDEX_64)
     scale = joined(numbers[6], numbers[7], COMPUTE)
@@ -199,81 +199,3 @@ def _numel(shape) -> int:
     for s in shape:
         n *= s
     return n
-    device = g.device
-    N = 1
-    for s in out_shape:
-        N *= s
-    if N == 0:
-        dx = torch.zeros(x_shape, dtype=x_dtype, device=device) if need_dx else None
-        dy = torch.zeros(y_shape, dtype=y_dtype, device=device) if need_dy else None
-        return dx, dy
-    xv = x if load_x else None
-    yv = y if load_y else None
-    x_mode, y_mode = operand_mode(xv, N), operand_mode(yv, N)
-    g_mode = ELEMENT if g.numel() == 1 and N > 1 else TENSOR
-    layouts = {"g": aligned_strides(g, out_shape)}
-    if x_mode == TENSOR:
-        layouts["x"] = aligned_strides(xv, out_shape)
-    if y_mode == TENSOR:
-        layouts["y"] = aligned_strides(yv, out_shape)
-    # First plan with dense gradient layouts to learn the tile; then the real buffers.
-    # A gradient of the output's shape takes its operand's layout (empty_like); others are
-    # contiguous. ``grad_like`` is the one rule, shared with the fake kernels.
-    dense_x = x if (need_dx and grad_is_dense(x, out_shape)) else None
-    dense_y = y if (need_dy and grad_is_dense(y, out_shape)) else None
-    if need_dx:
-        layouts["dx"] = (aligned_strides(torch.empty_like(dense_x, device="meta"), out_shape) if dense_x is not None
-                         else contiguous_strides(x_shape, out_shape))
-    if need_dy:
-        layouts["dy"] = (aligned_strides(torch.empty_like(dense_y, device="meta"), out_shape) if dense_y is not None
-                         else contiguous_strides(y_shape, out_shape))
-    plan = plan_pointwise(out_shape, x_shape, y_shape, layouts)
-    A, B, C = plan.A.numel, plan.B.numel, plan.C.numel
-    block_b, block_c, num_warps = tile_shape(B, C, g.dtype, A * B * C)
-    n_b = runtime.cdiv(B, block_b)
-    tiles = n_b * runtime.cdiv(C, block_c)
-    chunks = a_chunks(A, tiles, device) if need_dx else 1
-    a_per_program = runtime.cdiv(A, chunks)
-    chunks = runtime.cdiv(A, a_per_program)
-    if g_mode == TENSOR and B > 1 and all(s == 0 for s in plan.B.strides["g"]):
-        g_mode = ROW
-    tensors = [t for t in (x, y, g) if isinstance(t, torch.Tensor)]
-    compute = runtime.compute_dtype(*(t.dtype for t in tensors))
-    part_dtype = torch.float64 if compute.primitive_bitwidth == 64 else torch.float32
-    dx_slots, dy_slots = (chunks if need_dx else 1), (n_b if need_dy else 1)
-    if dx_slots > 1 and need_dx:  # partials are contiguous rows of x's shape
-        layouts["dx"] = contiguous_strides(x_shape, out_shape)
-        plan = plan_pointwise(out_shape, x_shape, y_shape, layouts)
-    dx = _grad_buffer(x_shape, x_dtype, device, dx_slots, part_dtype, dense_x) if need_dx else None
-    dy = _grad_buffer(y_shape, y_dtype, device, dy_slots, part_dtype, dense_y) if need_dy else None
-    zeros = tuple(tuple(0 for _ in grp.sizes) for grp in (plan.A, plan.B, plan.C))
-
-    def st(name):
-        return plan.strides(name) if name in layouts else zeros
-
-    x_st, y_st, g_st, dx_st, dy_st = st("x"), st("y"), st("g"), st("dx"), st("dy")
-    numel_x = dx.shape[1] if dx_slots > 1 else 0
-    numel_y = dy.shape[1] if dy_slots > 1 else 0
-    extents = [runtime.max_offset(t.shape, t.stride()) for t in tensors]
-    extents += [t.numel() for t in (dx, dy) if t is not None]
-    x_hi, x_lo = split_float(x if x_mode == VALUE else 0.0)
-    y_hi, y_lo = split_float(y if y_mode == VALUE else 0.0)
-    p_hi, p_lo = split_float(param if param is not None else 0.0)
-    s_hi, s_lo = split_float(scale)
-    placeholder = g
-    runtime.launch(
-        kernel, (tiles * chunks,),
-        dx if need_dx else placeholder, dy if need_dy else placeholder,
-        xv if x_mode in (TENSOR, ELEMENT) else placeholder, yv if y_mode in (TENSOR, ELEMENT) else placeholder, g,
-        (x_hi, x_lo, y_hi, y_lo, p_hi, p_lo, s_hi, s_lo),
-        (plan.A.sizes, plan.B.sizes, plan.C.sizes, A, B, C, a_per_program),
-        x_st[1], x_st[2], y_st[0], y_st[2], g_st[0], g_st[1], g_st[2], dx_st[1], dx_st[2], dy_st[0], dy_st[2],
-        numel_x, numel_y,
-        DFX=dfx, DFY=dfy, ARITY=arity, HAS_PARAM=param is not None, SWAP=swap, X_MODE=x_mode, Y_MODE=y_mode, G_MODE=g_mode,
-        NEED_DX=need_dx, NEED_DY=need_dy, COMPUTE=compute, BLOCK_B=block_b, BLOCK_C=block_c,
-        INDEX_64=runtime.needs_int64(*extents), num_warps=num_warps)
-    if need_dx and dx_slots > 1:
-        dx = combine_partials(dx, torch.empty(x_shape, dtype=x_dtype, device=device), kernel=combine)
-    if need_dy and dy_slots > 1:
-        dy = combine_partials(dy, torch.empty(y_shape, dtype=y_dtype, device=device), kernel=combine)
-    return dx, dy

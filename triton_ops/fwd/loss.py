@@ -13,7 +13,7 @@ import triton
 import triton.language as tl
 
 from ..bwd.reduce import combine_partials_kernel
-from ..tiles import call, group_offsets, joined
+from ..tiles import call, group_offsets, joined, rows_of_program, slice_tiles
 
 combine_kernel = triton.jit(combine_partials_kernel.fn)
 
@@ -59,12 +59,7 @@ def ce_logits_fwd_kernel(loss_ptr, lse_ptr, tsum_ptr, z_ptr, t_ptr, numbers, r_s
     # log-sum-exp (max and rescaled sum), so any class count fits. Reads the logits once (and
     # probability targets once, or one index and one gathered logit per row); writes the loss
     # per row (or one partial sum and count per program), log-sum-exp and target mass per row.
-    rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
-    if INDEX_64:
-        rows = rows.to(tl.int64)
-    row_mask = rows < R
-    z_row = group_offsets(rows, r_sizes, z_r)
-    t_row = group_offsets(rows, r_sizes, t_r)
+    rows, row_mask, z_row, t_row = rows_of_program(R, r_sizes, z_r, t_r, BLOCK_R, INDEX_64)
     smoothing = joined(numbers[0], numbers[1], COMPUTE)
     m = tl.full([BLOCK_R], float("-inf"), COMPUTE)
     s = tl.zeros([BLOCK_R], COMPUTE)
@@ -124,22 +119,13 @@ def cosine_fwd_kernel(loss_ptr, stats_ptr, x_ptr, t_ptr, numbers, r_sizes, c_siz
     # One program owns BLOCK_R slices and walks their C elements in BLOCK_C steps, adding
     # <x,t>, |x|^2 and |t|^2. Reads x and t once; writes 3 statistics per slice and the loss
     # per slice (or one partial sum per program).
-    rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
-    if INDEX_64:
-        rows = rows.to(tl.int64)
-    row_mask = rows < R
-    x_row = group_offsets(rows, r_sizes, x_r)[:, None]
-    t_row = group_offsets(rows, r_sizes, t_r)[:, None]
+    rows, row_mask, x_row, t_row = rows_of_program(R, r_sizes, x_r, t_r, BLOCK_R, INDEX_64)
     dot = tl.zeros([BLOCK_R, BLOCK_C], COMPUTE)
     xx = tl.zeros([BLOCK_R, BLOCK_C], COMPUTE)
     tt = tl.zeros([BLOCK_R, BLOCK_C], COMPUTE)
     for c0 in range(0, C, BLOCK_C):
-        cols = c0 + tl.arange(0, BLOCK_C)
-        if INDEX_64:
-            cols = cols.to(tl.int64)
-        mask = row_mask[:, None] & (cols < C)[None, :]
-        x = tl.load(x_ptr + x_row + group_offsets(cols, c_sizes, x_c)[None, :], mask=mask, other=0.0).to(COMPUTE)
-        t = tl.load(t_ptr + t_row + group_offsets(cols, c_sizes, t_c)[None, :], mask=mask, other=0.0).to(COMPUTE)
+        cols, mask, x, t = slice_tiles(c0, C, row_mask, x_ptr, x_row, t_ptr, t_row, c_sizes, x_c, t_c, COMPUTE,
+                                       BLOCK_C, INDEX_64)
         dot += x * t
         xx += x * x
         tt += t * t

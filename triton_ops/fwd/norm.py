@@ -2,7 +2,7 @@
 import triton
 import triton.language as tl
 
-from ..tiles import c_offsets, group_offsets, joined
+from ..tiles import c_offsets, group_offsets, joined, load_tile, row_block, row_range
 
 
 @triton.jit
@@ -14,7 +14,6 @@ def layer_norm_fwd_kernel(y_ptr, mean_ptr, rstd_ptr, x_ptr, w_ptr, b_ptr, number
     # read once, kept in registers for the mean, the variance (two-pass, no cancellation) and
     # the output: bytes |x| + |y| + 8 per row (+ w, b once per program). Longer rows: chunked
     # Welford statistics, then a second read of x to normalize.
-    pid = tl.program_id(0)
     eps = joined(numbers[0], numbers[1], COMPUTE)
     cols = tl.arange(0, BLOCK_D)
     if SINGLE:
@@ -23,16 +22,14 @@ def layer_norm_fwd_kernel(y_ptr, mean_ptr, rstd_ptr, x_ptr, w_ptr, b_ptr, number
             w = tl.load(w_ptr + cols, mask=c_mask, other=0.0).to(COMPUTE)
         if HAS_B:
             b = tl.load(b_ptr + cols, mask=c_mask, other=0.0).to(COMPUTE)
-    start = pid * rows_per_program
-    stop = tl.minimum(start + rows_per_program, R)
+    start, stop = row_range(rows_per_program, R)
     for r0 in range(start, stop, BLOCK_R):
-        rows = (r0 + tl.arange(0, BLOCK_R)).to(tl.int64)
-        r_mask = rows < stop
-        x_row = group_offsets(rows, r_sizes, x_r)[:, None]
+        rows, r_mask = row_block(r0, stop, BLOCK_R)
+        x_row = group_offsets(rows, r_sizes, x_r)
         y_row = group_offsets(rows, r_sizes, y_r)[:, None]
         if SINGLE:
             mask = r_mask[:, None] & c_mask[None, :]
-            x = tl.load(x_ptr + x_row + c_offsets(cols, c_sizes, x_c, x_c1)[None, :], mask=mask, other=0.0).to(COMPUTE)
+            x = load_tile(x_ptr, x_row, cols, c_sizes, x_c, x_c1, mask, COMPUTE)
             mean = tl.sum(x, axis=1) / D
             xc = tl.where(mask, x - mean[:, None], 0.0)
             rstd = 1.0 / tl.sqrt(tl.sum(xc * xc, axis=1) / D + eps)
@@ -49,8 +46,7 @@ def layer_norm_fwd_kernel(y_ptr, mean_ptr, rstd_ptr, x_ptr, w_ptr, b_ptr, number
             for c0 in range(0, D, BLOCK_D):  # Chan's merge of per-chunk mean and M2
                 cc = c0 + cols
                 mask = r_mask[:, None] & (cc < D)[None, :]
-                x = tl.load(x_ptr + x_row + c_offsets(cc, c_sizes, x_c, x_c1)[None, :], mask=mask,
-                            other=0.0).to(COMPUTE)
+                x = load_tile(x_ptr, x_row, cc, c_sizes, x_c, x_c1, mask, COMPUTE)
                 n_chunk = tl.minimum(tl.cast(D - c0, COMPUTE), BLOCK_D)
                 chunk_mean = tl.sum(x, axis=1) / n_chunk
                 d = tl.where(mask, x - chunk_mean[:, None], 0.0)
@@ -65,8 +61,7 @@ def layer_norm_fwd_kernel(y_ptr, mean_ptr, rstd_ptr, x_ptr, w_ptr, b_ptr, number
                 cc = c0 + cols
                 cm = cc < D
                 mask = r_mask[:, None] & cm[None, :]
-                x = tl.load(x_ptr + x_row + c_offsets(cc, c_sizes, x_c, x_c1)[None, :], mask=mask,
-                            other=0.0).to(COMPUTE)
+                x = load_tile(x_ptr, x_row, cc, c_sizes, x_c, x_c1, mask, COMPUTE)
                 y = (x - mean[:, None]) * rstd[:, None]
                 if HAS_W:
                     y = y * tl.load(w_ptr + cc, mask=cm, other=0.0).to(COMPUTE)[None, :]

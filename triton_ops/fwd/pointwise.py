@@ -27,7 +27,7 @@ def pointwise_fwd_kernel(
     # A axes. x (constant along A) is read once per program, y (constant along B) once per row
     # of the loop; the output is written once. Bytes: |x| + |y| + |out| (+ one y row per extra
     # B block).
-    a_sizes, b_sizes, c_sizes = groups[0], groups[1], groups[2]  # axis sizes of the A, B, C groups
+    a_sizes, c_sizes = groups[0], groups[2]  # axis sizes of the A and C groups
     rb, rc, pid_b, chunk, a_start, a_stop, mask_c, mask, x, p = tile_of_program(
         groups, C, x_ptr, numbers, x_b, x_c, x_c1, X_MODE, COMPUTE, BLOCK_B, BLOCK_C, INDEX_64)
     y_c_off = c_offsets(rc, c_sizes, y_c, y_c1)[None, :]

@@ -172,8 +172,7 @@ LINEAR_ARGS = (Arg("x"), Arg("weight"), Arg("bias", "tensor?", None), Arg("activ
                Arg("precision", "str?", None))
 linear = register(OpSpec(
     name="linear", family="matmul", args=LINEAR_ARGS,
-    forward=lambda *a: _linear_forward_saved(*a)[0], forward_saved=_linear_forward_saved, n_saved=1,
-    vjp=_linear_vjp, reference=_linear_ref,
+    forward=None, forward_saved=_linear_forward_saved, n_saved=1, vjp=_linear_vjp, reference=_linear_ref,
     fwd_kernels=(gemm_kernel,), bwd_kernels=(gemm_vjp_kernel,),
     check=_linear_check, alloc=_linear_alloc,
     vjp_alloc=lambda x, w, b, *rest: [x.new_empty(x.shape), w.new_empty(w.shape),
@@ -358,9 +357,9 @@ LN_ARGS = (Arg("x"), Arg("normalized_shape", "int[]"), Arg("weight", "tensor?", 
            Arg("eps", "float", 1e-5))
 layer_norm = register(OpSpec(
     name="layer_norm", family="norm", args=LN_ARGS,
-    forward=lambda *a: _ln_forward_saved(*a)[0], forward_saved=_ln_forward_saved, n_saved=2,
-    vjp=_ln_vjp, reference=lambda x, normalized_shape, weight=None, bias=None, eps=1e-5:
-        torch.nn.functional.layer_norm(x, list(normalized_shape), weight, bias, eps),
+    forward=None, forward_saved=_ln_forward_saved, n_saved=2, vjp=_ln_vjp,
+    reference=lambda x, normalized_shape, weight=None, bias=None, eps=1e-5: torch.nn.functional.layer_norm(
+        x, list(normalized_shape), weight, bias, eps),
     fwd_kernels=(layer_norm_fwd_kernel,), bwd_kernels=(layer_norm_bwd_kernel, combine_partials_kernel),
     check=_ln_check, alloc=_ln_alloc,
     vjp_alloc=lambda x, ns, w, b, eps, grad: [torch.empty_like(x), torch.empty_like(w) if w is not None else None,

@@ -181,7 +181,8 @@ def elementwise_loss(name: str, loss, d_input, d_target, *, reference, names=("x
                      param: tuple[str, float] | None = None, param_positive: bool = True, sample=None,
                      doc: str = "") -> OpSpec:
     """Register a loss from ``@triton.jit`` scalar functions ``loss(x, t[, p])`` and its two
-    partial derivatives. Forward: one fused map-reduce pass; backward: one pass."""
+    partial derivatives (``d_target=None``: the loss is a function of x - t, so d/dt = -d/dx).
+    Forward: one fused map-reduce pass; backward: one pass."""
     args = (Arg(names[0]), Arg(names[1]))
     if param:
         args += (Arg(param[0], "float", float(param[1])),)
@@ -245,10 +246,6 @@ def mse_dx(x, t):
     return 2.0 * (x - t)
 
 
-@triton.jit
-def mse_dt(x, t):
-    return -2.0 * (x - t)
-
 
 @triton.jit
 def mae_l(x, t):
@@ -259,10 +256,6 @@ def mae_l(x, t):
 def mae_dx(x, t):
     return scalar.sign(x - t)
 
-
-@triton.jit
-def mae_dt(x, t):
-    return -scalar.sign(x - t)
 
 
 @triton.jit
@@ -276,10 +269,6 @@ def huber_dx(x, t, delta):
     d = x - t
     return tl.where(tl.abs(d) < delta, d, delta * scalar.sign(d))
 
-
-@triton.jit
-def huber_dt(x, t, delta):
-    return -huber_dx(x, t, delta)
 
 
 @triton.jit
@@ -322,10 +311,6 @@ def log_cosh_l(x, t):
 def log_cosh_dx(x, t):
     return scalar.tanh(x - t)
 
-
-@triton.jit
-def log_cosh_dt(x, t):
-    return -scalar.tanh(x - t)
 
 
 @triton.jit
@@ -400,13 +385,13 @@ def _poisson_pair(shape, dtype, device, gen):
     return x.to(device, dtype), t.to(device, dtype)
 
 
-mse_loss = elementwise_loss("mse_loss", mse_l, mse_dx, mse_dt,
+mse_loss = elementwise_loss("mse_loss", mse_l, mse_dx, None,
                             reference=lambda x, t, reduction="mean": _reduce((x - t) ** 2, reduction),
                             doc="mse_loss(x, t, reduction='mean'): (x - t)^2.").fn
-mae_loss = elementwise_loss("mae_loss", mae_l, mae_dx, mae_dt,
+mae_loss = elementwise_loss("mae_loss", mae_l, mae_dx, None,
                             reference=lambda x, t, reduction="mean": _reduce((x - t).abs(), reduction),
                             doc="mae_loss(x, t, reduction='mean'): |x - t| (gradient sign(x - t), sign(0) = 0).").fn
-huber_loss = elementwise_loss("huber_loss", huber_l, huber_dx, huber_dt, param=("delta", 1.0), reference=_huber_ref,
+huber_loss = elementwise_loss("huber_loss", huber_l, huber_dx, None, param=("delta", 1.0), reference=_huber_ref,
                               doc="huber_loss(x, t, delta=1.0, reduction='mean') (= F.huber_loss).").fn
 hinge_loss = elementwise_loss("hinge_loss", hinge_l, hinge_dx, hinge_dt, sample=_sign_pair,
                               reference=lambda x, t, reduction="mean": _reduce(torch.clamp(1 - t * x, min=0), reduction),
@@ -414,7 +399,7 @@ hinge_loss = elementwise_loss("hinge_loss", hinge_l, hinge_dx, hinge_dt, sample=
 poisson_loss = elementwise_loss("poisson_loss", poisson_l, poisson_dx, poisson_dt, sample=_poisson_pair,
                                 reference=lambda x, t, reduction="mean": _reduce(torch.exp(x) - t * x, reduction),
                                 doc="poisson_loss(x, t, reduction='mean'): exp(x) - t*x, x the log-rate.").fn
-log_cosh_loss = elementwise_loss("log_cosh_loss", log_cosh_l, log_cosh_dx, log_cosh_dt, reference=_log_cosh_ref,
+log_cosh_loss = elementwise_loss("log_cosh_loss", log_cosh_l, log_cosh_dx, None, reference=_log_cosh_ref,
                                  doc="log_cosh_loss(x, t, reduction='mean'): log cosh(x - t), stable for any x - t.").fn
 binary_cross_entropy = elementwise_loss(
     "binary_cross_entropy", bce_l, bce_dp, bce_dy, names=("p", "y"), param=("eps", 1e-6), reference=_bce_ref,
@@ -644,8 +629,7 @@ CEL_ARGS = (Arg("z"), Arg("target"), Arg("dim", "int", -1), Arg("ignore_index", 
             Arg("label_smoothing", "float", 0.0), Arg("reduction", "str", "mean"))
 cross_entropy_logits = register(OpSpec(
     name="cross_entropy_logits", family="loss", args=CEL_ARGS,
-    forward=lambda *a: _cel_forward_saved(*a)[0], forward_saved=_cel_forward_saved, n_saved=3,
-    vjp=_cel_vjp, reference=_cel_ref,
+    forward=None, forward_saved=_cel_forward_saved, n_saved=3, vjp=_cel_vjp, reference=_cel_ref,
     fwd_kernels=(ce_logits_fwd_kernel, combine_kernel), bwd_kernels=(ce_logits_bwd_kernel,),
     check=_cel_check, alloc=_cel_alloc,
     vjp_alloc=lambda z, target, *rest: [torch.empty_like(z),
@@ -765,8 +749,7 @@ def _cos_min_bytes(x, t, dim=None, eps=1e-6, reduction="mean"):
 COS_ARGS = (Arg("x"), Arg("t"), Arg("dim", "int?", None), Arg("eps", "float", 1e-6), Arg("reduction", "str", "mean"))
 cosine_similarity_loss = register(OpSpec(
     name="cosine_similarity_loss", family="loss", args=COS_ARGS,
-    forward=lambda *a: _cos_forward_saved(*a)[0], forward_saved=_cos_forward_saved, n_saved=1,
-    vjp=_cos_vjp, reference=_cos_ref,
+    forward=None, forward_saved=_cos_forward_saved, n_saved=1, vjp=_cos_vjp, reference=_cos_ref,
     fwd_kernels=(cosine_fwd_kernel, combine_kernel), bwd_kernels=(cosine_bwd_kernel,),
     check=_cos_check, alloc=_cos_alloc,
     vjp_alloc=lambda x, t, *rest: [torch.empty_like(x), torch.empty_like(t)],

@@ -5,8 +5,6 @@ broadcast back are the pointwise forward template (instantiated in ``bwd/broadca
 from __future__ import annotations
 
 import torch
-import triton
-import triton.language as tl  # noqa: F401  (the interpreter needs it in every module holding @jit code)
 
 from .. import runtime
 from ..broadcast import broadcast_shapes
