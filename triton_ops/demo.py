@@ -4,6 +4,7 @@ with a fused GELU epilogue, cross-entropy on logits - and a pure-torch twin from
 initial weights on the same batches, then compare the two loss curves."""
 from __future__ import annotations
 
+import sys
 import time
 
 import torch
@@ -69,7 +70,8 @@ def main(args=None) -> int:
         total = twin_total = 0.0
         batches = range(steps)
         if tqdm is not None:
-            batches = tqdm(batches, desc=f"epoch {epoch:2d}", leave=False, unit="step", mininterval=1.0)
+            batches = tqdm(batches, desc=f"epoch {epoch:2d}", leave=False, unit="step", mininterval=1.0,
+                           disable=not sys.stderr.isatty())
         for i in batches:
             idx = order[i * batch:(i + 1) * batch]
             xb, yb = x_train[idx], y_train[idx]
