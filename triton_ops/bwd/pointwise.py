@@ -16,6 +16,7 @@ import triton.language as tl
 from .. import runtime
 from ..broadcast import aligned_strides, contiguous_strides, plan_pointwise
 from ..fwd.pointwise import a_chunks, describe, operand_mode, should_swap, tile_shape
+from ..tiles import broadcast_numel
 from ..tiles import (
     ROW, TENSOR, VALUE, c_offsets, call, group_offsets, joined, load_operand, split_float, tile_of_program, tile_offsets,
 )
@@ -64,6 +65,18 @@ def pointwise_vjp_kernel(
         tl.store(dx_ptr + chunk * dx_slot + dx_bc, acc.to(dx_ptr.dtype.element_ty), mask=mask)
 
 
+def vjp_should_swap(out_shape, x_shape, y_shape, need_dx: bool, need_dy: bool) -> bool:
+    """Which operand goes to slot 0, whose gradient accumulates in registers over the program's
+    loop. On a GPU: the one whose gradient sums over more elements (the other one's sum is a
+    column sum per tile, one partial row per tile row block: costly when long). Under the
+    interpreter, where every loop step is Python, the shorter loop wins (as the forward)."""
+    if runtime.INTERPRETER:
+        return should_swap(out_shape, x_shape, y_shape)
+    reduce_x = broadcast_numel(out_shape, x_shape) if need_dx else 0
+    reduce_y = broadcast_numel(out_shape, y_shape) if need_dy else 0
+    return reduce_y > reduce_x
+
+
 def grad_is_dense(t, out_shape) -> bool:
     return isinstance(t, torch.Tensor) and tuple(t.shape) == tuple(out_shape)
 
@@ -103,7 +116,7 @@ def pointwise_vjp(g: torch.Tensor, out_shape, dfx=None, dfy=None, *, x=None, y=N
     x_dtype = x.dtype if isinstance(x, torch.Tensor) else (x_dtype or g.dtype)
     y_dtype = y.dtype if isinstance(y, torch.Tensor) else (y_dtype or g.dtype)
     if swap is None:
-        swap = arity == 2 and should_swap(out_shape, x_shape, y_shape)
+        swap = arity == 2 and vjp_should_swap(out_shape, x_shape, y_shape, need_dx, need_dy)
         if swap:
             dy, dx = pointwise_vjp(g, out_shape, dfy, dfx, x=y, y=x, x_shape=y_shape, y_shape=x_shape,
                                    x_dtype=y_dtype, y_dtype=x_dtype, load_x=load_y, load_y=load_x, param=param,
