@@ -132,11 +132,13 @@ def cpu_rows(spec, shape, dtype, directions):
 # GPU: timings
 
 
-def _time(fn):
+def _time(fn, graphable=False):
     import triton.testing
 
     ms, p20, p80 = triton.testing.do_bench(fn, warmup=5, rep=40, quantiles=[0.5, 0.2, 0.8])
-    if ms < 0.02:  # tiny kernels: launch overhead dominates do_bench; replay a CUDA graph instead
+    # tiny kernels: launch overhead dominates do_bench; replay a CUDA graph instead. Forward
+    # calls only: capturing autograd's backward can fail and leave the CUDA RNG unusable.
+    if ms < 0.02 and graphable:
         try:
             ms = triton.testing.do_bench_cudagraph(fn, rep=40)
             p20 = p80 = ms
@@ -195,7 +197,7 @@ def gpu_rows(spec, shape, dtype, directions, providers, clone_bw):
                 torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats()
                 base = torch.cuda.memory_allocated()
-                ms, p20, p80 = _time(run)
+                ms, p20, p80 = _time(run, graphable=direction == "forward")
                 peak = (torch.cuda.max_memory_allocated() - base) / 2**20
                 gbps = minimum / (ms * 1e-3) / 1e9
                 rows += [(direction, provider, "time_ms", ms), (direction, provider, "time_p20_ms", p20),
