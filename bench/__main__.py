@@ -320,6 +320,12 @@ def main(argv=None) -> int:
         bar = jobs
     records = []
     start = time.time()
+    if GPU:  # warm the card up (clocks, allocator) before the first measured op
+        warm = torch.empty(1 << 26, device="cuda")
+        for _ in range(200):
+            warm.mul_(1.0)
+        torch.cuda.synchronize()
+        del warm
     clone_bw = clone_gbps("cuda") if GPU else None
     if GPU:
         records.append(dict(op="clone", family="copy", direction="forward", provider="torch", dtype="torch.float32",
