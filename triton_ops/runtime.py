@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import torch
 
@@ -237,9 +237,6 @@ def num_warps_for(elements: int) -> int:
         return 4
     return 2
 
-
-def all_tensors(values: Iterable) -> list[torch.Tensor]:
-    return [v for v in values if isinstance(v, torch.Tensor)]
 
 
 # --------------------------------------------------------------------------------------------
