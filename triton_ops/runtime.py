@@ -194,6 +194,44 @@ def needs_int64(*extents: int) -> bool:
     return any(e > INT32_MAX for e in extents)
 
 
+def tensors_need_int64(*tensors, extra: tuple = ()) -> bool:
+    """``needs_int64`` over the largest offsets reachable in these tensors (None skipped)."""
+    return needs_int64(*(max_offset(t.shape, t.stride()) for t in tensors if isinstance(t, torch.Tensor)), *extra)
+
+
+def numel(shape) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def dtype_size(dtype: torch.dtype) -> int:
+    return torch.empty((), dtype=dtype).element_size()
+
+
+def nbytes(t) -> int:
+    """Bytes of a tensor's elements (0 for a Python number or None)."""
+    return t.numel() * t.element_size() if isinstance(t, torch.Tensor) else 0
+
+
+def normalize_dims(op: str, dim, rank: int) -> tuple[int, ...]:
+    """``dim`` (an int or a tuple of ints, negative allowed) as sorted non-negative axes."""
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    out = []
+    for d in dims:
+        if isinstance(d, bool) or not isinstance(d, int):
+            raise TypeError(f"triton_ops.{op}: dim must be an int or a tuple of ints, got {dim!r}")
+        lo, hi = (-1, 0) if rank == 0 else (-rank, rank - 1)
+        if not lo <= d <= hi:
+            raise IndexError(f"triton_ops.{op}: dim {d} is out of range for a tensor of rank {rank} "
+                             f"(expected in [{lo}, {hi}])")
+        out.append(d % max(rank, 1))
+    if len(set(out)) != len(out):
+        raise ValueError(f"triton_ops.{op}: dim {dim!r} repeats an axis")
+    return tuple(sorted(out))
+
+
 def compute_dtype(*dtypes: torch.dtype):
     """Triton arithmetic dtype: float64 when any operand is float64, else float32."""
     import triton.language as tl

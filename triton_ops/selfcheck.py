@@ -5,11 +5,6 @@ from __future__ import annotations
 import torch
 
 
-def sample_args(spec, device, dtype=torch.float32, shape=(8, 33), seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    return spec.sample(shape, dtype, device, gen)
-
-
 def check_op(spec, device, dtype=torch.float64):
     """Max abs error of forward and of the gradients (float64 in, float64 reference)."""
     args = spec.sample((8, 33), dtype, device, torch.Generator().manual_seed(0))

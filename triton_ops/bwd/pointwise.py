@@ -91,7 +91,7 @@ def grad_like(t, out_shape, dtype=None):
 def _grad_buffer(like_shape, dtype, device, slots: int, compute_dtype):
     """The (contiguous) gradient tensor itself (one slot), or a [slots, numel] partials buffer."""
     if slots > 1:
-        return torch.empty((slots, _numel(like_shape)), dtype=compute_dtype, device=device)
+        return torch.empty((slots, runtime.numel(like_shape)), dtype=compute_dtype, device=device)
     return torch.empty(like_shape, dtype=dtype, device=device)
 
 
@@ -195,20 +195,13 @@ def _vjp_plan(out_shape, gd, xd, yd, x_shape, y_shape, dx_strides, dy_strides, n
         return plan.strides(name) if name in layouts else zeros
 
     x_st, y_st, g_st, dx_st, dy_st = st("x"), st("y"), st("g"), st("dx"), st("dy")
-    numel_x = (dx_slots > 1) * _numel(x_shape)
-    numel_y = (dy_slots > 1) * _numel(y_shape)
+    numel_x = (dx_slots > 1) * runtime.numel(x_shape)
+    numel_y = (dy_slots > 1) * runtime.numel(y_shape)
     extents = [runtime.max_offset(d[1], d[2]) for d in (xd, yd, gd) if d[0] == TENSOR]
-    extents += [dx_slots * _numel(x_shape), dy_slots * _numel(y_shape)]
+    extents += [dx_slots * runtime.numel(x_shape), dy_slots * runtime.numel(y_shape)]
     args = ((plan.A.sizes, plan.B.sizes, plan.C.sizes, A, B, a_per_program), C,
             x_st[1], x_st[2], x_st[2][-1], y_st[0], y_st[2], y_st[2][-1], g_st[0], g_st[1], g_st[2], g_st[2][-1],
             dx_st[1], dx_st[2], dx_st[2][-1], dy_st[0], dy_st[2], dy_st[2][-1], numel_x, numel_y)
     meta = dict(X_MODE=xd[0], Y_MODE=yd[0], G_MODE=g_mode, COMPUTE=compute, BLOCK_B=block_b, BLOCK_C=block_c,
                 INDEX_64=runtime.needs_int64(*extents), num_warps=num_warps)
     return tiles * chunks, args, meta, dx_slots, dy_slots, part_dtype
-
-
-def _numel(shape) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n

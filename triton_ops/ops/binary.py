@@ -13,15 +13,10 @@ from ..bwd.pointwise import grad_like, pointwise_vjp, pointwise_vjp_kernel
 from ..bwd.reduce import combine_partials_kernel
 from ..fwd.pointwise import pointwise, pointwise_fwd_kernel
 from ..spec import Arg, OpSpec, needs_all, register
-from .unary import _elsize
 
 
 def _shape(v):
     return tuple(v.shape) if isinstance(v, torch.Tensor) else ()
-
-
-def _bytes(v) -> int:
-    return v.numel() * v.element_size() if isinstance(v, torch.Tensor) else 0
 
 
 def _default_sample(shape, dtype, device, gen):
@@ -108,14 +103,11 @@ def binary_op(name: str, f, df_da, df_db, *, reference, reads=((True, True), (Tr
 
     def min_bytes(a, b, *rest):
         out_shape = broadcast_shapes(name, _shape(a), _shape(b))
-        n_out = 1
-        for s in out_shape:
-            n_out *= s
-        out_bytes = n_out * _elsize(result_dtype(a, b))
-        fwd = _bytes(a) + _bytes(b) + out_bytes
+        out_bytes = runtime.numel(out_shape) * runtime.dtype_size(result_dtype(a, b))
+        fwd = runtime.nbytes(a) + runtime.nbytes(b) + out_bytes
         read_a = reads[0][0] or reads[1][0]
         read_b = reads[0][1] or reads[1][1]
-        bwd = out_bytes + (_bytes(a) if read_a else 0) + (_bytes(b) if read_b else 0) + _bytes(a) + _bytes(b)
+        bwd = out_bytes + (runtime.nbytes(a) if read_a else 0) + (runtime.nbytes(b) if read_b else 0) + runtime.nbytes(a) + runtime.nbytes(b)
         return fwd, bwd
 
     spec = OpSpec(

@@ -18,10 +18,6 @@ from ..spec import Arg, OpSpec, needs_all, register, registry
 from ..tiles import split_float
 
 
-def _nbytes(t) -> int:
-    return t.numel() * t.element_size() if isinstance(t, torch.Tensor) else 0
-
-
 def _randn(shape, dtype, device, gen, scale=1.0):
     return (torch.randn(shape, generator=gen, dtype=torch.float64) * scale).to(device, dtype)
 
@@ -77,8 +73,8 @@ matmul = register(OpSpec(
     alloc=lambda a, b, precision: a.new_empty((*a.shape[:-1], b.shape[-1])),
     vjp_alloc=lambda a, b, precision, grad: [a.new_empty(a.shape), b.new_empty(b.shape)],
     min_bytes=lambda a, b, precision=None: (
-        _nbytes(a) + _nbytes(b) + a.numel() // a.shape[-1] * b.shape[-1] * a.element_size(),
-        2 * (a.numel() // a.shape[-1] * b.shape[-1] * a.element_size()) + 2 * (_nbytes(a) + _nbytes(b))),
+        runtime.nbytes(a) + runtime.nbytes(b) + a.numel() // a.shape[-1] * b.shape[-1] * a.element_size(),
+        2 * (a.numel() // a.shape[-1] * b.shape[-1] * a.element_size()) + 2 * (runtime.nbytes(a) + runtime.nbytes(b))),
     flops=_mm_flops,
     sample=lambda shape, dtype, device, gen: (_randn(shape, dtype, device, gen),
                                               _randn(tuple(shape[::-1]), dtype, device, gen)),
@@ -163,8 +159,8 @@ def _linear_ref(x, weight, bias=None, activation=None, precision=None):
 def _linear_min_bytes(x, weight, bias=None, activation=None, precision=None):
     y = x.numel() // x.shape[-1] * weight.shape[0] * x.element_size()
     saved = y if activation is not None else 0
-    fwd = _nbytes(x) + _nbytes(weight) + _nbytes(bias) + y + saved
-    bwd = 2 * (y + saved) + 2 * (_nbytes(x) + _nbytes(weight)) + _nbytes(bias)
+    fwd = runtime.nbytes(x) + runtime.nbytes(weight) + runtime.nbytes(bias) + y + saved
+    bwd = 2 * (y + saved) + 2 * (runtime.nbytes(x) + runtime.nbytes(weight)) + runtime.nbytes(bias)
     return fwd, bwd
 
 
@@ -230,8 +226,8 @@ one_hot_embedding = register(OpSpec(
     fwd_kernels=(gemm_kernel,), bwd_kernels=(gemm_vjp_kernel,), check=_ohe_check,
     alloc=lambda o, w: o.new_empty((*o.shape[:-1], w.shape[1])),
     vjp_alloc=lambda o, w, grad: [o.new_empty(o.shape), w.new_empty(w.shape)],
-    min_bytes=lambda o, w: (_nbytes(o) + _nbytes(w) + o.numel() // o.shape[-1] * w.shape[1] * o.element_size(),
-                            2 * (_nbytes(o) + _nbytes(w)) + 2 * o.numel() // o.shape[-1] * w.shape[1] * o.element_size()),
+    min_bytes=lambda o, w: (runtime.nbytes(o) + runtime.nbytes(w) + o.numel() // o.shape[-1] * w.shape[1] * o.element_size(),
+                            2 * (runtime.nbytes(o) + runtime.nbytes(w)) + 2 * o.numel() // o.shape[-1] * w.shape[1] * o.element_size()),
     flops=lambda o, w: (2 * o.numel() * w.shape[1], 4 * o.numel() * w.shape[1]),
     sample=_onehot_sample,
     doc="one_hot_embedding(onehot, weight): onehot [..., V] @ weight [V, E] (a real-valued one-hot input).")).fn
@@ -287,9 +283,7 @@ def _ln_stat_dtype(x):
 
 
 def _ln_alloc(x, normalized_shape, weight, bias, eps):
-    D = 1
-    for s in normalized_shape:
-        D *= s
+    D = runtime.numel(normalized_shape)
     R = x.numel() // D if D else 0
     return torch.empty_like(x), x.new_empty((R,), dtype=_ln_stat_dtype(x)), x.new_empty((R,), dtype=_ln_stat_dtype(x))
 
@@ -342,14 +336,12 @@ def _ln_vjp(x, normalized_shape, weight, bias, eps, grad, needs=None, saved=None
 
 
 def _ln_min_bytes(x, normalized_shape, weight=None, bias=None, eps=1e-5):
-    D = 1
-    for s in normalized_shape:
-        D *= s
+    D = runtime.numel(normalized_shape)
     R = x.numel() // max(D, 1)
-    params = _nbytes(weight) + _nbytes(bias)
+    params = runtime.nbytes(weight) + runtime.nbytes(bias)
     stats = 2 * R * (8 if x.dtype == torch.float64 else 4)
-    fwd = 2 * _nbytes(x) + params + stats
-    bwd = 3 * _nbytes(x) + _nbytes(weight) + stats + params
+    fwd = 2 * runtime.nbytes(x) + params + stats
+    bwd = 3 * runtime.nbytes(x) + runtime.nbytes(weight) + stats + params
     return fwd, bwd
 
 
@@ -400,7 +392,7 @@ transpose = register(OpSpec(
     reference=lambda x: x.t().contiguous(),
     fwd_kernels=(transpose_kernel,), bwd_kernels=(transpose_vjp_kernel,), check=_transpose_check,
     alloc=lambda x: x.new_empty((x.shape[1], x.shape[0])), vjp_alloc=lambda x, grad: [x.new_empty(x.shape)],
-    min_bytes=lambda x: (2 * _nbytes(x), 2 * _nbytes(x)),
+    min_bytes=lambda x: (2 * runtime.nbytes(x), 2 * runtime.nbytes(x)),
     sample=lambda shape, dtype, device, gen: (_randn(shape, dtype, device, gen),),
     doc="transpose(x): x^T of a 2-D tensor, materialized contiguous (tiled kernel).")).fn
 
@@ -470,8 +462,8 @@ embedding = register(OpSpec(
     fwd_kernels=(embedding_fwd_kernel,), bwd_kernels=(embedding_bwd_kernel,), check=_emb_check,
     alloc=lambda i, w: w.new_empty((*i.shape, w.shape[1])),
     vjp_alloc=lambda i, w, grad: [None, torch.empty_like(w, memory_format=torch.contiguous_format)],
-    min_bytes=lambda i, w: (_nbytes(i) + 2 * i.numel() * w.shape[1] * w.element_size(),
-                            _nbytes(i) + i.numel() * w.shape[1] * w.element_size() + _nbytes(w)),
+    min_bytes=lambda i, w: (runtime.nbytes(i) + 2 * i.numel() * w.shape[1] * w.element_size(),
+                            runtime.nbytes(i) + i.numel() * w.shape[1] * w.element_size() + runtime.nbytes(w)),
     sample=lambda shape, dtype, device, gen: (torch.randint(0, 50, tuple(shape), generator=gen).to(device),
                                               _randn((50, 24), dtype, device, gen)),
     doc="embedding(indices, weight): weight[indices] (= F.embedding); deterministic weight gradient.")).fn

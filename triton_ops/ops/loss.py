@@ -21,13 +21,6 @@ from ..tiles import split_float
 REDUCTIONS = ("mean", "sum", "none")
 
 
-def _numel(shape) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
-
-
 def _check_reduction(op, reduction):
     if reduction not in REDUCTIONS:
         raise ValueError(f"triton_ops.{op}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
@@ -44,9 +37,7 @@ def _check_pair(op, x, t, x_name, t_name):
 def _normalize_dim(op, dim, rank):
     if isinstance(dim, bool) or not isinstance(dim, int):
         raise TypeError(f"triton_ops.{op}: dim must be an int, got {dim!r}")
-    if not -max(rank, 1) <= dim < max(rank, 1):
-        raise IndexError(f"triton_ops.{op}: dim {dim} is out of range for a tensor of rank {rank}")
-    return dim % max(rank, 1)
+    return runtime.normalize_dims(op, dim, rank)[0]
 
 
 def _partial_dtype(*dtypes):
@@ -112,8 +103,7 @@ def loss_forward(fn, x, t, param, reduction, row_dims=(), mean_rows=None):
                    K_group.strides["t"], out_k, K if chunks > 1 else 0,
                    FN=fn, HAS_PARAM=param is not None, COMPUTE=runtime.compute_dtype(x.dtype, t.dtype),
                    BLOCK_R=block_r, BLOCK_K=block_k,
-                   INDEX_64=runtime.needs_int64(runtime.max_offset(x.shape, x.stride()),
-                                                runtime.max_offset(t.shape, t.stride()), chunks * K),
+                   INDEX_64=runtime.tensors_need_int64(x, t, extra=(chunks * K,)),
                    num_warps=runtime.num_warps_for(block_r * block_k))
     if chunks > 1:
         combine_partials(target, out, kernel=combine_kernel)
@@ -157,15 +147,14 @@ def loss_vjp(dfx, dft, x, t, grad, param, reduction, needs, row_dims=(), mean_ro
         st("dt", R_group, r_zeros), st("dt", K_group, zeros),
         DFX=dfx, DFT=dft, HAS_PARAM=param is not None, G_ELEMENT=g_element, NEED_DX=need_x, NEED_DT=need_t,
         COMPUTE=runtime.compute_dtype(x.dtype, t.dtype), BLOCK_R=block_r, BLOCK_K=block_k,
-        INDEX_64=runtime.needs_int64(runtime.max_offset(x.shape, x.stride()), runtime.max_offset(t.shape, t.stride()),
-                                     runtime.max_offset(grad.shape, grad.stride())),
+        INDEX_64=runtime.tensors_need_int64(x, t, grad),
         num_warps=runtime.num_warps_for(block_r * block_k))
     return dx, dt
 
 
 def _loss_min_bytes(x, t, reduction, out_numel, g_numel, needs_t_grad=False):
     es_x, es_t = x.element_size(), t.element_size()
-    out_es = torch.empty((), dtype=torch.result_type(x, t)).element_size()
+    out_es = runtime.dtype_size(torch.result_type(x, t))
     fwd = x.numel() * (es_x + es_t) + out_numel * out_es
     bwd = x.numel() * (es_x + es_t) + g_numel * out_es + x.numel() * es_x + (x.numel() * es_t if needs_t_grad else 0)
     return fwd, bwd
@@ -246,7 +235,6 @@ def mse_dx(x, t):
     return 2.0 * (x - t)
 
 
-
 @triton.jit
 def mae_l(x, t):
     return tl.abs(x - t)
@@ -255,7 +243,6 @@ def mae_l(x, t):
 @triton.jit
 def mae_dx(x, t):
     return scalar.sign(x - t)
-
 
 
 @triton.jit
@@ -268,7 +255,6 @@ def huber_l(x, t, delta):
 def huber_dx(x, t, delta):
     d = x - t
     return tl.where(tl.abs(d) < delta, d, delta * scalar.sign(d))
-
 
 
 @triton.jit
@@ -310,7 +296,6 @@ def log_cosh_l(x, t):
 @triton.jit
 def log_cosh_dx(x, t):
     return scalar.tanh(x - t)
-
 
 
 @triton.jit
@@ -550,8 +535,7 @@ def _cel_forward_saved(z, target, dim, ignore_index, label_smoothing, reduction)
                    z.stride(dim), target.stride(dim) if probs else 0, ignore_index,
                    PROBS=probs, REDUCE=reduce, MEAN=reduction == "mean", COMPUTE=runtime.compute_dtype(z.dtype),
                    BLOCK_R=block_r, BLOCK_C=block_c,
-                   INDEX_64=runtime.needs_int64(runtime.max_offset(z.shape, z.stride()),
-                                                runtime.max_offset(target.shape, target.stride())),
+                   INDEX_64=runtime.tensors_need_int64(z, target),
                    num_warps=runtime.num_warps_for(block_r * block_c))
     if reduce:
         combine_partials(loss_target, out, kernel=combine_kernel, factor_out=factor)
@@ -585,8 +569,7 @@ def _cel_vjp(z, target, dim, ignore_index, label_smoothing, reduction, grad, nee
                    rows.strides.get("dt", zeros), dt.stride(dim) if need_t else 0, ignore_index,
                    PROBS=probs, G_ELEMENT=g_element, FACTOR_FROM_PTR=reduction == "mean", NEED_DZ=need_z,
                    NEED_DT=need_t, COMPUTE=runtime.compute_dtype(z.dtype), BLOCK_R=block_r, BLOCK_C=block_c,
-                   INDEX_64=runtime.needs_int64(runtime.max_offset(z.shape, z.stride()),
-                                                runtime.max_offset(target.shape, target.stride())),
+                   INDEX_64=runtime.tensors_need_int64(z, target),
                    num_warps=runtime.num_warps_for(block_r * block_c))
     return dz, dt
 
@@ -690,8 +673,7 @@ def _cos_forward_saved(x, t, dim, eps, reduction):
     runtime.launch(cosine_fwd_kernel, (programs,), loss_target, stats, x, t, split_float(eps), rows.sizes, cls.sizes,
                    R, C, rows.strides["x"], rows.strides["t"], cls.strides["x"], cls.strides["t"],
                    REDUCE=reduce, COMPUTE=runtime.compute_dtype(x.dtype, t.dtype), BLOCK_R=block_r, BLOCK_C=block_c,
-                   INDEX_64=runtime.needs_int64(runtime.max_offset(x.shape, x.stride()),
-                                                runtime.max_offset(t.shape, t.stride())),
+                   INDEX_64=runtime.tensors_need_int64(x, t),
                    num_warps=runtime.num_warps_for(block_r * block_c))
     if reduce:
         combine_partials(loss_target, out, scale=1.0 / R if reduction == "mean" else 1.0, kernel=combine_kernel)
@@ -723,8 +705,7 @@ def _cos_vjp(x, t, dim, eps, reduction, grad, needs=None, saved=None):
                    rows.strides.get("dt", r_zeros), cls.strides.get("dt", c_zeros),
                    G_ELEMENT=g_element, NEED_DX=need_x, NEED_DT=need_t, COMPUTE=runtime.compute_dtype(x.dtype, t.dtype),
                    BLOCK_R=block_r, BLOCK_C=block_c,
-                   INDEX_64=runtime.needs_int64(runtime.max_offset(x.shape, x.stride()),
-                                                runtime.max_offset(t.shape, t.stride())),
+                   INDEX_64=runtime.tensors_need_int64(x, t),
                    num_warps=runtime.num_warps_for(block_r * block_c))
     return dx, dt
 

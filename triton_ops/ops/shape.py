@@ -18,13 +18,6 @@ from .binary import one
 from .unary import identity_f
 
 
-def _numel(shape) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
-
-
 def reduce_to(g: torch.Tensor, shape, *, forward: bool = False) -> torch.Tensor:
     """Sum ``g`` over the axes along which ``shape`` broadcasts to ``g.shape`` (Triton kernels:
     one reduce pass plus, when several programs share an output element, a fixed-order combine)."""
@@ -47,28 +40,8 @@ def _check_tensor(op, x):
     runtime.check_devices(op, {"x": x})
 
 
-def _normalize_dims(op: str, dim, rank: int) -> tuple[int, ...]:
-    dims = (dim,) if isinstance(dim, int) else tuple(dim)
-    out = []
-    for d in dims:
-        if isinstance(d, bool) or not isinstance(d, int):
-            raise TypeError(f"triton_ops.{op}: dim must be an int or a tuple of ints, got {dim!r}")
-        lo, hi = (-1, 0) if rank == 0 else (-rank, rank - 1)
-        if not lo <= d <= hi:
-            raise IndexError(f"triton_ops.{op}: dim {d} is out of range for a tensor of rank {rank} "
-                             f"(expected in [{lo}, {hi}])")
-        out.append(d % max(rank, 1))
-    if len(set(out)) != len(out):
-        raise ValueError(f"triton_ops.{op}: dim {dim!r} repeats an axis")
-    return tuple(sorted(out))
-
-
 def _keep_shape(shape, dims) -> tuple[int, ...]:
     return tuple(1 if d in dims else s for d, s in enumerate(shape))
-
-
-def _elsize(t) -> int:
-    return t.element_size()
 
 
 # --------------------------------------------------------------------------------------------
@@ -100,7 +73,7 @@ replicate = register(OpSpec(
     check=_replicate_check,
     alloc=lambda s, shape: s.new_empty(shape),
     vjp_alloc=lambda s, shape, grad: [torch.empty_like(s)],
-    min_bytes=lambda s, shape: (_elsize(s) * (1 + _numel(shape)), _elsize(s) * (1 + _numel(shape))),
+    min_bytes=lambda s, shape: (s.element_size() * (1 + runtime.numel(shape)),) * 2,
     sample=lambda shape, dtype, device, gen: (torch.randn((), generator=gen, dtype=torch.float64).to(device, dtype),
                                               list(shape)),
     doc="replicate(s, shape): a 0-d tensor broadcast to a new tensor of `shape`; gradient = sum of g.")).fn
@@ -137,7 +110,7 @@ sum_to = register(OpSpec(
     check=_sum_to_check,
     alloc=lambda x, shape: x.new_empty(shape),
     vjp_alloc=lambda x, shape, grad: [x.new_empty(x.shape)],
-    min_bytes=lambda x, shape: ((x.numel() + _numel(shape)) * _elsize(x),) * 2,
+    min_bytes=lambda x, shape: ((x.numel() + runtime.numel(shape)) * x.element_size(),) * 2,
     sample=lambda shape, dtype, device, gen: (torch.randn(shape, generator=gen, dtype=torch.float64).to(device, dtype),
                                               [1] + list(shape[1:])),
     doc="sum_to(x, shape): the reduce-back map (sum over the axes along which `shape` broadcasts to x).")).fn
@@ -151,7 +124,7 @@ def _sum_check(x, dim, keepdim):
     _check_tensor("sum", x)
     if not isinstance(keepdim, bool):
         raise TypeError(f"triton_ops.sum: keepdim must be a bool, got {type(keepdim).__name__}")
-    return x, list(_normalize_dims("sum", dim, x.dim())), keepdim
+    return x, list(runtime.normalize_dims("sum", dim, x.dim())), keepdim
 
 
 def _sum_out_shape(x, dim, keepdim):
@@ -185,7 +158,7 @@ sum = register(OpSpec(  # noqa: A001 - the SPEC's name
     check=_sum_check,
     alloc=lambda x, dim, keepdim=False: x.new_empty(_sum_out_shape(x, dim, keepdim)),
     vjp_alloc=lambda x, dim, keepdim, grad: [x.new_empty(x.shape)],
-    min_bytes=lambda x, dim, keepdim=False: ((x.numel() + _numel(_sum_out_shape(x, dim, keepdim))) * _elsize(x),) * 2,
+    min_bytes=lambda x, dim, keepdim=False: ((x.numel() + runtime.numel(_sum_out_shape(x, dim, keepdim))) * x.element_size(),) * 2,
     sample=lambda shape, dtype, device, gen: (
         torch.randn(shape, generator=gen, dtype=torch.float64).to(device, dtype), [0], False),
     doc="sum(x, dim, keepdim=False): sum over `dim` (an int or a tuple of ints).")).fn

@@ -14,10 +14,6 @@ from ..fwd.pointwise import pointwise, pointwise_fwd_kernel
 from ..spec import Arg, OpSpec, needs_all, register
 
 
-def _elsize(dtype) -> int:
-    return torch.empty((), dtype=dtype).element_size()
-
-
 def _default_sample(shape, dtype, device, gen):
     return torch.randn(shape, generator=gen, dtype=torch.float64).to(device=device, dtype=dtype)
 
@@ -70,7 +66,7 @@ def unary_op(name: str, f, df, *, param: tuple[str, float] | None = None, refere
         return [torch.empty_like(x)]
 
     def min_bytes(x, *rest):
-        n, es = x.numel(), _elsize(x.dtype)
+        n, es = x.numel(), x.element_size()
         return 2 * n * es, (3 if df_reads_x else 2) * n * es
 
     spec = OpSpec(
