@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import torch
+import torch.autograd.forward_ad as _forward_ad
 
 REQUIRED = inspect.Parameter.empty
 
@@ -72,9 +73,12 @@ class OpSpec:
     tolerance: dict = field(default_factory=dict)   # dtype -> (rtol, atol) overrides
     extras: dict = field(default_factory=dict)      # family data (a unary op's scalar functions ...)
     flops: Callable | None = None                   # flops(*args) -> (fwd, bwd), for the matmul family
+    # set by ``register``: the entry points (see there) and the launchers as declared
     fn: Callable | None = None
     custom_op: Any = None
     vjp_op: Any = None
+    via_custom_op: Callable | None = None
+    launchers: Any = None
 
     @property
     def tensor_args(self) -> list[int]:
@@ -201,116 +205,271 @@ def _no_double_backward(name: str):
     return backward
 
 
+# --------------------------------------------------------------------------------------------
+# which route an eager call takes into autograd
+
+_PLAIN = (torch.Tensor, torch.nn.Parameter)
+
+
+def eager_route(values, tensor_args) -> bool:
+    """True when a call may skip the ``torch.library`` custom op (about 8 µs of Python, 12.7 with
+    autograd) for an ``autograd.Function`` or the bare launcher: plain eager execution on plain
+    tensors. Anything that must see the op as one opaque node of its own - torch.compile and
+    torch.export tracing, jit tracing, a TorchDispatchMode (FakeTensorMode, FlopCounter...),
+    functorch transforms, forward-mode AD, tensor subclasses, meta tensors - takes the custom op.
+    Both routes run the same launchers and kernels."""
+    if (torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack() or torch._C._get_tracing_state()
+            or torch._C._are_functorch_transforms_active() or _forward_ad._current_level >= 0):
+        return False
+    for i in tensor_args:
+        v = values[i]
+        if isinstance(v, torch.Tensor) and (type(v) not in _PLAIN or v.is_meta):
+            return False
+    return True
+
+
+
+# --------------------------------------------------------------------------------------------
+# from an OpSpec to its entry points
+
+
+def _tensor_or_none(v):
+    return v if isinstance(v, torch.Tensor) else None
+
+
+@dataclass(frozen=True)
+class Launchers:
+    """What the entry declared, kept as declared: the unvalidated launchers the kernels run
+    behind. ``forward`` is None for ops whose forward is ``forward_saved``'s first output."""
+    forward: Callable | None
+    forward_saved: Callable | None
+    vjp: Callable
+
+
 def register(spec: OpSpec) -> OpSpec:
-    """Build ``spec``'s custom ops (forward and VJP), autograd, and public function."""
-    args = spec.args
-    n_tensor = len(spec.tensor_args)
-    n_saved = spec.n_saved
-    returns = "Tensor" if not n_saved else "(" + ", ".join(["Tensor"] * (1 + n_saved)) + ")"
-    schema = "(" + ", ".join(_schema_args(args)) + ") -> " + returns
-    vjp_extra = (["Tensor[] saved"] if n_saved else []) + ["Tensor grad", "bool[] needs"]
-    vjp_schema = "(" + ", ".join(_schema_args(args) + vjp_extra) + ") -> Tensor[]"
-    qual = f"triton_ops::{spec.name}"
+    """Build ``spec``'s entry points and add it to the registry:
 
-    def fwd_impl(*op_values):
-        public = _from_op_args(args, op_values)
-        return tuple(spec.forward_saved(*public)) if n_saved else raw_forward(*public)
+    * ``spec.fn`` - the public function: bind, autocast, check, then the cheapest correct route
+      (``eager_route``): the bare launcher, an ``autograd.Function``, or the custom op;
+    * ``spec.custom_op`` / ``spec.vjp_op`` - ``torch.ops.triton_ops.<name>`` and ``<name>_vjp``
+      (schema from the ``Arg`` list, fake kernels from ``alloc``/``vjp_alloc``, autograd),
+      for torch.compile, torch.export, FakeTensorMode and opcheck; they validate their inputs;
+    * ``spec.forward`` / ``spec.vjp`` - the raw launchers, validated (``check`` and, for the VJP,
+      the upstream gradient and saved statistics), no autograd.
 
-    def fwd_fake(*op_values):
-        out = spec.alloc(*_from_op_args(args, op_values))
-        return tuple(out) if n_saved else out
-
-    def split_vjp_values(op_values):
-        *values, grad, needs = op_values
-        saved = values.pop() if n_saved else None
-        return values, saved, grad, needs
-
-    def vjp_impl(*op_values):
-        values, saved, grad, needs = split_vjp_values(op_values)
-        kw = {"saved": list(saved)} if n_saved else {}
-        grads = raw_vjp(*_from_op_args(args, values), grad, needs=list(needs), **kw)
-        return [g if g is not None else grad.new_empty(0) for g in grads]
-
-    def vjp_fake(*op_values):
-        values, _, grad, needs = split_vjp_values(op_values)
-        public = _from_op_args(args, values)
-        grads = spec.vjp_alloc(*public, grad)
-        return [g if (g is not None and n) else grad.new_empty(0) for g, n in zip(grads, needs)]
-
-    if spec.forward is None:  # ops with saved statistics: the forward is their first output
-        spec.forward = lambda *values: spec.forward_saved(*values)[0]
-    raw_forward, raw_vjp = spec.forward, spec.vjp
-
-    # The raw launchers validate and normalize their arguments like the public function (a
-    # negative dim, say), so that a kernel never sees what the checks would have refused.
-    def forward(*a, **kw):
-        return raw_forward(*spec.check(*spec.bind(*a, **kw)))
-
-    def vjp(*a, needs=None, saved=None, **kw):
-        *values, grad = a
-        values = spec.check(*spec.bind(*values, **kw))
-        if not n_saved:
-            return raw_vjp(*values, grad, needs=needs)
-        if saved is None:  # a raw call without the forward's statistics: recompute them
-            saved = list(spec.forward_saved(*values)[1:])
-        return raw_vjp(*values, grad, needs=needs, saved=saved)
-
-    forward.__doc__ = f"Raw forward launcher of {spec.name} (no autograd)."
-    vjp.__doc__ = (f"Raw VJP launcher of {spec.name}: vjp(*args, grad, needs=None) -> one gradient per "
-                   "tensor argument (exact shapes), no autograd.")
-    spec.forward, spec.vjp = forward, vjp
-
-    custom = torch.library.custom_op(qual, fwd_impl, mutates_args=(), schema=schema)
-    custom.register_fake(fwd_fake)
-    vjp_op = torch.library.custom_op(f"{qual}_vjp", vjp_impl, mutates_args=(), schema=vjp_schema)
-    vjp_op.register_fake(vjp_fake)
-    positions = _op_positions(args)
-    tensor_positions = [positions[i] for i in spec.tensor_args]
-
-    def setup_context(ctx, inputs, output):
-        saved_outputs = list(output[1:]) if n_saved else []
-        if saved_outputs:
-            ctx.mark_non_differentiable(*saved_outputs)
-        ctx.save_for_backward(*[inputs[p] for p in tensor_positions], *saved_outputs)
-        ctx.op_inputs = [None if isinstance(v, torch.Tensor) else v for v in inputs]
-
-    def backward(ctx, grad, *_saved_output_grads):
-        values = list(ctx.op_inputs)
-        saved_tensors = ctx.saved_tensors
-        for p, t in zip(tensor_positions, saved_tensors):
-            values[p] = t
-        needs = [bool(ctx.needs_input_grad[p]) for p in tensor_positions]
-        extra = [list(saved_tensors[len(tensor_positions):])] if n_saved else []
-        grads = vjp_op(*values, *extra, grad, needs)
-        out = [None] * len(values)
-        for p, gr, n in zip(tensor_positions, grads, needs):
-            out[p] = gr if n else None
-        return tuple(out)
-
-    custom.register_autograd(backward, setup_context=setup_context)
-    vjp_op.register_autograd(_no_double_backward(spec.name), setup_context=lambda ctx, inputs, output: None)
-
-    sig = spec.signature
-
-    autocast = AUTOCAST.get(spec.family)
-
-    def public(*a, **kw):
-        values = spec.bind(*a, **kw)
-        if autocast is not None:
-            values = _autocast(values, autocast)
-        values = spec.check(*values)
-        out = custom(*_to_op_args(args, values))
-        return out[0] if n_saved else out
-
-    public.__name__ = spec.name
-    public.__qualname__ = spec.name
-    public.__signature__ = sig
-    public.__doc__ = spec.doc
-    public.__module__ = "triton_ops"
-    spec.fn, spec.custom_op, spec.vjp_op = public, custom, vjp_op
-    assert n_tensor >= 1
+    The launchers the entry declared stay in ``spec.launchers``.
+    """
+    if spec.fn is not None or spec.name in registry:
+        raise ValueError(f"triton_ops: an op named {spec.name!r} is already registered")
+    if spec.forward is None and spec.forward_saved is None:
+        raise ValueError(f"triton_ops.{spec.name}: an OpSpec declares forward or forward_saved")
+    if bool(spec.n_saved) != (spec.forward_saved is not None):
+        raise ValueError(f"triton_ops.{spec.name}: forward_saved and n_saved go together")
+    spec.launchers = Launchers(spec.forward, spec.forward_saved, spec.vjp)
+    routes = _Routes(spec)
+    spec.forward, spec.vjp = routes.raw_forward, routes.raw_vjp
+    spec.custom_op, spec.vjp_op = routes.custom_op, routes.vjp_op
+    spec.fn = routes.public_function()
     registry.add(spec)
     return spec
+
+
+class _Routes:
+    """The entry points of one op, all over the same declared launchers."""
+
+    def __init__(self, spec: OpSpec):
+        self.spec = spec
+        self.name = spec.name
+        self.args = spec.args
+        self.n_saved = spec.n_saved
+        self.tensor_args = tuple(spec.tensor_args)
+        positions = _op_positions(spec.args)
+        self.tensor_positions = [positions[i] for i in self.tensor_args]
+        launchers = spec.launchers
+        self.forward_saved = launchers.forward_saved
+        self.forward = launchers.forward or (lambda *values: launchers.forward_saved(*values)[0])
+        self.vjp = launchers.vjp
+        self.custom_op, self.vjp_op = self._custom_ops()
+        self.eager = self._autograd_function()
+
+    # -- validation ------------------------------------------------------------------------
+
+    def check_grad(self, values, grad, saved=None):
+        """The upstream gradient (and saved statistics) of a raw or custom-op VJP call must be
+        what the forward of these arguments returns: shape, dtype, device. Nothing reads out of
+        bounds because a caller passed something else."""
+        meta = [v.to("meta") if isinstance(v, torch.Tensor) else v for v in values]
+        out = self.spec.alloc(*meta)
+        outs = tuple(out) if self.n_saved else (out,)
+        device = next(v.device for v in values if isinstance(v, torch.Tensor))
+        expected = [("grad", grad, outs[0])]
+        if self.n_saved:
+            if saved is None or len(saved) != self.n_saved:
+                raise ValueError(f"triton_ops.{self.name}: saved must hold the forward's {self.n_saved} "
+                                 f"statistics tensor(s), got {0 if saved is None else len(saved)}")
+            expected += [(f"saved[{i}]", s, o) for i, (s, o) in enumerate(zip(saved, outs[1:]))]
+        for arg, t, like in expected:
+            if not isinstance(t, torch.Tensor):
+                raise TypeError(f"triton_ops.{self.name}: {arg} must be a tensor, got {type(t).__name__}")
+            if tuple(t.shape) != tuple(like.shape):
+                raise ValueError(f"triton_ops.{self.name}: {arg} has shape {tuple(t.shape)}, expected "
+                                 f"{tuple(like.shape)} (the forward's output)")
+            if t.dtype != like.dtype:
+                raise TypeError(f"triton_ops.{self.name}: {arg} has dtype {t.dtype}, expected {like.dtype}")
+            if t.device != device:
+                raise ValueError(f"triton_ops.{self.name}: {arg} is on {t.device}, the arguments on {device}")
+
+    # -- raw launchers (validated, no autograd) ----------------------------------------------
+
+    def raw_forward(self, *a, **kw):
+        return self.forward(*self.spec.check(*self.spec.bind(*a, **kw)))
+
+    def raw_vjp(self, *a, needs=None, saved=None, **kw):
+        *values, grad = a
+        values = self.spec.check(*self.spec.bind(*values, **kw))
+        if not self.n_saved:
+            self.check_grad(values, grad)
+            return self.vjp(*values, grad, needs=needs)
+        if saved is None:  # a raw call without the forward's statistics: recompute them
+            saved = list(self.forward_saved(*values)[1:])
+        self.check_grad(values, grad, saved)
+        return self.vjp(*values, grad, needs=needs, saved=list(saved))
+
+    # -- the eager autograd route ------------------------------------------------------------
+
+    def _autograd_function(self):
+        r = self
+
+        def forward(ctx, *values):
+            if r.n_saved:
+                out, *saved = r.forward_saved(*values)
+            else:
+                out, saved = r.forward(*values), ()
+            ctx.save_for_backward(*[_tensor_or_none(values[i]) for i in r.tensor_args], *saved)
+            ctx.values = [None if isinstance(v, torch.Tensor) else v for v in values]
+            return out
+
+        def backward(ctx, grad):
+            values = list(ctx.values)
+            stored = ctx.saved_tensors
+            for i, t in zip(r.tensor_args, stored):
+                if t is not None:  # None: a Python number (kept in ctx.values) or an absent tensor
+                    values[i] = t
+            saved = list(stored[len(r.tensor_args):])
+            needs = [bool(ctx.needs_input_grad[i]) for i in r.tensor_args]
+            if torch.is_grad_enabled():  # create_graph=True: the VJP op refuses a double backward
+                grads = r.vjp_op(*_to_op_args(r.args, values), *([saved] if r.n_saved else []), grad, needs)
+            else:
+                grads = r.vjp(*values, grad, needs=needs, **({"saved": saved} if r.n_saved else {}))
+            out = [None] * len(values)
+            for i, g, n in zip(r.tensor_args, grads, needs):
+                out[i] = g if n else None
+            return tuple(out)
+
+        # Named per op (its backward node reads "<name>_eagerBackward" in a graph).
+        return type(f"{self.name}_eager", (torch.autograd.Function,),
+                    {"forward": staticmethod(forward), "backward": staticmethod(backward)})
+
+    # -- the torch.library route -------------------------------------------------------------
+
+    def _custom_ops(self):
+        args, n_saved, name = self.args, self.n_saved, self.name
+        returns = "Tensor" if not n_saved else "(" + ", ".join(["Tensor"] * (1 + n_saved)) + ")"
+        schema = "(" + ", ".join(_schema_args(args)) + ") -> " + returns
+        vjp_extra = (["Tensor[] saved"] if n_saved else []) + ["Tensor grad", "bool[] needs"]
+        vjp_schema = "(" + ", ".join(_schema_args(args) + vjp_extra) + ") -> Tensor[]"
+        qual = f"triton_ops::{name}"
+
+        def split_vjp_values(op_values):
+            *values, grad, needs = op_values
+            saved = values.pop() if n_saved else None
+            return _from_op_args(args, values), saved, grad, list(needs)
+
+        def fwd_impl(*op_values):
+            values = self.spec.check(*_from_op_args(args, op_values))
+            return tuple(self.forward_saved(*values)) if n_saved else self.forward(*values)
+
+        def fwd_fake(*op_values):
+            out = self.spec.alloc(*_from_op_args(args, op_values))
+            return tuple(out) if n_saved else out
+
+        def vjp_impl(*op_values):
+            values, saved, grad, needs = split_vjp_values(op_values)
+            values = self.spec.check(*values)
+            self.check_grad(values, grad, saved)
+            kw = {"saved": list(saved)} if n_saved else {}
+            grads = self.vjp(*values, grad, needs=needs, **kw)
+            return [g if g is not None else grad.new_empty(0) for g in grads]
+
+        def vjp_fake(*op_values):
+            values, _, grad, needs = split_vjp_values(op_values)
+            grads = self.spec.vjp_alloc(*values, grad)
+            return [g if (g is not None and n) else grad.new_empty(0) for g, n in zip(grads, needs)]
+
+        custom = torch.library.custom_op(qual, fwd_impl, mutates_args=(), schema=schema)
+        custom.register_fake(fwd_fake)
+        vjp_op = torch.library.custom_op(f"{qual}_vjp", vjp_impl, mutates_args=(), schema=vjp_schema)
+        vjp_op.register_fake(vjp_fake)
+        tensor_positions = self.tensor_positions
+
+        def setup_context(ctx, inputs, output):
+            saved_outputs = list(output[1:]) if n_saved else []
+            if saved_outputs:
+                ctx.mark_non_differentiable(*saved_outputs)
+            ctx.save_for_backward(*[inputs[p] for p in tensor_positions], *saved_outputs)
+            ctx.op_inputs = [None if isinstance(v, torch.Tensor) else v for v in inputs]
+
+        def backward(ctx, grad, *_saved_output_grads):
+            values = list(ctx.op_inputs)
+            saved_tensors = ctx.saved_tensors
+            for p, t in zip(tensor_positions, saved_tensors):
+                values[p] = t
+            needs = [bool(ctx.needs_input_grad[p]) for p in tensor_positions]
+            extra = [list(saved_tensors[len(tensor_positions):])] if n_saved else []
+            grads = vjp_op(*values, *extra, grad, needs)
+            out = [None] * len(values)
+            for p, gr, n in zip(tensor_positions, grads, needs):
+                out[p] = gr if n else None
+            return tuple(out)
+
+        custom.register_autograd(backward, setup_context=setup_context)
+        vjp_op.register_autograd(_no_double_backward(name), setup_context=lambda ctx, inputs, output: None)
+        return custom, vjp_op
+
+    # -- the public function -----------------------------------------------------------------
+
+    def public_function(self):
+        spec, args, n_saved, tensor_args = self.spec, self.args, self.n_saved, self.tensor_args
+        autocast = AUTOCAST.get(spec.family)
+        custom, eager, forward = self.custom_op, self.eager, self.forward
+
+        def public(*a, **kw):
+            values = spec.bind(*a, **kw)
+            if autocast is not None:
+                values = _autocast(values, autocast)
+            values = spec.check(*values)
+            if eager_route(values, tensor_args):
+                if torch.is_grad_enabled() and any(
+                        isinstance(values[i], torch.Tensor) and values[i].requires_grad for i in tensor_args):
+                    return eager.apply(*values)
+                return forward(*values)
+            out = custom(*_to_op_args(args, values))
+            return out[0] if n_saved else out
+
+        def via_custom_op(*a, **kw):
+            """The public function forced onto the torch.library route (tests compare the routes)."""
+            values = spec.bind(*a, **kw)
+            if autocast is not None:
+                values = _autocast(values, autocast)
+            out = custom(*_to_op_args(args, spec.check(*values)))
+            return out[0] if n_saved else out
+
+        public.__name__ = public.__qualname__ = spec.name
+        public.__signature__ = spec.signature
+        public.__doc__ = spec.doc
+        public.__module__ = "triton_ops"
+        spec.via_custom_op = via_custom_op
+        return public
 
 
 # Under torch.autocast, as PyTorch's own ops: the matmul family runs in the autocast dtype, norms

@@ -87,12 +87,10 @@ def describe(v, N: int) -> tuple:
 
 
 @runtime.plan_cache
-def _forward_plan(shape, out_strides, out_dtype, xd, yd, arity, device):
-    """Everything a launch needs but the values, for one combination of shapes, strides and
-    dtypes (cached: Python decides shapes once)."""
-    N = 1
-    for s in shape:
-        N *= s
+def _forward_plan(kernel, fn, arity, has_param, shape, out_strides, out_dtype, xd, yd, device):
+    """The launch for one combination of op, shapes, strides and dtypes (cached: Python decides
+    shapes once). Returns (swap, LaunchPlan)."""
+    N = runtime.numel(shape)
     swap = arity == 2 and should_swap(shape, *(shape if d[0] != TENSOR else d[1] for d in (xd, yd)))
     if swap:
         xd, yd = yd, xd
@@ -112,29 +110,32 @@ def _forward_plan(shape, out_strides, out_dtype, xd, yd, arity, device):
     extents = [runtime.max_offset(shape, out_strides)] + [runtime.max_offset(d[1], d[2]) for d in (xd, yd)
                                                           if d[0] == TENSOR]
     dtypes = [out_dtype] + [d[3] for d in (xd, yd) if d[3] is not None]
-    args = ((plan.A.sizes, plan.B.sizes, plan.C.sizes, A, B, a_per_program), C,
-            x_st[1], x_st[2], x_st[2][-1], y_st[0], y_st[2], y_st[2][-1], o_st[0], o_st[1], o_st[2], o_st[2][-1])
-    meta = dict(SWAP=swap, X_MODE=xd[0], Y_MODE=yd[0], COMPUTE=runtime.compute_dtype(*dtypes), BLOCK_B=block_b,
-                BLOCK_C=block_c, INDEX_64=runtime.needs_int64(*extents), num_warps=num_warps)
-    return tiles * runtime.cdiv(A, a_per_program), swap, args, meta
+    launch = runtime.LaunchPlan(
+        kernel, (tiles * runtime.cdiv(A, a_per_program),), {"num_warps": num_warps},
+        groups=(plan.A.sizes, plan.B.sizes, plan.C.sizes, A, B, a_per_program), C=C,
+        x_b=x_st[1], x_c=x_st[2], x_c1=x_st[2][-1], y_a=y_st[0], y_c=y_st[2], y_c1=y_st[2][-1],
+        o_a=o_st[0], o_b=o_st[1], o_c=o_st[2], o_c1=o_st[2][-1],
+        FN=fn, ARITY=arity, HAS_PARAM=has_param, SWAP=swap, X_MODE=xd[0], Y_MODE=yd[0],
+        COMPUTE=runtime.compute_dtype(*dtypes), BLOCK_B=block_b, BLOCK_C=block_c,
+        INDEX_64=runtime.needs_int64(*extents))
+    return swap, launch
 
 
 def pointwise(fn, out: torch.Tensor, x, y=None, param: float | None = None, arity: int = 1,
               kernel=pointwise_fwd_kernel) -> torch.Tensor:
     """``out = fn(x[, y][, param])`` over ``out``'s shape; x and y are tensors that broadcast to
-    it, Python numbers, or None (not read). Returns ``out``. ``kernel`` is this template or an
-    instance of it registered elsewhere (``bwd/shape.py`` broadcasts gradients back with it)."""
+    it, Python numbers, or None (not read). Returns ``out``. ``kernel`` is this template or a
+    thin entry point around it defined elsewhere (``bwd/`` broadcasts gradients back with one)."""
     N = out.numel()
     if N == 0:
         return out
-    grid, swap, args, meta = _forward_plan(tuple(out.shape), tuple(out.stride()), out.dtype, describe(x, N),
-                                           describe(y, N), arity, out.device)
+    swap, launch = _forward_plan(kernel, fn, arity, param is not None, tuple(out.shape), tuple(out.stride()),
+                                 out.dtype, describe(x, N), describe(y, N), out.device)
     if swap:
         x, y = y, x
     numbers = (*split_float(x if operand_mode(x, N) == VALUE else 0.0),
                *split_float(y if operand_mode(y, N) == VALUE else 0.0),
                *split_float(param if param is not None else 0.0))
-    runtime.launch(kernel, (grid,), out, x if isinstance(x, torch.Tensor) else out,
-                   y if isinstance(y, torch.Tensor) else out, numbers, *args,
-                   FN=fn, ARITY=arity, HAS_PARAM=param is not None, **meta)
+    launch(out_ptr=out, x_ptr=x if isinstance(x, torch.Tensor) else out,
+           y_ptr=y if isinstance(y, torch.Tensor) else out, numbers=numbers)
     return out
