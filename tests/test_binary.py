@@ -247,8 +247,8 @@ def test_shape_op_checks():
 def test_vjp_both_operand_orientations(a_shape, b_shape, monkeypatch):
     """The VJP puts either operand in the looped slot (the GPU favours the larger reduction, the
     interpreter the shorter loop): both orientations must give the same gradients."""
-    import triton_ops.bwd.pointwise as vjp_module
-    from triton_ops.bwd.pointwise import pointwise_vjp
+    import triton_ops.launchers.pointwise as vjp_module
+    from triton_ops.launchers.pointwise import pointwise_vjp
     from triton_ops.ops.binary import div_da, div_db
 
     gen = torch.Generator().manual_seed(11)

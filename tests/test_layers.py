@@ -186,7 +186,7 @@ def test_linear_gelu_writes_output_and_saved_preactivation_only():
 
 @pytest.mark.skipif(not INTERP, reason="counts need the interpreter")
 def test_matmul_tile_reads():
-    from triton_ops.fwd.matmul import gemm_config
+    from triton_ops.launchers.matmul import gemm_config
 
     M, K, N = 96, 80, 112
     a, b = torch.randn(M, K), torch.randn(K, N)

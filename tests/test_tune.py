@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import triton_ops
-from triton_ops import tune
+from triton_ops import autotune, tune
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -28,7 +28,7 @@ def store(tmp_path, monkeypatch):
 
 def test_sweep_writes_store_and_a_fresh_process_uses_it(store):
     # An injected timer stands in for the GPU: it makes one config the fastest.
-    space = tune.space("gemm")
+    space = autotune.space("gemm")
     favourite = space[len(space) // 2]
     timer_calls = []
 
@@ -37,13 +37,13 @@ def test_sweep_writes_store_and_a_fresh_process_uses_it(store):
         timer_calls.append(dict(tune._forced["gemm"]))
         return 1.0 if tune._forced["gemm"] == favourite else 2.0
 
-    rows, winners = tune.sweep(["matmul"], [(48, 40)], [torch.float32], timer=timer, progress=False)
+    rows, winners = autotune.sweep(["matmul"], [(48, 40)], [torch.float32], timer=timer, progress=False)
     assert len(rows) == len(space) and all(r["ok"] for r in rows)  # every config checked against the reference
     assert len(timer_calls) == len(space)
     assert list(winners.values()) == [favourite]
     data = json.loads(store.read_text())
     assert data["version"] == tune.STORE_VERSION and tune.device_name() in data["configs"]
-    code = ("import torch, triton_ops; from triton_ops.fwd.matmul import gemm_config; "
+    code = ("import torch, triton_ops; from triton_ops.launchers.matmul import gemm_config; "
             "import json; print(json.dumps(gemm_config(48, 40, 40, torch.float32)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                          env=dict(os.environ, PYTHONPATH=ROOT))
@@ -52,12 +52,12 @@ def test_sweep_writes_store_and_a_fresh_process_uses_it(store):
 
 
 def test_dry_run_lists_the_space(store):
-    rows, winners = tune.sweep(["gelu"], [(8, 16)], [torch.float32], dry_run=True, progress=False)
-    assert len(rows) == len(tune.space("pointwise")) and not winners and not store.exists()
+    rows, winners = autotune.sweep(["gelu"], [(8, 16)], [torch.float32], dry_run=True, progress=False)
+    assert len(rows) == len(autotune.space("pointwise")) and not winners and not store.exists()
 
 
 def test_interpreter_sweep_checks_but_does_not_store(store):
-    rows, winners = tune.sweep(["gelu"], [(8, 16)], [torch.float32], progress=False)
+    rows, winners = autotune.sweep(["gelu"], [(8, 16)], [torch.float32], progress=False)
     assert all(r["ok"] for r in rows) and all(r["ms"] is None for r in rows)
     assert not winners and not store.exists()
 

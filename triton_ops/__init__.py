@@ -7,15 +7,16 @@ from .runtime import (  # noqa: F401  (the backend is decided before any kernel 
     DomainError, backend, domain_checks, set_domain_checks,
 )
 from .spec import OpSpec, registry  # noqa: F401
-from .broadcast import Broadcast  # noqa: F401
 from .ops.unary import (  # noqa: F401
     elu, gelu, identity, leaky_relu, log, reciprocal, safe_log, safe_reciprocal, smooth_abs, sqrt, unary_op,
 )
-from .ops.binary import add, binary_op, div, mul, safe_div, sub  # noqa: F401
+from .ops.binary import Broadcast, add, binary_op, div, mul, safe_div, sub  # noqa: F401
 from .ops.loss import (  # noqa: F401
-    binary_cross_entropy, cosine_similarity_loss, cross_entropy, cross_entropy_logits, elementwise_loss, hinge_loss,
-    huber_loss, log_cosh_loss, mae_loss, mse_loss, poisson_loss,
+    binary_cross_entropy, cross_entropy, elementwise_loss, hinge_loss, huber_loss, log_cosh_loss, mae_loss, mse_loss,
+    poisson_loss,
 )
+from .ops.cross_entropy import cross_entropy_logits  # noqa: F401
+from .ops.cosine import cosine_similarity_loss  # noqa: F401
 from .ops.layers import embedding, layer_norm, linear, matmul, one_hot_embedding, transpose  # noqa: F401
 from .ops.shape import replicate, sum, sum_to  # noqa: F401,A004
 

@@ -39,7 +39,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_tune(args) -> int:
-    from .tune import main as tune_main
+    from .autotune import main as tune_main
 
     return tune_main(args)
 
@@ -55,7 +55,7 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=None)
     p.set_defaults(func=cmd_demo)
     try:
-        from .tune import add_arguments
+        from .autotune import add_arguments
     except ImportError:  # pragma: no cover
         add_arguments = None
     if add_arguments is not None:

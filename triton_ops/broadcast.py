@@ -1,4 +1,4 @@
-"""Broadcast descriptors and the iteration plan the pointwise kernels run on (pure shape logic).
+"""Broadcast shapes and the iteration plans the kernels run on (pure shape logic, no kernels).
 
 Every pointwise kernel (unary, binary, losses, broadcast-back) iterates the output as three
 groups of axes, decided here once:
@@ -20,7 +20,7 @@ from typing import Sequence
 import torch
 
 
-def _aligned(shape: Sequence[int], rank: int) -> tuple[int, ...]:
+def align_shape(shape: Sequence[int], rank: int) -> tuple[int, ...]:
     return (1,) * (rank - len(shape)) + tuple(shape)
 
 
@@ -28,7 +28,7 @@ def broadcast_shapes(op: str, a_shape, b_shape) -> torch.Size:
     a, b = tuple(a_shape), tuple(b_shape)
     rank = max(len(a), len(b))
     out = []
-    for sa, sb in zip(_aligned(a, rank), _aligned(b, rank)):
+    for sa, sb in zip(align_shape(a, rank), align_shape(b, rank)):
         if sa == sb or sb == 1:
             out.append(sa)
         elif sa == 1:
@@ -38,64 +38,16 @@ def broadcast_shapes(op: str, a_shape, b_shape) -> torch.Size:
     return torch.Size(out)
 
 
-class Broadcast:
-    """How two operand shapes broadcast to one output shape (right-aligned, as PyTorch).
+def broadcast_numel(out_shape, shape) -> int:
+    """Elements of the output axes along which ``shape`` is broadcast (the A or B group size)."""
+    rank = len(out_shape)
+    aligned = (1,) * (rank - len(shape)) + tuple(shape)
+    n = 1
+    for o, s in zip(out_shape, aligned):
+        if s == 1:
+            n *= o
+    return n
 
-    ``expanded_axes(i)``: output axes along which operand ``i`` is repeated (its size there is 1
-    or the axis is missing, and the output's size is > 1).
-    ``reduce_axes(i)``: output axes a gradient is summed over to come back to operand ``i``'s
-    shape: the expanded axes plus any leading axes the operand lacks (summed, then dropped).
-    """
-
-    def __init__(self, a_shape, b_shape, op: str = "Broadcast.infer"):
-        self.shapes = (torch.Size(a_shape), torch.Size(b_shape))
-        self.out_shape = broadcast_shapes(op, a_shape, b_shape)
-
-    @classmethod
-    def infer(cls, a_shape, b_shape) -> "Broadcast":
-        return cls(a_shape, b_shape)
-
-    def _check_operand(self, i: int) -> None:
-        if i not in (0, 1):
-            raise ValueError(f"triton_ops.Broadcast: operand index must be 0 (lhs) or 1 (rhs), got {i}")
-
-    def expanded_axes(self, i: int) -> tuple[int, ...]:
-        self._check_operand(i)
-        rank = len(self.out_shape)
-        shape = _aligned(self.shapes[i], rank)
-        return tuple(d for d in range(rank) if shape[d] == 1 and self.out_shape[d] != 1)
-
-    def reduce_axes(self, i: int) -> tuple[int, ...]:
-        self._check_operand(i)
-        rank = len(self.out_shape)
-        missing = rank - len(self.shapes[i])
-        return tuple(sorted(set(range(missing)) | set(self.expanded_axes(i))))
-
-    def reduce_back(self, g: torch.Tensor, i: int) -> torch.Tensor:
-        """Sum ``g`` (of ``out_shape``) back to operand ``i``'s shape with a Triton kernel."""
-        self._check_operand(i)
-        if tuple(g.shape) != tuple(self.out_shape):
-            raise ValueError(
-                f"triton_ops.Broadcast.reduce_back: g has shape {tuple(g.shape)}, expected {tuple(self.out_shape)}")
-        from .ops.shape import reduce_to
-
-        return reduce_to(g, self.shapes[i])
-
-    def check(self, op: str, a_shape, b_shape) -> None:
-        if (torch.Size(a_shape), torch.Size(b_shape)) != self.shapes:
-            raise ValueError(
-                f"triton_ops.{op}: broadcast descriptor was built for shapes {tuple(self.shapes[0])} and "
-                f"{tuple(self.shapes[1])}, got lhs {tuple(a_shape)} and rhs {tuple(b_shape)}")
-
-    def __repr__(self) -> str:
-        return (f"Broadcast(lhs={tuple(self.shapes[0])}, rhs={tuple(self.shapes[1])}, "
-                f"out={tuple(self.out_shape)})")
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, Broadcast) and self.shapes == other.shapes
-
-    def __hash__(self) -> int:
-        return hash(self.shapes)
 
 
 # --------------------------------------------------------------------------------------------
@@ -105,7 +57,7 @@ class Broadcast:
 def aligned_strides(t: torch.Tensor, out_shape: Sequence[int]) -> tuple[int, ...]:
     """``t``'s strides over the output's axes: 0 where ``t`` is broadcast (size 1 or missing)."""
     rank = len(out_shape)
-    shape = _aligned(t.shape, rank)
+    shape = align_shape(t.shape, rank)
     strides = (0,) * (rank - t.dim()) + tuple(t.stride())
     return tuple(0 if s == 1 else st for s, st in zip(shape, strides))
 
@@ -113,7 +65,7 @@ def aligned_strides(t: torch.Tensor, out_shape: Sequence[int]) -> tuple[int, ...
 def contiguous_strides(shape: Sequence[int], out_shape: Sequence[int]) -> tuple[int, ...]:
     """Strides of a fresh contiguous tensor of ``shape``, over the output's axes."""
     rank = len(out_shape)
-    shape = _aligned(shape, rank)
+    shape = align_shape(shape, rank)
     strides, acc = [0] * rank, 1
     for d in reversed(range(rank)):
         strides[d] = 0 if shape[d] == 1 else acc
@@ -170,8 +122,8 @@ def plan_pointwise(out_shape: Sequence[int], slot0_shape, slot1_shape, layouts: 
     contiguous for all of them are merged.
     """
     rank = len(out_shape)
-    s0 = _aligned(slot0_shape, rank)
-    s1 = _aligned(slot1_shape, rank)
+    s0 = align_shape(slot0_shape, rank)
+    s1 = align_shape(slot1_shape, rank)
     groups = {"A": [], "B": [], "C": []}
     for d in range(rank):
         if out_shape[d] == 1:

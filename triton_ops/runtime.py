@@ -293,7 +293,8 @@ class LaunchPlan:
     constexprs) and the launch options. A call passes only what changes between calls with the
     same plan (tensors, Python numbers) by name: ``plan(out=y, x=x, numbers=...)``.
 
-    On the compiled backends the first call per (tensor dtypes, 16-byte alignment) compiles
+    On the compiled backends the first call per (tensor dtypes, 16-byte alignment, integer
+    values) compiles
     through ``JITFunction.warmup`` and keeps the ``CompiledKernel`` with a template of its flat
     argument list; a warm call fills in the per-call values and calls the compiled kernel's
     launcher directly, as ``JITFunction.run`` does after its (per-call) binding and
@@ -329,6 +330,8 @@ class LaunchPlan:
             args[i] = v
             if isinstance(v, torch.Tensor):
                 key.append((v.dtype, v.data_ptr() & 15 == 0))
+            elif type(v) is int:  # Triton specializes integers (1, multiples of 16, int64)
+                key.append(v)
         key = tuple(key)
         compiled = self._compiled.get(key)
         if compiled is None:

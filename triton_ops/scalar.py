@@ -64,3 +64,15 @@ else:  # pragma: no cover - exercised on the GPU machine
 def sign(x):
     """sign(x) with sign(0) = 0 (NaN stays NaN)."""
     return tl.where(x > 0, 1.0, tl.where(x < 0, -1.0, x * 0.0))
+
+
+@triton.jit
+def identity(x):
+    """f(x) = x: the map template as a copy (a gradient broadcast back, ``replicate``)."""
+    return x
+
+
+@triton.jit
+def one_xy(x, y):
+    """d(x + y)/dy = 1: the VJP template as a plain sum over broadcast axes (``sum``, reduce-back)."""
+    return 1.0

@@ -1,13 +1,9 @@
 """``@triton.jit`` helpers the kernel templates share: strided offsets and operand loads.
 
-Operands reach a kernel in one of four modes (a ``tl.constexpr``):
-
-* ``ABSENT``  - not read (the scalar function does not need it); 0 is passed in its place;
-* ``TENSOR``  - read through its own strides;
-* ``VALUE``   - a Python number, passed as two float32 halves (hi + lo) so that float64 math
-                keeps ~48 bits of it (Triton passes Python floats as float32);
-* ``ELEMENT`` - a one-element tensor, read once per program.
+Operands reach a kernel in one of the ``Operand`` modes (a ``tl.constexpr``; the kernels
+compare its integer value).
 """
+import enum
 import functools
 
 import triton
@@ -23,7 +19,13 @@ def helper(fn):
     return fn if INTERPRETER else triton.jit(fn)
 
 
-ABSENT, TENSOR, VALUE, ELEMENT, ROW = 0, 1, 2, 3, 4
+class Operand(enum.IntEnum):
+    """How a kernel reads an operand (``X_MODE``, ``Y_MODE``, ``G_MODE``)."""
+    ABSENT = 0   # not read (the scalar function does not need it); 0 is passed in its place
+    TENSOR = 1   # read through its own strides
+    VALUE = 2    # a Python number, as two float32 halves (hi + lo): float64 math keeps ~48 bits
+    ELEMENT = 3  # a one-element tensor, read once per program
+    ROW = 4      # the upstream gradient, constant along B (a sum's gradient broadcast back)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -136,17 +138,6 @@ def call(FN: tl.constexpr, x, y, p, ARITY: tl.constexpr, HAS_PARAM: tl.constexpr
         else:
             r = FN(x)
     return r
-
-
-def broadcast_numel(out_shape, shape) -> int:
-    """Elements of the output axes along which ``shape`` is broadcast (the A or B group size)."""
-    rank = len(out_shape)
-    aligned = (1,) * (rank - len(shape)) + tuple(shape)
-    n = 1
-    for o, s in zip(out_shape, aligned):
-        if s == 1:
-            n *= o
-    return n
 
 
 @helper

@@ -1,8 +1,20 @@
-"""VJP kernels of the matmul family: the GEMM template of ``fwd/matmul.py`` run with its
-prologue (dz = g * act'(z) while loading A) and bias-gradient row sums, as a VJP kernel."""
+"""VJP kernel of the matmul family: the GEMM template with its prologue (dz = g * act'(z) while
+loading A) and bias-gradient row sums."""
 import triton
-import triton.language as tl  # noqa: F401  (the interpreter needs it in every module holding @jit code)
+import triton.language as tl
 
-from ..fwd.matmul import gemm_kernel
+from ..templates.gemm import gemm_tiles
 
-gemm_vjp_kernel = triton.jit(gemm_kernel.fn)
+
+@triton.jit
+def gemm_vjp_kernel(c_ptr, z_ptr, db_ptr, a_ptr, b_ptr, bias_ptr, za_ptr, M, N, K, numbers,
+                    a_st, b_st, c_st, z_st, za_st,
+                    EPILOGUE: tl.constexpr, PROLOGUE: tl.constexpr, HAS_PARAM: tl.constexpr, HAS_BIAS: tl.constexpr,
+                    SAVE_Z: tl.constexpr, DB: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+                    ACC: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+                    GROUP_M: tl.constexpr):
+    # dx = dz @ W or dW = dz^T @ x (with db), dz = g * act'(z) formed in the prologue
+    # (templates/gemm.py).
+    gemm_tiles(c_ptr, z_ptr, db_ptr, a_ptr, b_ptr, bias_ptr, za_ptr, M, N, K, numbers, a_st, b_st, c_st, z_st,
+        za_st, EPILOGUE, PROLOGUE, HAS_PARAM, HAS_BIAS, SAVE_Z, DB, PRECISION, UPCAST, ACC, BLOCK_M, BLOCK_N,
+        BLOCK_K, GROUP_M)

@@ -1,12 +1,16 @@
-"""VJP kernels of the shape-moving layers: the transpose template (its own VJP) and the
-embedding weight gradient by row ownership (deterministic, no atomics)."""
+"""VJP kernels of the shape-moving layers: the transpose (its own VJP) and the embedding weight
+gradient by row ownership (deterministic, no atomics)."""
 import triton
 import triton.language as tl
 
-from ..fwd.shape import transpose_kernel
+from ..templates.shape import transpose_tiles
 from ..tiles import group_offsets
 
-transpose_vjp_kernel = triton.jit(transpose_kernel.fn)
+
+@triton.jit
+def transpose_vjp_kernel(out_ptr, x_ptr, M, N, x_s0, x_s1, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    # dx = g^T, one [BLOCK_M, BLOCK_N] tile per program (templates/shape.py).
+    transpose_tiles(out_ptr, x_ptr, M, N, x_s0, x_s1, BLOCK_M, BLOCK_N)
 
 
 @triton.jit

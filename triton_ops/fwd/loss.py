@@ -7,15 +7,12 @@
   axis, any length, one read of the logits.
 * ``cosine_fwd_kernel`` - cosine similarity per slice: dot and both squared norms in one read.
 
-Per-program partial sums are added by ``combine_kernel`` in a fixed order (no atomics).
+Per-program partial sums are added by ``fwd/reduce.combine_fwd_kernel`` in a fixed order (no atomics).
 """
 import triton
 import triton.language as tl
 
-from ..bwd.reduce import combine_partials_kernel
 from ..tiles import call, group_offsets, joined, rows_of_program, slice_tiles
-
-combine_kernel = triton.jit(combine_partials_kernel.fn)
 
 
 @triton.jit

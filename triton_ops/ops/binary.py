@@ -7,12 +7,71 @@ import torch
 import triton
 import triton.language as tl  # noqa: F401  (the interpreter needs it in every module holding @jit code)
 
-from .. import runtime
-from ..broadcast import Broadcast, broadcast_shapes
-from ..bwd.pointwise import grad_like, pointwise_vjp, pointwise_vjp_kernel
-from ..bwd.reduce import combine_partials_kernel
-from ..fwd.pointwise import pointwise, pointwise_fwd_kernel
+from .. import runtime, scalar
+from ..broadcast import align_shape, broadcast_shapes
+from ..bwd.pointwise import pointwise_vjp_kernel
+from ..bwd.reduce import combine_vjp_kernel
+from ..fwd.pointwise import pointwise_fwd_kernel
+from ..launchers.pointwise import grad_like, pointwise, pointwise_vjp, reduce_to
 from ..spec import Arg, OpSpec, needs_all, register
+
+
+class Broadcast:
+    """How two operand shapes broadcast to one output shape (right-aligned, as PyTorch).
+
+    ``expanded_axes(i)``: output axes along which operand ``i`` is repeated (its size there is 1
+    or the axis is missing, and the output's size is > 1).
+    ``reduce_axes(i)``: output axes a gradient is summed over to come back to operand ``i``'s
+    shape: the expanded axes plus any leading axes the operand lacks (summed, then dropped).
+    """
+
+    def __init__(self, a_shape, b_shape, op: str = "Broadcast.infer"):
+        self.shapes = (torch.Size(a_shape), torch.Size(b_shape))
+        self.out_shape = broadcast_shapes(op, a_shape, b_shape)
+
+    @classmethod
+    def infer(cls, a_shape, b_shape) -> "Broadcast":
+        return cls(a_shape, b_shape)
+
+    def _check_operand(self, i: int) -> None:
+        if i not in (0, 1):
+            raise ValueError(f"triton_ops.Broadcast: operand index must be 0 (lhs) or 1 (rhs), got {i}")
+
+    def expanded_axes(self, i: int) -> tuple[int, ...]:
+        self._check_operand(i)
+        rank = len(self.out_shape)
+        shape = align_shape(self.shapes[i], rank)
+        return tuple(d for d in range(rank) if shape[d] == 1 and self.out_shape[d] != 1)
+
+    def reduce_axes(self, i: int) -> tuple[int, ...]:
+        self._check_operand(i)
+        rank = len(self.out_shape)
+        missing = rank - len(self.shapes[i])
+        return tuple(sorted(set(range(missing)) | set(self.expanded_axes(i))))
+
+    def reduce_back(self, g: torch.Tensor, i: int) -> torch.Tensor:
+        """Sum ``g`` (of ``out_shape``) back to operand ``i``'s shape with a Triton kernel."""
+        self._check_operand(i)
+        if tuple(g.shape) != tuple(self.out_shape):
+            raise ValueError(
+                f"triton_ops.Broadcast.reduce_back: g has shape {tuple(g.shape)}, expected {tuple(self.out_shape)}")
+        return reduce_to(g, self.shapes[i])
+
+    def check(self, op: str, a_shape, b_shape) -> None:
+        if (torch.Size(a_shape), torch.Size(b_shape)) != self.shapes:
+            raise ValueError(
+                f"triton_ops.{op}: broadcast descriptor was built for shapes {tuple(self.shapes[0])} and "
+                f"{tuple(self.shapes[1])}, got lhs {tuple(a_shape)} and rhs {tuple(b_shape)}")
+
+    def __repr__(self) -> str:
+        return (f"Broadcast(lhs={tuple(self.shapes[0])}, rhs={tuple(self.shapes[1])}, "
+                f"out={tuple(self.out_shape)})")
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Broadcast) and self.shapes == other.shapes
+
+    def __hash__(self) -> int:
+        return hash(self.shapes)
 
 
 def _shape(v):
@@ -112,7 +171,7 @@ def binary_op(name: str, f, df_da, df_db, *, reference, reads=((True, True), (Tr
 
     spec = OpSpec(
         name=name, family="binary", args=args, forward=forward, vjp=vjp, reference=reference,
-        fwd_kernels=(pointwise_fwd_kernel,), bwd_kernels=(pointwise_vjp_kernel, combine_partials_kernel),
+        fwd_kernels=(pointwise_fwd_kernel,), bwd_kernels=(pointwise_vjp_kernel, combine_vjp_kernel),
         check=check, alloc=alloc, vjp_alloc=vjp_alloc, min_bytes=min_bytes, sample=sample or _default_sample,
         doc=doc or f"triton_ops.{name}(a, b, broadcast=None): broadcasting, see SPEC.md section 2.")
     return register(spec)
@@ -145,11 +204,6 @@ def div_f(a, b):
 @triton.jit
 def safe_div_f(a, b, eps):
     return a / (b + eps)
-
-
-@triton.jit
-def one(a, b):
-    return 1.0
 
 
 @triton.jit
@@ -190,6 +244,8 @@ def safe_div_db(a, b, eps):
 def _zero_divisor(a, b):
     return (b == 0) if isinstance(b, torch.Tensor) else int(b == 0)
 
+
+one = scalar.one_xy  # d(a + b)/da = d(a + b)/db = 1
 
 NONE, B_ONLY, A_ONLY, BOTH = (False, False), (False, True), (True, False), (True, True)
 

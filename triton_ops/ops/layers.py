@@ -3,19 +3,19 @@ embedding, layer_norm, transpose, embedding."""
 from __future__ import annotations
 
 import torch
-import triton.language as tl
 
 from .. import runtime
-from ..broadcast import aligned_strides, plan_reduce
 from ..bwd.matmul import gemm_vjp_kernel
 from ..bwd.norm import layer_norm_bwd_kernel
-from ..bwd.reduce import combine_partials, combine_partials_kernel
+from ..bwd.reduce import combine_vjp_kernel
 from ..bwd.shape import embedding_bwd_kernel, transpose_vjp_kernel
-from ..fwd.matmul import gemm, gemm_kernel
+from ..fwd.matmul import gemm_fwd_kernel
 from ..fwd.norm import layer_norm_fwd_kernel
-from ..fwd.shape import embedding_fwd_kernel, transpose_kernel
+from ..fwd.shape import embedding_fwd_kernel, transpose_fwd_kernel
+from ..launchers.matmul import gemm
+from ..launchers.norm import layer_norm_forward, layer_norm_vjp, stat_dtype
+from ..launchers.shape import embedding_forward, embedding_vjp, transpose as transpose_launch
 from ..spec import Arg, OpSpec, needs_all, register, registry
-from ..tiles import split_float
 
 
 def _randn(shape, dtype, device, gen, scale=1.0):
@@ -68,7 +68,7 @@ matmul = register(OpSpec(
     name="matmul", family="matmul", args=MATMUL_ARGS,
     forward=lambda a, b, precision: gemm(a, b, out_dtype=a.dtype, precision=precision)[0],
     vjp=_matmul_vjp, reference=lambda a, b, precision=None: a @ b,
-    fwd_kernels=(gemm_kernel,), bwd_kernels=(gemm_vjp_kernel,),
+    fwd_kernels=(gemm_fwd_kernel,), bwd_kernels=(gemm_vjp_kernel,),
     check=_matmul_check,
     alloc=lambda a, b, precision: a.new_empty((*a.shape[:-1], b.shape[-1])),
     vjp_alloc=lambda a, b, precision, grad: [a.new_empty(a.shape), b.new_empty(b.shape)],
@@ -169,7 +169,7 @@ LINEAR_ARGS = (Arg("x"), Arg("weight"), Arg("bias", "tensor?", None), Arg("activ
 linear = register(OpSpec(
     name="linear", family="matmul", args=LINEAR_ARGS,
     forward=None, forward_saved=_linear_forward_saved, n_saved=1, vjp=_linear_vjp, reference=_linear_ref,
-    fwd_kernels=(gemm_kernel,), bwd_kernels=(gemm_vjp_kernel,),
+    fwd_kernels=(gemm_fwd_kernel,), bwd_kernels=(gemm_vjp_kernel,),
     check=_linear_check, alloc=_linear_alloc,
     vjp_alloc=lambda x, w, b, *rest: [x.new_empty(x.shape), w.new_empty(w.shape),
                                       b.new_empty(b.shape) if b is not None else None],
@@ -223,7 +223,7 @@ OHE_ARGS = (Arg("onehot"), Arg("weight"))
 one_hot_embedding = register(OpSpec(
     name="one_hot_embedding", family="matmul", args=OHE_ARGS, forward=_ohe_forward, vjp=_ohe_vjp,
     reference=lambda onehot, weight: onehot @ weight,
-    fwd_kernels=(gemm_kernel,), bwd_kernels=(gemm_vjp_kernel,), check=_ohe_check,
+    fwd_kernels=(gemm_fwd_kernel,), bwd_kernels=(gemm_vjp_kernel,), check=_ohe_check,
     alloc=lambda o, w: o.new_empty((*o.shape[:-1], w.shape[1])),
     vjp_alloc=lambda o, w, grad: [o.new_empty(o.shape), w.new_empty(w.shape)],
     min_bytes=lambda o, w: (runtime.nbytes(o) + runtime.nbytes(w) + o.numel() // o.shape[-1] * w.shape[1] * o.element_size(),
@@ -254,85 +254,21 @@ def _ln_check(x, normalized_shape, weight, bias, eps):
     return x, list(shape), weight, bias, eps
 
 
-def _ln_plan(x, normalized_shape, extra=None):
-    shape = tuple(x.shape)
-    d = len(normalized_shape)
-    layouts = {"x": aligned_strides(x, shape), **(extra or {})}
-    cols, rows = plan_reduce(shape, range(x.dim() - d, x.dim()), layouts)
-    return cols, rows
-
-
-def _ln_config(R, D, device, backward: bool):
-    """(BLOCK_R, BLOCK_D, programs, rows per program). Forward: one row block per program (as
-    many programs as rows allow). Backward: about one program per SM, so that the dweight/dbias
-    partials stay small (programs x D floats)."""
-    block_d = min(runtime.next_pow2(D), 1 << 14 if runtime.INTERPRETER else 8192)
-    block_r = min(runtime.next_pow2(R), max(1, runtime.tile_elements() // block_d))
-    if runtime.INTERPRETER:
-        programs = 1
-    elif backward:
-        programs = min(runtime.cdiv(R, block_r), max(1, runtime.device_programs(device) // 4))
-    else:
-        programs = runtime.cdiv(R, block_r)
-    rows_per_program = runtime.cdiv(runtime.cdiv(R, max(programs, 1)), block_r) * block_r
-    return block_r, block_d, runtime.cdiv(R, rows_per_program), rows_per_program
-
-
-def _ln_stat_dtype(x):
-    return torch.float64 if x.dtype == torch.float64 else torch.float32
-
-
 def _ln_alloc(x, normalized_shape, weight, bias, eps):
     D = runtime.numel(normalized_shape)
     R = x.numel() // D if D else 0
-    return torch.empty_like(x), x.new_empty((R,), dtype=_ln_stat_dtype(x)), x.new_empty((R,), dtype=_ln_stat_dtype(x))
+    return torch.empty_like(x), x.new_empty((R,), dtype=stat_dtype(x)), x.new_empty((R,), dtype=stat_dtype(x))
 
 
 def _ln_forward_saved(x, normalized_shape, weight, bias, eps):
-    y, mean, rstd = _ln_alloc(x, normalized_shape, weight, bias, eps)
-    R = mean.numel()
-    if x.numel() == 0:
-        return y, mean, rstd
-    cols, rows = _ln_plan(x, normalized_shape, {"y": aligned_strides(y, tuple(x.shape))})
-    D = cols.numel
-    block_r, block_d, programs, rows_per_program = _ln_config(R, D, x.device, backward=False)
-    runtime.launch(layer_norm_fwd_kernel, (programs,), y, mean, rstd, x,
-                   weight if weight is not None else x, bias if bias is not None else x, split_float(eps),
-                   rows.sizes, cols.sizes, R, D, rows_per_program, rows.strides["x"], cols.strides["x"],
-                   cols.strides["x"][-1], rows.strides["y"], cols.strides["y"], cols.strides["y"][-1], HAS_W=weight is not None, HAS_B=bias is not None,
-                   SINGLE=D <= block_d, COMPUTE=runtime.compute_dtype(x.dtype), BLOCK_R=block_r, BLOCK_D=block_d,
-                   num_warps=runtime.num_warps_for(block_r * block_d))
-    return y, mean, rstd
+    return layer_norm_forward(x, normalized_shape, weight, bias, eps,
+                              *_ln_alloc(x, normalized_shape, weight, bias, eps))
 
 
 def _ln_vjp(x, normalized_shape, weight, bias, eps, grad, needs=None, saved=None):
     mean, rstd = saved
     need_x, need_w, need_b = needs_all(LN_ARGS, (x, normalized_shape, weight, bias, eps), needs)
-    dx = torch.empty_like(x)
-    dw = torch.empty_like(weight) if need_w else None
-    db = torch.empty_like(bias) if need_b else None
-    R = mean.numel()
-    if x.numel() == 0:
-        return (dx if need_x else None), (dw.zero_() if need_w else None), (db.zero_() if need_b else None)
-    shape = tuple(x.shape)
-    cols, rows = _ln_plan(x, normalized_shape, {"g": aligned_strides(grad, shape), "dx": aligned_strides(dx, shape)})
-    D = cols.numel
-    block_r, block_d, programs, rows_per_program = _ln_config(R, D, x.device, backward=True)
-    stat = _ln_stat_dtype(x)
-    dw_part = torch.empty((programs, D), dtype=stat, device=x.device) if need_w else None
-    db_part = torch.empty((programs, D), dtype=stat, device=x.device) if need_b else None
-    runtime.launch(layer_norm_bwd_kernel, (programs,), dx, dw_part if need_w else dx, db_part if need_b else dx,
-                   x, weight if weight is not None else x, grad, mean, rstd, rows.sizes, cols.sizes, R, D,
-                   rows_per_program, rows.strides["x"], cols.strides["x"], cols.strides["x"][-1], rows.strides["g"],
-                   cols.strides["g"], cols.strides["g"][-1], rows.strides["dx"], cols.strides["dx"],
-                   cols.strides["dx"][-1], HAS_W=weight is not None, NEED_DW=need_w, NEED_DB=need_b,
-                   SINGLE=D <= block_d, COMPUTE=runtime.compute_dtype(x.dtype), BLOCK_R=block_r, BLOCK_D=block_d,
-                   num_warps=runtime.num_warps_for(block_r * block_d))
-    if need_w:
-        combine_partials(dw_part, dw)
-    if need_b:
-        combine_partials(db_part, db)
-    return (dx if need_x else None), dw, db
+    return layer_norm_vjp(x, normalized_shape, weight, bias, grad, mean, rstd, need_x, need_w, need_b)
 
 
 def _ln_min_bytes(x, normalized_shape, weight=None, bias=None, eps=1e-5):
@@ -352,7 +288,7 @@ layer_norm = register(OpSpec(
     forward=None, forward_saved=_ln_forward_saved, n_saved=2, vjp=_ln_vjp,
     reference=lambda x, normalized_shape, weight=None, bias=None, eps=1e-5: torch.nn.functional.layer_norm(
         x, list(normalized_shape), weight, bias, eps),
-    fwd_kernels=(layer_norm_fwd_kernel,), bwd_kernels=(layer_norm_bwd_kernel, combine_partials_kernel),
+    fwd_kernels=(layer_norm_fwd_kernel,), bwd_kernels=(layer_norm_bwd_kernel, combine_vjp_kernel),
     check=_ln_check, alloc=_ln_alloc,
     vjp_alloc=lambda x, ns, w, b, eps, grad: [torch.empty_like(x), torch.empty_like(w) if w is not None else None,
                                               torch.empty_like(b) if b is not None else None],
@@ -367,16 +303,6 @@ layer_norm = register(OpSpec(
 # transpose(x) and embedding(indices, weight)
 
 
-def _transpose_launch(x, kernel):
-    M, N = x.shape
-    out = x.new_empty((N, M))
-    if x.numel():
-        bm, bn = (64, 64) if runtime.INTERPRETER else (32, 32)
-        runtime.launch(kernel, (runtime.cdiv(M, bm) * runtime.cdiv(N, bn),), out, x, M, N, x.stride(0), x.stride(1),
-                       BLOCK_M=bm, BLOCK_N=bn, num_warps=4)
-    return out
-
-
 def _transpose_check(x):
     runtime.check_float("transpose", "x", x)
     runtime.check_devices("transpose", {"x": x})
@@ -387,10 +313,10 @@ def _transpose_check(x):
 
 transpose = register(OpSpec(
     name="transpose", family="shape", args=(Arg("x"),),
-    forward=lambda x: _transpose_launch(x, transpose_kernel),
-    vjp=lambda x, grad, needs=None: (_transpose_launch(grad, transpose_vjp_kernel),),
+    forward=lambda x: transpose_launch(x, transpose_fwd_kernel),
+    vjp=lambda x, grad, needs=None: (transpose_launch(grad, transpose_vjp_kernel),),
     reference=lambda x: x.t().contiguous(),
-    fwd_kernels=(transpose_kernel,), bwd_kernels=(transpose_vjp_kernel,), check=_transpose_check,
+    fwd_kernels=(transpose_fwd_kernel,), bwd_kernels=(transpose_vjp_kernel,), check=_transpose_check,
     alloc=lambda x: x.new_empty((x.shape[1], x.shape[0])), vjp_alloc=lambda x, grad: [x.new_empty(x.shape)],
     min_bytes=lambda x: (2 * runtime.nbytes(x), 2 * runtime.nbytes(x)),
     sample=lambda shape, dtype, device, gen: (_randn(shape, dtype, device, gen),),
@@ -413,51 +339,14 @@ def _emb_check(indices, weight):
     return indices, weight
 
 
-def _index_layout(indices):
-    sizes = tuple(indices.shape) or (1,)
-    strides = tuple(indices.stride()) or (0,)
-    return sizes, strides
-
-
-def _emb_forward(indices, weight):
-    V, E = weight.shape
-    out = weight.new_empty((*indices.shape, E))
-    n = indices.numel()
-    if n and E:
-        bi, be = min(runtime.next_pow2(n), 64), min(runtime.next_pow2(E), 1024 if runtime.INTERPRETER else 256)
-        sizes, strides = _index_layout(indices)
-        runtime.launch(embedding_fwd_kernel, (runtime.cdiv(n, bi), runtime.cdiv(E, be)), out, weight, indices, n, V, E,
-                       sizes, strides, weight.stride(0), weight.stride(1), BLOCK_I=bi, BLOCK_E=be, num_warps=4)
-    return out
-
-
 def _emb_vjp(indices, weight, grad, needs=None):
     _, need_w = needs_all(EMB_ARGS, (indices, weight), needs)
-    if not need_w:
-        return None, None
-    V, E = weight.shape
-    dw = torch.empty_like(weight, memory_format=torch.contiguous_format)
-    n = indices.numel()
-    if n == 0 or E == 0:
-        return None, dw.zero_()
-    sizes, strides = _index_layout(indices)
-    g_i = tuple(grad.stride()[:-1]) or (0,)
-    if runtime.INTERPRETER:
-        bv, be, bi, one_hot = max(16, min(runtime.next_pow2(V), 4096)), max(16, min(runtime.next_pow2(E), 256)), 64, \
-            (tl.float64 if weight.dtype == torch.float64 else tl.float32)
-    else:
-        bv, be, bi = 64, 64, 64
-        one_hot = {torch.float16: tl.float16, torch.bfloat16: tl.bfloat16, torch.float32: tl.float32,
-                   torch.float64: tl.float64}[weight.dtype]
-    runtime.launch(embedding_bwd_kernel, (runtime.cdiv(V, bv), runtime.cdiv(E, be)), dw, grad, indices, n, V, E,
-                   sizes, strides, g_i, grad.stride(-1), ONE_HOT_DTYPE=one_hot, BLOCK_V=bv, BLOCK_I=bi, BLOCK_E=be,
-                   num_warps=4)
-    return None, dw
+    return None, (embedding_vjp(indices, weight, grad) if need_w else None)
 
 
 EMB_ARGS = (Arg("indices"), Arg("weight"))
 embedding = register(OpSpec(
-    name="embedding", family="shape", args=EMB_ARGS, forward=_emb_forward, vjp=_emb_vjp,
+    name="embedding", family="shape", args=EMB_ARGS, forward=embedding_forward, vjp=_emb_vjp,
     reference=lambda indices, weight: torch.nn.functional.embedding(indices, weight),
     fwd_kernels=(embedding_fwd_kernel,), bwd_kernels=(embedding_bwd_kernel,), check=_emb_check,
     alloc=lambda i, w: w.new_empty((*i.shape, w.shape[1])),

@@ -1,38 +1,19 @@
-"""Shape ops of SPEC section 2/4: ``replicate``, ``sum_to``, ``sum``, and ``reduce_to`` (the
-reduce-back map behind ``Broadcast.reduce_back``). Sums are the pointwise VJP template's
-reduce-back path (instantiated as forward kernels in ``fwd/reduce.py``); gradients that
-broadcast back are the pointwise forward template (instantiated in ``bwd/broadcast.py``)."""
+"""Shape ops of SPEC section 2/4: ``replicate``, ``sum_to``, ``sum``. Sums run the pointwise VJP
+template's reduce-back path (entry points in ``fwd/reduce.py``); gradients that broadcast back
+run the pointwise map template (entry point in ``bwd/broadcast.py``)."""
 from __future__ import annotations
 
 import torch
 
 from .. import runtime
 from ..broadcast import broadcast_shapes
-from ..bwd.broadcast import broadcast_kernel
-from ..bwd.pointwise import pointwise_vjp, pointwise_vjp_kernel
-from ..bwd.reduce import combine_partials_kernel
-from ..fwd.pointwise import pointwise, pointwise_fwd_kernel
-from ..fwd.reduce import combine_kernel, reduce_kernel
+from ..bwd.broadcast import broadcast_bwd_kernel
+from ..bwd.pointwise import pointwise_vjp_kernel
+from ..bwd.reduce import combine_vjp_kernel
+from ..fwd.pointwise import pointwise_fwd_kernel
+from ..fwd.reduce import combine_fwd_kernel, sum_fwd_kernel
+from ..launchers.pointwise import broadcast_to, reduce_to
 from ..spec import Arg, OpSpec, needs_all, register
-from .binary import one
-from .unary import identity_f
-
-
-def reduce_to(g: torch.Tensor, shape, *, forward: bool = False) -> torch.Tensor:
-    """Sum ``g`` over the axes along which ``shape`` broadcasts to ``g.shape`` (Triton kernels:
-    one reduce pass plus, when several programs share an output element, a fixed-order combine)."""
-    shape = tuple(shape)
-    kernels = dict(kernel=reduce_kernel, combine=combine_kernel) if forward else {}
-    _, out = pointwise_vjp(g, g.shape, None, one, y_shape=shape, y_dtype=g.dtype, load_x=False, load_y=False,
-                           arity=2, **kernels)
-    return out
-
-
-def broadcast_to(g: torch.Tensor, shape, *, backward: bool = True) -> torch.Tensor:
-    """``g`` (which broadcasts to ``shape``) materialized at ``shape``, reading each element of g
-    once per tile row."""
-    out = torch.empty(shape, dtype=g.dtype, device=g.device)
-    return pointwise(identity_f, out, None, g, arity=1, kernel=broadcast_kernel if backward else pointwise_fwd_kernel)
 
 
 def _check_tensor(op, x):
@@ -69,7 +50,7 @@ replicate = register(OpSpec(
     forward=lambda s, shape: broadcast_to(s, shape, backward=False),
     vjp=_replicate_vjp,
     reference=lambda s, shape: s.expand(shape).clone(),
-    fwd_kernels=(pointwise_fwd_kernel,), bwd_kernels=(pointwise_vjp_kernel, combine_partials_kernel),
+    fwd_kernels=(pointwise_fwd_kernel,), bwd_kernels=(pointwise_vjp_kernel, combine_vjp_kernel),
     check=_replicate_check,
     alloc=lambda s, shape: s.new_empty(shape),
     vjp_alloc=lambda s, shape, grad: [torch.empty_like(s)],
@@ -106,7 +87,7 @@ sum_to = register(OpSpec(
     forward=lambda x, shape: reduce_to(x, shape, forward=True),
     vjp=_sum_to_vjp,
     reference=lambda x, shape: x.sum_to_size(shape),
-    fwd_kernels=(reduce_kernel, combine_kernel), bwd_kernels=(broadcast_kernel,),
+    fwd_kernels=(sum_fwd_kernel, combine_fwd_kernel), bwd_kernels=(broadcast_bwd_kernel,),
     check=_sum_to_check,
     alloc=lambda x, shape: x.new_empty(shape),
     vjp_alloc=lambda x, shape, grad: [x.new_empty(x.shape)],
@@ -154,7 +135,7 @@ sum = register(OpSpec(  # noqa: A001 - the SPEC's name
     name="sum", family="shape", args=SUM_ARGS,
     forward=_sum_forward, vjp=_sum_vjp,
     reference=lambda x, dim, keepdim=False: x.sum(tuple(dim), keepdim=keepdim),
-    fwd_kernels=(reduce_kernel, combine_kernel), bwd_kernels=(broadcast_kernel,),
+    fwd_kernels=(sum_fwd_kernel, combine_fwd_kernel), bwd_kernels=(broadcast_bwd_kernel,),
     check=_sum_check,
     alloc=lambda x, dim, keepdim=False: x.new_empty(_sum_out_shape(x, dim, keepdim)),
     vjp_alloc=lambda x, dim, keepdim, grad: [x.new_empty(x.shape)],

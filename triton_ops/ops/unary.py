@@ -9,8 +9,9 @@ import triton
 import triton.language as tl
 
 from .. import runtime, scalar
-from ..bwd.pointwise import pointwise_vjp, pointwise_vjp_kernel
-from ..fwd.pointwise import pointwise, pointwise_fwd_kernel
+from ..bwd.pointwise import pointwise_vjp_kernel
+from ..fwd.pointwise import pointwise_fwd_kernel
+from ..launchers.pointwise import pointwise, pointwise_vjp
 from ..spec import Arg, OpSpec, needs_all, register
 
 
@@ -180,11 +181,6 @@ def safe_reciprocal_df(x, eps):
 
 
 @triton.jit
-def identity_f(x):
-    return x
-
-
-@triton.jit
 def one(x):
     return 1.0
 
@@ -238,5 +234,5 @@ reciprocal = unary_op("reciprocal", reciprocal_f, reciprocal_df, reference=lambd
 safe_reciprocal = unary_op("safe_reciprocal", safe_reciprocal_f, safe_reciprocal_df, param=("eps", 1e-6),
                            param_check=_nonneg, reference=lambda x, eps=1e-6: 1 / (x + eps),
                            sample=_positive_sample, doc="safe_reciprocal(x, eps=1e-6): 1/(x + eps).").fn
-identity = unary_op("identity", identity_f, one, reference=lambda x: x.clone(), df_reads_x=False,
+identity = unary_op("identity", scalar.identity, one, reference=lambda x: x.clone(), df_reads_x=False,
                     doc="identity(x): x (a copy); gradient g.").fn

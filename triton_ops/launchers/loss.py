@@ -1,0 +1,309 @@
+"""Launchers of the loss kernels: the shared map-reduce loss (elementwise losses, cross_entropy
+between distributions), cross_entropy_logits and cosine_similarity_loss. Plans are cached per
+combination of shapes, strides and dtypes."""
+from __future__ import annotations
+
+import torch
+
+from .. import runtime
+from ..broadcast import aligned_strides, contiguous_strides, plan_reduce
+from ..bwd.loss import ce_logits_bwd_kernel, cosine_bwd_kernel, loss_vjp_kernel
+from ..fwd.loss import ce_logits_fwd_kernel, cosine_fwd_kernel, loss_reduce_kernel
+from ..fwd.reduce import combine_fwd_kernel
+from ..tiles import split_float
+from .reduce import combine_partials
+
+
+def partial_dtype(*dtypes):
+    return torch.float64 if torch.float64 in dtypes else torch.float32
+
+
+def rows_config(R: int, C: int) -> tuple[int, int]:
+    """[BLOCK_R, BLOCK_C] tile of a row kernel: the class axis first, rows with what is left."""
+    tile = runtime.tile_elements()
+    block_c = min(runtime.next_pow2(C), tile if runtime.INTERPRETER else 2048)
+    block_r = min(runtime.next_pow2(R), max(1, tile // block_c))
+    return block_r, block_c
+
+
+def _meta(layout):
+    """A (shape, strides) pair as a meta tensor (plans are computed from layouts, not tensors)."""
+    return torch.empty_strided(layout[0], layout[1], device="meta")
+
+
+def _layout(t):
+    return (tuple(t.shape), tuple(t.stride()))
+
+
+def unsqueeze_dims(g, dims):
+    """A per-row gradient viewed with size-1 axes at the summed ``dims`` (a view, never a copy)."""
+    for d in sorted(dims):
+        g = g.unsqueeze(d)
+    return g
+
+
+# --------------------------------------------------------------------------------------------
+# the map-reduce loss
+
+
+@runtime.plan_cache
+def _loss_forward_plan(fn, x, t, x_dtype, t_dtype, has_param, reduction, row_dims, device):
+    shape = x[0]
+    reduced = row_dims if reduction == "none" else tuple(range(len(shape)))
+    out_shape = [1 if d in reduced else s for d, s in enumerate(shape)]
+    layouts = {"x": aligned_strides(_meta(x), shape), "t": aligned_strides(_meta(t), shape),
+               "out": contiguous_strides(out_shape, shape)}
+    R_group, K_group = plan_reduce(shape, reduced, layouts)
+    R, K = R_group.numel, K_group.numel
+    block_k = min(runtime.next_pow2(K), runtime.tile_elements())
+    block_r = min(runtime.next_pow2(R), max(1, runtime.tile_elements() // block_k))
+    k_blocks = runtime.cdiv(K, block_k)
+    chunks = 1 if runtime.INTERPRETER else max(1, min(runtime.cdiv(R, block_r),
+                                                      runtime.device_programs(device) // k_blocks))
+    r_per_program = runtime.cdiv(runtime.cdiv(R, chunks), block_r) * block_r
+    chunks = runtime.cdiv(R, r_per_program)
+    out_k = K_group.strides["out"] if chunks == 1 else contiguous_strides(K_group.sizes, K_group.sizes)
+    launch = runtime.LaunchPlan(
+        loss_reduce_kernel, (k_blocks, chunks), {"num_warps": runtime.num_warps_for(block_r * block_k)},
+        r_sizes=R_group.sizes, k_sizes=K_group.sizes, R=R, K=K, r_per_program=r_per_program,
+        x_r=R_group.strides["x"], x_k=K_group.strides["x"], t_r=R_group.strides["t"], t_k=K_group.strides["t"],
+        out_k=out_k, part_slot=K if chunks > 1 else 0, FN=fn, HAS_PARAM=has_param,
+        COMPUTE=runtime.compute_dtype(x_dtype, t_dtype), BLOCK_R=block_r, BLOCK_K=block_k,
+        INDEX_64=runtime.needs_int64(runtime.max_offset(*x), runtime.max_offset(*t), chunks * K))
+    return launch, chunks, K
+
+
+def loss_forward(fn, x, t, param, reduction, row_dims=(), mean_rows=None):
+    """``reduction`` of ``fn(x, t)``: 'none' sums over ``row_dims`` only (elementwise when
+    empty); 'mean' divides by ``mean_rows`` (default: every element)."""
+    dtype = torch.result_type(x, t)
+    out_shape = tuple(s for d, s in enumerate(x.shape) if d not in row_dims) if reduction == "none" else ()
+    out = torch.empty(out_shape, dtype=dtype, device=x.device)
+    N = x.numel()
+    if N == 0:
+        return out if reduction == "none" else out.zero_()  # a mean over nothing is 0
+    launch, chunks, K = _loss_forward_plan(fn, _layout(x), _layout(t), x.dtype, t.dtype, param is not None,
+                                           reduction, tuple(row_dims), x.device)
+    scale = 1.0 / (mean_rows if mean_rows is not None else N) if reduction == "mean" else 1.0
+    target = out if chunks == 1 else torch.empty((chunks, K), dtype=partial_dtype(dtype), device=x.device)
+    launch(out_ptr=target, x_ptr=x, t_ptr=t,
+           numbers=(*split_float(param if param is not None else 0.0), *split_float(scale)))
+    if chunks > 1:
+        combine_partials(target, out, kernel=combine_fwd_kernel)
+    return out
+
+
+@runtime.plan_cache
+def _loss_vjp_plan(dfx, dft, x, t, g, dx, dt, x_dtype, t_dtype, has_param, reduction, row_dims):
+    shape = x[0]
+    reduced = row_dims if reduction == "none" else ()
+    layouts = {"x": aligned_strides(_meta(x), shape), "t": aligned_strides(_meta(t), shape)}
+    for name, v in (("dx", dx), ("dt", dt)):
+        if v is not None:
+            layouts[name] = aligned_strides(_meta(v), shape)
+    g_element = reduction != "none"
+    if not g_element:
+        layouts["g"] = aligned_strides(unsqueeze_dims(_meta(g), reduced), shape)
+    R_group, K_group = plan_reduce(shape, reduced, layouts)
+    R, K = R_group.numel, K_group.numel
+    block_k = min(runtime.next_pow2(K), runtime.tile_elements())
+    block_r = min(runtime.next_pow2(R), max(1, runtime.tile_elements() // block_k))
+    zeros = tuple(0 for _ in K_group.sizes)
+    r_zeros = tuple(0 for _ in R_group.sizes)
+
+    def st(name, group, default):
+        return group.strides[name] if name in layouts else default
+
+    return runtime.LaunchPlan(
+        loss_vjp_kernel, (runtime.cdiv(K, block_k) * runtime.cdiv(R, block_r),),
+        {"num_warps": runtime.num_warps_for(block_r * block_k)},
+        r_sizes=R_group.sizes, k_sizes=K_group.sizes, R=R, K=K,
+        x_r=R_group.strides["x"], x_k=K_group.strides["x"], t_r=R_group.strides["t"], t_k=K_group.strides["t"],
+        g_k=st("g", K_group, zeros), dx_r=st("dx", R_group, r_zeros), dx_k=st("dx", K_group, zeros),
+        dt_r=st("dt", R_group, r_zeros), dt_k=st("dt", K_group, zeros),
+        DFX=dfx, DFT=dft, HAS_PARAM=has_param, G_ELEMENT=g_element, NEED_DX=dx is not None, NEED_DT=dt is not None,
+        COMPUTE=runtime.compute_dtype(x_dtype, t_dtype), BLOCK_R=block_r, BLOCK_K=block_k,
+        INDEX_64=runtime.needs_int64(runtime.max_offset(*x), runtime.max_offset(*t), runtime.max_offset(*g)))
+
+
+def loss_vjp(dfx, dft, x, t, grad, param, reduction, needs, row_dims=(), mean_rows=None):
+    need_x, need_t = needs
+    dx = torch.empty_like(x) if need_x else None
+    dt = torch.empty_like(t) if need_t else None
+    N = x.numel()
+    if N == 0 or not (need_x or need_t):
+        return dx, dt
+    launch = _loss_vjp_plan(dfx, dft, _layout(x), _layout(t), _layout(grad), _layout(dx) if need_x else None,
+                            _layout(dt) if need_t else None, x.dtype, t.dtype, param is not None, reduction,
+                            tuple(row_dims))
+    scale = 1.0 / (mean_rows if mean_rows is not None else N) if reduction == "mean" else 1.0
+    launch(dx_ptr=dx if need_x else grad, dt_ptr=dt if need_t else grad, x_ptr=x, t_ptr=t, g_ptr=grad,
+           numbers=(*split_float(param if param is not None else 0.0), *split_float(scale)))
+    return dx, dt
+
+
+# --------------------------------------------------------------------------------------------
+# cross_entropy_logits: online log-sum-exp rows
+
+
+def _index_strides(target, shape, dim):
+    """Class-index target strides over the logits' axes (0 on the class axis)."""
+    st = list(target[1])
+    st.insert(dim, 0)
+    return tuple(0 if s == 1 else x for s, x in zip(shape, st))
+
+
+def _cel_rows(z, target, probs, dim, extra: dict):
+    shape = z[0]
+    layouts = {"z": aligned_strides(_meta(z), shape),
+               "t": aligned_strides(_meta(target), shape) if probs else _index_strides(target, shape, dim), **extra}
+    _, rows = plan_reduce(shape, [dim], layouts)
+    return rows
+
+
+@runtime.plan_cache
+def _cel_forward_plan(z, target, probs, dim, reduction, dtype):
+    rows = _cel_rows(z, target, probs, dim, {})
+    C = z[0][dim]
+    R = rows.numel
+    block_r, block_c = rows_config(R, C)
+    programs = runtime.cdiv(R, block_r)
+    launch = runtime.LaunchPlan(
+        ce_logits_fwd_kernel, (programs,), {"num_warps": runtime.num_warps_for(block_r * block_c)},
+        r_sizes=rows.sizes, R=R, C=C, z_r=rows.strides["z"], t_r=rows.strides["t"], z_c=z[1][dim],
+        t_c=target[1][dim] if probs else 0, PROBS=probs, REDUCE=reduction != "none", MEAN=reduction == "mean",
+        COMPUTE=runtime.compute_dtype(dtype), BLOCK_R=block_r, BLOCK_C=block_c,
+        INDEX_64=runtime.needs_int64(runtime.max_offset(*z), runtime.max_offset(*target)))
+    return launch, programs
+
+
+def cross_entropy_logits_forward(z, target, dim, ignore_index, label_smoothing, reduction, out, lse, tsum, factor):
+    """The loss into ``out``, and per row the log-sum-exp and target mass (saved for the VJP);
+    ``factor`` receives 1 / (rows counted) for a mean (on the device: no host sync)."""
+    factor.fill_(1.0)
+    C, R = z.shape[dim], lse.numel()
+    if R == 0 or C == 0:
+        return out.zero_(), lse, tsum, factor
+    probs = target.is_floating_point()
+    launch, programs = _cel_forward_plan(_layout(z), _layout(target), probs, dim, reduction, z.dtype)
+    reduce = reduction != "none"
+    loss_target = torch.empty((programs, 2), dtype=lse.dtype, device=z.device) if reduce else out
+    launch(loss_ptr=loss_target, lse_ptr=lse, tsum_ptr=tsum, z_ptr=z, t_ptr=target,
+           numbers=split_float(label_smoothing), ignore_index=ignore_index)
+    if reduce:
+        combine_partials(loss_target, out, kernel=combine_fwd_kernel, factor_out=factor)
+    return out, lse, tsum, factor
+
+
+@runtime.plan_cache
+def _cel_vjp_plan(z, target, probs, g, dz, dt, dim, reduction, dtype):
+    shape = z[0]
+    g_element = reduction != "none"
+    extra = {} if g_element else {"g": aligned_strides(_meta(g).unsqueeze(dim), shape)}
+    for name, v in (("dz", dz), ("dt", dt)):
+        if v is not None:
+            extra[name] = aligned_strides(_meta(v), shape)
+    rows = _cel_rows(z, target, probs, dim, extra)
+    zeros = tuple(0 for _ in rows.sizes)
+    C, R = shape[dim], rows.numel
+    block_r, block_c = rows_config(R, C)
+    return runtime.LaunchPlan(
+        ce_logits_bwd_kernel, (runtime.cdiv(R, block_r),), {"num_warps": runtime.num_warps_for(block_r * block_c)},
+        r_sizes=rows.sizes, R=R, C=C, z_r=rows.strides["z"], t_r=rows.strides["t"], z_c=z[1][dim],
+        t_c=target[1][dim] if probs else 0, g_r=rows.strides.get("g", zeros), dz_r=rows.strides.get("dz", zeros),
+        dz_c=dz[1][dim] if dz is not None else 0, dt_r=rows.strides.get("dt", zeros),
+        dt_c=dt[1][dim] if dt is not None else 0, PROBS=probs, G_ELEMENT=g_element,
+        FACTOR_FROM_PTR=reduction == "mean", NEED_DZ=dz is not None, NEED_DT=dt is not None,
+        COMPUTE=runtime.compute_dtype(dtype), BLOCK_R=block_r, BLOCK_C=block_c,
+        INDEX_64=runtime.needs_int64(runtime.max_offset(*z), runtime.max_offset(*target)))
+
+
+def cross_entropy_logits_vjp(z, target, dim, ignore_index, label_smoothing, reduction, grad, lse, tsum, factor,
+                             need_z, need_t):
+    probs = target.is_floating_point()
+    need_t = need_t and probs
+    dz = torch.empty_like(z) if need_z else None
+    dt = torch.empty_like(target) if need_t else None
+    C, R = z.shape[dim], lse.numel()
+    if R == 0 or C == 0 or not (need_z or need_t):
+        return dz, dt
+    launch = _cel_vjp_plan(_layout(z), _layout(target), probs, _layout(grad), _layout(dz) if need_z else None,
+                           _layout(dt) if need_t else None, dim, reduction, z.dtype)
+    launch(dz_ptr=dz if need_z else grad, dt_ptr=dt if need_t else grad, z_ptr=z, t_ptr=target, g_ptr=grad,
+           lse_ptr=lse, tsum_ptr=tsum, factor_ptr=factor,
+           numbers=(*split_float(label_smoothing), *split_float(1.0)), ignore_index=ignore_index)
+    return dz, dt
+
+
+# --------------------------------------------------------------------------------------------
+# cosine_similarity_loss: one slice or one per slice along dim
+
+
+def _cos_groups(x, t, class_dims, extra):
+    shape = x[0]
+    layouts = {"x": aligned_strides(_meta(x), shape), "t": aligned_strides(_meta(t), shape), **extra}
+    return plan_reduce(shape, class_dims, layouts)
+
+
+@runtime.plan_cache
+def _cos_forward_plan(x, t, class_dims, reduction, x_dtype, t_dtype):
+    cls, rows = _cos_groups(x, t, class_dims, {})
+    R, C = rows.numel, cls.numel
+    block_r, block_c = rows_config(R, C)
+    programs = runtime.cdiv(R, block_r)
+    launch = runtime.LaunchPlan(
+        cosine_fwd_kernel, (programs,), {"num_warps": runtime.num_warps_for(block_r * block_c)},
+        r_sizes=rows.sizes, c_sizes=cls.sizes, R=R, C=C, x_r=rows.strides["x"], t_r=rows.strides["t"],
+        x_c=cls.strides["x"], t_c=cls.strides["t"], REDUCE=reduction != "none",
+        COMPUTE=runtime.compute_dtype(x_dtype, t_dtype), BLOCK_R=block_r, BLOCK_C=block_c,
+        INDEX_64=runtime.needs_int64(runtime.max_offset(*x), runtime.max_offset(*t)))
+    return launch, programs, R
+
+
+def cosine_forward(x, t, class_dims, eps, reduction, out, stats):
+    """The loss into ``out`` and per slice <x,t>, |x|^2, |t|^2 into ``stats`` (saved for the VJP)."""
+    if x.numel() == 0:
+        return out.zero_(), stats.zero_()
+    launch, programs, R = _cos_forward_plan(_layout(x), _layout(t), class_dims, reduction, x.dtype, t.dtype)
+    reduce = reduction != "none"
+    loss_target = torch.empty((programs, 1), dtype=stats.dtype, device=x.device) if reduce else out
+    launch(loss_ptr=loss_target, stats_ptr=stats, x_ptr=x, t_ptr=t, numbers=split_float(eps))
+    if reduce:
+        combine_partials(loss_target, out, scale=1.0 / R if reduction == "mean" else 1.0, kernel=combine_fwd_kernel)
+    return out, stats
+
+
+@runtime.plan_cache
+def _cos_vjp_plan(x, t, g, dx, dt, class_dims, g_dim, x_dtype, t_dtype):
+    extra = {} if g_dim is None else {"g": aligned_strides(_meta(g).unsqueeze(g_dim), x[0])}
+    for name, v in (("dx", dx), ("dt", dt)):
+        if v is not None:
+            extra[name] = aligned_strides(_meta(v), x[0])
+    cls, rows = _cos_groups(x, t, class_dims, extra)
+    R, C = rows.numel, cls.numel
+    r_zeros, c_zeros = tuple(0 for _ in rows.sizes), tuple(0 for _ in cls.sizes)
+    block_r, block_c = rows_config(R, C)
+    launch = runtime.LaunchPlan(
+        cosine_bwd_kernel, (runtime.cdiv(R, block_r),), {"num_warps": runtime.num_warps_for(block_r * block_c)},
+        r_sizes=rows.sizes, c_sizes=cls.sizes, R=R, C=C, x_r=rows.strides["x"], t_r=rows.strides["t"],
+        x_c=cls.strides["x"], t_c=cls.strides["t"], g_r=rows.strides.get("g", r_zeros),
+        dx_r=rows.strides.get("dx", r_zeros), dx_c=cls.strides.get("dx", c_zeros),
+        dt_r=rows.strides.get("dt", r_zeros), dt_c=cls.strides.get("dt", c_zeros),
+        G_ELEMENT=g_dim is None, NEED_DX=dx is not None, NEED_DT=dt is not None,
+        COMPUTE=runtime.compute_dtype(x_dtype, t_dtype), BLOCK_R=block_r, BLOCK_C=block_c,
+        INDEX_64=runtime.needs_int64(runtime.max_offset(*x), runtime.max_offset(*t)))
+    return launch, R
+
+
+def cosine_vjp(x, t, class_dims, g_dim, eps, reduction, grad, stats, need_x, need_t):
+    """``g_dim``: the axis the per-slice upstream gradient lacks (None: one element)."""
+    dx = torch.empty_like(x) if need_x else None
+    dt = torch.empty_like(t) if need_t else None
+    if x.numel() == 0 or not (need_x or need_t):
+        return dx, dt
+    launch, R = _cos_vjp_plan(_layout(x), _layout(t), _layout(grad), _layout(dx) if need_x else None,
+                              _layout(dt) if need_t else None, class_dims, g_dim, x.dtype, t.dtype)
+    scale = 1.0 / R if reduction == "mean" else 1.0
+    launch(dx_ptr=dx if need_x else grad, dt_ptr=dt if need_t else grad, x_ptr=x, t_ptr=t, g_ptr=grad,
+           stats_ptr=stats, numbers=(*split_float(eps), *split_float(scale)))
+    return dx, dt

@@ -1,0 +1,97 @@
+"""Launcher of the GEMM template (matmul, linear, one_hot_embedding; forward and VJP): tiles from
+the tuning store or a heuristic, decided once per plan."""
+from __future__ import annotations
+
+import torch
+import triton.language as tl
+
+from .. import runtime
+from ..fwd.matmul import gemm_fwd_kernel
+from ..tiles import split_float
+from ..tune import lookup
+
+
+def _strides3(shape_strides, transpose: bool = False) -> tuple[int, int, int]:
+    """(batch, row, col) strides of a 2-D or 3-D operand (its transpose when asked)."""
+    if shape_strides is None:
+        return (0, 0, 0)
+    st = shape_strides[1]
+    b, r, c = (0, *st) if len(st) == 2 else st
+    return (b, c, r) if transpose else (b, r, c)
+
+
+def resolve_precision(precision, dtype) -> str:
+    if precision is None:
+        precision = "tf32" if torch.backends.cuda.matmul.allow_tf32 else "ieee"
+    if precision not in ("ieee", "tf32"):
+        raise ValueError(f"triton_ops: precision must be 'ieee', 'tf32' or None, got {precision!r}")
+    return precision if dtype == torch.float32 else "ieee"
+
+
+def gemm_config(M: int, N: int, K: int, dtype) -> dict:
+    """Tile sizes (the tuning store may override them: ``triton_ops.tune``)."""
+    tuned = lookup("gemm", dtype, (M, N, K))
+    if tuned:
+        return tuned
+    if runtime.INTERPRETER:
+        # big tiles: the interpreter runs programs one after another, and each A tile is read
+        # once per column of tiles, each B tile once per row of tiles
+        return dict(BLOCK_M=min(128, max(16, runtime.next_pow2(M))), BLOCK_N=min(128, max(16, runtime.next_pow2(N))),
+                    BLOCK_K=min(64, max(16, runtime.next_pow2(K))), GROUP_M=8, num_warps=4, num_stages=1)
+    small = dtype in (torch.float16, torch.bfloat16)
+    return dict(BLOCK_M=128, BLOCK_N=128 if N > 64 else 64, BLOCK_K=64 if small else 32, GROUP_M=8,
+                num_warps=8, num_stages=3 if small else 2)
+
+
+def _layout(t):
+    return (tuple(t.shape), tuple(t.stride()), t.dtype) if t is not None else None
+
+
+@runtime.plan_cache
+def _gemm_plan(kernel, a, b, transpose_a, transpose_b, out_dtype, bias, epilogue, prologue, prologue_z, has_param,
+               save_z, db, precision, allow_tf32):
+    """(out shape, M, N, LaunchPlan) for one combination of operand layouts and options; ``a``,
+    ``b``, ``bias``, ``prologue_z`` are (shape, strides, dtype) and ``db`` a bool."""
+    a_shape, b_shape = a[0], b[0]
+    batched = len(a_shape) == 3 or len(b_shape) == 3
+    M = a_shape[-1] if transpose_a else a_shape[-2]
+    K = a_shape[-2] if transpose_a else a_shape[-1]
+    N = b_shape[-2] if transpose_b else b_shape[-1]
+    batch = max(a_shape[0] if len(a_shape) == 3 else 1, b_shape[0] if len(b_shape) == 3 else 1)
+    out_shape = (batch, M, N) if batched else (M, N)
+    c_strides = (M * N, N, 1) if batched else (0, N, 1)  # a fresh contiguous output (and z)
+    compute = torch.float64 if torch.float64 in (a[2], b[2]) else torch.float32
+    cfg = gemm_config(M, N, K, a[2])
+    options = {k: v for k, v in cfg.items() if k in ("num_warps", "num_stages")}
+    tiles = runtime.cdiv(M, cfg["BLOCK_M"]) * runtime.cdiv(N, cfg["BLOCK_N"])
+    launch = runtime.LaunchPlan(
+        kernel, (tiles, batch), options, M=M, N=N, K=K,
+        a_st=_strides3(a, transpose_a), b_st=_strides3(b, transpose_b), c_st=c_strides,
+        z_st=c_strides if save_z else (0, 0, 0), za_st=_strides3(prologue_z, transpose_a),
+        EPILOGUE=epilogue, PROLOGUE=prologue, HAS_PARAM=has_param, HAS_BIAS=bias is not None,
+        SAVE_Z=save_z, DB=db, PRECISION=resolve_precision(precision, a[2]),
+        UPCAST=runtime.INTERPRETER or compute == torch.float64,
+        ACC=tl.float64 if compute == torch.float64 else tl.float32,
+        BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"], BLOCK_K=cfg["BLOCK_K"], GROUP_M=cfg["GROUP_M"])
+    return out_shape, launch
+
+
+def gemm(a, b, *, out_dtype, transpose_a=False, transpose_b=False, bias=None, epilogue=None, prologue=None,
+         prologue_z=None, param=None, save_z=False, db=None, precision=None, kernel=gemm_fwd_kernel):
+    """``C = epilogue(op(a) @ op(b) + bias)`` for 2-D or batched 3-D a and b, op = transpose
+    when asked (read through strides). ``prologue(z)`` multiplies op(a) element by element
+    (``prologue_z`` laid out like op(a)); ``db`` receives the row sums of the (scaled) op(a).
+    Returns ``(C, z)`` (z the pre-activation when ``save_z``). ``kernel``: the forward entry
+    point or ``bwd/matmul.gemm_vjp_kernel``."""
+    out_shape, launch = _gemm_plan(
+        kernel, _layout(a), _layout(b), transpose_a, transpose_b, out_dtype, _layout(bias), epilogue, prologue,
+        _layout(prologue_z), param is not None, save_z, db is not None, precision,
+        precision is None and torch.backends.cuda.matmul.allow_tf32)
+    c = torch.empty(out_shape, dtype=out_dtype, device=a.device)
+    z = torch.empty(out_shape, dtype=out_dtype, device=a.device) if save_z else None
+    if c.numel() == 0:
+        return c, z
+    launch(c_ptr=c, z_ptr=z if z is not None else c, db_ptr=db if db is not None else c, a_ptr=a, b_ptr=b,
+           bias_ptr=bias if bias is not None else c, za_ptr=prologue_z if prologue_z is not None else a,
+           numbers=split_float(param if param is not None else 0.0))
+    return c, z

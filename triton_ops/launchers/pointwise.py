@@ -1,0 +1,278 @@
+"""Launchers of the pointwise templates: every unary and binary op, ``replicate``, ``sum``,
+``sum_to`` and the broadcast-back of gradients. Python decides the A/B/C plan, tiles and grid
+once per combination of shapes, strides and dtypes (a cached ``runtime.LaunchPlan``); a call
+allocates and launches."""
+from __future__ import annotations
+
+import torch
+
+from .. import runtime
+from ..broadcast import aligned_strides, broadcast_numel, contiguous_strides, plan_pointwise
+from ..bwd.broadcast import broadcast_bwd_kernel
+from ..bwd.pointwise import pointwise_vjp_kernel
+from ..bwd.reduce import combine_vjp_kernel
+from ..fwd.pointwise import pointwise_fwd_kernel
+from ..fwd.reduce import combine_fwd_kernel, sum_fwd_kernel
+from ..scalar import identity, one_xy
+from ..tiles import Operand, split_float
+from ..tune import lookup
+from .reduce import combine_partials
+
+TENSOR, VALUE = Operand.TENSOR, Operand.VALUE
+
+
+def operand_mode(v, out_numel: int) -> Operand:
+    if v is None:
+        return Operand.ABSENT
+    if not isinstance(v, torch.Tensor):
+        return Operand.VALUE
+    return Operand.ELEMENT if v.numel() == 1 and out_numel > 1 else Operand.TENSOR
+
+
+def should_swap(out_shape, x_shape, y_shape) -> bool:
+    """Put the operand broadcast over more elements in slot 1 (tile rows), so that the program
+    loop (over the axes where slot 0 is broadcast) is the shorter one."""
+    return broadcast_numel(out_shape, x_shape) > broadcast_numel(out_shape, y_shape)
+
+
+def tile_shape(B: int, C: int, dtype, numel: int) -> tuple[int, int, int]:
+    """(BLOCK_B, BLOCK_C, num_warps): columns first (they hold the innermost axis), then as many
+    rows as the tile allows. A tuned tile size (``triton_ops.tune``) replaces the default."""
+    cfg = lookup("pointwise", dtype, (numel,))
+    tile = cfg["TILE"] if cfg else runtime.tile_elements()
+    block_c = min(runtime.next_pow2(C), tile)
+    block_b = min(runtime.next_pow2(B), max(1, tile // block_c))
+    return block_b, block_c, (cfg["num_warps"] if cfg else runtime.num_warps_for(block_b * block_c))
+
+
+def a_chunks(A: int, tiles: int, device) -> int:
+    """Split the A loop across programs only when the tiles alone cannot fill a GPU."""
+    if runtime.INTERPRETER:
+        return 1
+    target = runtime.device_programs(device)
+    return max(1, min(A, target // max(tiles, 1)))
+
+
+def describe(v, N: int) -> tuple:
+    """A hashable description of an operand: what a launch plan depends on (not its values)."""
+    mode = operand_mode(v, N)
+    if mode == TENSOR:
+        return (mode, tuple(v.shape), tuple(v.stride()), v.dtype)
+    if mode == Operand.ELEMENT:
+        return (mode, (), (), v.dtype)
+    return (mode, None, None, None)
+
+
+@runtime.plan_cache
+def _forward_plan(kernel, fn, arity, has_param, shape, out_strides, out_dtype, xd, yd, device):
+    """The launch for one combination of op, shapes, strides and dtypes (cached: Python decides
+    shapes once). Returns (swap, LaunchPlan)."""
+    N = runtime.numel(shape)
+    swap = arity == 2 and should_swap(shape, *(shape if d[0] != TENSOR else d[1] for d in (xd, yd)))
+    if swap:
+        xd, yd = yd, xd
+    layouts = {"out": aligned_strides(torch.empty_strided(shape, out_strides, device="meta"), shape)}
+    for name, d in (("x", xd), ("y", yd)):
+        if d[0] == TENSOR:
+            layouts[name] = aligned_strides(torch.empty_strided(d[1], d[2], device="meta"), shape)
+    plan = plan_pointwise(shape, xd[1] if xd[0] == TENSOR else shape, yd[1] if yd[0] == TENSOR else shape, layouts)
+    A, B, C = plan.A.numel, plan.B.numel, plan.C.numel
+    block_b, block_c, num_warps = tile_shape(B, C, out_dtype, N)
+    tiles = runtime.cdiv(B, block_b) * runtime.cdiv(C, block_c)
+    a_per_program = runtime.cdiv(A, a_chunks(A, tiles, device))
+    zeros = tuple(tuple(0 for _ in grp.sizes) for grp in (plan.A, plan.B, plan.C))
+    x_st = plan.strides("x") if "x" in layouts else zeros
+    y_st = plan.strides("y") if "y" in layouts else zeros
+    o_st = plan.strides("out")
+    extents = [runtime.max_offset(shape, out_strides)] + [runtime.max_offset(d[1], d[2]) for d in (xd, yd)
+                                                          if d[0] == TENSOR]
+    dtypes = [out_dtype] + [d[3] for d in (xd, yd) if d[3] is not None]
+    launch = runtime.LaunchPlan(
+        kernel, (tiles * runtime.cdiv(A, a_per_program),), {"num_warps": num_warps},
+        groups=(plan.A.sizes, plan.B.sizes, plan.C.sizes, A, B, a_per_program), C=C,
+        x_b=x_st[1], x_c=x_st[2], x_c1=x_st[2][-1], y_a=y_st[0], y_c=y_st[2], y_c1=y_st[2][-1],
+        o_a=o_st[0], o_b=o_st[1], o_c=o_st[2], o_c1=o_st[2][-1],
+        FN=fn, ARITY=arity, HAS_PARAM=has_param, SWAP=swap, X_MODE=int(xd[0]), Y_MODE=int(yd[0]),
+        COMPUTE=runtime.compute_dtype(*dtypes), BLOCK_B=block_b, BLOCK_C=block_c,
+        INDEX_64=runtime.needs_int64(*extents))
+    return swap, launch
+
+
+def pointwise(fn, out: torch.Tensor, x, y=None, param: float | None = None, arity: int = 1,
+              kernel=pointwise_fwd_kernel) -> torch.Tensor:
+    """``out = fn(x[, y][, param])`` over ``out``'s shape; x and y are tensors that broadcast to
+    it, Python numbers, or None (not read). Returns ``out``. ``kernel`` is the forward kernel or
+    another entry point around the same template (``broadcast_to``: gradients broadcast back)."""
+    N = out.numel()
+    if N == 0:
+        return out
+    swap, launch = _forward_plan(kernel, fn, arity, param is not None, tuple(out.shape), tuple(out.stride()),
+                                 out.dtype, describe(x, N), describe(y, N), out.device)
+    if swap:
+        x, y = y, x
+    numbers = (*split_float(x if operand_mode(x, N) == VALUE else 0.0),
+               *split_float(y if operand_mode(y, N) == VALUE else 0.0),
+               *split_float(param if param is not None else 0.0))
+    launch(out_ptr=out, x_ptr=x if isinstance(x, torch.Tensor) else out,
+           y_ptr=y if isinstance(y, torch.Tensor) else out, numbers=numbers)
+    return out
+
+
+def vjp_should_swap(out_shape, x_shape, y_shape, need_dx: bool, need_dy: bool) -> bool:
+    """Which operand goes to slot 0, whose gradient accumulates in registers over the program's
+    loop. On a GPU: the one whose gradient sums over more elements (the other one's sum is a
+    column sum per tile, one partial row per tile row block: costly when long). Under the
+    interpreter, where every loop step is Python, the shorter loop wins (as the forward)."""
+    if runtime.INTERPRETER:
+        return should_swap(out_shape, x_shape, y_shape)
+    reduce_x = broadcast_numel(out_shape, x_shape) if need_dx else 0
+    reduce_y = broadcast_numel(out_shape, y_shape) if need_dy else 0
+    return reduce_y > reduce_x
+
+
+def grad_is_dense(t, out_shape) -> bool:
+    return isinstance(t, torch.Tensor) and tuple(t.shape) == tuple(out_shape)
+
+
+def grad_like(t, out_shape, dtype=None):
+    """The gradient buffer ``pointwise_vjp`` returns for operand ``t`` (used by fake kernels)."""
+    if grad_is_dense(t, out_shape):
+        return torch.empty_like(t, dtype=dtype)
+    return torch.empty(t.shape, dtype=dtype or t.dtype, device=t.device)
+
+
+def _grad_buffer(like_shape, dtype, device, slots: int, compute_dtype):
+    """The (contiguous) gradient tensor itself (one slot), or a [slots, numel] partials buffer."""
+    if slots > 1:
+        return torch.empty((slots, runtime.numel(like_shape)), dtype=compute_dtype, device=device)
+    return torch.empty(like_shape, dtype=dtype, device=device)
+
+
+def pointwise_vjp(g: torch.Tensor, out_shape, dfx=None, dfy=None, *, x=None, y=None,
+                  x_shape=None, y_shape=None, x_dtype=None, y_dtype=None,
+                  load_x: bool = True, load_y: bool = True, param: float | None = None,
+                  arity: int = 1, scale: float = 1.0, kernel=pointwise_vjp_kernel, combine=combine_vjp_kernel,
+                  swap: bool | None = None):
+    """Gradients of ``out = f(x[, y])`` given the upstream ``g`` (broadcastable to ``out_shape``).
+
+    ``dfx``/``dfy`` are the scalar partial derivatives (None: that gradient is not wanted).
+    x and y are the operands (tensors or numbers); ``load_*`` says whether the derivatives read
+    them; ``*_shape``/``*_dtype`` describe the gradient to produce. Returns ``(dx, dy)`` of
+    exactly those shapes (None where not wanted). ``kernel``/``combine`` are the VJP kernels, or
+    the forward entry points around the same templates (``reduce_to(forward=True)``: sums).
+    """
+    out_shape = tuple(out_shape)
+    need_dx, need_dy = dfx is not None, dfy is not None
+    x_shape = tuple(x.shape) if isinstance(x, torch.Tensor) else tuple(x_shape if x_shape is not None else out_shape)
+    y_shape = tuple(y.shape) if isinstance(y, torch.Tensor) else tuple(y_shape if y_shape is not None else out_shape)
+    x_dtype = x.dtype if isinstance(x, torch.Tensor) else (x_dtype or g.dtype)
+    y_dtype = y.dtype if isinstance(y, torch.Tensor) else (y_dtype or g.dtype)
+    if swap is None:
+        swap = arity == 2 and vjp_should_swap(out_shape, x_shape, y_shape, need_dx, need_dy)
+        if swap:
+            dy, dx = pointwise_vjp(g, out_shape, dfy, dfx, x=y, y=x, x_shape=y_shape, y_shape=x_shape,
+                                   x_dtype=y_dtype, y_dtype=x_dtype, load_x=load_y, load_y=load_x, param=param,
+                                   arity=arity, scale=scale, kernel=kernel, combine=combine, swap=True)
+            return dx, dy
+    device = g.device
+    N = runtime.numel(out_shape)
+    if N == 0:
+        dx = torch.zeros(x_shape, dtype=x_dtype, device=device) if need_dx else None
+        dy = torch.zeros(y_shape, dtype=y_dtype, device=device) if need_dy else None
+        return dx, dy
+    xv = x if load_x else None
+    yv = y if load_y else None
+    # A gradient of the output's shape takes its operand's layout (empty_like); the others are
+    # contiguous (``grad_like`` is the same rule, for the fake kernels).
+    dx = torch.empty_like(x, dtype=x_dtype) if need_dx and grad_is_dense(x, out_shape) else None
+    dy = torch.empty_like(y, dtype=y_dtype) if need_dy and grad_is_dense(y, out_shape) else None
+    launch, dx_slots, dy_slots, part_dtype = _vjp_plan(
+        kernel, dfx, dfy, arity, param is not None, swap, out_shape, describe(g, N), describe(xv, N), describe(yv, N),
+        x_shape, y_shape, tuple(dx.stride()) if dx is not None else None,
+        tuple(dy.stride()) if dy is not None else None, device)
+    if need_dx and dx is None:
+        dx = _grad_buffer(x_shape, x_dtype, device, dx_slots, part_dtype)
+    if need_dy and dy is None:
+        dy = _grad_buffer(y_shape, y_dtype, device, dy_slots, part_dtype)
+    numbers = (*split_float(xv if operand_mode(xv, N) == VALUE else 0.0),
+               *split_float(yv if operand_mode(yv, N) == VALUE else 0.0),
+               *split_float(param if param is not None else 0.0), *split_float(scale))
+    launch(dx_ptr=dx if need_dx else g, dy_ptr=dy if need_dy else g,
+           x_ptr=xv if isinstance(xv, torch.Tensor) else g, y_ptr=yv if isinstance(yv, torch.Tensor) else g, g_ptr=g,
+           numbers=numbers)
+    if need_dx and dx_slots > 1:
+        dx = combine_partials(dx, torch.empty(x_shape, dtype=x_dtype, device=device), kernel=combine)
+    if need_dy and dy_slots > 1:
+        dy = combine_partials(dy, torch.empty(y_shape, dtype=y_dtype, device=device), kernel=combine)
+    return dx, dy
+
+
+@runtime.plan_cache
+def _vjp_plan(kernel, dfx, dfy, arity, has_param, swap, out_shape, gd, xd, yd, x_shape, y_shape, dx_strides,
+              dy_strides, device):
+    """The VJP launch for one combination of op, shapes, strides and dtypes (cached). Returns
+    (LaunchPlan, dx slots, dy slots, partials dtype)."""
+    N = runtime.numel(out_shape)
+    need_dx, need_dy = dfx is not None, dfy is not None
+
+    def aligned(shape, strides):
+        return aligned_strides(torch.empty_strided(shape, strides, device="meta"), out_shape)
+
+    layouts = {"g": aligned(gd[1], gd[2]) if gd[0] == TENSOR else tuple(0 for _ in out_shape)}
+    for name, d in (("x", xd), ("y", yd)):
+        if d[0] == TENSOR:
+            layouts[name] = aligned(d[1], d[2])
+    for name, need, shape, strides in (("dx", need_dx, x_shape, dx_strides), ("dy", need_dy, y_shape, dy_strides)):
+        if need:
+            layouts[name] = aligned(shape, strides) if strides is not None else contiguous_strides(shape, out_shape)
+    plan = plan_pointwise(out_shape, x_shape, y_shape, layouts)
+    A, B, C = plan.A.numel, plan.B.numel, plan.C.numel
+    block_b, block_c, num_warps = tile_shape(B, C, gd[3], N)
+    n_b = runtime.cdiv(B, block_b)
+    tiles = n_b * runtime.cdiv(C, block_c)
+    a_per_program = runtime.cdiv(A, a_chunks(A, tiles, device) if need_dx else 1)
+    chunks = runtime.cdiv(A, a_per_program)
+    g_mode = gd[0]
+    if g_mode == Operand.TENSOR and B > 1 and all(s == 0 for s in plan.B.strides["g"]):
+        g_mode = Operand.ROW
+    dtypes = [d[3] for d in (xd, yd, gd) if d[3] is not None]
+    compute = runtime.compute_dtype(*dtypes)
+    part_dtype = torch.float64 if compute.primitive_bitwidth == 64 else torch.float32
+    dx_slots, dy_slots = (chunks if need_dx else 1), (n_b if need_dy else 1)
+    zeros = tuple(tuple(0 for _ in grp.sizes) for grp in (plan.A, plan.B, plan.C))
+
+    def st(name):
+        return plan.strides(name) if name in layouts else zeros
+
+    x_st, y_st, g_st, dx_st, dy_st = st("x"), st("y"), st("g"), st("dx"), st("dy")
+    extents = [runtime.max_offset(d[1], d[2]) for d in (xd, yd, gd) if d[0] == TENSOR]
+    extents += [dx_slots * runtime.numel(x_shape), dy_slots * runtime.numel(y_shape)]
+    launch = runtime.LaunchPlan(
+        kernel, (tiles * chunks,), {"num_warps": num_warps},
+        groups=(plan.A.sizes, plan.B.sizes, plan.C.sizes, A, B, a_per_program), C=C,
+        x_b=x_st[1], x_c=x_st[2], x_c1=x_st[2][-1], y_a=y_st[0], y_c=y_st[2], y_c1=y_st[2][-1],
+        g_a=g_st[0], g_b=g_st[1], g_c=g_st[2], g_c1=g_st[2][-1], dx_b=dx_st[1], dx_c=dx_st[2], dx_c1=dx_st[2][-1],
+        dy_a=dy_st[0], dy_c=dy_st[2], dy_c1=dy_st[2][-1],
+        dx_slot=(dx_slots > 1) * runtime.numel(x_shape), dy_slot=(dy_slots > 1) * runtime.numel(y_shape),
+        DFX=dfx, DFY=dfy, ARITY=arity, HAS_PARAM=has_param, SWAP=swap, NEED_DX=need_dx, NEED_DY=need_dy,
+        X_MODE=int(xd[0]), Y_MODE=int(yd[0]), G_MODE=int(g_mode), COMPUTE=compute, BLOCK_B=block_b, BLOCK_C=block_c,
+        INDEX_64=runtime.needs_int64(*extents))
+    return launch, dx_slots, dy_slots, part_dtype
+
+
+def reduce_to(g: torch.Tensor, shape, *, forward: bool = False) -> torch.Tensor:
+    """Sum ``g`` over the axes along which ``shape`` broadcasts to ``g.shape`` (one reduce pass
+    plus, when several programs share an output element, a fixed-order combine). ``forward``:
+    the forward kernels (``sum``, ``sum_to``) rather than the VJP ones (a broadcast operand's
+    gradient)."""
+    kernels = dict(kernel=sum_fwd_kernel, combine=combine_fwd_kernel) if forward else {}
+    _, out = pointwise_vjp(g, g.shape, None, one_xy, y_shape=tuple(shape), y_dtype=g.dtype, load_x=False,
+                           load_y=False, arity=2, **kernels)
+    return out
+
+
+def broadcast_to(g: torch.Tensor, shape, *, backward: bool = True) -> torch.Tensor:
+    """``g`` (which broadcasts to ``shape``) materialized at ``shape``, reading each element of g
+    once per tile row (``backward``: the VJP entry point; else the forward one, ``replicate``)."""
+    out = torch.empty(shape, dtype=g.dtype, device=g.device)
+    return pointwise(identity, out, None, g, arity=1, kernel=broadcast_bwd_kernel if backward else pointwise_fwd_kernel)

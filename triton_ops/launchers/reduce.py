@@ -1,0 +1,33 @@
+"""Launcher of the fixed-order combine of per-program partial sums (every deterministic reduction)."""
+from __future__ import annotations
+
+import torch
+
+from .. import runtime
+from ..bwd.reduce import combine_vjp_kernel
+from ..tiles import split_float
+
+
+@runtime.plan_cache
+def _combine_plan(kernel, P: int, K: int, part_dtype, divide: bool) -> runtime.LaunchPlan:
+    block_k = min(runtime.next_pow2(K), 1024 if runtime.INTERPRETER else 256)
+    block_p = min(runtime.next_pow2(P), max(1, runtime.tile_elements() // block_k))
+    return runtime.LaunchPlan(kernel, (runtime.cdiv(K, block_k),), {"num_warps": 4}, P=P, K=K, DIVIDE=divide,
+                              COMPUTE=runtime.compute_dtype(part_dtype), BLOCK_P=block_p, BLOCK_K=block_k,
+                              INDEX_64=runtime.needs_int64(P * K))
+
+
+def combine_partials(partials: torch.Tensor, out: torch.Tensor, scale: float = 1.0, kernel=combine_vjp_kernel,
+                     factor_out: torch.Tensor | None = None) -> torch.Tensor:
+    """``out.view(-1) = scale * partials.sum(0)`` for contiguous ``partials`` [P, K] and ``out``.
+
+    With ``factor_out`` (a one-element tensor), ``partials`` is [P, 2] of (sum, count) and
+    ``out = scale * sum / max(count, 1)``, the factor ``scale / max(count, 1)`` going to
+    ``factor_out`` (a "mean over the rows counted", with no host sync). ``kernel``: the VJP
+    entry point, or ``fwd/reduce.combine_fwd_kernel`` in a forward."""
+    P, K = partials.shape
+    divide = factor_out is not None
+    launch = _combine_plan(kernel, P, K, partials.dtype, divide)
+    s_hi, s_lo = split_float(scale)
+    launch(out_ptr=out, aux_ptr=factor_out if divide else out, part_ptr=partials, s_hi=s_hi, s_lo=s_lo)
+    return out

@@ -1,0 +1,72 @@
+"""Launchers of the shape-moving layers: the tiled transpose and the embedding gather/gradient."""
+from __future__ import annotations
+
+import torch
+import triton.language as tl
+
+from .. import runtime
+from ..bwd.shape import embedding_bwd_kernel
+from ..fwd.shape import embedding_fwd_kernel
+
+
+@runtime.plan_cache
+def _transpose_plan(kernel, M, N, strides):
+    bm, bn = (64, 64) if runtime.INTERPRETER else (32, 32)
+    return runtime.LaunchPlan(kernel, (runtime.cdiv(M, bm) * runtime.cdiv(N, bn),), {"num_warps": 4},
+                              M=M, N=N, x_s0=strides[0], x_s1=strides[1], BLOCK_M=bm, BLOCK_N=bn)
+
+
+def transpose(x, kernel):
+    """x^T of a 2-D tensor, materialized contiguous (``kernel``: the forward or VJP entry point)."""
+    M, N = x.shape
+    out = x.new_empty((N, M))
+    if x.numel():
+        _transpose_plan(kernel, M, N, tuple(x.stride()))(out_ptr=out, x_ptr=x)
+    return out
+
+
+def _index_layout(indices):
+    return tuple(indices.shape) or (1,), tuple(indices.stride()) or (0,)
+
+
+@runtime.plan_cache
+def _gather_plan(i_layout, V, E, w_strides):
+    n = runtime.numel(i_layout[0])
+    bi, be = min(runtime.next_pow2(n), 64), min(runtime.next_pow2(E), 1024 if runtime.INTERPRETER else 256)
+    return runtime.LaunchPlan(embedding_fwd_kernel, (runtime.cdiv(n, bi), runtime.cdiv(E, be)), {"num_warps": 4},
+                              n=n, V=V, E=E, i_sizes=i_layout[0], i_st=i_layout[1], w_s0=w_strides[0],
+                              w_s1=w_strides[1], BLOCK_I=bi, BLOCK_E=be)
+
+
+def embedding_forward(indices, weight):
+    V, E = weight.shape
+    out = weight.new_empty((*indices.shape, E))
+    if indices.numel() and E:
+        _gather_plan(_index_layout(indices), V, E, tuple(weight.stride()))(out_ptr=out, w_ptr=weight, idx_ptr=indices)
+    return out
+
+
+@runtime.plan_cache
+def _scatter_plan(i_layout, V, E, g_strides, dtype):
+    n = runtime.numel(i_layout[0])
+    if runtime.INTERPRETER:
+        bv, be, bi = max(16, min(runtime.next_pow2(V), 4096)), max(16, min(runtime.next_pow2(E), 256)), 64
+        one_hot = tl.float64 if dtype == torch.float64 else tl.float32
+    else:
+        bv, be, bi = 64, 64, 64
+        one_hot = {torch.float16: tl.float16, torch.bfloat16: tl.bfloat16, torch.float32: tl.float32,
+                   torch.float64: tl.float64}[dtype]
+    return runtime.LaunchPlan(embedding_bwd_kernel, (runtime.cdiv(V, bv), runtime.cdiv(E, be)), {"num_warps": 4},
+                              n=n, V=V, E=E, i_sizes=i_layout[0], i_st=i_layout[1], g_i=g_strides[:-1] or (0,),
+                              g_e=g_strides[-1], ONE_HOT_DTYPE=one_hot, BLOCK_V=bv, BLOCK_I=bi, BLOCK_E=be)
+
+
+def embedding_vjp(indices, weight, grad):
+    """The weight gradient (rows owned by programs: deterministic, no atomics)."""
+    V, E = weight.shape
+    dw = torch.empty_like(weight, memory_format=torch.contiguous_format)
+    if indices.numel() == 0 or E == 0:
+        return dw.zero_()
+    _scatter_plan(_index_layout(indices), V, E, tuple(grad.stride()), weight.dtype)(dw_ptr=dw, g_ptr=grad,
+                                                                                     idx_ptr=indices)
+    return dw

@@ -1,0 +1,126 @@
+"""``cross_entropy_logits`` (SPEC section 3): softmax cross-entropy on logits, one online
+log-sum-exp pass per row (any class count), probability or class-index targets."""
+from __future__ import annotations
+
+import torch
+
+from .. import runtime
+from ..bwd.loss import ce_logits_bwd_kernel
+from ..fwd.loss import ce_logits_fwd_kernel
+from ..fwd.reduce import combine_fwd_kernel
+from ..launchers.loss import cross_entropy_logits_forward, cross_entropy_logits_vjp, partial_dtype
+from ..spec import Arg, OpSpec, needs_all, register
+from .loss import check_reduction, nd, normalize_dim, reduce
+
+
+def _cel_check(z, target, dim, ignore_index, label_smoothing, reduction):
+    op = "cross_entropy_logits"
+    runtime.check_float(op, "z", z)
+    if not isinstance(target, torch.Tensor):
+        raise TypeError(f"triton_ops.{op}: target must be a tensor, got {type(target).__name__}")
+    runtime.check_devices(op, {"z": z, "target": target})
+    if z.dim() == 0:
+        raise ValueError(f"triton_ops.{op}: z must have a class axis (got a 0-d tensor)")
+    dim = normalize_dim(op, dim, z.dim())
+    check_reduction(op, reduction)
+    label_smoothing = runtime.check_param(op, "label_smoothing", label_smoothing, nonneg=True)
+    if label_smoothing > 1:
+        raise ValueError(f"triton_ops.{op}: label_smoothing must be in [0, 1], got {label_smoothing}")
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+        raise TypeError(f"triton_ops.{op}: ignore_index must be an int")
+    if target.is_floating_point():
+        if target.shape != z.shape:
+            raise ValueError(f"triton_ops.{op}: probability target shape {tuple(target.shape)} must equal z shape "
+                             f"{tuple(z.shape)}")
+    else:
+        if target.dtype not in (torch.int64, torch.int32):
+            raise TypeError(f"triton_ops.{op}: class-index target must be int64 or int32, got {target.dtype}")
+        expected = tuple(s for d, s in enumerate(z.shape) if d != dim)
+        if tuple(target.shape) != expected:
+            raise ValueError(f"triton_ops.{op}: class-index target shape {tuple(target.shape)} must be z's shape "
+                             f"without dim {dim}: {expected}")
+        # CPU only, and not while torch.compile traces (a data-dependent check): on CUDA it would
+        # be a host sync. Unchecked, an out-of-range index gives a NaN loss for its row.
+        if target.device.type == "cpu" and target.numel() and not torch.compiler.is_compiling():
+            bad = ((target != ignore_index) & ((target < 0) | (target >= z.shape[dim]))).sum().item()
+            if bad:
+                raise IndexError(f"triton_ops.{op}: {bad} target index(es) outside [0, {z.shape[dim]})")
+    return z, target, dim, ignore_index, label_smoothing, reduction
+
+
+def _cel_out_shape(z, dim, reduction):
+    dim = nd(dim, z.dim())
+    return tuple(s for d, s in enumerate(z.shape) if d != dim) if reduction == "none" else ()
+
+
+def _cel_alloc(z, target, dim, ignore_index, label_smoothing, reduction):
+    dim = nd(dim, z.dim())
+    C = z.shape[dim]
+    R = z.numel() // C if C else 0
+    stat = partial_dtype(z.dtype)
+    dtype = torch.result_type(z, target) if target.is_floating_point() else z.dtype
+    return (z.new_empty(_cel_out_shape(z, dim, reduction), dtype=dtype), z.new_empty((R,), dtype=stat),
+            z.new_empty((R,), dtype=stat), z.new_empty((1,), dtype=stat))
+
+
+def _cel_forward_saved(z, target, dim, ignore_index, label_smoothing, reduction):
+    dim = nd(dim, z.dim())
+    return cross_entropy_logits_forward(z, target, dim, ignore_index, label_smoothing, reduction,
+                                        *_cel_alloc(z, target, dim, ignore_index, label_smoothing, reduction))
+
+
+def _cel_vjp(z, target, dim, ignore_index, label_smoothing, reduction, grad, needs=None, saved=None):
+    lse, tsum, factor = saved
+    need_z, need_t = needs_all(CEL_ARGS, (z, target), needs)
+    return cross_entropy_logits_vjp(z, target, nd(dim, z.dim()), ignore_index, label_smoothing, reduction, grad,
+                                    lse, tsum, factor, need_z, need_t)
+
+
+def _cel_ref(z, target, dim=-1, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
+    logp = torch.log_softmax(z, dim)
+    C = z.shape[dim]
+    ls = label_smoothing
+    if target.is_floating_point():
+        per_row = -((target * (1 - ls) + ls / C) * logp).sum(dim)
+        rows = per_row.numel()
+    else:
+        valid = target != ignore_index
+        idx = torch.where(valid, target, torch.zeros_like(target)).unsqueeze(dim)
+        nll = -logp.gather(dim, idx).squeeze(dim)
+        per_row = torch.where(valid, (1 - ls) * nll - ls * logp.mean(dim), torch.zeros_like(nll))
+        rows = int(valid.sum())
+    return reduce(per_row, reduction, rows=rows)
+
+
+def _cel_min_bytes(z, target, dim=-1, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
+    C = z.shape[dim]
+    R = z.numel() // max(C, 1)
+    es = z.element_size()
+    t_bytes = target.numel() * target.element_size()
+    out = R * es if reduction == "none" else es
+    stats = R * 8  # the log-sum-exp and target mass saved per row (float32)
+    fwd = z.numel() * es + t_bytes + out + stats
+    bwd = z.numel() * es + t_bytes + (R * es if reduction == "none" else es) + stats + z.numel() * es
+    return fwd, bwd
+
+
+def _cel_sample(shape, dtype, device, gen):
+    z = (torch.randn(shape, generator=gen, dtype=torch.float64) * 3).to(device, dtype)
+    target = torch.randint(0, shape[-1], tuple(shape[:-1]), generator=gen).to(device)
+    return z, target, -1, -100, 0.0, "mean"
+
+
+CEL_ARGS = (Arg("z"), Arg("target"), Arg("dim", "int", -1), Arg("ignore_index", "int", -100),
+            Arg("label_smoothing", "float", 0.0), Arg("reduction", "str", "mean"))
+cross_entropy_logits = register(OpSpec(
+    name="cross_entropy_logits", family="loss", args=CEL_ARGS,
+    forward=None, forward_saved=_cel_forward_saved, n_saved=3, vjp=_cel_vjp, reference=_cel_ref,
+    fwd_kernels=(ce_logits_fwd_kernel, combine_fwd_kernel), bwd_kernels=(ce_logits_bwd_kernel,),
+    check=_cel_check, alloc=_cel_alloc,
+    vjp_alloc=lambda z, target, *rest: [torch.empty_like(z),
+                                        torch.empty_like(target) if target.is_floating_point() else None],
+    min_bytes=_cel_min_bytes, sample=_cel_sample,
+    doc="cross_entropy_logits(z, target, dim=-1, ignore_index=-100, label_smoothing=0.0, reduction='mean'): "
+        "softmax cross-entropy on logits; target = probabilities (z's shape) or class indices.")).fn
+
+
