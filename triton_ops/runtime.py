@@ -281,6 +281,7 @@ def num_warps_for(elements: int) -> int:
 # launches: every kernel launch goes through a LaunchPlan, so tests and benchmarks can count them
 
 _launch_count = 0
+_compile_count = 0  # LaunchPlan compilations (compiled backends): a warm call adds none
 
 
 def _no_launch(*args) -> None:
@@ -345,6 +346,8 @@ class LaunchPlan:
             *args)
 
     def _compile(self, values):
+        global _compile_count
+        _compile_count += 1
         kernel = self.kernel.warmup(grid=self.grid, **self.fixed, **values, **self.options)
         if COMPILE_ONLY:
             return kernel, _no_launch, None, kernel.packed_metadata
@@ -371,8 +374,9 @@ if not INTERPRETER:
 
 
 def launch(kernel, grid, *args, **kwargs):
-    """A one-off launch (tests, tools): ``kernel[grid](*args, **kwargs)``, counted. Launchers use
-    a cached ``LaunchPlan``."""
+    """An uncached launch, ``kernel[grid](*args, **kwargs)`` (counted): Triton binds and
+    specializes every argument on every call. The library's launchers use a cached
+    ``LaunchPlan``; this stays for code not yet converted."""
     global _launch_count
     _launch_count += 1
     if INTERPRETER:
@@ -388,6 +392,10 @@ def launch(kernel, grid, *args, **kwargs):
 
 def launch_count() -> int:
     return _launch_count
+
+
+def compile_count() -> int:
+    return _compile_count
 
 
 # --------------------------------------------------------------------------------------------
