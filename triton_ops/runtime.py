@@ -284,6 +284,11 @@ _launch_count = 0
 _compile_count = 0  # LaunchPlan compilations (compiled backends): a warm call adds none
 
 
+# ``TRITON_OPS_DIRECT_LAUNCH=0``: launch through ``JITFunction.run`` on every call (Triton's own
+# binding and specialization), should a Triton release change its launcher's calling convention.
+DIRECT_LAUNCH = os.environ.get("TRITON_OPS_DIRECT_LAUNCH", "1") != "0" or COMPILE_ONLY
+
+
 def _no_launch(*args) -> None:
     """The compile-only backend's driver launch: everything up to it runs, the launch does not."""
 
@@ -324,6 +329,8 @@ class LaunchPlan:
         _launch_count += 1
         if INTERPRETER:
             return self._interpret(values)
+        if not DIRECT_LAUNCH:
+            return self.kernel[self.grid](**self.fixed, **values, **self.options)
         args = self._template.copy()
         key = []
         for i, name in self._slots:
