@@ -1,1 +1,1 @@
-"""VJP (gradient) kernels and their launchers, one module per op family."""
+"""VJP (gradient) kernels: thin ``@triton.jit`` entry points, one module per op family."""

@@ -1,1 +1,1 @@
-"""Forward kernels and their launchers, one module per op family."""
+"""Forward kernels: thin ``@triton.jit`` entry points, one module per op family."""
