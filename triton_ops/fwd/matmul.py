@@ -5,7 +5,9 @@ transposed operand is never materialized). Optional pieces, all ``tl.constexpr``
 
 * epilogue: bias, the pre-activation saved for the backward (``SAVE_Z``), an activation;
 * prologue: ``A = g * act'(z)`` computed while loading A (the linear VJP's dz, never stored);
-* ``DB``: the row sums of A (the linear bias gradient) added in the same loop.
+* ``DB``: the row sums of A (the linear bias gradient) added in the same loop;
+* ``ACCUMULATE``: C (and the DB row sums) added to what the output already holds, so that a
+  gradient summed over row chunks (``linear_cross_entropy``'s dW, db) needs no extra buffer.
 
 ``bwd/matmul.py`` instantiates this template as the VJP kernel.
 """
@@ -23,7 +25,7 @@ from ..tiles import call, joined, split_float
 def gemm_kernel(c_ptr, z_ptr, db_ptr, a_ptr, b_ptr, bias_ptr, za_ptr, M, N, K, numbers,
                 a_st, b_st, c_st, z_st, za_st,
                 EPILOGUE: tl.constexpr, PROLOGUE: tl.constexpr, HAS_PARAM: tl.constexpr, HAS_BIAS: tl.constexpr,
-                SAVE_Z: tl.constexpr, DB: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+                SAVE_Z: tl.constexpr, DB: tl.constexpr, ACCUMULATE: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
                 ACC: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
                 GROUP_M: tl.constexpr):
     # One program owns a [BLOCK_M, BLOCK_N] tile of C (one batch entry) and walks K in BLOCK_K
@@ -71,10 +73,14 @@ def gemm_kernel(c_ptr, z_ptr, db_ptr, a_ptr, b_ptr, bias_ptr, za_ptr, M, N, K, n
                  acc.to(z_ptr.dtype.element_ty), mask=c_mask)
     if EPILOGUE is not None:
         acc = call(EPILOGUE, acc, acc, p, 1, HAS_PARAM, False)
-    tl.store(c_ptr + batch * c_st[0] + rm[:, None].to(tl.int64) * c_st[1] + rn[None, :] * c_st[2],
-             acc.to(c_ptr.dtype.element_ty), mask=c_mask)
+    c_ptrs = c_ptr + batch * c_st[0] + rm[:, None].to(tl.int64) * c_st[1] + rn[None, :] * c_st[2]
+    if ACCUMULATE:
+        acc += tl.load(c_ptrs, mask=c_mask, other=0.0).to(ACC)
+    tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty), mask=c_mask)
     if DB:
         if pid_n == 0:
+            if ACCUMULATE:
+                row_sum += tl.load(db_ptr + rm, mask=m_mask, other=0.0).to(ACC)
             tl.store(db_ptr + rm, row_sum.to(db_ptr.dtype.element_ty), mask=m_mask)
 
 
@@ -113,11 +119,13 @@ def gemm_config(M: int, N: int, K: int, dtype) -> dict:
 
 
 def gemm(a, b, *, out_dtype, transpose_a=False, transpose_b=False, bias=None, epilogue=None, prologue=None,
-         prologue_z=None, param=None, save_z=False, db=None, precision=None, kernel=gemm_kernel):
+         prologue_z=None, param=None, save_z=False, db=None, precision=None, kernel=gemm_kernel, out=None,
+         accumulate=False):
     """``C = epilogue(op(a) @ op(b) + bias)`` for 2-D or batched 3-D a and b, op = transpose
     when asked (read through strides). ``prologue(z)`` multiplies op(a) element by element
     (``prologue_z`` laid out like op(a)); ``db`` receives the row sums of the (scaled) op(a).
-    Returns ``(C, z)`` (z the pre-activation when ``save_z``)."""
+    ``out``: write C there (any strides) instead of a new tensor; ``accumulate``: add to what
+    ``out`` (and ``db``) hold. Returns ``(C, z)`` (z the pre-activation when ``save_z``)."""
     a_st, b_st = _strides3(a, transpose_a), _strides3(b, transpose_b)
     batched = a.dim() == 3 or b.dim() == 3
     M = a.shape[-1] if transpose_a else a.shape[-2]
@@ -125,7 +133,7 @@ def gemm(a, b, *, out_dtype, transpose_a=False, transpose_b=False, bias=None, ep
     N = b.shape[-2] if transpose_b else b.shape[-1]
     batch = max(a.shape[0] if a.dim() == 3 else 1, b.shape[0] if b.dim() == 3 else 1)
     out_shape = (batch, M, N) if batched else (M, N)
-    c = torch.empty(out_shape, dtype=out_dtype, device=a.device)
+    c = torch.empty(out_shape, dtype=out_dtype, device=a.device) if out is None else out
     z = torch.empty(out_shape, dtype=out_dtype, device=a.device) if save_z else None
     if c.numel() == 0:
         return c, z
@@ -139,7 +147,7 @@ def gemm(a, b, *, out_dtype, transpose_a=False, transpose_b=False, bias=None, ep
         split_float(param if param is not None else 0.0),
         a_st, b_st, _strides3(c), _strides3(z), _strides3(prologue_z, transpose_a),
         EPILOGUE=epilogue, PROLOGUE=prologue, HAS_PARAM=param is not None, HAS_BIAS=bias is not None,
-        SAVE_Z=save_z, DB=db is not None, PRECISION=resolve_precision(precision, a.dtype),
+        SAVE_Z=save_z, DB=db is not None, ACCUMULATE=accumulate, PRECISION=resolve_precision(precision, a.dtype),
         UPCAST=runtime.INTERPRETER or compute == torch.float64,
         ACC=tl.float64 if compute == torch.float64 else tl.float32,
         BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"], BLOCK_K=cfg["BLOCK_K"], GROUP_M=cfg["GROUP_M"], **launch_cfg)

@@ -1,0 +1,439 @@
+"""LLM training ops (SPEC section 7): silu, relu, swiglu (on the pointwise templates), softmax,
+log_softmax, rms_norm (row kernels of their own) and linear_cross_entropy (the GEMM template and
+the cross-entropy row kernels, chunked over rows: no N x V tensor ever exists)."""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from .. import runtime
+from ..broadcast import aligned_strides, plan_reduce
+from ..bwd.loss import ce_logits_bwd_kernel
+from ..bwd.matmul import gemm_vjp_kernel
+from ..bwd.reduce import combine_partials, combine_partials_kernel
+from ..bwd.rms_norm import rms_norm_bwd_kernel
+from ..bwd.softmax import softmax_bwd_kernel
+from ..fwd.loss import ce_logits_fwd_kernel, combine_kernel
+from ..fwd.matmul import gemm, gemm_kernel
+from ..fwd.rms_norm import rms_norm_fwd_kernel
+from ..fwd.softmax import softmax_fwd_kernel
+from ..spec import Arg, OpSpec, needs_all, register
+from ..tiles import split_float
+from .binary import A_ONLY, BOTH, binary_op
+from .layers import _ln_config, _ln_plan, _ln_stat_dtype, _randn, _same_dtype
+from .loss import _check_reduction, _reduce, _rows_config
+from .unary import unary_op
+
+# --------------------------------------------------------------------------------------------
+# silu, relu, swiglu: scalar math on the pointwise templates
+
+
+@triton.jit
+def silu_f(x):
+    return x * tl.sigmoid(x)
+
+
+@triton.jit
+def silu_df(x):
+    s = tl.sigmoid(x)
+    return s * (1.0 + x * (1.0 - s))
+
+
+@triton.jit
+def relu_f(x):
+    return tl.where(x < 0, 0.0, x)  # NaN and -0.0 pass through, as torch.relu
+
+
+@triton.jit
+def relu_df(x):
+    return tl.where(x > 0, 1.0, 0.0)
+
+
+@triton.jit
+def swiglu_f(gate, up):
+    return silu_f(gate) * up
+
+
+@triton.jit
+def swiglu_dgate(gate, up):
+    return silu_df(gate) * up
+
+
+@triton.jit
+def swiglu_dup(gate, up):
+    return silu_f(gate)
+
+
+silu = unary_op("silu", silu_f, silu_df, reference=lambda x: x * torch.sigmoid(x),
+                doc="silu(x): x * sigmoid(x) (= F.silu).").fn
+relu = unary_op("relu", relu_f, relu_df, reference=lambda x: torch.where(x < 0, 0.0, x),
+                doc="relu(x): max(x, 0) (= F.relu); gradient 0 at x = 0.").fn
+swiglu = binary_op("swiglu", swiglu_f, swiglu_dgate, swiglu_dup, reads=(BOTH, A_ONLY),
+                   reference=lambda a, b, broadcast=None: a * torch.sigmoid(a) * b,
+                   doc="swiglu(gate, up, broadcast=None): silu(gate) * up with broadcasting; both gradients "
+                       "reduced back to their operand's shape.").fn
+
+
+# --------------------------------------------------------------------------------------------
+# softmax(input, dim=-1), log_softmax(input, dim=-1)
+
+
+def _dim(dim, rank):
+    """A dim as the custom op may receive it (negative when called through torch.ops directly)."""
+    return dim % max(rank, 1)
+
+
+def _row_plan(x, dim, extra):
+    """Rows (every axis but ``dim``, merged where contiguous) and the class axis's size."""
+    shape = tuple(x.shape) or (1,)
+    layouts = {"x": aligned_strides(x.reshape(shape), shape), **extra}
+    _, rows = plan_reduce(shape, [dim], layouts)
+    return rows, shape[dim]
+
+
+def _softmax_op(name: str, log: bool, reference):
+    def check(x, dim):
+        runtime.check_float(name, "input", x)
+        runtime.check_devices(name, {"input": x})
+        if isinstance(dim, bool) or not isinstance(dim, int):
+            raise TypeError(f"triton_ops.{name}: dim must be an int, got {dim!r}")
+        return x, runtime.normalize_dims(name, dim, x.dim())[0]
+
+    def alloc(x, dim):
+        C = x.shape[_dim(dim, x.dim())] if x.dim() else 1
+        return torch.empty_like(x), x.new_empty((x.numel() // C if C else 0,), dtype=_ln_stat_dtype(x))
+
+    def launch(kernel, x, dim, outs, tensors, **meta):
+        """One row-kernel launch; ``tensors`` = name -> tensor read or written along x's layout."""
+        dim = _dim(dim, x.dim())
+        view = (lambda t: t.reshape(1)) if x.dim() == 0 else (lambda t: t)
+        rows, C = _row_plan(view(x), dim, {k: aligned_strides(view(t), tuple(view(x).shape))
+                                           for k, t in tensors.items() if k != "x"})
+        R = x.numel() // C
+        block_r, block_c, programs, rows_per_program = _ln_config(R, C, x.device, backward=False)
+        col = {k: (view(t).stride(dim) if C > 1 else 0) for k, t in tensors.items()}
+        strides = [s for k in tensors for s in (rows.strides[k], col[k])]
+        runtime.launch(kernel, (programs,), *outs, rows.sizes, R, C, rows_per_program, *strides, LOG=log,
+                       SINGLE=C <= block_c, COMPUTE=runtime.compute_dtype(x.dtype), BLOCK_R=block_r,
+                       BLOCK_C=block_c, num_warps=runtime.num_warps_for(block_r * block_c))
+
+    def forward_saved(x, dim):
+        y, lse = alloc(x, dim)
+        if x.numel():
+            launch(softmax_fwd_kernel, x, dim, (y, lse, x), {"x": x, "y": y})
+        return y, lse
+
+    def vjp(x, dim, grad, needs=None, saved=None):
+        (lse,) = saved
+        (need_x,) = needs_all(args, (x,), needs)
+        if not need_x:
+            return (None,)
+        dx = torch.empty_like(x)
+        if x.numel():
+            launch(softmax_bwd_kernel, x, dim, (dx, x, grad, lse), {"x": x, "g": grad, "dx": dx})
+        return (dx,)
+
+    def min_bytes(x, dim=-1):
+        R = alloc(x, dim)[1].numel() * 4
+        return 2 * runtime.nbytes(x) + R, 3 * runtime.nbytes(x) + R
+
+    args = (Arg("input"), Arg("dim", "int", -1))
+    return register(OpSpec(
+        name=name, family="norm", args=args, forward=None, forward_saved=forward_saved, n_saved=1, vjp=vjp,
+        reference=reference, fwd_kernels=(softmax_fwd_kernel,), bwd_kernels=(softmax_bwd_kernel,),
+        check=check, alloc=alloc, vjp_alloc=lambda x, dim, grad: [torch.empty_like(x)], min_bytes=min_bytes,
+        sample=lambda shape, dtype, device, gen: (_randn(shape, dtype, device, gen, 3.0), -1),
+        doc=f"{name}(input, dim=-1) (= torch.{name}): any dim, read through strides; rows of any length."))
+
+
+softmax = _softmax_op("softmax", False, lambda x, dim=-1: torch.softmax(x, dim)).fn
+log_softmax = _softmax_op("log_softmax", True, lambda x, dim=-1: torch.log_softmax(x, dim)).fn
+
+
+# --------------------------------------------------------------------------------------------
+# rms_norm(input, normalized_shape, weight=None, eps=None)
+
+
+def _rms_check(x, normalized_shape, weight, eps):
+    op = "rms_norm"
+    runtime.check_float(op, "input", x)
+    if weight is not None:
+        runtime.check_float(op, "weight", weight)
+    runtime.check_devices(op, {"input": x, "weight": weight})
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(int(s) for s in normalized_shape)
+    if not shape or len(shape) > x.dim() or tuple(x.shape[x.dim() - len(shape):]) != shape:
+        raise ValueError(f"triton_ops.{op}: normalized_shape {shape} must be the trailing axes of input "
+                         f"{tuple(x.shape)}")
+    if weight is not None and tuple(weight.shape) != shape:
+        raise ValueError(f"triton_ops.{op}: weight shape {tuple(weight.shape)} must equal normalized_shape {shape}")
+    eps = torch.finfo(x.dtype).eps if eps is None else runtime.check_param(op, "eps", eps, nonneg=True)  # as F.rms_norm
+    return x, list(shape), weight, eps
+
+
+def _rms_alloc(x, normalized_shape, weight, eps):
+    D = runtime.numel(normalized_shape)
+    return torch.empty_like(x), x.new_empty((x.numel() // D if D else 0,), dtype=_ln_stat_dtype(x))
+
+
+def _rms_launch_args(x, normalized_shape, tensors, backward):
+    cols, rows = _ln_plan(x, normalized_shape, {k: aligned_strides(t, tuple(x.shape)) for k, t in tensors.items()})
+    R, D = rows.numel, cols.numel
+    block_r, block_d, programs, rows_per_program = _ln_config(R, D, x.device, backward=backward)
+    strides = [s for k in ("x", *tensors) for s in (rows.strides[k], cols.strides[k], cols.strides[k][-1])]
+    meta = dict(SINGLE=D <= block_d, COMPUTE=runtime.compute_dtype(x.dtype), BLOCK_R=block_r, BLOCK_D=block_d,
+                num_warps=runtime.num_warps_for(block_r * block_d))
+    return programs, (rows.sizes, cols.sizes, R, D, rows_per_program, *strides), meta
+
+
+def _rms_forward_saved(x, normalized_shape, weight, eps):
+    y, rstd = _rms_alloc(x, normalized_shape, weight, eps)
+    if x.numel():
+        programs, shape_args, meta = _rms_launch_args(x, normalized_shape, {"y": y}, backward=False)
+        runtime.launch(rms_norm_fwd_kernel, (programs,), y, rstd, x, weight if weight is not None else x,
+                       split_float(eps), *shape_args, HAS_W=weight is not None, **meta)
+    return y, rstd
+
+
+def _rms_vjp(x, normalized_shape, weight, eps, grad, needs=None, saved=None):
+    (rstd,) = saved
+    need_x, need_w = needs_all(RMS_ARGS, (x, normalized_shape, weight), needs)
+    dx = torch.empty_like(x)
+    dw = torch.empty_like(weight) if need_w else None
+    if x.numel() == 0:
+        return (dx if need_x else None), (dw.zero_() if need_w else None)
+    programs, shape_args, meta = _rms_launch_args(x, normalized_shape, {"g": grad, "dx": dx}, backward=True)
+    dw_part = torch.empty((programs, runtime.numel(normalized_shape)), dtype=rstd.dtype, device=x.device) \
+        if need_w else dx
+    runtime.launch(rms_norm_bwd_kernel, (programs,), dx, dw_part, x, weight if weight is not None else x, grad, rstd,
+                   *shape_args, HAS_W=weight is not None, NEED_DW=need_w, **meta)
+    if need_w:
+        combine_partials(dw_part, dw)
+    return (dx if need_x else None), dw
+
+
+def _rms_ref(x, normalized_shape, weight=None, eps=None):
+    """x / sqrt(mean(x^2) + eps) * w over the trailing ``normalized_shape`` axes."""
+    eps = torch.finfo(x.dtype).eps if eps is None else eps
+    dims = tuple(range(x.dim() - len(normalized_shape), x.dim()))
+    y = x * torch.rsqrt(x.pow(2).mean(dims, keepdim=True) + eps)
+    return y * weight if weight is not None else y
+
+
+def _rms_min_bytes(x, normalized_shape, weight=None, eps=None):
+    stats = x.numel() // max(runtime.numel(normalized_shape), 1) * 4
+    return 2 * runtime.nbytes(x) + runtime.nbytes(weight) + stats, 3 * runtime.nbytes(x) + 2 * runtime.nbytes(weight) + stats
+
+
+RMS_ARGS = (Arg("input"), Arg("normalized_shape", "int[]"), Arg("weight", "tensor?", None), Arg("eps", "float", None))
+rms_norm = register(OpSpec(
+    name="rms_norm", family="norm", args=RMS_ARGS,
+    forward=None, forward_saved=_rms_forward_saved, n_saved=1, vjp=_rms_vjp, reference=_rms_ref,
+    fwd_kernels=(rms_norm_fwd_kernel,), bwd_kernels=(rms_norm_bwd_kernel, combine_partials_kernel),
+    check=_rms_check, alloc=_rms_alloc,
+    vjp_alloc=lambda x, ns, w, eps, grad: [torch.empty_like(x), torch.empty_like(w) if w is not None else None],
+    min_bytes=_rms_min_bytes,
+    sample=lambda shape, dtype, device, gen: (_randn(shape, dtype, device, gen, 2.0), [shape[-1]],
+                                              _randn((shape[-1],), dtype, device, gen) + 1.0, None),
+    doc="rms_norm(input, normalized_shape, weight=None, eps=None) (= F.rms_norm; eps None: finfo(dtype).eps); "
+        "rows of any length, deterministic weight gradient.")).fn
+
+
+# --------------------------------------------------------------------------------------------
+# linear_cross_entropy(input, weight, target, bias=None, *, ignore_index=-100, reduction="mean",
+#                      label_smoothing=0.0)
+#
+# Rows are taken a chunk at a time: the chunk's logits come from the GEMM template into one
+# [chunk, V] buffer, reused by every chunk; the cross-entropy row kernels read them with an online
+# log-sum-exp. Forward: loss and the log-sum-exp per row (N floats, saved). Backward, chunk by
+# chunk: the logits again (one GEMM), their gradient formed in place in the same buffer (the
+# cross-entropy VJP kernel, g and the mean's 1/count applied there), then dX[chunk] = dZ @ W and
+# dW += dZ^T @ X[chunk], db += column sums of dZ (GEMM with ACCUMULATE, in chunk order: no atomics).
+# Extra memory: one [chunk, V] buffer, chunk chosen so that it is about the size of the input.
+#
+# The forward does not compute the gradients (as Liger-Kernel does when grad is enabled): a
+# custom op's forward cannot know whether a gradient will be asked for, reduction="none" needs
+# the upstream gradient per row before dW can be formed, and an evaluation forward stays one
+# GEMM. The price is one more GEMM per training step (4 instead of 3).
+
+
+def _lce_rows(input, target):
+    return input.reshape(-1, input.shape[-1]), target.reshape(-1)
+
+
+def chunk_rows(N: int, V: int, H: int) -> int:
+    """Rows per chunk: a power of two with chunk x V about N x H (the logits chunk no larger than
+    the input), so the extra memory is a small multiple of the input's."""
+    return max(1, min(runtime.next_pow2(N), runtime.next_pow2(runtime.cdiv(N, runtime.cdiv(V, max(H, 1))))))
+
+
+def _lce_check(input, weight, target, bias, ignore_index, reduction, label_smoothing):
+    op = "linear_cross_entropy"
+    runtime.check_float(op, "input", input)
+    runtime.check_float(op, "weight", weight)
+    if bias is not None:
+        runtime.check_float(op, "bias", bias)
+    if not isinstance(target, torch.Tensor) or target.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"triton_ops.{op}: target must be an int64 or int32 tensor of class indices")
+    runtime.check_devices(op, {"input": input, "weight": weight, "target": target, "bias": bias})
+    _same_dtype(op, {"input": input, "weight": weight, "bias": bias})
+    if input.dim() not in (2, 3) or weight.dim() != 2 or input.shape[-1] != weight.shape[1] or weight.shape[0] == 0:
+        raise ValueError(f"triton_ops.{op}: input {tuple(input.shape)} and weight {tuple(weight.shape)} do not match "
+                         "(expected input [N, H] or [B, T, H] and weight [V, H], V > 0)")
+    if tuple(target.shape) != tuple(input.shape[:-1]):
+        raise ValueError(f"triton_ops.{op}: target shape {tuple(target.shape)} must be {tuple(input.shape[:-1])}")
+    if bias is not None and tuple(bias.shape) != (weight.shape[0],):
+        raise ValueError(f"triton_ops.{op}: bias shape {tuple(bias.shape)} must be ({weight.shape[0]},)")
+    _check_reduction(op, reduction)
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+        raise TypeError(f"triton_ops.{op}: ignore_index must be an int")
+    label_smoothing = runtime.check_param(op, "label_smoothing", label_smoothing, nonneg=True)
+    if label_smoothing > 1:
+        raise ValueError(f"triton_ops.{op}: label_smoothing must be in [0, 1], got {label_smoothing}")
+    # CPU only and not while torch.compile traces (on CUDA it would be a host sync); unchecked,
+    # an out-of-range index gives its row a NaN loss and never reads out of bounds.
+    if target.device.type == "cpu" and target.numel() and not torch.compiler.is_compiling():
+        bad = int(((target != ignore_index) & ((target < 0) | (target >= weight.shape[0]))).sum())
+        if bad:
+            raise IndexError(f"triton_ops.{op}: {bad} target index(es) outside [0, {weight.shape[0]})")
+    return input, weight, target, bias, ignore_index, reduction, label_smoothing
+
+
+def _lce_alloc(input, weight, target, bias, ignore_index, reduction, label_smoothing):
+    stat = _ln_stat_dtype(input)
+    out_shape = tuple(target.shape) if reduction == "none" else ()
+    return input.new_empty(out_shape), input.new_empty((target.numel(),), dtype=stat), input.new_empty((1,), dtype=stat)
+
+
+def _lce_chunks(x2, weight, bias):
+    """(logits buffer [chunk, V], [(first row, rows)]) for the row chunks, in order."""
+    N, H = x2.shape
+    V = weight.shape[0]
+    chunk = chunk_rows(N, V, H)
+    logits = x2.new_empty((min(chunk, N), V))
+    return logits, [(r0, min(chunk, N - r0)) for r0 in range(0, N, chunk)]
+
+
+def _logits(x_rows, weight, bias, z):
+    gemm(x_rows, weight, transpose_b=True, out_dtype=z.dtype, bias=bias, out=z)
+
+
+def _ce_meta(z, t, block_r, block_c):
+    return dict(COMPUTE=runtime.compute_dtype(z.dtype), BLOCK_R=block_r, BLOCK_C=block_c,
+                INDEX_64=runtime.tensors_need_int64(z, t), num_warps=runtime.num_warps_for(block_r * block_c))
+
+
+def _lce_forward_saved(input, weight, target, bias, ignore_index, reduction, label_smoothing):
+    out, lse, factor = _lce_alloc(input, weight, target, bias, ignore_index, reduction, label_smoothing)
+    factor.fill_(1.0)
+    x2, t = _lce_rows(input, target)
+    N, V = x2.shape[0], weight.shape[0]
+    if N == 0:
+        return out.zero_(), lse, factor
+    logits, chunks = _lce_chunks(x2, weight, bias)
+    block_r, block_c = _rows_config(logits.shape[0], V)
+    reduce = reduction != "none"
+    programs = [runtime.cdiv(n, block_r) for _, n in chunks]
+    # "mean"/"sum": one (sum, count) partial per program of every chunk, added in order at the end
+    partials = lse.new_empty((sum(programs), 2)) if reduce else None
+    mass = lse.new_empty((logits.shape[0],))  # the kernel's target mass per row: unused here
+    flat = out.view(-1)
+    p0 = 0
+    for (r0, n), p in zip(chunks, programs):
+        z, tc = logits[:n], t[r0:r0 + n]
+        _logits(x2[r0:r0 + n], weight, bias, z)
+        runtime.launch(ce_logits_fwd_kernel, (p,), partials[p0:p0 + p] if reduce else flat[r0:r0 + n],
+                       lse[r0:r0 + n], mass, z, tc, split_float(label_smoothing), (n,), n, V, (z.stride(0),),
+                       (tc.stride(0),), 1, 0, ignore_index, PROBS=False, REDUCE=reduce, MEAN=reduction == "mean",
+                       **_ce_meta(z, tc, block_r, block_c))
+        p0 += p
+    if reduce:
+        combine_partials(partials, out, kernel=combine_kernel, factor_out=factor)
+    return out, lse, factor
+
+
+def _lce_vjp(input, weight, target, bias, ignore_index, reduction, label_smoothing, grad, needs=None, saved=None):
+    lse, factor = saved
+    need_x, need_w, _, need_b = needs_all(LCE_ARGS, (input, weight, target, bias), needs)
+    need_w, need_b = need_w and weight.is_floating_point(), need_b and bias is not None
+    x2, t = _lce_rows(input, target)
+    N, H = x2.shape
+    dx = x2.new_empty((N, H)) if need_x else None
+    dw = torch.empty_like(weight) if need_w or need_b else None
+    db = torch.empty_like(bias) if need_b else None
+    if N == 0 or not (need_x or need_w or need_b):
+        for d in (dw, db):
+            if d is not None:
+                d.zero_()
+        return (dx.view(input.shape) if need_x else None), (dw if need_w else None), None, db
+    V = weight.shape[0]
+    logits, chunks = _lce_chunks(x2, weight, bias)
+    block_r, block_c = _rows_config(logits.shape[0], V)
+    g_element = reduction != "none"
+    g = grad if g_element else grad.reshape(-1)
+    for i, (r0, n) in enumerate(chunks):
+        z, tc, xc = logits[:n], t[r0:r0 + n], x2[r0:r0 + n]
+        _logits(xc, weight, bias, z)
+        gc = g if g_element else g[r0:r0 + n]
+        # dZ = g * factor * (softmax(z) - onehot(t) smoothed), written over z itself
+        runtime.launch(ce_logits_bwd_kernel, (runtime.cdiv(n, block_r),), z, z, z, tc, gc, lse[r0:r0 + n],
+                       lse[r0:r0 + n], factor, (*split_float(label_smoothing), *split_float(1.0)), (n,), n, V,
+                       (z.stride(0),), (tc.stride(0),), 1, 0, (0 if g_element else gc.stride(0),), (z.stride(0),), 1,
+                       (0,), 0, ignore_index, PROBS=False, G_ELEMENT=g_element, FACTOR_FROM_PTR=reduction == "mean",
+                       NEED_DZ=True, NEED_DT=False, **_ce_meta(z, tc, block_r, block_c))
+        if need_x:
+            gemm(z, weight, out_dtype=dx.dtype, out=dx[r0:r0 + n], kernel=gemm_vjp_kernel)
+        if need_w or need_b:
+            gemm(z, xc, transpose_a=True, out_dtype=dw.dtype, out=dw, db=db, accumulate=i > 0, kernel=gemm_vjp_kernel)
+    return (dx.view(input.shape) if need_x else None), (dw if need_w else None), None, db
+
+
+def _lce_ref(input, weight, target, bias=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    """F.cross_entropy(F.linear(input, weight, bias), target, ...), with SPEC's 0 (not NaN) for a
+    mean over no counted row."""
+    logits = torch.nn.functional.linear(input, weight, bias).flatten(0, -2)
+    per_row = torch.nn.functional.cross_entropy(logits, target.reshape(-1), ignore_index=ignore_index,
+                                                reduction="none", label_smoothing=label_smoothing)
+    if reduction == "none":
+        return per_row.view(target.shape)
+    return _reduce(per_row, reduction, rows=int((target != ignore_index).sum()))
+
+
+def _lce_sample(shape, dtype, device, gen):
+    N, H = shape[0], shape[-1]
+    V = 4 * H + 1
+    x = _randn((N, H), dtype, device, gen)
+    w = _randn((V, H), dtype, device, gen, H ** -0.5)
+    target = torch.randint(0, V, (N,), generator=gen)
+    target[::7] = -100
+    return x, w, target.to(device), _randn((V,), dtype, device, gen, 0.1), -100, "mean", 0.0
+
+
+def _lce_min_bytes(input, weight, target, bias=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    params = runtime.nbytes(weight) + runtime.nbytes(bias)
+    rows = runtime.nbytes(target) + target.numel() * 4  # targets and the saved log-sum-exp
+    out = runtime.nbytes(input) // max(input.shape[-1], 1) if reduction == "none" else input.element_size()
+    fwd = runtime.nbytes(input) + params + rows + out
+    bwd = 2 * runtime.nbytes(input) + 2 * params + rows + out
+    return fwd, bwd
+
+
+def _lce_flops(input, weight, *rest):
+    f = 2 * input.numel() * weight.shape[0]
+    return f, 3 * f
+
+
+LCE_ARGS = (Arg("input"), Arg("weight"), Arg("target"), Arg("bias", "tensor?", None), Arg("ignore_index", "int", -100),
+            Arg("reduction", "str", "mean"), Arg("label_smoothing", "float", 0.0))
+linear_cross_entropy = register(OpSpec(
+    name="linear_cross_entropy", family="matmul", args=LCE_ARGS,
+    forward=None, forward_saved=_lce_forward_saved, n_saved=2, vjp=_lce_vjp, reference=_lce_ref,
+    fwd_kernels=(gemm_kernel, ce_logits_fwd_kernel, combine_kernel),
+    bwd_kernels=(gemm_vjp_kernel, ce_logits_bwd_kernel),
+    check=_lce_check, alloc=_lce_alloc,
+    vjp_alloc=lambda x, w, t, b, *rest: [x.new_empty(x.shape), torch.empty_like(w), None,
+                                        torch.empty_like(b) if b is not None else None],
+    min_bytes=_lce_min_bytes, flops=_lce_flops, sample=_lce_sample,
+    doc="linear_cross_entropy(input, weight, target, bias=None, ignore_index=-100, reduction='mean', "
+        "label_smoothing=0.0) = F.cross_entropy(F.linear(input, weight, bias), target, ...) for input [N, H] or "
+        "[B, T, H]; chunked over rows, never an N x V tensor; a mean over no counted row is 0.")).fn
