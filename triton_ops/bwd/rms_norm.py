@@ -20,13 +20,15 @@ def _grad_tile(c0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w_ptr, rstd, c_s
 def rms_norm_bwd_kernel(dx_ptr, dw_part_ptr, x_ptr, w_ptr, g_ptr, rstd_ptr, r_sizes, c_sizes, R, D,
                         rows_per_program, x_r, x_c, x_c1, g_r, g_c, g_c1, dx_r, dx_c, dx_c1,
                         HAS_W: tl.constexpr, NEED_DW: tl.constexpr, SINGLE: tl.constexpr, COMPUTE: tl.constexpr,
-                        BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr):
+                        BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr, INDEX_64: tl.constexpr):
     # One program owns rows_per_program rows. dx = rstd (g w - x_hat mean(g w x_hat)), x_hat =
     # x rstd; dw = sum over rows of g x_hat. SINGLE: x and g read once, dw accumulated in
     # registers and written once per program (one partial row). Longer rows: a pass for the row
     # sum and a pass for dx, the program's own partial row updated chunk by chunk.
     pid = tl.program_id(0)
     cols = tl.arange(0, BLOCK_D)
+    if INDEX_64:  # column offsets past int32 (rows are int64 already)
+        cols = cols.to(tl.int64)
     dw_acc = tl.zeros([BLOCK_D], COMPUTE)
     if NEED_DW:
         for c0 in range(0, D, BLOCK_D):

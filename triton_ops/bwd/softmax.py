@@ -10,12 +10,14 @@ from ..tiles import group_offsets, row_block, row_range
 @triton.jit
 def softmax_bwd_kernel(dx_ptr, x_ptr, g_ptr, lse_ptr, r_sizes, R, C, rows_per_program, x_r, x_c, g_r, g_c,
                        dx_r, dx_c, LOG: tl.constexpr, SINGLE: tl.constexpr, COMPUTE: tl.constexpr,
-                       BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
+                       BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr):
     # One program owns rows_per_program rows, BLOCK_R at a time, with p = exp(x - lse):
     # softmax: dx = p (g - sum(g p)); log_softmax: dx = g - p sum(g). SINGLE: x and g read once:
     # bytes |x| + |g| + |dx| + 4 per row. Longer rows: a pass for the row sum (g, and x for
     # softmax), then a second read of x and g to write dx.
     cols = tl.arange(0, BLOCK_C)
+    if INDEX_64:  # column offsets past int32 (rows are int64 already)
+        cols = cols.to(tl.int64)
     start, stop = row_range(rows_per_program, R)
     for r0 in range(start, stop, BLOCK_R):
         rows, r_mask = row_block(r0, stop, BLOCK_R)

@@ -22,12 +22,14 @@ def rms_tile(c0, cols, D, r_mask, x_ptr, x_row, x_sizes, x_c, x_c1, w_ptr, HAS_W
 def rms_norm_fwd_kernel(y_ptr, rstd_ptr, x_ptr, w_ptr, numbers, r_sizes, c_sizes, R, D, rows_per_program,
                         x_r, x_c, x_c1, y_r, y_c, y_c1,
                         HAS_W: tl.constexpr, SINGLE: tl.constexpr, COMPUTE: tl.constexpr,
-                        BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr):
+                        BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr, INDEX_64: tl.constexpr):
     # One program owns rows_per_program rows, BLOCK_R at a time. SINGLE (D <= BLOCK_D): x read
     # once and kept in registers: bytes |x| + |y| + 4 per row (+ w once per row block). Longer
     # rows: a sum-of-squares pass, then a second read of x to write y.
     eps = joined(numbers[0], numbers[1], COMPUTE)
     cols = tl.arange(0, BLOCK_D)
+    if INDEX_64:  # column offsets past int32 (rows are int64 already)
+        cols = cols.to(tl.int64)
     start, stop = row_range(rows_per_program, R)
     for r0 in range(start, stop, BLOCK_R):
         rows, r_mask = row_block(r0, stop, BLOCK_R)

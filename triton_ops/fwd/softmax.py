@@ -17,11 +17,13 @@ def row_tile(ptr, r_offsets, c0, cols, C, c_stride, r_mask, other, COMPUTE: tl.c
 @triton.jit
 def softmax_fwd_kernel(y_ptr, lse_ptr, x_ptr, r_sizes, R, C, rows_per_program, x_r, x_c, y_r, y_c,
                        LOG: tl.constexpr, SINGLE: tl.constexpr, COMPUTE: tl.constexpr,
-                       BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
+                       BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr):
     # One program owns rows_per_program rows, BLOCK_R at a time. SINGLE (C <= BLOCK_C): x read
     # once and kept in registers: bytes |x| + |y| + 4 per row (the log-sum-exp the VJP reuses).
     # Longer rows: an online max/sum pass, then a second read of x to write y.
     cols = tl.arange(0, BLOCK_C)
+    if INDEX_64:  # column offsets past int32 (rows are int64 already)
+        cols = cols.to(tl.int64)
     start, stop = row_range(rows_per_program, R)
     for r0 in range(start, stop, BLOCK_R):
         rows, r_mask = row_block(r0, stop, BLOCK_R)

@@ -116,7 +116,8 @@ def _softmax_op(name: str, log: bool, reference):
         strides = [s for k in tensors for s in (rows.strides[k], col[k])]
         runtime.launch(kernel, (programs,), *outs, rows.sizes, R, C, rows_per_program, *strides, LOG=log,
                        SINGLE=C <= block_c, COMPUTE=runtime.compute_dtype(x.dtype), BLOCK_R=block_r,
-                       BLOCK_C=block_c, num_warps=runtime.num_warps_for(block_r * block_c))
+                       BLOCK_C=block_c, INDEX_64=runtime.tensors_need_int64(*tensors.values()),
+                       num_warps=runtime.num_warps_for(block_r * block_c))
 
     def forward_saved(x, dim):
         y, lse = alloc(x, dim)
@@ -182,7 +183,7 @@ def _rms_launch_args(x, normalized_shape, tensors, backward):
     block_r, block_d, programs, rows_per_program = _ln_config(R, D, x.device, backward=backward)
     strides = [s for k in ("x", *tensors) for s in (rows.strides[k], cols.strides[k], cols.strides[k][-1])]
     meta = dict(SINGLE=D <= block_d, COMPUTE=runtime.compute_dtype(x.dtype), BLOCK_R=block_r, BLOCK_D=block_d,
-                num_warps=runtime.num_warps_for(block_r * block_d))
+                INDEX_64=runtime.tensors_need_int64(x, *tensors.values()), num_warps=runtime.num_warps_for(block_r * block_d))
     return programs, (rows.sizes, cols.sizes, R, D, rows_per_program, *strides), meta
 
 
