@@ -123,8 +123,12 @@ def test_rms_norm(dtype):
     _check("rms_norm", (x, [40], w[0].detach().requires_grad_(), 1e-5), dtype, gen, scale=8.0, grads=grads)
     xt = _leaf(_rand((33, 7), gen).t(), dtype)  # non-contiguous rows
     _check("rms_norm", (xt, [33], None, None), dtype, gen, scale=8.0, grads=grads)
-    w_strided = _leaf(_rand((66,), gen)[::2] + 1, dtype)  # strided weight
+    w_strided = _leaf((_rand((66,), gen) + 1)[::2], dtype)  # a strided weight
+    assert w_strided.stride() == (2,)
     _check("rms_norm", (xt, [33], w_strided, None), dtype, gen, scale=8.0, grads=grads)
+    w_t = _leaf(_rand((40, 4), gen).t() + 1, dtype)  # a transposed 2-D weight
+    assert not w_t.is_contiguous()
+    _check("rms_norm", (x, [4, 40], w_t, None), dtype, gen, scale=8.0, grads=grads)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64], ids=str)
@@ -385,3 +389,24 @@ def test_fsdp2_two_processes_match_one():
                           timeout=600, env=dict(os.environ, PYTHONPATH=os.path.dirname(HERE)))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     assert "fsdp ok" in proc.stdout
+
+
+# ------------------------------------------------------------------------------------------------
+# bytes (interpreter)
+
+
+@pytest.mark.skipif(not INTERP, reason="counts need the interpreter")
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "rms_norm"])
+def test_row_kernels_move_their_minimum_bytes(name):
+    from triton_ops.counting import count_bytes
+
+    spec = triton_ops.registry[name]
+    args = spec.bind(*spec.sample((256, 1024), torch.float32, DEVICE, torch.Generator().manual_seed(13)))
+    fwd_min, bwd_min = spec.min_bytes(*args)
+    with count_bytes() as fwd:
+        _, *saved = spec.forward_saved(*spec.check(*args))
+    with count_bytes() as bwd:
+        spec.vjp(*args, torch.randn(256, 1024, device=DEVICE), saved=saved)
+    print(f"{name}: forward {fwd.total / fwd_min:.3f} x min, backward {bwd.total / bwd_min:.3f} x min")
+    assert fwd_min <= fwd.total <= 1.01 * fwd_min  # one read of x, one write of y, 4 bytes a row
+    assert bwd_min <= bwd.total <= 1.05 * bwd_min  # + the weight-gradient partials for rms_norm

@@ -8,17 +8,18 @@ from ..tiles import c_offsets, group_offsets, helper, load_tile, row_block, row_
 
 
 @helper
-def _grad_tile(c0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w_ptr, rstd, c_sizes, x_c, x_c1, g_c, g_c1,
+def _grad_tile(c0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w_ptr, rstd, c_sizes, x_c, x_c1, g_c, g_c1, w_c, w_c1,
                HAS_W: tl.constexpr, COMPUTE: tl.constexpr):
     """Columns [c0, c0 + BLOCK_D): indices, masks, g, x_hat = x rstd and g w."""
-    cc, cm, mask, x, w = rms_tile(c0, cols, D, r_mask, x_ptr, x_row, c_sizes, x_c, x_c1, w_ptr, HAS_W, COMPUTE)
+    cc, cm, mask, x, w = rms_tile(c0, cols, D, r_mask, x_ptr, x_row, c_sizes, x_c, x_c1, w_ptr, w_c, w_c1, HAS_W,
+                                  COMPUTE)
     g = load_tile(g_ptr, g_row, cc, c_sizes, g_c, g_c1, mask, COMPUTE)
     return cc, cm, mask, g, x * rstd, g * w
 
 
 @triton.jit
 def rms_norm_bwd_kernel(dx_ptr, dw_part_ptr, x_ptr, w_ptr, g_ptr, rstd_ptr, r_sizes, c_sizes, R, D,
-                        rows_per_program, x_r, x_c, x_c1, g_r, g_c, g_c1, dx_r, dx_c, dx_c1,
+                        rows_per_program, x_r, x_c, x_c1, g_r, g_c, g_c1, dx_r, dx_c, dx_c1, w_c, w_c1,
                         HAS_W: tl.constexpr, NEED_DW: tl.constexpr, SINGLE: tl.constexpr, COMPUTE: tl.constexpr,
                         BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr, INDEX_64: tl.constexpr):
     # One program owns rows_per_program rows. dx = rstd (g w - x_hat mean(g w x_hat)), x_hat =
@@ -42,17 +43,17 @@ def rms_norm_bwd_kernel(dx_ptr, dw_part_ptr, x_ptr, w_ptr, g_ptr, rstd_ptr, r_si
         s = tl.zeros([BLOCK_R], COMPUTE)
         if SINGLE:
             cc, cm, mask, g, x_hat, gw = _grad_tile(0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w_ptr, rstd,
-                                                    c_sizes, x_c, x_c1, g_c, g_c1, HAS_W, COMPUTE)
+                                                    c_sizes, x_c, x_c1, g_c, g_c1, w_c, w_c1, HAS_W, COMPUTE)
             s = tl.sum(gw * x_hat, axis=1)
         else:
             for c0 in range(0, D, BLOCK_D):
                 cc, cm, mask, g, x_hat, gw = _grad_tile(c0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w_ptr, rstd,
-                                                        c_sizes, x_c, x_c1, g_c, g_c1, HAS_W, COMPUTE)
+                                                        c_sizes, x_c, x_c1, g_c, g_c1, w_c, w_c1, HAS_W, COMPUTE)
                 s += tl.sum(gw * x_hat, axis=1)
         for c0 in range(0, D, BLOCK_D):  # SINGLE: one step, the tiles already in registers
             if not SINGLE:
                 cc, cm, mask, g, x_hat, gw = _grad_tile(c0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w_ptr, rstd,
-                                                        c_sizes, x_c, x_c1, g_c, g_c1, HAS_W, COMPUTE)
+                                                        c_sizes, x_c, x_c1, g_c, g_c1, w_c, w_c1, HAS_W, COMPUTE)
             dx = (gw - x_hat * (s[:, None] / D)) * rstd
             tl.store(dx_ptr + group_offsets(rows, r_sizes, dx_r)[:, None] + c_offsets(cc, c_sizes, dx_c, dx_c1)[None, :],
                      dx.to(dx_ptr.dtype.element_ty), mask=mask)

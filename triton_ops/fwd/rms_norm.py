@@ -6,30 +6,33 @@ from ..tiles import c_offsets, group_offsets, helper, joined, load_tile, row_blo
 
 
 @helper
-def rms_tile(c0, cols, D, r_mask, x_ptr, x_row, x_sizes, x_c, x_c1, w_ptr, HAS_W: tl.constexpr,
+def rms_tile(c0, cols, D, r_mask, x_ptr, x_row, c_sizes, x_c, x_c1, w_ptr, w_c, w_c1, HAS_W: tl.constexpr,
              COMPUTE: tl.constexpr):
     """Columns [c0, c0 + BLOCK_D) of a block of rows: their indices, the tile mask, x and w
     (1.0 without a weight)."""
     cc = c0 + cols
     cm = cc < D
     mask = r_mask[:, None] & cm[None, :]
-    x = load_tile(x_ptr, x_row, cc, x_sizes, x_c, x_c1, mask, COMPUTE)
-    w = tl.load(w_ptr + cc, mask=cm, other=0.0).to(COMPUTE)[None, :] if HAS_W else 1.0
+    x = load_tile(x_ptr, x_row, cc, c_sizes, x_c, x_c1, mask, COMPUTE)
+    w = tl.load(w_ptr + c_offsets(cc, c_sizes, w_c, w_c1), mask=cm, other=0.0).to(COMPUTE)[None, :] if HAS_W else 1.0
     return cc, cm, mask, x, w
 
 
 @triton.jit
 def rms_norm_fwd_kernel(y_ptr, rstd_ptr, x_ptr, w_ptr, numbers, r_sizes, c_sizes, R, D, rows_per_program,
-                        x_r, x_c, x_c1, y_r, y_c, y_c1,
+                        x_r, x_c, x_c1, y_r, y_c, y_c1, w_c, w_c1,
                         HAS_W: tl.constexpr, SINGLE: tl.constexpr, COMPUTE: tl.constexpr,
                         BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr, INDEX_64: tl.constexpr):
     # One program owns rows_per_program rows, BLOCK_R at a time. SINGLE (D <= BLOCK_D): x read
-    # once and kept in registers: bytes |x| + |y| + 4 per row (+ w once per row block). Longer
-    # rows: a sum-of-squares pass, then a second read of x to write y.
+    # once and kept in registers: bytes |x| + |y| + 4 per row (+ w once per program). Longer
+    # rows: a sum-of-squares pass, then a second read of x (and w) to write y.
     eps = joined(numbers[0], numbers[1], COMPUTE)
     cols = tl.arange(0, BLOCK_D)
     if INDEX_64:  # column offsets past int32 (rows are int64 already)
         cols = cols.to(tl.int64)
+    if SINGLE:
+        w_single = tl.load(w_ptr + c_offsets(cols, c_sizes, w_c, w_c1), mask=cols < D,
+                           other=0.0).to(COMPUTE)[None, :] if HAS_W else 1.0
     start, stop = row_range(rows_per_program, R)
     for r0 in range(start, stop, BLOCK_R):
         rows, r_mask = row_block(r0, stop, BLOCK_R)
@@ -37,17 +40,19 @@ def rms_norm_fwd_kernel(y_ptr, rstd_ptr, x_ptr, w_ptr, numbers, r_sizes, c_sizes
         y_row = group_offsets(rows, r_sizes, y_r)[:, None]
         ss = tl.zeros([BLOCK_R], COMPUTE)
         if SINGLE:
-            cc, cm, mask, x, w = rms_tile(0, cols, D, r_mask, x_ptr, x_row, c_sizes, x_c, x_c1, w_ptr, HAS_W, COMPUTE)
+            cc, cm, mask, x, _ = rms_tile(0, cols, D, r_mask, x_ptr, x_row, c_sizes, x_c, x_c1, w_ptr, w_c, w_c1, False, COMPUTE)
             ss = tl.sum(x * x, axis=1)
         else:
             for c0 in range(0, D, BLOCK_D):
-                cc, cm, mask, x, w = rms_tile(c0, cols, D, r_mask, x_ptr, x_row, c_sizes, x_c, x_c1, w_ptr, False,
+                cc, cm, mask, x, w = rms_tile(c0, cols, D, r_mask, x_ptr, x_row, c_sizes, x_c, x_c1, w_ptr, w_c, w_c1, False,
                                               COMPUTE)
                 ss += tl.sum(x * x, axis=1)
         rstd = 1.0 / tl.sqrt(ss / D + eps)
-        for c0 in range(0, D, BLOCK_D):  # SINGLE: one step, x already in registers
-            if not SINGLE:
-                cc, cm, mask, x, w = rms_tile(c0, cols, D, r_mask, x_ptr, x_row, c_sizes, x_c, x_c1, w_ptr, HAS_W,
+        for c0 in range(0, D, BLOCK_D):  # SINGLE: one step, x and w already in registers
+            if SINGLE:
+                w = w_single
+            else:
+                cc, cm, mask, x, w = rms_tile(c0, cols, D, r_mask, x_ptr, x_row, c_sizes, x_c, x_c1, w_ptr, w_c, w_c1, HAS_W,
                                               COMPUTE)
             tl.store(y_ptr + y_row + c_offsets(cc, c_sizes, y_c, y_c1)[None, :],
                      (x * rstd[:, None] * w).to(y_ptr.dtype.element_ty), mask=mask)

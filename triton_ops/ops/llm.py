@@ -84,12 +84,10 @@ def _dim(dim, rank):
     return dim % max(rank, 1)
 
 
-def _row_plan(x, dim, extra):
-    """Rows (every axis but ``dim``, merged where contiguous) and the class axis's size."""
-    shape = tuple(x.shape) or (1,)
-    layouts = {"x": aligned_strides(x.reshape(shape), shape), **extra}
-    _, rows = plan_reduce(shape, [dim], layouts)
-    return rows, shape[dim]
+def _rows(x, dim) -> int:
+    """Rows of a softmax along ``dim``: every element of the other axes."""
+    C = x.shape[_dim(dim, x.dim())] if x.dim() else 1
+    return x.numel() // C if C else 0
 
 
 def _softmax_op(name: str, log: bool, reference):
@@ -101,16 +99,17 @@ def _softmax_op(name: str, log: bool, reference):
         return x, runtime.normalize_dims(name, dim, x.dim())[0]
 
     def alloc(x, dim):
-        C = x.shape[_dim(dim, x.dim())] if x.dim() else 1
-        return torch.empty_like(x), x.new_empty((x.numel() // C if C else 0,), dtype=_ln_stat_dtype(x))
+        return torch.empty_like(x), x.new_empty((_rows(x, dim),), dtype=_ln_stat_dtype(x))
 
-    def launch(kernel, x, dim, outs, tensors, **meta):
-        """One row-kernel launch; ``tensors`` = name -> tensor read or written along x's layout."""
+    def launch(kernel, x, dim, outs, tensors):
+        """One row-kernel launch; ``tensors`` = name -> tensor read or written along x's layout.
+        Rows are every axis but ``dim`` (merged where contiguous for all); the class axis is
+        passed as its own stride, so any dim is read in place."""
         dim = _dim(dim, x.dim())
         view = (lambda t: t.reshape(1)) if x.dim() == 0 else (lambda t: t)
-        rows, C = _row_plan(view(x), dim, {k: aligned_strides(view(t), tuple(view(x).shape))
-                                           for k, t in tensors.items() if k != "x"})
-        R = x.numel() // C
+        shape = tuple(view(x).shape)
+        _, rows = plan_reduce(shape, [dim], {k: aligned_strides(view(t), shape) for k, t in tensors.items()})
+        R, C = _rows(x, dim), shape[dim]
         block_r, block_c, programs, rows_per_program = _ln_config(R, C, x.device, backward=False)
         col = {k: (view(t).stride(dim) if C > 1 else 0) for k, t in tensors.items()}
         strides = [s for k in tensors for s in (rows.strides[k], col[k])]
@@ -136,8 +135,8 @@ def _softmax_op(name: str, log: bool, reference):
         return (dx,)
 
     def min_bytes(x, dim=-1):
-        R = alloc(x, dim)[1].numel() * 4
-        return 2 * runtime.nbytes(x) + R, 3 * runtime.nbytes(x) + R
+        stats = _rows(x, dim) * 4
+        return 2 * runtime.nbytes(x) + stats, 3 * runtime.nbytes(x) + stats
 
     args = (Arg("input"), Arg("dim", "int", -1))
     return register(OpSpec(
@@ -177,11 +176,16 @@ def _rms_alloc(x, normalized_shape, weight, eps):
     return torch.empty_like(x), x.new_empty((x.numel() // D if D else 0,), dtype=_ln_stat_dtype(x))
 
 
-def _rms_launch_args(x, normalized_shape, tensors, backward):
-    cols, rows = _ln_plan(x, normalized_shape, {k: aligned_strides(t, tuple(x.shape)) for k, t in tensors.items()})
+def _rms_launch_args(x, normalized_shape, weight, tensors, backward):
+    """Rows and columns (normalized axes) of x and ``tensors`` (name -> tensor of x's shape),
+    merged where contiguous for all of them and the weight (read through its own strides)."""
+    layouts = {k: aligned_strides(t, tuple(x.shape)) for k, t in tensors.items()}
+    layouts["w"] = aligned_strides(weight if weight is not None else x, tuple(x.shape))
+    cols, rows = _ln_plan(x, normalized_shape, layouts)
     R, D = rows.numel, cols.numel
     block_r, block_d, programs, rows_per_program = _ln_config(R, D, x.device, backward=backward)
     strides = [s for k in ("x", *tensors) for s in (rows.strides[k], cols.strides[k], cols.strides[k][-1])]
+    strides += [cols.strides["w"], cols.strides["w"][-1]]
     meta = dict(SINGLE=D <= block_d, COMPUTE=runtime.compute_dtype(x.dtype), BLOCK_R=block_r, BLOCK_D=block_d,
                 INDEX_64=runtime.tensors_need_int64(x, *tensors.values()), num_warps=runtime.num_warps_for(block_r * block_d))
     return programs, (rows.sizes, cols.sizes, R, D, rows_per_program, *strides), meta
@@ -190,7 +194,7 @@ def _rms_launch_args(x, normalized_shape, tensors, backward):
 def _rms_forward_saved(x, normalized_shape, weight, eps):
     y, rstd = _rms_alloc(x, normalized_shape, weight, eps)
     if x.numel():
-        programs, shape_args, meta = _rms_launch_args(x, normalized_shape, {"y": y}, backward=False)
+        programs, shape_args, meta = _rms_launch_args(x, normalized_shape, weight, {"y": y}, backward=False)
         runtime.launch(rms_norm_fwd_kernel, (programs,), y, rstd, x, weight if weight is not None else x,
                        split_float(eps), *shape_args, HAS_W=weight is not None, **meta)
     return y, rstd
@@ -200,10 +204,11 @@ def _rms_vjp(x, normalized_shape, weight, eps, grad, needs=None, saved=None):
     (rstd,) = saved
     need_x, need_w = needs_all(RMS_ARGS, (x, normalized_shape, weight), needs)
     dx = torch.empty_like(x)
-    dw = torch.empty_like(weight) if need_w else None
+    dw = weight.new_empty(weight.shape) if need_w else None  # contiguous: the partials are combined in order
     if x.numel() == 0:
         return (dx if need_x else None), (dw.zero_() if need_w else None)
-    programs, shape_args, meta = _rms_launch_args(x, normalized_shape, {"g": grad, "dx": dx}, backward=True)
+    programs, shape_args, meta = _rms_launch_args(x, normalized_shape, weight, {"g": grad, "dx": dx},
+                                                  backward=True)
     dw_part = torch.empty((programs, runtime.numel(normalized_shape)), dtype=rstd.dtype, device=x.device) \
         if need_w else dx
     runtime.launch(rms_norm_bwd_kernel, (programs,), dx, dw_part, x, weight if weight is not None else x, grad, rstd,
@@ -232,7 +237,7 @@ rms_norm = register(OpSpec(
     forward=None, forward_saved=_rms_forward_saved, n_saved=1, vjp=_rms_vjp, reference=_rms_ref,
     fwd_kernels=(rms_norm_fwd_kernel,), bwd_kernels=(rms_norm_bwd_kernel, combine_partials_kernel),
     check=_rms_check, alloc=_rms_alloc,
-    vjp_alloc=lambda x, ns, w, eps, grad: [torch.empty_like(x), torch.empty_like(w) if w is not None else None],
+    vjp_alloc=lambda x, ns, w, eps, grad: [torch.empty_like(x), w.new_empty(w.shape) if w is not None else None],
     min_bytes=_rms_min_bytes,
     sample=lambda shape, dtype, device, gen: (_randn(shape, dtype, device, gen, 2.0), [shape[-1]],
                                               _randn((shape[-1],), dtype, device, gen) + 1.0, None),
