@@ -188,13 +188,15 @@ def test_swiglu_broadcasting_and_reduce_back(dtype):
 def _lce_args(dtype, gen, B=2, T=11, H=16, V=50, bias=True, ignore_every=4, layout="contiguous"):
     x = _rand((B, T, H), gen)
     w = _rand((V, H), gen, H ** -0.5)
-    if layout == "strided":
+    b = _rand((V,), gen, 0.1)
+    if layout == "strided":  # sliced input and bias, transposed weight
         x = _rand((B, T, 2 * H), gen)[..., ::2]
         w = _rand((H, V), gen, H ** -0.5).t()
+        b = _rand((2 * V,), gen, 0.1)[1::2]
     target = torch.randint(0, V, (B, T), generator=gen)
     if ignore_every:
         target.view(-1)[::ignore_every] = -100
-    b = _leaf(_rand((V,), gen, 0.1), dtype) if bias else None
+    b = _leaf(b, dtype) if bias else None
     return _leaf(x, dtype), _leaf(w, dtype), target.to(DEVICE), b
 
 
@@ -203,7 +205,7 @@ def _lce_args(dtype, gen, B=2, T=11, H=16, V=50, bias=True, ignore_every=4, layo
 def test_linear_cross_entropy_values_and_gradients(dtype, reduction):
     gen = torch.Generator().manual_seed(5)
     grads = dtype in (torch.float32, torch.float64)
-    for smoothing, bias, layout in ((0.0, True, "contiguous"), (0.1, False, "strided")):
+    for smoothing, bias, layout in ((0.0, True, "contiguous"), (0.1, False, "strided"), (0.0, True, "strided")):
         x, w, t, b = _lce_args(dtype, gen, bias=bias, layout=layout)
         # half precision: the logits are rounded to the dtype first (as F.linear's output)
         _check("linear_cross_entropy", (x, w, t, b, -100, reduction, smoothing), dtype, gen,

@@ -324,6 +324,11 @@ def _logits(x_rows, weight, bias, z):
     gemm(x_rows, weight, transpose_b=True, out_dtype=z.dtype, bias=bias, out=z)
 
 
+def _bias(bias):
+    """The GEMM template's epilogue reads the bias contiguous: a strided one (V values) is copied once."""
+    return bias.contiguous() if bias is not None else None
+
+
 def _ce_meta(z, t, block_r, block_c):
     return dict(COMPUTE=runtime.compute_dtype(z.dtype), BLOCK_R=block_r, BLOCK_C=block_c,
                 INDEX_64=runtime.tensors_need_int64(z, t), num_warps=runtime.num_warps_for(block_r * block_c))
@@ -336,6 +341,7 @@ def _lce_forward_saved(input, weight, target, bias, ignore_index, reduction, lab
     N, V = x2.shape[0], weight.shape[0]
     if N == 0:
         return out.zero_(), lse, factor
+    bias = _bias(bias)
     logits, chunks = _lce_chunks(x2, weight, bias)
     block_r, block_c = _rows_config(logits.shape[0], V)
     reduce = reduction != "none"
@@ -366,13 +372,14 @@ def _lce_vjp(input, weight, target, bias, ignore_index, reduction, label_smoothi
     N, H = x2.shape
     dx = x2.new_empty((N, H)) if need_x else None
     dw = torch.empty_like(weight) if need_w or need_b else None
-    db = torch.empty_like(bias) if need_b else None
+    db = bias.new_empty(bias.shape) if need_b else None  # contiguous: the GEMM writes its row sums so
     if N == 0 or not (need_x or need_w or need_b):
         for d in (dw, db):
             if d is not None:
                 d.zero_()
         return (dx.view(input.shape) if need_x else None), (dw if need_w else None), None, db
     V = weight.shape[0]
+    bias = _bias(bias)
     logits, chunks = _lce_chunks(x2, weight, bias)
     block_r, block_c = _rows_config(logits.shape[0], V)
     g_element = reduction != "none"
@@ -438,7 +445,7 @@ linear_cross_entropy = register(OpSpec(
     bwd_kernels=(gemm_vjp_kernel, ce_logits_bwd_kernel),
     check=_lce_check, alloc=_lce_alloc,
     vjp_alloc=lambda x, w, t, b, *rest: [x.new_empty(x.shape), torch.empty_like(w), None,
-                                        torch.empty_like(b) if b is not None else None],
+                                        b.new_empty(b.shape) if b is not None else None],
     min_bytes=_lce_min_bytes, flops=_lce_flops, sample=_lce_sample,
     doc="linear_cross_entropy(input, weight, target, bias=None, ignore_index=-100, reduction='mean', "
         "label_smoothing=0.0) = F.cross_entropy(F.linear(input, weight, bias), target, ...) for input [N, H] or "
