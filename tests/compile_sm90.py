@@ -28,9 +28,17 @@ for name in names:
 # The int64-offset variants (chosen on the host for tensors past 2^31 elements), forced.
 triton_ops.runtime.needs_int64 = lambda *extents: True
 triton_ops.runtime.clear_plan_caches()
-for name in ("gelu", "mul", "sum", "mse_loss", "cross_entropy_logits", "cosine_similarity_loss", "layer_norm"):
+for name in ("gelu", "mul", "sum", "mse_loss", "cross_entropy_logits", "cosine_similarity_loss", "layer_norm",
+             "softmax", "rms_norm", "linear_cross_entropy"):
     spec = triton_ops.registry[name]
     args = spec.sample((16, 40), torch.float32, "cpu", torch.Generator().manual_seed(0))
     out = spec.forward(*args)
     spec.vjp(*args, torch.randn(out.shape))
 print("compiled int64 variants", flush=True)
+
+# Rows longer than one block take the looped path of the row kernels.
+for name in ("softmax", "log_softmax", "rms_norm"):
+    spec = triton_ops.registry[name]
+    args = spec.sample((4, 20000), torch.bfloat16, "cpu", torch.Generator().manual_seed(0))
+    spec.vjp(*args, spec.forward(*args))
+print("long rows ok", flush=True)

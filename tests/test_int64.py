@@ -20,6 +20,10 @@ CASES = {
                                        torch.randint(0, 13, (5,), generator=g)),
     "cosine_similarity_loss": lambda g: (torch.randn(4, 10, generator=g, dtype=torch.float64),
                                          torch.randn(4, 10, generator=g, dtype=torch.float64), 1),
+    "softmax": lambda g: (torch.randn(9, 6, 5, generator=g, dtype=torch.float64), 1),
+    "log_softmax": lambda g: (torch.randn(7, 11, generator=g, dtype=torch.float64).mT, 0),
+    "rms_norm": lambda g: (torch.randn(5, 3, 8, generator=g, dtype=torch.float64), [3, 8],
+                           torch.randn(3, 8, generator=g, dtype=torch.float64)),
 }
 
 

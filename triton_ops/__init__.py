@@ -19,5 +19,6 @@ from .ops.cross_entropy import cross_entropy_logits  # noqa: F401
 from .ops.cosine import cosine_similarity_loss  # noqa: F401
 from .ops.layers import embedding, layer_norm, linear, matmul, one_hot_embedding, transpose  # noqa: F401
 from .ops.shape import replicate, sum, sum_to  # noqa: F401,A004
+from .ops.llm import linear_cross_entropy, log_softmax, relu, rms_norm, silu, softmax, swiglu  # noqa: F401
 
 __version__ = "0.1.0"

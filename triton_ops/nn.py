@@ -12,7 +12,8 @@ from torch import nn as _nn
 import triton_ops as _ops
 
 __all__ = ["Linear", "LayerNorm", "GELU", "ELU", "LeakyReLU", "MSELoss", "L1Loss", "HuberLoss", "CrossEntropyLoss",
-           "PoissonNLLLoss", "BCELoss", "replace"]
+           "PoissonNLLLoss", "BCELoss", "RMSNorm", "SiLU", "ReLU", "Softmax", "Embedding", "replace",
+           "fuse_lm_head_loss"]
 
 
 class Linear(_nn.Linear):
@@ -114,6 +115,45 @@ class CrossEntropyLoss(_nn.CrossEntropyLoss):
                                          reduction=self.reduction)
 
 
+class RMSNorm(_nn.RMSNorm):
+    def forward(self, x):
+        return _ops.rms_norm(x, self.normalized_shape, self.weight, self.eps)
+
+
+class SiLU(_nn.SiLU):
+    def forward(self, x):
+        return _ops.silu(x)
+
+
+class ReLU(_nn.ReLU):
+    """Out of place even when built with ``inplace=True`` (the values are the same)."""
+
+    def forward(self, x):
+        return _ops.relu(x)
+
+
+class Softmax(_nn.Softmax):
+    def forward(self, x):
+        # dim=None: torch's legacy choice (0 for 0-, 1- and 3-d inputs, else 1)
+        dim = self.dim if self.dim is not None else (0 if x.dim() in (0, 1, 3) else 1)
+        return _ops.softmax(x, dim)
+
+
+class Embedding(_nn.Embedding):
+    """``torch.nn.Embedding`` without ``padding_idx``, ``max_norm``, ``scale_grad_by_freq`` and
+    sparse gradients (``replace`` leaves modules using them alone)."""
+
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, max_norm=None, norm_type=2.0,
+                 scale_grad_by_freq=False, sparse=False, _weight=None, _freeze=False, device=None, dtype=None):
+        if padding_idx is not None or max_norm is not None or scale_grad_by_freq or sparse:
+            raise ValueError("triton_ops.nn.Embedding: padding_idx, max_norm, scale_grad_by_freq and sparse are "
+                             "not implemented")
+        super().__init__(num_embeddings, embedding_dim, _weight=_weight, _freeze=_freeze, device=device, dtype=dtype)
+
+    def forward(self, indices):
+        return _ops.embedding(indices, self.weight)
+
+
 # --------------------------------------------------------------------------------------------
 # replace(model)
 
@@ -141,6 +181,17 @@ def _exact_twin(module):
         return CrossEntropyLoss
     if t is _nn.PoissonNLLLoss and module.log_input and not module.full:
         return PoissonNLLLoss
+    if t is _nn.RMSNorm:
+        return RMSNorm
+    if t is _nn.SiLU:
+        return SiLU
+    if t is _nn.ReLU:
+        return ReLU
+    if t is _nn.Softmax:
+        return Softmax
+    if t is _nn.Embedding and module.padding_idx is None and module.max_norm is None \
+            and not module.scale_grad_by_freq and not module.sparse:
+        return Embedding
     return None
 
 
@@ -203,4 +254,30 @@ def fuse_activations(model: _nn.Module) -> _nn.Module:
                 if kind and (param is None or getattr(act, param) == default):
                     lin.activation = kind
                     module._modules[second] = _nn.Identity()
+    return model
+
+
+def fuse_lm_head_loss(model: _nn.Module, head: str = "lm_head", hidden: str = "hidden_states") -> _nn.Module:
+    """Put a causal LM's head and loss on ``triton_ops.linear_cross_entropy`` (what Liger-Kernel
+    does to a Hugging Face model's forward), in place.
+
+    ``model`` follows the nanoGPT convention ``forward(idx, targets=None) -> (logits, loss)``,
+    with ``getattr(model, hidden)(idx)`` the hidden states the head reads and ``getattr(model,
+    head)`` an ``nn.Linear`` (its weight may be tied to the embedding). Afterwards, a call with
+    targets returns ``(None, loss)``: the loss comes straight from the hidden states and the head's
+    weight, and the [tokens, vocab] logits never exist. Without targets, the original forward
+    (logits for generation). The targets' ``ignore_index`` is -100, as ``F.cross_entropy``. Under
+    FSDP, keep the head in the root's (or the hidden states' module's) shard group: its weight is
+    read outside the head's own forward."""
+    original = model.forward
+    lm_head = getattr(model, head)
+    hidden_states = getattr(model, hidden)
+
+    def forward(idx, targets=None):
+        if targets is None:
+            return original(idx)
+        loss = _ops.linear_cross_entropy(hidden_states(idx), lm_head.weight, targets, lm_head.bias)
+        return None, loss
+
+    model.forward = forward
     return model

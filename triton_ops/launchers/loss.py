@@ -162,7 +162,7 @@ def _cel_rows(z, target, probs, dim, extra: dict):
 
 
 @runtime.plan_cache
-def _cel_forward_plan(z, target, probs, dim, reduction, dtype):
+def ce_logits_forward_plan(z, target, probs, dim, reduction, dtype):
     rows = _cel_rows(z, target, probs, dim, {})
     C = z[0][dim]
     R = rows.numel
@@ -185,7 +185,7 @@ def cross_entropy_logits_forward(z, target, dim, ignore_index, label_smoothing, 
     if R == 0 or C == 0:
         return out.zero_(), lse, tsum, factor
     probs = target.is_floating_point()
-    launch, programs = _cel_forward_plan(_layout(z), _layout(target), probs, dim, reduction, z.dtype)
+    launch, programs = ce_logits_forward_plan(_layout(z), _layout(target), probs, dim, reduction, z.dtype)
     reduce = reduction != "none"
     loss_target = torch.empty((programs, 2), dtype=lse.dtype, device=z.device) if reduce else out
     launch(loss_ptr=loss_target, lse_ptr=lse, tsum_ptr=tsum, z_ptr=z, t_ptr=target,
@@ -196,7 +196,7 @@ def cross_entropy_logits_forward(z, target, dim, ignore_index, label_smoothing, 
 
 
 @runtime.plan_cache
-def _cel_vjp_plan(z, target, probs, g, dz, dt, dim, reduction, dtype):
+def ce_logits_vjp_plan(z, target, probs, g, dz, dt, dim, reduction, dtype):
     shape = z[0]
     g_element = reduction != "none"
     extra = {} if g_element else {"g": aligned_strides(_meta(g).unsqueeze(dim), shape)}
@@ -227,7 +227,7 @@ def cross_entropy_logits_vjp(z, target, dim, ignore_index, label_smoothing, redu
     C, R = z.shape[dim], lse.numel()
     if R == 0 or C == 0 or not (need_z or need_t):
         return dz, dt
-    launch = _cel_vjp_plan(_layout(z), _layout(target), probs, _layout(grad), _layout(dz) if need_z else None,
+    launch = ce_logits_vjp_plan(_layout(z), _layout(target), probs, _layout(grad), _layout(dz) if need_z else None,
                            _layout(dt) if need_t else None, dim, reduction, z.dtype)
     launch(dz_ptr=dz if need_z else grad, dt_ptr=dt if need_t else grad, z_ptr=z, t_ptr=target, g_ptr=grad,
            lse_ptr=lse, tsum_ptr=tsum, factor_ptr=factor,

@@ -49,9 +49,10 @@ def _layout(t):
 
 @runtime.plan_cache
 def _gemm_plan(kernel, a, b, transpose_a, transpose_b, out_dtype, bias, epilogue, prologue, prologue_z, has_param,
-               save_z, db, precision, allow_tf32):
-    """(out shape, M, N, LaunchPlan) for one combination of operand layouts and options; ``a``,
-    ``b``, ``bias``, ``prologue_z`` are (shape, strides, dtype) and ``db`` a bool."""
+               save_z, db, precision, allow_tf32, out, accumulate):
+    """(out shape, LaunchPlan) for one combination of operand layouts and options; ``a``, ``b``,
+    ``bias``, ``prologue_z``, ``out`` are (shape, strides, dtype) (``out`` None: a fresh
+    contiguous C) and ``db`` a bool."""
     a_shape, b_shape = a[0], b[0]
     batched = len(a_shape) == 3 or len(b_shape) == 3
     M = a_shape[-1] if transpose_a else a_shape[-2]
@@ -59,7 +60,8 @@ def _gemm_plan(kernel, a, b, transpose_a, transpose_b, out_dtype, bias, epilogue
     N = b_shape[-2] if transpose_b else b_shape[-1]
     batch = max(a_shape[0] if len(a_shape) == 3 else 1, b_shape[0] if len(b_shape) == 3 else 1)
     out_shape = (batch, M, N) if batched else (M, N)
-    c_strides = (M * N, N, 1) if batched else (0, N, 1)  # a fresh contiguous output (and z)
+    z_strides = (M * N, N, 1) if batched else (0, N, 1)  # a fresh contiguous z (and C without ``out``)
+    c_strides = _strides3(out) if out is not None else z_strides
     compute = torch.float64 if torch.float64 in (a[2], b[2]) else torch.float32
     cfg = gemm_config(M, N, K, a[2])
     options = {k: v for k, v in cfg.items() if k in ("num_warps", "num_stages")}
@@ -67,9 +69,9 @@ def _gemm_plan(kernel, a, b, transpose_a, transpose_b, out_dtype, bias, epilogue
     launch = runtime.LaunchPlan(
         kernel, (tiles, batch), options, M=M, N=N, K=K,
         a_st=_strides3(a, transpose_a), b_st=_strides3(b, transpose_b), c_st=c_strides,
-        z_st=c_strides if save_z else (0, 0, 0), za_st=_strides3(prologue_z, transpose_a),
+        z_st=z_strides if save_z else (0, 0, 0), za_st=_strides3(prologue_z, transpose_a),
         EPILOGUE=epilogue, PROLOGUE=prologue, HAS_PARAM=has_param, HAS_BIAS=bias is not None,
-        SAVE_Z=save_z, DB=db, PRECISION=resolve_precision(precision, a[2]),
+        SAVE_Z=save_z, DB=db, ACCUMULATE=accumulate, PRECISION=resolve_precision(precision, a[2]),
         UPCAST=runtime.INTERPRETER or compute == torch.float64,
         ACC=tl.float64 if compute == torch.float64 else tl.float32,
         BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"], BLOCK_K=cfg["BLOCK_K"], GROUP_M=cfg["GROUP_M"])
@@ -77,17 +79,19 @@ def _gemm_plan(kernel, a, b, transpose_a, transpose_b, out_dtype, bias, epilogue
 
 
 def gemm(a, b, *, out_dtype, transpose_a=False, transpose_b=False, bias=None, epilogue=None, prologue=None,
-         prologue_z=None, param=None, save_z=False, db=None, precision=None, kernel=gemm_fwd_kernel):
+         prologue_z=None, param=None, save_z=False, db=None, precision=None, kernel=gemm_fwd_kernel, out=None,
+         accumulate=False):
     """``C = epilogue(op(a) @ op(b) + bias)`` for 2-D or batched 3-D a and b, op = transpose
     when asked (read through strides). ``prologue(z)`` multiplies op(a) element by element
     (``prologue_z`` laid out like op(a)); ``db`` receives the row sums of the (scaled) op(a).
-    Returns ``(C, z)`` (z the pre-activation when ``save_z``). ``kernel``: the forward entry
-    point or ``bwd/matmul.gemm_vjp_kernel``."""
+    ``out``: write C there (any strides) instead of a new tensor; ``accumulate``: add to what
+    ``out`` (and ``db``) hold. Returns ``(C, z)`` (z the pre-activation when ``save_z``).
+    ``kernel``: the forward entry point or ``bwd/matmul.gemm_vjp_kernel``."""
     out_shape, launch = _gemm_plan(
         kernel, _layout(a), _layout(b), transpose_a, transpose_b, out_dtype, _layout(bias), epilogue, prologue,
         _layout(prologue_z), param is not None, save_z, db is not None, precision,
-        precision is None and torch.backends.cuda.matmul.allow_tf32)
-    c = torch.empty(out_shape, dtype=out_dtype, device=a.device)
+        precision is None and torch.backends.cuda.matmul.allow_tf32, _layout(out), accumulate)
+    c = torch.empty(out_shape, dtype=out_dtype, device=a.device) if out is None else out
     z = torch.empty(out_shape, dtype=out_dtype, device=a.device) if save_z else None
     if c.numel() == 0:
         return c, z

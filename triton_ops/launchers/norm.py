@@ -31,7 +31,7 @@ def stat_dtype(x):
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
-def _groups(shape, d, layouts):
+def norm_groups(shape, d, layouts):
     """(columns, rows): the normalized trailing ``d`` axes and the rest, for these tensors."""
     meta = {k: aligned_strides(torch.empty_strided(shape, st, device="meta"), shape) for k, st in layouts.items()}
     return plan_reduce(shape, range(len(shape) - d, len(shape)), meta)
@@ -39,7 +39,7 @@ def _groups(shape, d, layouts):
 
 @runtime.plan_cache
 def _forward_plan(shape, x_strides, y_strides, d, dtype, has_w, has_b, device):
-    cols, rows = _groups(shape, d, {"x": x_strides, "y": y_strides})
+    cols, rows = norm_groups(shape, d, {"x": x_strides, "y": y_strides})
     R, D = rows.numel, cols.numel
     block_r, block_d, programs, rows_per_program = ln_config(R, D, device, backward=False)
     return runtime.LaunchPlan(
@@ -64,7 +64,7 @@ def layer_norm_forward(x, normalized_shape, weight, bias, eps, y, mean, rstd):
 
 @runtime.plan_cache
 def _vjp_plan(shape, x_strides, g_strides, dx_strides, d, dtype, has_w, need_w, need_b, device):
-    cols, rows = _groups(shape, d, {"x": x_strides, "g": g_strides, "dx": dx_strides})
+    cols, rows = norm_groups(shape, d, {"x": x_strides, "g": g_strides, "dx": dx_strides})
     R, D = rows.numel, cols.numel
     block_r, block_d, programs, rows_per_program = ln_config(R, D, device, backward=True)
     launch = runtime.LaunchPlan(

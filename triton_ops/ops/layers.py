@@ -18,11 +18,11 @@ from ..launchers.shape import embedding_forward, embedding_vjp, transpose as tra
 from ..spec import Arg, OpSpec, needs_all, register, registry
 
 
-def _randn(shape, dtype, device, gen, scale=1.0):
+def randn(shape, dtype, device, gen, scale=1.0):
     return (torch.randn(shape, generator=gen, dtype=torch.float64) * scale).to(device, dtype)
 
 
-def _same_dtype(op, named):
+def same_dtype(op, named):
     dtypes = {t.dtype for t in named.values() if isinstance(t, torch.Tensor)}
     if len(dtypes) > 1:
         raise TypeError(f"triton_ops.{op}: all tensors must have one dtype, got "
@@ -38,7 +38,7 @@ def _matmul_check(a, b, precision):
     runtime.check_float(op, "a", a)
     runtime.check_float(op, "b", b)
     runtime.check_devices(op, {"a": a, "b": b})
-    _same_dtype(op, {"a": a, "b": b})
+    same_dtype(op, {"a": a, "b": b})
     if a.dim() not in (2, 3) or b.dim() != a.dim():
         raise ValueError(f"triton_ops.{op}: expected two 2-D or two 3-D tensors, got shapes {tuple(a.shape)} "
                          f"and {tuple(b.shape)}")
@@ -76,8 +76,8 @@ matmul = register(OpSpec(
         runtime.nbytes(a) + runtime.nbytes(b) + a.numel() // a.shape[-1] * b.shape[-1] * a.element_size(),
         2 * (a.numel() // a.shape[-1] * b.shape[-1] * a.element_size()) + 2 * (runtime.nbytes(a) + runtime.nbytes(b))),
     flops=_mm_flops,
-    sample=lambda shape, dtype, device, gen: (_randn(shape, dtype, device, gen),
-                                              _randn(tuple(shape[::-1]), dtype, device, gen)),
+    sample=lambda shape, dtype, device, gen: (randn(shape, dtype, device, gen),
+                                              randn(tuple(shape[::-1]), dtype, device, gen)),
     doc="matmul(a, b, precision=None): a @ b for 2-D or batched 3-D tensors; precision 'ieee' | 'tf32' "
         "(None: torch.backends.cuda.matmul.allow_tf32).")).fn
 
@@ -103,7 +103,7 @@ def _linear_check(x, weight, bias, activation, precision):
     if bias is not None:
         runtime.check_float(op, "bias", bias)
     runtime.check_devices(op, {"x": x, "weight": weight, "bias": bias})
-    _same_dtype(op, {"x": x, "weight": weight, "bias": bias})
+    same_dtype(op, {"x": x, "weight": weight, "bias": bias})
     if weight.dim() != 2 or x.dim() < 1 or x.shape[-1] != weight.shape[1]:
         raise ValueError(f"triton_ops.{op}: x {tuple(x.shape)} and weight {tuple(weight.shape)} do not match "
                          "(expected x [..., in] and weight [out, in])")
@@ -175,9 +175,9 @@ linear = register(OpSpec(
                                       b.new_empty(b.shape) if b is not None else None],
     min_bytes=_linear_min_bytes,
     flops=lambda x, w, *rest: (2 * x.numel() * w.shape[0], 4 * x.numel() * w.shape[0]),
-    sample=lambda shape, dtype, device, gen: (_randn(shape, dtype, device, gen),
-                                              _randn((shape[-1] // 2 + 1, shape[-1]), dtype, device, gen, 0.2),
-                                              _randn((shape[-1] // 2 + 1,), dtype, device, gen), "gelu"),
+    sample=lambda shape, dtype, device, gen: (randn(shape, dtype, device, gen),
+                                              randn((shape[-1] // 2 + 1, shape[-1]), dtype, device, gen, 0.2),
+                                              randn((shape[-1] // 2 + 1,), dtype, device, gen), "gelu"),
     doc="linear(x, weight, bias=None, activation=None, precision=None): act(x @ weight^T + bias); the bias "
         "and activation run in the GEMM epilogue, the activation's derivative in the gradient GEMMs' prologue.")).fn
 
@@ -191,7 +191,7 @@ def _ohe_check(onehot, weight):
     runtime.check_float(op, "onehot", onehot)
     runtime.check_float(op, "weight", weight)
     runtime.check_devices(op, {"onehot": onehot, "weight": weight})
-    _same_dtype(op, {"onehot": onehot, "weight": weight})
+    same_dtype(op, {"onehot": onehot, "weight": weight})
     if weight.dim() != 2 or onehot.dim() < 1 or onehot.shape[-1] != weight.shape[0]:
         raise ValueError(f"triton_ops.{op}: onehot {tuple(onehot.shape)} and weight {tuple(weight.shape)} do not "
                          "match (expected onehot [..., V] and weight [V, E])")
@@ -216,7 +216,7 @@ def _ohe_vjp(onehot, weight, grad, needs=None):
 def _onehot_sample(shape, dtype, device, gen):
     V = shape[-1]
     idx = torch.randint(0, V, tuple(shape[:-1]), generator=gen)
-    return (torch.nn.functional.one_hot(idx, V).to(device, dtype), _randn((V, 16), dtype, device, gen))
+    return (torch.nn.functional.one_hot(idx, V).to(device, dtype), randn((V, 16), dtype, device, gen))
 
 
 OHE_ARGS = (Arg("onehot"), Arg("weight"))
@@ -293,9 +293,9 @@ layer_norm = register(OpSpec(
     vjp_alloc=lambda x, ns, w, b, eps, grad: [torch.empty_like(x), torch.empty_like(w) if w is not None else None,
                                               torch.empty_like(b) if b is not None else None],
     min_bytes=_ln_min_bytes,
-    sample=lambda shape, dtype, device, gen: (_randn(shape, dtype, device, gen, 2.0) + 0.5, [shape[-1]],
-                                              _randn((shape[-1],), dtype, device, gen) + 1.0,
-                                              _randn((shape[-1],), dtype, device, gen)),
+    sample=lambda shape, dtype, device, gen: (randn(shape, dtype, device, gen, 2.0) + 0.5, [shape[-1]],
+                                              randn((shape[-1],), dtype, device, gen) + 1.0,
+                                              randn((shape[-1],), dtype, device, gen)),
     doc="layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5) (= F.layer_norm).")).fn
 
 
@@ -319,7 +319,7 @@ transpose = register(OpSpec(
     fwd_kernels=(transpose_fwd_kernel,), bwd_kernels=(transpose_vjp_kernel,), check=_transpose_check,
     alloc=lambda x: x.new_empty((x.shape[1], x.shape[0])), vjp_alloc=lambda x, grad: [x.new_empty(x.shape)],
     min_bytes=lambda x: (2 * runtime.nbytes(x), 2 * runtime.nbytes(x)),
-    sample=lambda shape, dtype, device, gen: (_randn(shape, dtype, device, gen),),
+    sample=lambda shape, dtype, device, gen: (randn(shape, dtype, device, gen),),
     doc="transpose(x): x^T of a 2-D tensor, materialized contiguous (tiled kernel).")).fn
 
 
@@ -354,5 +354,5 @@ embedding = register(OpSpec(
     min_bytes=lambda i, w: (runtime.nbytes(i) + 2 * i.numel() * w.shape[1] * w.element_size(),
                             runtime.nbytes(i) + i.numel() * w.shape[1] * w.element_size() + runtime.nbytes(w)),
     sample=lambda shape, dtype, device, gen: (torch.randint(0, 50, tuple(shape), generator=gen).to(device),
-                                              _randn((50, 24), dtype, device, gen)),
+                                              randn((50, 24), dtype, device, gen)),
     doc="embedding(indices, weight): weight[indices] (= F.embedding); deterministic weight gradient.")).fn

@@ -4,7 +4,9 @@ transposed operand is never materialized). Optional pieces, all ``tl.constexpr``
 
 * epilogue: bias, the pre-activation saved for the backward (``SAVE_Z``), an activation;
 * prologue: ``A = g * act'(z)`` computed while loading A (the linear VJP's dz, never stored);
-* ``DB``: the row sums of A (the linear bias gradient) added in the same loop.
+* ``DB``: the row sums of A (the linear bias gradient) added in the same loop;
+* ``ACCUMULATE``: C (and the DB row sums) added to what the output already holds, so that a
+  gradient summed over row chunks (``linear_cross_entropy``'s dW, db) needs no extra buffer.
 """
 import triton
 import triton.language as tl
@@ -16,7 +18,7 @@ from ..tiles import call, helper, joined
 def gemm_tiles(c_ptr, z_ptr, db_ptr, a_ptr, b_ptr, bias_ptr, za_ptr, M, N, K, numbers,
                a_st, b_st, c_st, z_st, za_st,
                EPILOGUE: tl.constexpr, PROLOGUE: tl.constexpr, HAS_PARAM: tl.constexpr, HAS_BIAS: tl.constexpr,
-               SAVE_Z: tl.constexpr, DB: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+               SAVE_Z: tl.constexpr, DB: tl.constexpr, ACCUMULATE: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
                ACC: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
                GROUP_M: tl.constexpr):
     # One program owns a [BLOCK_M, BLOCK_N] tile of C (one batch entry) and walks K in BLOCK_K
@@ -64,8 +66,12 @@ def gemm_tiles(c_ptr, z_ptr, db_ptr, a_ptr, b_ptr, bias_ptr, za_ptr, M, N, K, nu
                  acc.to(z_ptr.dtype.element_ty), mask=c_mask)
     if EPILOGUE is not None:
         acc = call(EPILOGUE, acc, acc, p, 1, HAS_PARAM, False)
-    tl.store(c_ptr + batch * c_st[0] + rm[:, None].to(tl.int64) * c_st[1] + rn[None, :] * c_st[2],
-             acc.to(c_ptr.dtype.element_ty), mask=c_mask)
+    c_ptrs = c_ptr + batch * c_st[0] + rm[:, None].to(tl.int64) * c_st[1] + rn[None, :] * c_st[2]
+    if ACCUMULATE:
+        acc += tl.load(c_ptrs, mask=c_mask, other=0.0).to(ACC)
+    tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty), mask=c_mask)
     if DB:
         if pid_n == 0:
+            if ACCUMULATE:
+                row_sum += tl.load(db_ptr + rm, mask=m_mask, other=0.0).to(ACC)
             tl.store(db_ptr + rm, row_sum.to(db_ptr.dtype.element_ty), mask=m_mask)

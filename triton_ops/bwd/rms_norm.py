@@ -1,0 +1,67 @@
+"""RMSNorm VJP: dx in one fused pass per row block; dweight as per-program partial sums (added
+in a fixed order by ``bwd/reduce.combine_partials``: no atomics, the same bits every call)."""
+import triton
+import triton.language as tl
+
+from ..templates.rms_norm import rms_tile
+from ..tiles import c_offsets, group_offsets, helper, load_tile, row_block, row_range
+
+
+@helper
+def _grad_tile(c0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w_ptr, rstd, c_sizes, x_c, x_c1, g_c, g_c1, w_c, w_c1,
+               HAS_W: tl.constexpr, COMPUTE: tl.constexpr):
+    """Columns [c0, c0 + BLOCK_D): indices, masks, g, x_hat = x rstd and g w."""
+    cc, cm, mask, x, w = rms_tile(c0, cols, D, r_mask, x_ptr, x_row, c_sizes, x_c, x_c1, w_ptr, w_c, w_c1, HAS_W,
+                                  COMPUTE)
+    g = load_tile(g_ptr, g_row, cc, c_sizes, g_c, g_c1, mask, COMPUTE)
+    return cc, cm, mask, g, x * rstd, g * w
+
+
+@triton.jit
+def rms_norm_bwd_kernel(dx_ptr, dw_part_ptr, x_ptr, w_ptr, g_ptr, rstd_ptr, r_sizes, c_sizes, R, D,
+                        rows_per_program, x_r, x_c, x_c1, g_r, g_c, g_c1, dx_r, dx_c, dx_c1, w_c, w_c1,
+                        HAS_W: tl.constexpr, NEED_DW: tl.constexpr, SINGLE: tl.constexpr, COMPUTE: tl.constexpr,
+                        BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr, INDEX_64: tl.constexpr):
+    # One program owns rows_per_program rows. dx = rstd (g w - x_hat mean(g w x_hat)), x_hat =
+    # x rstd; dw = sum over rows of g x_hat. SINGLE: x and g read once, dw accumulated in
+    # registers and written once per program (one partial row). Longer rows: a pass for the row
+    # sum and a pass for dx, the program's own partial row updated chunk by chunk.
+    pid = tl.program_id(0)
+    cols = tl.arange(0, BLOCK_D)
+    if INDEX_64:  # column offsets past int32 (rows are int64 already)
+        cols = cols.to(tl.int64)
+    dw_acc = tl.zeros([BLOCK_D], COMPUTE)
+    if NEED_DW:
+        for c0 in range(0, D, BLOCK_D):
+            tl.store(dw_part_ptr + pid * D + c0 + cols, tl.zeros([BLOCK_D], COMPUTE), mask=(c0 + cols) < D)
+    start, stop = row_range(rows_per_program, R)
+    for r0 in range(start, stop, BLOCK_R):
+        rows, r_mask = row_block(r0, stop, BLOCK_R)
+        x_row = group_offsets(rows, r_sizes, x_r)
+        g_row = group_offsets(rows, r_sizes, g_r)
+        rstd = tl.load(rstd_ptr + rows, mask=r_mask, other=0.0).to(COMPUTE)[:, None]
+        s = tl.zeros([BLOCK_R], COMPUTE)
+        if SINGLE:
+            cc, cm, mask, g, x_hat, gw = _grad_tile(0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w_ptr, rstd,
+                                                    c_sizes, x_c, x_c1, g_c, g_c1, w_c, w_c1, HAS_W, COMPUTE)
+            s = tl.sum(gw * x_hat, axis=1)
+        else:
+            for c0 in range(0, D, BLOCK_D):
+                cc, cm, mask, g, x_hat, gw = _grad_tile(c0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w_ptr, rstd,
+                                                        c_sizes, x_c, x_c1, g_c, g_c1, w_c, w_c1, HAS_W, COMPUTE)
+                s += tl.sum(gw * x_hat, axis=1)
+        for c0 in range(0, D, BLOCK_D):  # SINGLE: one step, the tiles already in registers
+            if not SINGLE:
+                cc, cm, mask, g, x_hat, gw = _grad_tile(c0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w_ptr, rstd,
+                                                        c_sizes, x_c, x_c1, g_c, g_c1, w_c, w_c1, HAS_W, COMPUTE)
+            dx = (gw - x_hat * (s[:, None] / D)) * rstd
+            tl.store(dx_ptr + group_offsets(rows, r_sizes, dx_r)[:, None] + c_offsets(cc, c_sizes, dx_c, dx_c1)[None, :],
+                     dx.to(dx_ptr.dtype.element_ty), mask=mask)
+            if NEED_DW:
+                if SINGLE:
+                    dw_acc += tl.sum(g * x_hat, axis=0)
+                else:
+                    part = dw_part_ptr + pid * D + cc
+                    tl.store(part, tl.load(part, mask=cm, other=0.0) + tl.sum(g * x_hat, axis=0), mask=cm)
+    if SINGLE and NEED_DW:
+        tl.store(dw_part_ptr + pid * D + cols, dw_acc, mask=cols < D)

@@ -1,0 +1,44 @@
+"""Softmax and log-softmax VJP, from x and the forward's log-sum-exp per row (y = exp(x - lse)
+is recomputed: the same bytes as reading a saved y, and no second output to keep alive)."""
+import triton
+import triton.language as tl
+
+from ..templates.softmax import row_tile
+from ..tiles import group_offsets, row_block, row_range
+
+
+@triton.jit
+def softmax_bwd_kernel(dx_ptr, x_ptr, g_ptr, lse_ptr, r_sizes, R, C, rows_per_program, x_r, x_c, g_r, g_c,
+                       dx_r, dx_c, LOG: tl.constexpr, SINGLE: tl.constexpr, COMPUTE: tl.constexpr,
+                       BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr):
+    # One program owns rows_per_program rows, BLOCK_R at a time, with p = exp(x - lse):
+    # softmax: dx = p (g - sum(g p)); log_softmax: dx = g - p sum(g). SINGLE: x and g read once:
+    # bytes |x| + |g| + |dx| + 4 per row. Longer rows: a pass for the row sum (g, and x for
+    # softmax), then a second read of x and g to write dx.
+    cols = tl.arange(0, BLOCK_C)
+    if INDEX_64:  # column offsets past int32 (rows are int64 already)
+        cols = cols.to(tl.int64)
+    start, stop = row_range(rows_per_program, R)
+    for r0 in range(start, stop, BLOCK_R):
+        rows, r_mask = row_block(r0, stop, BLOCK_R)
+        lse = tl.load(lse_ptr + rows, mask=r_mask, other=0.0).to(COMPUTE)[:, None]
+        x_row = group_offsets(rows, r_sizes, x_r)[:, None]
+        g_row = group_offsets(rows, r_sizes, g_r)[:, None]
+        total = tl.zeros([BLOCK_R], COMPUTE)
+        if not SINGLE:
+            for c0 in range(0, C, BLOCK_C):
+                g, _ = row_tile(g_ptr, g_row, c0, cols, C, g_c, r_mask, 0.0, COMPUTE)
+                if LOG:
+                    total += tl.sum(g, axis=1)
+                else:
+                    x, _ = row_tile(x_ptr, x_row, c0, cols, C, x_c, r_mask, float("-inf"), COMPUTE)
+                    total += tl.sum(g * tl.exp(x - lse), axis=1)
+        for c0 in range(0, C, BLOCK_C):  # SINGLE: one step
+            x, mask = row_tile(x_ptr, x_row, c0, cols, C, x_c, r_mask, float("-inf"), COMPUTE)
+            g, _ = row_tile(g_ptr, g_row, c0, cols, C, g_c, r_mask, 0.0, COMPUTE)
+            p = tl.exp(x - lse)
+            if SINGLE:
+                total = tl.sum(g, axis=1) if LOG else tl.sum(g * p, axis=1)
+            dx = g - p * total[:, None] if LOG else p * (g - total[:, None])
+            tl.store(dx_ptr + group_offsets(rows, r_sizes, dx_r)[:, None] + (c0 + cols)[None, :] * dx_c,
+                     dx.to(dx_ptr.dtype.element_ty), mask=mask)
