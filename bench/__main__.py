@@ -265,14 +265,18 @@ def bar_plots(records, out_csv, plt):
         ax.set_ylabel("% of a clone moving the same bytes" if GPU else "counted bytes / minimum bytes")
         if not GPU:
             ax.axhline(1.0, color="k", lw=0.5)
-        ax.set_title(f"{family} ({records[0]['device']})")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        path = out_csv.with_name(f"{out_csv.stem}-{family}.png")
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        plots.append(path)
+        plots.append(_save(plt, fig, ax, f"{family} ({records[0]['device']})", out_csv, family))
     return plots
+
+
+def _save(plt, fig, ax, title, out_csv, suffix, legend_size=7):
+    ax.set_title(title)
+    ax.legend(fontsize=legend_size, ncol=1 if legend_size >= 7 else 2)
+    fig.tight_layout()
+    path = out_csv.with_name(f"{out_csv.stem}-{suffix}.png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def sweep_plots(records, out_csv, plt):
@@ -294,13 +298,8 @@ def sweep_plots(records, out_csv, plt):
             ax.set_xscale("log", base=2)
             ax.set_xlabel("elements of the first input (M*N*K for GEMMs)")
             ax.set_ylabel("TFLOP/s" if metric == "tflops" else "% of a clone moving the same bytes")
-            ax.set_title(f"{family} {direction} ({records[0]['device']})")
-            ax.legend(fontsize=6, ncol=2)
-            fig.tight_layout()
-            path = out_csv.with_name(f"{out_csv.stem}-{family}-{direction}.png")
-            fig.savefig(path, dpi=110)
-            plt.close(fig)
-            plots.append(path)
+            plots.append(_save(plt, fig, ax, f"{family} {direction} ({records[0]['device']})", out_csv,
+                               f"{family}-{direction}", legend_size=6))
     return plots
 
 
@@ -334,6 +333,23 @@ def summary(records):
 
 def sweep_jobs(ops, dtypes):
     return [(n, s, d) for n in ops for d in dtypes for s in cases.sweep_shapes(triton_ops.registry[n])]
+
+
+def case_rows(spec, shape, dtype, directions, provider_names):
+    """(direction, provider, impl, metric, value, method) rows of one case, on this backend."""
+    try:
+        if GPU:
+            return timed_rows(spec, shape, dtype, directions, provider_names)
+        rows = cpu_rows(spec, shape, dtype, directions)
+        impl = {"triton_ops": providers.call("triton_ops", spec).impl, "torch": providers.TORCH[spec.name].impl}
+        rows = [(d, pv, impl[pv], m, v, "counted") for d, pv, m, v in rows]
+        if "liger" in provider_names and spec.name in providers.LIGER:
+            rows.append(("forward", "liger", providers.liger_missing() or "not counted on CPU", "skipped",
+                         float("nan"), ""))
+        return rows
+    except Exception as exc:  # noqa: BLE001 - one failing case is reported, the run goes on
+        print(f"\n{spec.name} {shape} {dtype}: {type(exc).__name__}: {exc}"[:400], file=sys.stderr)
+        return [("forward", "triton_ops", "", "error", 1.0, "")]
 
 
 def main(argv=None) -> int:
@@ -381,26 +397,18 @@ def main(argv=None) -> int:
             warm.mul_(1.0)
         torch.cuda.synchronize()
         del warm
-    for name, shape, dtype in bar:
-        spec = triton_ops.registry[name]
-        if hasattr(bar, "set_postfix_str"):
-            bar.set_postfix_str(f"{name} {dtype}".replace("torch.", ""))
-        try:
-            if GPU:
-                rows = timed_rows(spec, shape, dtype, directions, provider_names)
-            else:
-                rows = cpu_rows(spec, shape, dtype, directions)
-                impl = {"triton_ops": providers.call("triton_ops", spec).impl, "torch": providers.TORCH[name].impl}
-                rows = [(d, pv, impl[pv], m, v, "counted") for d, pv, m, v in rows]
-                if "liger" in provider_names and name in providers.LIGER:
-                    rows.append(("forward", "liger", providers.liger_missing() or "not counted on CPU", "skipped",
-                                 float("nan"), ""))
-        except Exception as exc:  # noqa: BLE001
-            print(f"\n{name} {shape} {dtype}: {type(exc).__name__}: {exc}"[:400], file=sys.stderr)
-            rows = [("forward", "triton_ops", "", "error", 1.0, "")]
-        records += [dict(op=name, family=spec.family, direction=d, provider=pv, impl=impl_, dtype=str(dtype),
-                         shape=cases.shape_label(shape), metric=m, value=float(v), method=method, **meta)
-                    for d, pv, impl_, m, v, method in rows]
+    try:
+        for name, shape, dtype in bar:
+            spec = triton_ops.registry[name]
+            if hasattr(bar, "set_postfix_str"):
+                bar.set_postfix_str(f"{name} {dtype}".replace("torch.", ""))
+            rows = case_rows(spec, shape, dtype, directions, provider_names)
+            records += [dict(op=name, family=spec.family, direction=d, provider=pv, impl=impl, dtype=str(dtype),
+                             shape=cases.shape_label(shape), metric=m, value=float(v), method=method, **meta)
+                        for d, pv, impl, m, v, method in rows]
+    except KeyboardInterrupt:  # a stage limit (gpu_check.sh sends SIGINT): keep what was measured
+        print(f"\ninterrupted after {len({(r['op'], r['shape'], r['dtype']) for r in records})} of {len(jobs)} "
+              "cases: writing those", file=sys.stderr)
     out_csv = Path(args.out)
     plots = write_outputs(records, out_csv, sweep=args.sweep)
     print()

@@ -47,14 +47,14 @@ def test_quick_names_the_torch_call_and_counts_one_aten_launch(tmp_path):
 
 
 class FakeTimer:
-    """Runs every step once (the code under test), then returns fixed samples."""
+    """Runs the first steps (the code under test; rotation included), then returns fixed samples."""
     method = "fake"
 
     def __init__(self, samples):
         self.samples, self.calls = samples, []
 
     def __call__(self, step, calls):
-        for i in range(calls):
+        for i in range(min(calls, 3)):
             step(i)
         self.calls.append(calls)
         return list(self.samples)
@@ -121,3 +121,30 @@ def test_host_mode_rows_and_summary():
     assert {r["method"] for r in rows if r["provider"] == "triton_ops"} == {"compile-only launches"}
     text = host.summary(rows)
     assert "forward: " in text and "within +8 µs" in text and "within +15 µs" in text
+
+
+def test_sweep_outputs_and_gpu_page_from_timed_rows(tmp_path):
+    """The GPU path's rows (timed here with an injected timer) through the CSV, the sweep plots
+    and the Markdown page that gpu_check.sh writes."""
+    meta = bench.environment()
+    records = []
+    for name, shape in (("gelu", (4, 64)), ("gelu", (16, 64)), ("matmul", (16, 16, 16))):
+        spec = triton_ops.registry[name]
+        rows = bench.timed_rows(spec, shape, torch.float32, ["forward"], ["triton_ops", "torch"],
+                                timers=(FakeTimer([2.0, 1.0, 3.0]),), device="cpu")
+        records += [dict(op=name, family=spec.family, direction=d, provider=p, impl=impl, dtype="torch.float32",
+                         shape=cases.shape_label(shape), metric=m, value=v, method=method, **meta)
+                    for d, p, impl, m, v, method in rows]
+    plots = bench.write_outputs(records, tmp_path / "s.csv", sweep=True)
+    assert {p.name for p in plots} == {"s-pointwise-forward.png", "s-gemm-forward.png"}
+    page = tmp_path / "page.md"
+    assert bench_report_main([str(tmp_path / "s.csv"), "--title", "t", "--out", str(page)]) == 0
+    text = page.read_text()
+    assert "| gelu | forward | float32 | 16x64 | 100.0 | 100.0 | 2.0000 (1.4000-2.6000) |" in text
+    assert "- `matmul`: `torch.matmul(a, b)`" in text
+
+
+def bench_report_main(argv):
+    from bench import report
+
+    return report.main(argv)
