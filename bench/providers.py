@@ -140,7 +140,14 @@ def liger_missing() -> str | None:
 
 @functools.cache
 def _compiled(name: str):
-    return torch.compile(TORCH[name].fn)
+    # one static specialization per shape (Inductor's best case), and room for every shape of a
+    # sweep: past the recompile limit Dynamo would silently run the call eagerly
+    import torch._dynamo
+
+    for knob in ("recompile_limit", "cache_size_limit"):
+        if hasattr(torch._dynamo.config, knob):
+            setattr(torch._dynamo.config, knob, max(64, getattr(torch._dynamo.config, knob)))
+    return torch.compile(TORCH[name].fn, dynamic=False)
 
 
 def call(provider: str, spec) -> Call | None:
