@@ -10,7 +10,8 @@ compile-only backend: each launch compiles its kernel for sm_90 with the launche
   smem_bytes              shared memory per program (Triton's metadata)
   ctas_per_sm             resident programs per SM from registers, shared memory and warps
   programs, waves         the launch grid, and programs / (132 SMs x ctas_per_sm)
-  load_bits, store_bits   widest global load / store (PTX ``ld.global.v4.b32`` = 128 bits)
+  load_bits, store_bits   widest global load / store (PTX ``ld.global.v4.b32`` = 128 bits; a
+                          ``cp.async`` global-to-shared copy of 16 bytes counts as a 128-bit load)
   min_load_bits, min_store_bits   narrowest global load / store that walks a tensor
   wgmma, tma              Hopper matrix instructions / bulk tensor copies present
 
@@ -54,6 +55,8 @@ def ctas_per_sm(registers: int, num_warps: int, smem_bytes: int) -> int:
 
 
 _ACCESS = re.compile(r"\b(ld|st)\.global(?:\.[A-Za-z0-9_:]+)*?(?:\.v(\d))?\.(?:b|f|u|s)(\d+)\b[^\[]*\[\s*(%\w+)")
+# global -> shared copies (the GEMM's operand tiles): cp.async.cg.shared.global [dst], [src], bytes
+_COPY = re.compile(r"\bcp\.async\.c[ag]\.shared\.global(?:\.\w+)*\s+\[[^\]]*\],\s*\[\s*(%\w+)[^\]]*\],\s*(0x[0-9a-fA-F]+|\d+)")
 _PARAM = re.compile(r"ld\.param\.\w+\s+(%\w+)")
 
 
@@ -64,10 +67,12 @@ def access_bits(ptx: str) -> dict:
     uniform = set(_PARAM.findall(ptx))
     bits = {"ld": [], "st": []}
     walks = {"ld": [], "st": []}
-    for kind, vec, width, address in _ACCESS.findall(ptx):
-        bits[kind].append(int(vec or 1) * int(width))
+    accesses = [(kind, int(vec or 1) * int(width), address) for kind, vec, width, address in _ACCESS.findall(ptx)]
+    accesses += [("ld", 8 * int(size, 0), address) for address, size in _COPY.findall(ptx)]
+    for kind, width, address in accesses:
+        bits[kind].append(width)
         if address not in uniform:
-            walks[kind].append(bits[kind][-1])
+            walks[kind].append(width)
     return {"load_bits": max(bits["ld"], default=0), "store_bits": max(bits["st"], default=0),
             "min_load_bits": min(walks["ld"], default=0), "min_store_bits": min(walks["st"], default=0)}
 

@@ -84,3 +84,5 @@ def test_access_bits_leave_uniform_scalar_loads_out_of_the_minimum():
     """
     assert static.access_bits(ptx) == {"load_bits": 128, "store_bits": 128, "min_load_bits": 64,
                                        "min_store_bits": 128}
+    gemm = "cp.async.cg.shared.global [ %r26 + 0 ], [ %rd10 + 0 ], 0x10, %r27;\n"
+    assert static.access_bits(gemm)["load_bits"] == 128 and static.access_bits(gemm)["min_load_bits"] == 128
