@@ -39,18 +39,18 @@ stage() {  # stage NAME SECONDS COMMAND...: run with a limit (SIGINT first: the 
   echo "$name: exit $? in $((SECONDS - start))s" | tee -a "$OUT/gpu-env.txt"
 }
 
-stage tests "${TEST_TIMEOUT:-150}" python3 -m pytest -q -n 8 -p no:cacheprovider tests/ ${TEST_ARGS:-}
+stage tests "${TEST_TIMEOUT:-140}" python3 -m pytest -q -n 8 -p no:cacheprovider tests/ ${TEST_ARGS:-}
 grep -E "^(FAILED|ERROR)|passed|failed" "$work/tests.log" | tail -40 >> "$OUT/gpu-env.txt"
 tail -c 400000 "$work/tests.log" > "$OUT/gpu-tests.log"
 
 mkdir -p "$work/b"
-stage quick "${QUICK_TIMEOUT:-150}" python3 -m bench --quick --no-progress --providers triton_ops torch liger \
+stage quick "${QUICK_TIMEOUT:-140}" python3 -m bench --quick --no-progress --providers triton_ops torch liger \
   --out "$work/b/$tag-quick.csv" ${BENCH_ARGS:-}
-stage host "${HOST_TIMEOUT:-45}" python3 -m bench --host --out "$work/b/$tag-host.csv"
-stage sweep "${SWEEP_TIMEOUT:-75}" python3 -m bench --sweep --no-progress --dtypes bfloat16 --modes forward backward \
+stage host "${HOST_TIMEOUT:-60}" python3 -m bench --host --out "$work/b/$tag-host.csv"
+stage sweep "${SWEEP_TIMEOUT:-60}" python3 -m bench --sweep --no-progress --dtypes bfloat16 --modes forward backward \
   --providers triton_ops torch --ops ${SWEEP_OPS:-gelu layer_norm cross_entropy_logits matmul} \
   --out "$work/b/$tag-sweep.csv"
-stage compile "${COMPILE_TIMEOUT:-90}" python3 -m bench --quick --no-progress --providers torch.compile \
+stage compile "${COMPILE_TIMEOUT:-60}" python3 -m bench --quick --no-progress --providers torch.compile \
   --out "$work/b/$tag-compile.csv"
 
 # the quick CSV carries the torch.compile rows too (same columns)
