@@ -126,10 +126,12 @@ class Case:
         grad_sets = [_with_grad(a, self.diff) for a in sets]
         inputs = [[a[i] for i in self.diff] for a in grad_sets]
         if direction == "backward":
-            outs = [fn(*a) for a in grad_sets]
-            grads = [torch.randn_like(o) for o in outs]
+            outs, grads = [], []
 
             def backward(i):
+                if not outs:  # the forwards, made on the stream the timer steps on (their backward's)
+                    outs.extend(fn(*a) for a in grad_sets)
+                    grads.extend(torch.randn_like(o) for o in outs)
                 k = i % len(sets)
                 torch.autograd.grad(outs[k], inputs[k], grads[k], retain_graph=True)
             return backward

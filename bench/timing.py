@@ -61,15 +61,17 @@ class GraphTimer:
     def __call__(self, step: Callable[[int], object], calls: int) -> list[float]:
         import torch
 
+        # Warm-up (compiles, allocator, a step's own lazy set-up) and capture on one side stream: a
+        # backward runs on its forward's stream, so a forward a step makes in its warm-up and the
+        # backward captured later must share the capture's stream.
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):  # warm-up off the capture: compiles, allocator, autograd buffers
+        with torch.cuda.stream(side):
             for i in range(self.warmup):
                 step(i)
-        torch.cuda.current_stream().wait_stream(side)
         torch.cuda.synchronize()
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, stream=side):
             for i in range(calls):
                 step(i)
         graph.replay()
