@@ -9,8 +9,9 @@ from __future__ import annotations
 import torch
 
 # Ops whose kernels own whole rows (one program = one or a few rows): swept over rows x hidden.
-ROW_OPS = ("layer_norm", "cross_entropy_logits", "cosine_similarity_loss", "cross_entropy")
-GEMM_OPS = ("matmul", "linear")
+ROW_OPS = ("layer_norm", "cross_entropy_logits", "cosine_similarity_loss", "cross_entropy", "rms_norm", "softmax",
+           "log_softmax")
+GEMM_OPS = ("matmul", "linear", "linear_cross_entropy")
 # the identity op exists for tests; embedding's sweep axis (vocabulary x rows) is its own
 NOT_SWEPT = ("identity", "embedding", "one_hot_embedding")
 
@@ -27,6 +28,8 @@ def quick_shape(spec, gpu: bool) -> tuple:
     interpreter, one program ~1 ms) a few programs."""
     if not gpu:
         return (64, 96, 96) if spec.family == "matmul" else (64, 1000)
+    if spec.name == "linear_cross_entropy":  # tokens x vocabulary x hidden
+        return (8192, 32768, 4096)
     if spec.family == "matmul":
         return (8192, 8192, 8192) if spec.name in GEMM_OPS else (8192, 4096, 4096)
     if spec.name == "cross_entropy_logits":
@@ -65,6 +68,10 @@ def make_args(spec, shape, dtype, device, gen=None) -> tuple:
             x = torch.randn(m, k, generator=gen).to(device, dtype)
             w = (torch.randn(n, k, generator=gen) * k ** -0.5).to(device, dtype)
             return spec.bind(x, w, torch.randn(n, generator=gen).to(device, dtype), "gelu")
+        if spec.name == "linear_cross_entropy":
+            x = torch.randn(m, k, generator=gen).to(device, dtype)
+            w = (torch.randn(n, k, generator=gen) * k ** -0.5).to(device, dtype)
+            return spec.bind(x, w, torch.randint(0, n, (m,), generator=gen).to(device))
         if spec.name == "matmul":
             return spec.bind(torch.randn(m, k, generator=gen).to(device, dtype),
                              (torch.randn(k, n, generator=gen) * k ** -0.5).to(device, dtype))

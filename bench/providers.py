@@ -51,6 +51,11 @@ def _log_cosh(x, t, reduction="mean"):
     return _reduce(d + torch.log1p(torch.exp(-2 * d)) - 0.6931471805599453, reduction)
 
 
+def _linear_cross_entropy(x, weight, target, bias=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    return F.cross_entropy(F.linear(x, weight, bias).flatten(0, -2), target.reshape(-1), ignore_index=ignore_index,
+                           reduction=reduction, label_smoothing=label_smoothing)
+
+
 TORCH: dict[str, Call] = {
     # unary
     "gelu": Call("F.gelu(x, approximate='tanh')", lambda x: F.gelu(x, approximate="tanh")),
@@ -97,6 +102,16 @@ TORCH: dict[str, Call] = {
     "matmul": Call("torch.matmul(a, b)", lambda a, b, precision=None: torch.matmul(a, b)),
     "one_hot_embedding": Call("torch.matmul(onehot, weight)", lambda onehot, weight: torch.matmul(onehot, weight)),
     "embedding": Call("F.embedding(indices, weight)", lambda indices, weight: F.embedding(indices, weight)),
+    # LLM ops (branch i16): entries apply once those ops are registered
+    "silu": Call("F.silu(x)", lambda x: F.silu(x)),
+    "relu": Call("F.relu(x)", lambda x: F.relu(x)),
+    "swiglu": Call("F.silu(gate) * up", lambda a, b, broadcast=None: F.silu(a) * b, composite=True),
+    "softmax": Call("torch.softmax(x, dim)", lambda x, dim=-1: torch.softmax(x, dim)),
+    "log_softmax": Call("torch.log_softmax(x, dim)", lambda x, dim=-1: torch.log_softmax(x, dim)),
+    "rms_norm": Call("F.rms_norm(x, normalized_shape, weight, eps)",
+                     lambda x, normalized_shape, weight=None, eps=None: F.rms_norm(x, list(normalized_shape), weight, eps)),
+    "linear_cross_entropy": Call("F.cross_entropy(F.linear(x, weight, bias), target)", _linear_cross_entropy,
+                                 composite=True),
     # shape (triton_ops materializes its output: the comparable call does too)
     "sum": Call("x.sum(dim, keepdim)", lambda x, dim, keepdim=False: x.sum(tuple(dim), keepdim=keepdim)),
     "sum_to": Call("x.sum_to_size(shape)", lambda x, shape: x.sum_to_size(list(shape))),
@@ -120,9 +135,34 @@ def _liger_layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     return LigerLayerNormFunction.apply(x, weight, bias, eps)
 
 
+def _liger_rms_norm(x, normalized_shape, weight=None, eps=None):
+    from liger_kernel.ops.rms_norm import LigerRMSNormFunction
+
+    eps = torch.finfo(x.dtype).eps if eps is None else eps
+    return LigerRMSNormFunction.apply(x, weight if weight is not None else x.new_ones(x.shape[-1]), eps)
+
+
+def _liger_swiglu(a, b, broadcast=None):
+    from liger_kernel.ops.swiglu import LigerSiLUMulFunction
+
+    return LigerSiLUMulFunction.apply(a, b)
+
+
+def _liger_linear_cross_entropy(x, weight, target, bias=None, ignore_index=-100, reduction="mean",
+                                label_smoothing=0.0):
+    from liger_kernel.transformers.fused_linear_cross_entropy import LigerFusedLinearCrossEntropyLoss
+
+    loss = LigerFusedLinearCrossEntropyLoss(ignore_index=ignore_index, label_smoothing=label_smoothing,
+                                            reduction=reduction)
+    return loss(weight, x.flatten(0, -2), target.reshape(-1), bias)
+
+
 LIGER: dict[str, Call] = {
     "cross_entropy_logits": Call("liger_kernel LigerCrossEntropyLoss", _liger_cross_entropy),
     "layer_norm": Call("liger_kernel LigerLayerNormFunction", _liger_layer_norm),
+    "rms_norm": Call("liger_kernel LigerRMSNormFunction", _liger_rms_norm),
+    "swiglu": Call("liger_kernel LigerSiLUMulFunction", _liger_swiglu),
+    "linear_cross_entropy": Call("liger_kernel LigerFusedLinearCrossEntropyLoss", _liger_linear_cross_entropy),
 }
 
 

@@ -24,7 +24,7 @@ def table(path: str) -> str:
     rows = list(csv.DictReader(open(path)))
     if not rows:
         return f"({path}: no rows)"
-    if any(r["metric"] == "host_us" for r in rows):
+    if all(r["metric"] == "host_us" for r in rows):
         return host_table(rows)
     gpu = any(r["metric"] == "time_ms" for r in rows)
     cells = defaultdict(dict)
@@ -37,8 +37,10 @@ def table(path: str) -> str:
     out = [header(rows), ""]
     present = [p for p in PROVIDERS if any(r["provider"] == p and r["metric"] != "skipped" for r in rows)]
     if gpu:
-        out += ["Device time per call from CUDA-graph replays (`method` in the CSV), % of a clone moving the same "
-                "bytes in the same run; ms = median (p20-p80).", "",
+        methods = sorted({r.get("method") or "do_bench around eager calls (the earlier harness)" for r in rows
+                          if r["metric"] == "time_ms"})
+        out += [f"Device time per call ({', '.join(methods)}), % of a clone moving the same bytes in the same run; "
+                "ms = median (p20-p80).", "",
                 "| op | dir | dtype | shape | " + " | ".join(f"{p} % clone" for p in present)
                 + " | triton_ops ms | torch ms | TFLOP/s (triton_ops / torch) |",
                 "|---|---|---|---|" + "---:|" * (len(present) + 3)]

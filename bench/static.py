@@ -6,6 +6,7 @@ compile-only backend: each launch compiles its kernel for sm_90 with the launche
 (default) configuration and returns without running. For each launch, one row:
 
   kernel, config          the kernel and its launch configuration (constexprs, warps, stages)
+  launches                how many launches of the call had this configuration and grid
   registers, spill_bytes  from ``ptxas -v`` on the kernel's PTX (spill stores + spill loads)
   smem_bytes              shared memory per program (Triton's metadata)
   ctas_per_sm             resident programs per SM from registers, shared memory and warps
@@ -40,7 +41,7 @@ SMEM_PER_SM = 228 * 1024
 SMEM_RESERVED_PER_CTA = 1024
 REG_ALLOC_UNIT = 256           # registers are allocated per warp in units of 256
 
-COLUMNS = ["op", "direction", "dtype", "shape", "kernel", "config", "registers", "spill_bytes", "smem_bytes",
+COLUMNS = ["op", "direction", "dtype", "shape", "kernel", "config", "launches", "registers", "spill_bytes", "smem_bytes",
            "num_warps", "ctas_per_sm", "programs", "waves", "load_bits", "store_bits", "min_load_bits",
            "min_store_bits", "wgmma", "tma"]
 
@@ -190,9 +191,16 @@ def collect(names=None, dtypes=("bfloat16",)) -> list[dict]:
                     else:
                         kw = {"saved": saved} if spec.n_saved else {}
                         spec.vjp(*args, torch.empty(out.shape, dtype=out.dtype), needs=needs, **kw)
+                    same = {}  # a launch repeated with one configuration and grid (a chunked op): one row
                     for kernel, grid, kwargs, compiled in launches:
-                        rows.append({"op": name, "direction": direction, "dtype": dtype_name,
-                                     "shape": cases.shape_label(shape), **kernel_row(kernel, grid, kwargs, compiled)})
+                        row = kernel_row(kernel, grid, kwargs, compiled)
+                        key = (row["kernel"], row["config"], row["programs"])
+                        if key in same:
+                            same[key]["launches"] += 1
+                            continue
+                        same[key] = {"op": name, "direction": direction, "dtype": dtype_name,
+                                     "shape": cases.shape_label(shape), "launches": 1, **row}
+                        rows.append(same[key])
                 print(f"compiled {name}", file=sys.stderr, flush=True)
     finally:
         runtime.launch = launch
