@@ -176,10 +176,6 @@ def timed_rows(spec, shape, dtype, directions, provider_names, timers=None, devi
                 step = case.steps(c.fn, direction)
                 nbytes = case.bytes(direction)
                 calls = timing.calls_for(nbytes)
-                if on_gpu:
-                    torch.cuda.synchronize()
-                    torch.cuda.reset_peak_memory_stats()
-                    base = torch.cuda.memory_allocated()
                 samples, method = timing.device_time(step, calls, timers)
                 p20, p50, p80 = timing.percentiles(samples)
                 rows += [(direction, provider, c.impl, m, v, method)
@@ -191,9 +187,14 @@ def timed_rows(spec, shape, dtype, directions, provider_names, timers=None, devi
                 if case.flops:
                     fl = {"forward": case.flops[0], "backward": case.flops[1], "full": sum(case.flops)}[direction]
                     rows.append((direction, provider, c.impl, "tflops", fl / (p50 * 1e-3) / 1e12, method))
-                if on_gpu:
+                if on_gpu:  # one more call, eager, alone: its allocations above what is live
+                    torch.cuda.synchronize()
+                    torch.cuda.reset_peak_memory_stats()
+                    base = torch.cuda.memory_allocated()
+                    step(0)
+                    torch.cuda.synchronize()
                     peak = (torch.cuda.max_memory_allocated() - base) / 2**20
-                    rows.append((direction, provider, c.impl, "peak_mem_mb", peak, method))
+                    rows.append((direction, provider, c.impl, "peak_mem_mb", peak, "eager"))
             except Exception as exc:  # noqa: BLE001 - a provider that fails is reported, not fatal
                 rows.append((direction, provider, c.impl, "error", 1.0, ""))
                 print(f"\n{spec.name} {provider} {direction} {tuple(shape)} {dtype}: {type(exc).__name__}: {exc}"[:400],
@@ -211,7 +212,8 @@ FIELDS = ["op", "family", "direction", "provider", "impl", "dtype", "shape", "me
 
 
 def git_revision() -> str:
-    """``git rev-parse HEAD``, with ``-dirty`` when the working tree differs from it."""
+    """``git rev-parse HEAD``, with ``-dirty`` when the working tree differs from it; where the
+    checkout has no git metadata (a copied tree), ``TRITON_OPS_GIT_REV`` as the caller gives it."""
     here = os.path.dirname(os.path.abspath(__file__))
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=here,
@@ -219,8 +221,10 @@ def git_revision() -> str:
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
                                text=True, cwd=here, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return (rev + ("-dirty" if dirty else "")) if rev else "unknown"
+        rev = dirty = ""
+    if len(rev) == 40:
+        return rev + ("-dirty" if dirty else "")
+    return os.environ.get("TRITON_OPS_GIT_REV", "unknown")
 
 
 def environment() -> dict:
@@ -376,7 +380,8 @@ def main(argv=None) -> int:
     default_dtypes = (["bfloat16"] if args.quick else ["bfloat16", "float32"]) if GPU else ["float32"]
     dtypes = [getattr(torch, d) for d in (args.dtypes or default_dtypes)]
     directions = args.modes or (list(DIRECTIONS) if GPU and not args.quick else ["forward", "backward"])
-    provider_names = args.providers or (list(providers.PROVIDERS) if GPU else ["triton_ops", "torch", "liger"])
+    chosen = args.providers or (providers.PROVIDERS if GPU else ("triton_ops", "torch", "liger"))
+    provider_names = [p for p in providers.PROVIDERS if p in chosen]  # in PROVIDERS' order
     if args.sweep:
         jobs = sweep_jobs(ops, dtypes)
     else:

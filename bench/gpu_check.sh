@@ -9,7 +9,8 @@
 #   <tag>-plots.tar (PNGs + JSON twins)  bench.log
 # and the page to docs/benchmarks/gpu/<tag>.md (copy $OUT/<tag>.md there from the device run).
 # Liger-Kernel: put its wheel in .whl/ (pip download --no-deps liger-kernel) and carry .whl.
-# Usage there: PYTHONPATH=. bash bench/gpu_check.sh
+# Usage there: PYTHONPATH=. bash bench/gpu_check.sh; where the tree travels without .git, pass the
+# revision: TRITON_OPS_GIT_REV=<git rev-parse HEAD here, -dirty if the tree differs> bash bench/gpu_check.sh
 set -uo pipefail
 export PYTHONPATH=${PYTHONPATH:-.} PYTHONUNBUFFERED=1
 OUT=${OUT:-out/gpu}
@@ -28,7 +29,7 @@ tag="${tag:-gpu}-$(date -u +%Y-%m-%d)"
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
   python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
   python3 -c "import liger_kernel; print('liger-kernel', liger_kernel.__file__)" 2>&1 | tail -1
-  echo "git $(git rev-parse HEAD 2>/dev/null)$(git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo -dirty)"
+  python3 -c "from bench.__main__ import git_revision; print('git', git_revision())"
 } > "$OUT/gpu-env.txt" 2>&1
 cat "$OUT/gpu-env.txt"
 

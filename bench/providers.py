@@ -15,6 +15,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+# The order the benchmark runs them on one case's inputs: liger last, since its cross-entropy
+# writes the gradient into the logits in place.
 PROVIDERS = ("triton_ops", "torch", "torch.compile", "liger")
 
 
