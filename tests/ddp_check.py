@@ -33,9 +33,25 @@ def step(model, x, y):
     return model
 
 
-def worker(rank, world, port, path):
+def join_group(rank, world, port):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
+
+
+def on_two_processes(worker, filename):
+    """Run ``worker(rank, 2, port, path)`` in two processes that meet on a free local port;
+    return what rank 0 saved at ``path``."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, filename)
+        mp.spawn(worker, args=(2, port, path), nprocs=2, join=True)
+        return torch.load(path)
+
+
+def worker(rank, world, port, path):
+    join_group(rank, world, port)
     model = torch.nn.parallel.DistributedDataParallel(make_model())
     x, y = data()
     half = len(x) // world
@@ -47,13 +63,7 @@ def worker(rank, world, port, path):
 
 def main():
     assert triton_ops.backend() in ("interpreter", "cuda")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "ddp.pt")
-        mp.spawn(worker, args=(2, port, path), nprocs=2, join=True)
-        ddp_state = torch.load(path)
+    ddp_state = on_two_processes(worker, "ddp.pt")
     single = step(make_model(), *data()).state_dict()
     worst = max((ddp_state[k] - single[k]).abs().max().item() for k in single)
     print(f"largest parameter difference, 2-process DDP vs 1 process: {worst:.2e}")

@@ -2,13 +2,10 @@
 (triton_ops embedding, RMSNorm, softmax, SwiGLU, linear_cross_entropy head) on half a batch each;
 the result must equal one process's step on the whole batch. Run by tests/test_llm.py."""
 import os
-import socket
 import sys
-import tempfile
 
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
@@ -16,6 +13,7 @@ sys.path.insert(0, HERE)
 
 import triton_ops  # noqa: E402
 from triton_ops import nn as tnn  # noqa: E402
+from ddp_check import join_group, on_two_processes  # noqa: E402
 from gpt import batch, make_model  # noqa: E402
 
 
@@ -32,8 +30,7 @@ def worker(rank, world, port, path):
     from torch.distributed.fsdp import fully_shard
 
     torch.set_num_threads(1)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    join_group(rank, world, port)
     mesh = init_device_mesh("cpu", (world,))
     model = tnn.fuse_lm_head_loss(make_model())
     for block in model.blocks:
@@ -51,13 +48,7 @@ def worker(rank, world, port, path):
 
 def main():
     assert triton_ops.backend() in ("interpreter", "cuda")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "fsdp.pt")
-        mp.spawn(worker, args=(2, port, path), nprocs=2, join=True)
-        fsdp_state, fsdp_loss = torch.load(path)
+    fsdp_state, fsdp_loss = on_two_processes(worker, "fsdp.pt")
     model = tnn.fuse_lm_head_loss(make_model())
     loss = step(model, *batch())
     single = model.state_dict()

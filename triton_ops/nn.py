@@ -158,41 +158,32 @@ class Embedding(_nn.Embedding):
 # replace(model)
 
 
+# torch.nn class -> (its triton_ops twin, the settings under which the twin's math is exactly the
+# module's; None: all)
+_TWINS = {
+    _nn.Linear: (Linear, None),
+    _nn.LayerNorm: (LayerNorm, None),
+    _nn.GELU: (GELU, lambda m: m.approximate == "tanh"),
+    _nn.ELU: (ELU, None),
+    _nn.LeakyReLU: (LeakyReLU, None),
+    _nn.MSELoss: (MSELoss, None),
+    _nn.L1Loss: (L1Loss, None),
+    _nn.HuberLoss: (HuberLoss, None),
+    _nn.CrossEntropyLoss: (CrossEntropyLoss, lambda m: m.weight is None),
+    _nn.PoissonNLLLoss: (PoissonNLLLoss, lambda m: m.log_input and not m.full),
+    _nn.RMSNorm: (RMSNorm, None),
+    _nn.SiLU: (SiLU, None),
+    _nn.ReLU: (ReLU, None),
+    _nn.Softmax: (Softmax, None),
+    _nn.Embedding: (Embedding, lambda m: m.padding_idx is None and m.max_norm is None and not m.scale_grad_by_freq
+                    and not m.sparse),
+}
+
+
 def _exact_twin(module):
     """The triton_ops class computing exactly ``module``'s math, or None."""
-    t = type(module)
-    if t is _nn.Linear:
-        return Linear
-    if t is _nn.LayerNorm:
-        return LayerNorm
-    if t is _nn.GELU and module.approximate == "tanh":
-        return GELU
-    if t is _nn.ELU:
-        return ELU
-    if t is _nn.LeakyReLU:
-        return LeakyReLU
-    if t is _nn.MSELoss:
-        return MSELoss
-    if t is _nn.L1Loss:
-        return L1Loss
-    if t is _nn.HuberLoss:
-        return HuberLoss
-    if t is _nn.CrossEntropyLoss and module.weight is None:
-        return CrossEntropyLoss
-    if t is _nn.PoissonNLLLoss and module.log_input and not module.full:
-        return PoissonNLLLoss
-    if t is _nn.RMSNorm:
-        return RMSNorm
-    if t is _nn.SiLU:
-        return SiLU
-    if t is _nn.ReLU:
-        return ReLU
-    if t is _nn.Softmax:
-        return Softmax
-    if t is _nn.Embedding and module.padding_idx is None and module.max_norm is None \
-            and not module.scale_grad_by_freq and not module.sparse:
-        return Embedding
-    return None
+    twin, exact = _TWINS.get(type(module), (None, None))
+    return twin if twin is not None and (exact is None or exact(module)) else None
 
 
 def _swap(module, cls):

@@ -181,3 +181,13 @@ def row_range(rows_per_program, R):
 def row_block(r0, stop, BLOCK_R: tl.constexpr):
     rows = (r0 + tl.arange(0, BLOCK_R)).to(tl.int64)
     return rows, rows < stop
+
+
+@helper
+def block_columns(BLOCK: tl.constexpr, INDEX_64: tl.constexpr):
+    """The column indices [0, BLOCK) of a row kernel's tile, int64 when a column offset may pass
+    int32 (``row_block``'s rows are int64 already)."""
+    cols = tl.arange(0, BLOCK)
+    if INDEX_64:
+        cols = cols.to(tl.int64)
+    return cols

@@ -4,7 +4,7 @@ import triton
 import triton.language as tl
 
 from ..templates.rms_norm import rms_tile
-from ..tiles import c_offsets, group_offsets, helper, load_tile, row_block, row_range
+from ..tiles import block_columns, c_offsets, group_offsets, helper, load_tile, row_block, row_range
 
 
 @helper
@@ -27,9 +27,7 @@ def rms_norm_bwd_kernel(dx_ptr, dw_part_ptr, x_ptr, w_ptr, g_ptr, rstd_ptr, r_si
     # registers and written once per program (one partial row). Longer rows: a pass for the row
     # sum and a pass for dx, the program's own partial row updated chunk by chunk.
     pid = tl.program_id(0)
-    cols = tl.arange(0, BLOCK_D)
-    if INDEX_64:  # column offsets past int32 (rows are int64 already)
-        cols = cols.to(tl.int64)
+    cols = block_columns(BLOCK_D, INDEX_64)
     dw_acc = tl.zeros([BLOCK_D], COMPUTE)
     if NEED_DW:
         for c0 in range(0, D, BLOCK_D):

@@ -4,7 +4,7 @@ import triton
 import triton.language as tl
 
 from ..templates.softmax import row_tile
-from ..tiles import group_offsets, row_block, row_range
+from ..tiles import block_columns, group_offsets, row_block, row_range
 
 
 @triton.jit
@@ -15,9 +15,7 @@ def softmax_bwd_kernel(dx_ptr, x_ptr, g_ptr, lse_ptr, r_sizes, R, C, rows_per_pr
     # softmax: dx = p (g - sum(g p)); log_softmax: dx = g - p sum(g). SINGLE: x and g read once:
     # bytes |x| + |g| + |dx| + 4 per row. Longer rows: a pass for the row sum (g, and x for
     # softmax), then a second read of x and g to write dx.
-    cols = tl.arange(0, BLOCK_C)
-    if INDEX_64:  # column offsets past int32 (rows are int64 already)
-        cols = cols.to(tl.int64)
+    cols = block_columns(BLOCK_C, INDEX_64)
     start, stop = row_range(rows_per_program, R)
     for r0 in range(start, stop, BLOCK_R):
         rows, r_mask = row_block(r0, stop, BLOCK_R)

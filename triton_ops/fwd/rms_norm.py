@@ -3,7 +3,7 @@ import triton
 import triton.language as tl
 
 from ..templates.rms_norm import rms_tile
-from ..tiles import c_offsets, group_offsets, joined, row_block, row_range
+from ..tiles import block_columns, c_offsets, group_offsets, joined, row_block, row_range
 
 
 @triton.jit
@@ -15,9 +15,7 @@ def rms_norm_fwd_kernel(y_ptr, rstd_ptr, x_ptr, w_ptr, numbers, r_sizes, c_sizes
     # once and kept in registers: bytes |x| + |y| + 4 per row (+ w once per program). Longer
     # rows: a sum-of-squares pass, then a second read of x (and w) to write y.
     eps = joined(numbers[0], numbers[1], COMPUTE)
-    cols = tl.arange(0, BLOCK_D)
-    if INDEX_64:  # column offsets past int32 (rows are int64 already)
-        cols = cols.to(tl.int64)
+    cols = block_columns(BLOCK_D, INDEX_64)
     if SINGLE:
         w_single = tl.load(w_ptr + c_offsets(cols, c_sizes, w_c, w_c1), mask=cols < D,
                            other=0.0).to(COMPUTE)[None, :] if HAS_W else 1.0

@@ -4,7 +4,7 @@ import triton
 import triton.language as tl
 
 from ..templates.softmax import row_tile
-from ..tiles import group_offsets, row_block, row_range
+from ..tiles import block_columns, group_offsets, row_block, row_range
 
 
 @triton.jit
@@ -14,9 +14,7 @@ def softmax_fwd_kernel(y_ptr, lse_ptr, x_ptr, r_sizes, R, C, rows_per_program, x
     # One program owns rows_per_program rows, BLOCK_R at a time. SINGLE (C <= BLOCK_C): x read
     # once and kept in registers: bytes |x| + |y| + 4 per row (the log-sum-exp the VJP reuses).
     # Longer rows: an online max/sum pass, then a second read of x to write y.
-    cols = tl.arange(0, BLOCK_C)
-    if INDEX_64:  # column offsets past int32 (rows are int64 already)
-        cols = cols.to(tl.int64)
+    cols = block_columns(BLOCK_C, INDEX_64)
     start, stop = row_range(rows_per_program, R)
     for r0 in range(start, stop, BLOCK_R):
         rows, r_mask = row_block(r0, stop, BLOCK_R)
