@@ -41,7 +41,7 @@ def softmax_forward(x, dim, log, y, lse):
     """softmax (log_softmax when ``log``) of x along ``dim`` (non-negative) into ``y``, and the
     log-sum-exp per row into ``lse`` (saved for the VJP)."""
     if x.numel():
-        launch = _plan(softmax_fwd_kernel, (("x", _layout(x)), ("y", _layout(y))), dim if x.dim() else 0, log,
+        launch = _plan(softmax_fwd_kernel, (("x", _layout(x)), ("y", _layout(y))), dim, log,
                        x.dtype, x.device)
         launch(y_ptr=y, lse_ptr=lse, x_ptr=x)
     return y, lse
@@ -52,6 +52,6 @@ def softmax_vjp(x, dim, log, grad, lse):
     dx = torch.empty_like(x)
     if x.numel():
         launch = _plan(softmax_bwd_kernel, (("x", _layout(x)), ("g", _layout(grad)), ("dx", _layout(dx))),
-                       dim if x.dim() else 0, log, x.dtype, x.device)
+                       dim, log, x.dtype, x.device)
         launch(dx_ptr=dx, x_ptr=x, g_ptr=grad, lse_ptr=lse)
     return dx
