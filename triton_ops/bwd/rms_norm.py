@@ -53,8 +53,8 @@ def rms_norm_bwd_kernel(dx_ptr, dw_part_ptr, x_ptr, w_ptr, g_ptr, rstd_ptr, r_si
                 cc, cm, mask, g, x_hat, gw = _grad_tile(c0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w_ptr, rstd,
                                                         c_sizes, x_c, x_c1, g_c, g_c1, w_c, w_c1, HAS_W, COMPUTE)
             dx = (gw - x_hat * (s[:, None] / D)) * rstd
-            tl.store(dx_ptr + group_offsets(rows, r_sizes, dx_r)[:, None] + c_offsets(cc, c_sizes, dx_c, dx_c1)[None, :],
-                     dx.to(dx_ptr.dtype.element_ty), mask=mask)
+            dx_offsets = group_offsets(rows, r_sizes, dx_r)[:, None] + c_offsets(cc, c_sizes, dx_c, dx_c1)[None, :]
+            tl.store(dx_ptr + dx_offsets, dx.to(dx_ptr.dtype.element_ty), mask=mask)
             if NEED_DW:
                 if SINGLE:
                     dw_acc += tl.sum(g * x_hat, axis=0)

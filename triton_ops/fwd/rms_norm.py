@@ -26,20 +26,21 @@ def rms_norm_fwd_kernel(y_ptr, rstd_ptr, x_ptr, w_ptr, numbers, r_sizes, c_sizes
         y_row = group_offsets(rows, r_sizes, y_r)[:, None]
         ss = tl.zeros([BLOCK_R], COMPUTE)
         if SINGLE:
-            cc, cm, mask, x, _ = rms_tile(0, cols, D, r_mask, x_ptr, x_row, c_sizes, x_c, x_c1, w_ptr, w_c, w_c1, False, COMPUTE)
+            cc, cm, mask, x, _ = rms_tile(0, cols, D, r_mask, x_ptr, x_row, c_sizes, x_c, x_c1, w_ptr, w_c, w_c1, False,
+                                          COMPUTE)
             ss = tl.sum(x * x, axis=1)
         else:
             for c0 in range(0, D, BLOCK_D):
-                cc, cm, mask, x, w = rms_tile(c0, cols, D, r_mask, x_ptr, x_row, c_sizes, x_c, x_c1, w_ptr, w_c, w_c1, False,
-                                              COMPUTE)
+                cc, cm, mask, x, w = rms_tile(c0, cols, D, r_mask, x_ptr, x_row, c_sizes, x_c, x_c1, w_ptr, w_c, w_c1,
+                                              False, COMPUTE)
                 ss += tl.sum(x * x, axis=1)
         rstd = 1.0 / tl.sqrt(ss / D + eps)
         for c0 in range(0, D, BLOCK_D):  # SINGLE: one step, x and w already in registers
             if SINGLE:
                 w = w_single
             else:
-                cc, cm, mask, x, w = rms_tile(c0, cols, D, r_mask, x_ptr, x_row, c_sizes, x_c, x_c1, w_ptr, w_c, w_c1, HAS_W,
-                                              COMPUTE)
+                cc, cm, mask, x, w = rms_tile(c0, cols, D, r_mask, x_ptr, x_row, c_sizes, x_c, x_c1, w_ptr, w_c, w_c1,
+                                              HAS_W, COMPUTE)
             tl.store(y_ptr + y_row + c_offsets(cc, c_sizes, y_c, y_c1)[None, :],
                      (x * rstd[:, None] * w).to(y_ptr.dtype.element_ty), mask=mask)
         tl.store(rstd_ptr + rows, rstd, mask=r_mask)

@@ -174,7 +174,8 @@ def _rms_ref(x, normalized_shape, weight=None, eps=None):
 
 def _rms_min_bytes(x, normalized_shape, weight=None, eps=None):
     stats = x.numel() // max(runtime.numel(normalized_shape), 1) * 4
-    return 2 * runtime.nbytes(x) + runtime.nbytes(weight) + stats, 3 * runtime.nbytes(x) + 2 * runtime.nbytes(weight) + stats
+    fwd = 2 * runtime.nbytes(x) + runtime.nbytes(weight) + stats
+    return fwd, 3 * runtime.nbytes(x) + 2 * runtime.nbytes(weight) + stats
 
 
 RMS_ARGS = (Arg("input"), Arg("normalized_shape", "int[]"), Arg("weight", "tensor?", None), Arg("eps", "float", None))
