@@ -98,6 +98,15 @@ def _forward_plan(kernel, fn, arity, has_param, shape, out_strides, out_dtype, x
     return swap, launch
 
 
+_forward_memo = runtime.plan_memo()
+_NO_NUMBER = (0.0, 0.0)
+
+
+def _operand_key(v):
+    """What of an operand a launch depends on, as the call holds it (``describe``'s cheap twin)."""
+    return (v.shape, v.stride(), v.dtype) if isinstance(v, torch.Tensor) else v is None
+
+
 def pointwise(fn, out: torch.Tensor, x, y=None, param: float | None = None, arity: int = 1,
               kernel=pointwise_fwd_kernel) -> torch.Tensor:
     """``out = fn(x[, y][, param])`` over ``out``'s shape; x and y are tensors that broadcast to
@@ -106,13 +115,19 @@ def pointwise(fn, out: torch.Tensor, x, y=None, param: float | None = None, arit
     N = out.numel()
     if N == 0:
         return out
-    swap, launch = _forward_plan(kernel, fn, arity, param is not None, tuple(out.shape), tuple(out.stride()),
-                                 out.dtype, describe(x, N), describe(y, N), out.device)
+    key = (id(kernel), id(fn), arity, param is None, out.shape, out.stride(), out.dtype, out.device,
+           _operand_key(x), _operand_key(y))
+    planned = _forward_memo.get(key)
+    if planned is None:
+        swap, launch = _forward_plan(kernel, fn, arity, param is not None, tuple(out.shape), tuple(out.stride()),
+                                     out.dtype, describe(x, N), describe(y, N), out.device)
+        x_value, y_value = operand_mode(x, N) == VALUE, operand_mode(y, N) == VALUE
+        planned = _forward_memo[key] = (swap, launch, *((y_value, x_value) if swap else (x_value, y_value)))
+    swap, launch, x_value, y_value = planned
     if swap:
         x, y = y, x
-    numbers = (*split_float(x if operand_mode(x, N) == VALUE else 0.0),
-               *split_float(y if operand_mode(y, N) == VALUE else 0.0),
-               *split_float(param if param is not None else 0.0))
+    numbers = (*(split_float(x) if x_value else _NO_NUMBER), *(split_float(y) if y_value else _NO_NUMBER),
+               *(split_float(param) if param is not None else _NO_NUMBER))
     launch(out_ptr=out, x_ptr=x if isinstance(x, torch.Tensor) else out,
            y_ptr=y if isinstance(y, torch.Tensor) else out, numbers=numbers)
     return out
@@ -186,17 +201,23 @@ def pointwise_vjp(g: torch.Tensor, out_shape, dfx=None, dfy=None, *, x=None, y=N
     # contiguous (``grad_like`` is the same rule, for the fake kernels).
     dx = torch.empty_like(x, dtype=x_dtype) if need_dx and grad_is_dense(x, out_shape) else None
     dy = torch.empty_like(y, dtype=y_dtype) if need_dy and grad_is_dense(y, out_shape) else None
-    launch, dx_slots, dy_slots, part_dtype = _vjp_plan(
-        kernel, dfx, dfy, arity, param is not None, swap, out_shape, describe(g, N), describe(xv, N), describe(yv, N),
-        x_shape, y_shape, tuple(dx.stride()) if dx is not None else None,
-        tuple(dy.stride()) if dy is not None else None, device)
+    dx_strides = dx.stride() if dx is not None else None
+    dy_strides = dy.stride() if dy is not None else None
+    key = (id(kernel), id(dfx), id(dfy), arity, param is None, swap, out_shape, _operand_key(g), _operand_key(xv),
+           _operand_key(yv), x_shape, y_shape, dx_strides, dy_strides, device)
+    planned = _vjp_memo.get(key)
+    if planned is None:
+        planned = _vjp_memo[key] = (*_vjp_plan(
+            kernel, dfx, dfy, arity, param is not None, swap, out_shape, describe(g, N), describe(xv, N),
+            describe(yv, N), x_shape, y_shape, dx_strides, dy_strides, device),
+            operand_mode(xv, N) == VALUE, operand_mode(yv, N) == VALUE)
+    launch, dx_slots, dy_slots, part_dtype, x_value, y_value = planned
     if need_dx and dx is None:
         dx = _grad_buffer(x_shape, x_dtype, device, dx_slots, part_dtype)
     if need_dy and dy is None:
         dy = _grad_buffer(y_shape, y_dtype, device, dy_slots, part_dtype)
-    numbers = (*split_float(xv if operand_mode(xv, N) == VALUE else 0.0),
-               *split_float(yv if operand_mode(yv, N) == VALUE else 0.0),
-               *split_float(param if param is not None else 0.0), *split_float(scale))
+    numbers = (*(split_float(xv) if x_value else _NO_NUMBER), *(split_float(yv) if y_value else _NO_NUMBER),
+               *(split_float(param) if param is not None else _NO_NUMBER), *split_float(scale))
     launch(dx_ptr=dx if need_dx else g, dy_ptr=dy if need_dy else g,
            x_ptr=xv if isinstance(xv, torch.Tensor) else g, y_ptr=yv if isinstance(yv, torch.Tensor) else g, g_ptr=g,
            numbers=numbers)
@@ -205,6 +226,9 @@ def pointwise_vjp(g: torch.Tensor, out_shape, dfx=None, dfy=None, *, x=None, y=N
     if need_dy and dy_slots > 1:
         dy = combine_partials(dy, torch.empty(y_shape, dtype=y_dtype, device=device), kernel=combine)
     return dx, dy
+
+
+_vjp_memo = runtime.plan_memo()
 
 
 @runtime.plan_cache
