@@ -1,10 +1,12 @@
 """Warm host cost per call (µs) of every registry op under the compile-only backend (kernels
 compiled for sm_90 once, the driver launch a no-op), next to the PyTorch call a user would write.
 Ours and torch are timed interleaved, round after round, so that load on a shared machine hits
-both alike; the minimum over rounds is the cost (the median is printed beside it). A working probe
-for the launch layer; ``python -m bench --host`` is the full measurement.
+both alike; the minimum over rounds is the cost (the median is printed beside it). The clock is
+the calling thread's CPU time by default (``--clock cpu``): on a loaded machine a process that
+waits for a core, or is throttled, is not charged for the wait; ``--clock wall`` times the wall
+clock. A working probe for the launch layer; ``python -m bench --host`` is the full measurement.
 
-    TRITON_OPS_COMPILE_ONLY=1 PYTHONPATH=. python scripts/host_probe.py [--rounds N] [op ...]
+    TRITON_OPS_COMPILE_ONLY=1 PYTHONPATH=. python scripts/host_probe.py [--rounds N] [--clock cpu|wall] [op ...]
 """
 import argparse
 import math
@@ -67,6 +69,10 @@ TORCH = {
 }
 
 
+CLOCKS = {"cpu": time.thread_time, "wall": time.perf_counter}
+clock = CLOCKS["cpu"]
+
+
 def interleaved(fns, calls, rounds):
     """Per-call µs of each function: ``rounds`` rounds of ``calls`` calls, the functions taking
     turns in every round. Returns [(min, median)] per function."""
@@ -76,10 +82,10 @@ def interleaved(fns, calls, rounds):
     times = [[] for _ in fns]
     for _ in range(rounds):
         for fn, ts in zip(fns, times):
-            t0 = time.perf_counter()
+            t0 = clock()
             for _ in range(calls):
                 fn()
-            ts.append((time.perf_counter() - t0) / calls * 1e6)
+            ts.append((clock() - t0) / calls * 1e6)
     return [(min(ts), statistics.median(ts)) for ts in times]
 
 
@@ -107,9 +113,12 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("ops", nargs="*")
     p.add_argument("--rounds", type=int, default=30)
+    p.add_argument("--clock", choices=sorted(CLOCKS), default="cpu")
     a = p.parse_args()
+    global clock
+    clock = CLOCKS[a.clock]
     names = a.ops or list(triton_ops.registry)
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; min (median) µs over {a.rounds} rounds")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; min (median) µs of {a.clock} time over {a.rounds} rounds")
     print(f"{'op':24s} {'fwd':>12s} {'torch':>12s} {'Δfwd':>6s} {'full':>12s} {'torch':>12s} {'Δfull':>6s}")
     worst = []
     for name in names:

@@ -425,9 +425,16 @@ class PlanMemo(dict):
     what the call already holds (``id`` of kernels and scalar functions, whose ``JITFunction``
     hash is Python code; torch.Size, strides, dtypes), so that a warm call hashes no kernel and
     builds no descriptor. A value holds the planner's result, which keeps those objects alive:
-    an id in a live key is never reused. Cleared with the plan caches."""
+    an id in a live key is never reused. Cleared with the plan caches, and when full (the
+    planners' own caches still hold the recent plans)."""
 
+    maxsize = 4096
     cache_clear = dict.clear
+
+    def __setitem__(self, key, value):
+        if len(self) >= self.maxsize:
+            self.clear()
+        dict.__setitem__(self, key, value)
 
 
 def plan_memo() -> PlanMemo:

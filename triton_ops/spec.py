@@ -129,6 +129,9 @@ class Registry(Mapping):
         except KeyError:
             raise KeyError(f"triton_ops.registry: no op named {name!r}; known: {sorted(self._ops)}") from None
 
+    def get(self, name: str, default=None):
+        return self._ops.get(name, default)  # Mapping.get goes through __getitem__ and a KeyError
+
     def __iter__(self):
         return iter(self._ops)
 
@@ -488,8 +491,13 @@ AUTOCAST = {"matmul": "lower", "norm": "float32", "loss": "float32"}
 
 
 def _autocast(values, policy):
-    device_type = next((v.device.type for v in values if isinstance(v, torch.Tensor)), None)
-    if device_type is None or not torch.is_autocast_enabled(device_type):
+    for v in values:
+        if isinstance(v, torch.Tensor):
+            device_type = v.device.type
+            break
+    else:
+        return values
+    if not torch.is_autocast_enabled(device_type):
         return values
     dtype = torch.get_autocast_dtype(device_type) if policy == "lower" else torch.float32
     return tuple(v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v for v in values)
