@@ -334,21 +334,21 @@ class LaunchPlan:
         args = self._template.copy()
         key = []
         for i, name in self._slots:
-            v = values[name]
-            args[i] = v
-            if isinstance(v, torch.Tensor):
-                key.append((v.dtype, v.data_ptr() & 15 == 0))
-            elif type(v) is int:  # Triton specializes integers (1, multiples of 16, int64)
+            v = args[i] = values[name]
+            if type(v) is int:  # Triton specializes integers (1, multiples of 16, int64)
                 key.append(v)
+            elif isinstance(v, torch.Tensor):
+                key.append(v.dtype)
+                key.append(not v.data_ptr() & 15)
         key = tuple(key)
         compiled = self._compiled.get(key)
         if compiled is None:
             compiled = self._compiled[key] = self._compile(values)
-        run, function, packed = compiled[1:]
+        kernel, run, function, packed = compiled
         grid = self.grid
         stream = _driver.active.get_current_stream(_driver.active.get_current_device())
         hook = _knobs.runtime.launch_enter_hook
-        metadata = compiled[0].launch_metadata(grid, stream, *args) if _hooked(hook) else None
+        metadata = kernel.launch_metadata(grid, stream, *args) if _hooked(hook) else None
         run(grid[0], grid[1], grid[2], stream, function, packed, metadata, hook, _knobs.runtime.launch_exit_hook,
             *args)
 
@@ -418,6 +418,29 @@ def plan_cache(fn):
     cached = functools.lru_cache(maxsize=4096)(fn)
     _plan_caches.append(cached)
     return cached
+
+
+class PlanMemo(dict):
+    """A dictionary in front of a ``plan_cache``d planner, for a launcher's warm path: keyed on
+    what the call already holds (``id`` of kernels and scalar functions, whose ``JITFunction``
+    hash is Python code; torch.Size, strides, dtypes), so that a warm call hashes no kernel and
+    builds no descriptor. A value holds the planner's result, which keeps those objects alive:
+    an id in a live key is never reused. Cleared with the plan caches, and when full (the
+    planners' own caches still hold the recent plans)."""
+
+    maxsize = 4096
+    cache_clear = dict.clear
+
+    def __setitem__(self, key, value):
+        if len(self) >= self.maxsize:
+            self.clear()
+        dict.__setitem__(self, key, value)
+
+
+def plan_memo() -> PlanMemo:
+    memo = PlanMemo()
+    _plan_caches.append(memo)
+    return memo
 
 
 def clear_plan_caches() -> None:

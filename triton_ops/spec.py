@@ -129,6 +129,9 @@ class Registry(Mapping):
         except KeyError:
             raise KeyError(f"triton_ops.registry: no op named {name!r}; known: {sorted(self._ops)}") from None
 
+    def get(self, name: str, default=None):
+        return self._ops.get(name, default)  # Mapping.get goes through __getitem__ and a KeyError
+
     def __iter__(self):
         return iter(self._ops)
 
@@ -349,21 +352,27 @@ class _Routes:
             ctx.values = [None if isinstance(v, torch.Tensor) else v for v in values]
             return out
 
+        tensor_args, n_tensors, n_saved, n_values = r.tensor_args, len(r.tensor_args), r.n_saved, len(r.args)
+
         def backward(ctx, grad):
             values = list(ctx.values)
             stored = ctx.saved_tensors
-            for i, t in zip(r.tensor_args, stored):
+            for i, t in zip(tensor_args, stored):
                 if t is not None:  # None: a Python number (kept in ctx.values) or an absent tensor
                     values[i] = t
-            saved = list(stored[len(r.tensor_args):])
-            needs = [bool(ctx.needs_input_grad[i]) for i in r.tensor_args]
+            needs_input = ctx.needs_input_grad
+            needs = [needs_input[i] for i in tensor_args]
             if torch.is_grad_enabled():  # create_graph=True: the VJP op refuses a double backward
-                grads = r.vjp_op(*_to_op_args(r.args, values), *([saved] if r.n_saved else []), grad, needs)
+                saved = [list(stored[n_tensors:])] if n_saved else []
+                grads = r.vjp_op(*_to_op_args(r.args, values), *saved, grad, needs)
+            elif n_saved:
+                grads = r.vjp(*values, grad, needs=needs, saved=list(stored[n_tensors:]))
             else:
-                grads = r.vjp(*values, grad, needs=needs, **({"saved": saved} if r.n_saved else {}))
-            out = [None] * len(values)
-            for i, g, n in zip(r.tensor_args, grads, needs):
-                out[i] = g if n else None
+                grads = r.vjp(*values, grad, needs=needs)
+            out = [None] * n_values
+            for i, g, n in zip(tensor_args, grads, needs):
+                if n:
+                    out[i] = g
             return tuple(out)
 
         # Named per op (its backward node reads "<name>_eagerBackward" in a graph).
@@ -443,15 +452,19 @@ class _Routes:
         autocast = AUTOCAST.get(spec.family)
         custom, eager, forward = self.custom_op, self.eager, self.forward
 
+        n_args = len(args)
+
         def public(*a, **kw):
-            values = spec.bind(*a, **kw)
+            values = a if not kw and len(a) == n_args else spec.bind(*a, **kw)
             if autocast is not None:
                 values = _autocast(values, autocast)
             values = spec.check(*values)
             if eager_route(values, tensor_args):
-                if torch.is_grad_enabled() and any(
-                        isinstance(values[i], torch.Tensor) and values[i].requires_grad for i in tensor_args):
-                    return eager.apply(*values)
+                if torch.is_grad_enabled():
+                    for i in tensor_args:
+                        v = values[i]
+                        if isinstance(v, torch.Tensor) and v.requires_grad:
+                            return eager.apply(*values)
                 return forward(*values)
             out = custom(*_to_op_args(args, values))
             return out[0] if n_saved else out
@@ -478,8 +491,13 @@ AUTOCAST = {"matmul": "lower", "norm": "float32", "loss": "float32"}
 
 
 def _autocast(values, policy):
-    device_type = next((v.device.type for v in values if isinstance(v, torch.Tensor)), None)
-    if device_type is None or not torch.is_autocast_enabled(device_type):
+    for v in values:
+        if isinstance(v, torch.Tensor):
+            device_type = v.device.type
+            break
+    else:
+        return values
+    if not torch.is_autocast_enabled(device_type):
         return values
     dtype = torch.get_autocast_dtype(device_type) if policy == "lower" else torch.float32
     return tuple(v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v for v in values)

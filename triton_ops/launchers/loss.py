@@ -46,6 +46,10 @@ def unsqueeze_dims(g, dims):
 # the map-reduce loss
 
 
+_forward_memo = runtime.plan_memo()
+_vjp_memo = runtime.plan_memo()
+
+
 @runtime.plan_cache
 def _loss_forward_plan(fn, x, t, x_dtype, t_dtype, has_param, reduction, row_dims, device):
     shape = x[0]
@@ -82,8 +86,13 @@ def loss_forward(fn, x, t, param, reduction, row_dims=(), mean_rows=None):
     N = x.numel()
     if N == 0:
         return out if reduction == "none" else out.zero_()  # a mean over nothing is 0
-    launch, chunks, K = _loss_forward_plan(fn, _layout(x), _layout(t), x.dtype, t.dtype, param is not None,
-                                           reduction, tuple(row_dims), x.device)
+    key = (id(fn), x.shape, x.stride(), t.shape, t.stride(), x.dtype, t.dtype, param is None, reduction,
+           tuple(row_dims), x.device)
+    planned = _forward_memo.get(key)
+    if planned is None:
+        planned = _forward_memo[key] = _loss_forward_plan(fn, _layout(x), _layout(t), x.dtype, t.dtype,
+                                                          param is not None, reduction, tuple(row_dims), x.device)
+    launch, chunks, K = planned
     scale = 1.0 / (mean_rows if mean_rows is not None else N) if reduction == "mean" else 1.0
     target = out if chunks == 1 else torch.empty((chunks, K), dtype=partial_dtype(dtype), device=x.device)
     launch(out_ptr=target, x_ptr=x, t_ptr=t,
@@ -133,9 +142,14 @@ def loss_vjp(dfx, dft, x, t, grad, param, reduction, needs, row_dims=(), mean_ro
     N = x.numel()
     if N == 0 or not (need_x or need_t):
         return dx, dt
-    launch = _loss_vjp_plan(dfx, dft, _layout(x), _layout(t), _layout(grad), _layout(dx) if need_x else None,
-                            _layout(dt) if need_t else None, x.dtype, t.dtype, param is not None, reduction,
-                            tuple(row_dims))
+    # dx and dt take x's and t's layouts (empty_like): the key names only whether they exist.
+    key = (id(dfx), id(dft), x.shape, x.stride(), t.shape, t.stride(), grad.shape, grad.stride(), need_x, need_t,
+           x.dtype, t.dtype, param is None, reduction, tuple(row_dims))
+    launch = _vjp_memo.get(key)
+    if launch is None:
+        launch = _vjp_memo[key] = _loss_vjp_plan(
+            dfx, dft, _layout(x), _layout(t), _layout(grad), _layout(dx) if need_x else None,
+            _layout(dt) if need_t else None, x.dtype, t.dtype, param is not None, reduction, tuple(row_dims))
     scale = 1.0 / (mean_rows if mean_rows is not None else N) if reduction == "mean" else 1.0
     launch(dx_ptr=dx if need_x else grad, dt_ptr=dt if need_t else grad, x_ptr=x, t_ptr=t, g_ptr=grad,
            numbers=(*split_float(param if param is not None else 0.0), *split_float(scale)))

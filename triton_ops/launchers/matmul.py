@@ -47,6 +47,14 @@ def _layout(t):
     return (tuple(t.shape), tuple(t.stride()), t.dtype) if t is not None else None
 
 
+def _key(t):
+    """``_layout`` as the call holds it (a memo key, no tuple building)."""
+    return (t.shape, t.stride(), t.dtype) if t is not None else None
+
+
+_memo = runtime.plan_memo()
+
+
 @runtime.plan_cache
 def _gemm_plan(kernel, a, b, transpose_a, transpose_b, out_dtype, bias, epilogue, prologue, prologue_z, has_param,
                save_z, db, precision, allow_tf32, out, accumulate):
@@ -87,10 +95,17 @@ def gemm(a, b, *, out_dtype, transpose_a=False, transpose_b=False, bias=None, ep
     ``out``: write C there (any strides) instead of a new tensor; ``accumulate``: add to what
     ``out`` (and ``db``) hold. Returns ``(C, z)`` (z the pre-activation when ``save_z``).
     ``kernel``: the forward entry point or ``bwd/matmul.gemm_vjp_kernel``."""
-    out_shape, launch = _gemm_plan(
-        kernel, _layout(a), _layout(b), transpose_a, transpose_b, out_dtype, _layout(bias), epilogue, prologue,
-        _layout(prologue_z), param is not None, save_z, db is not None, precision,
-        precision is None and torch.backends.cuda.matmul.allow_tf32, _layout(out), accumulate)
+    allow_tf32 = precision is None and torch.backends.cuda.matmul.allow_tf32
+    key = (id(kernel), a.shape, a.stride(), a.dtype, b.shape, b.stride(), b.dtype, transpose_a, transpose_b,
+           out_dtype, _key(bias), id(epilogue), id(prologue), _key(prologue_z), param is None, save_z, db is None,
+           precision, allow_tf32, _key(out), accumulate)
+    planned = _memo.get(key)
+    if planned is None:
+        planned = _memo[key] = _gemm_plan(
+            kernel, _layout(a), _layout(b), transpose_a, transpose_b, out_dtype, _layout(bias), epilogue, prologue,
+            _layout(prologue_z), param is not None, save_z, db is not None, precision, allow_tf32, _layout(out),
+            accumulate)
+    out_shape, launch = planned
     c = torch.empty(out_shape, dtype=out_dtype, device=a.device) if out is None else out
     z = torch.empty(out_shape, dtype=out_dtype, device=a.device) if save_z else None
     if c.numel() == 0:

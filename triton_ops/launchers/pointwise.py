@@ -98,6 +98,15 @@ def _forward_plan(kernel, fn, arity, has_param, shape, out_strides, out_dtype, x
     return swap, launch
 
 
+_forward_memo = runtime.plan_memo()
+_NO_NUMBER = (0.0, 0.0)
+
+
+def _operand_key(v):
+    """What of an operand a launch depends on, as the call holds it (``describe``'s cheap twin)."""
+    return (v.shape, v.stride(), v.dtype) if isinstance(v, torch.Tensor) else v is None
+
+
 def pointwise(fn, out: torch.Tensor, x, y=None, param: float | None = None, arity: int = 1,
               kernel=pointwise_fwd_kernel) -> torch.Tensor:
     """``out = fn(x[, y][, param])`` over ``out``'s shape; x and y are tensors that broadcast to
@@ -106,13 +115,19 @@ def pointwise(fn, out: torch.Tensor, x, y=None, param: float | None = None, arit
     N = out.numel()
     if N == 0:
         return out
-    swap, launch = _forward_plan(kernel, fn, arity, param is not None, tuple(out.shape), tuple(out.stride()),
-                                 out.dtype, describe(x, N), describe(y, N), out.device)
+    key = (id(kernel), id(fn), arity, param is None, out.shape, out.stride(), out.dtype, out.device,
+           _operand_key(x), _operand_key(y))
+    planned = _forward_memo.get(key)
+    if planned is None:
+        swap, launch = _forward_plan(kernel, fn, arity, param is not None, tuple(out.shape), tuple(out.stride()),
+                                     out.dtype, describe(x, N), describe(y, N), out.device)
+        x_value, y_value = operand_mode(x, N) == VALUE, operand_mode(y, N) == VALUE
+        planned = _forward_memo[key] = (swap, launch, *((y_value, x_value) if swap else (x_value, y_value)))
+    swap, launch, x_value, y_value = planned
     if swap:
         x, y = y, x
-    numbers = (*split_float(x if operand_mode(x, N) == VALUE else 0.0),
-               *split_float(y if operand_mode(y, N) == VALUE else 0.0),
-               *split_float(param if param is not None else 0.0))
+    numbers = (*(split_float(x) if x_value else _NO_NUMBER), *(split_float(y) if y_value else _NO_NUMBER),
+               *(split_float(param) if param is not None else _NO_NUMBER))
     launch(out_ptr=out, x_ptr=x if isinstance(x, torch.Tensor) else out,
            y_ptr=y if isinstance(y, torch.Tensor) else out, numbers=numbers)
     return out
@@ -162,49 +177,89 @@ def pointwise_vjp(g: torch.Tensor, out_shape, dfx=None, dfy=None, *, x=None, y=N
     the forward entry points around the same templates (``reduce_to(forward=True)``: sums).
     """
     out_shape = tuple(out_shape)
-    need_dx, need_dy = dfx is not None, dfy is not None
-    x_shape = tuple(x.shape) if isinstance(x, torch.Tensor) else tuple(x_shape if x_shape is not None else out_shape)
-    y_shape = tuple(y.shape) if isinstance(y, torch.Tensor) else tuple(y_shape if y_shape is not None else out_shape)
-    x_dtype = x.dtype if isinstance(x, torch.Tensor) else (x_dtype or g.dtype)
-    y_dtype = y.dtype if isinstance(y, torch.Tensor) else (y_dtype or g.dtype)
-    if swap is None:
-        swap = arity == 2 and vjp_should_swap(out_shape, x_shape, y_shape, need_dx, need_dy)
-        if swap:
-            dy, dx = pointwise_vjp(g, out_shape, dfy, dfx, x=y, y=x, x_shape=y_shape, y_shape=x_shape,
-                                   x_dtype=y_dtype, y_dtype=x_dtype, load_x=load_y, load_y=load_x, param=param,
-                                   arity=arity, scale=scale, kernel=kernel, combine=combine, swap=True)
-            return dx, dy
+    key = (id(kernel), id(dfx), id(dfy), arity, param is None, swap, out_shape, _operand_key(g), g.device,
+           _operand_key(x), _operand_key(y), x_shape if x_shape is None else tuple(x_shape),
+           y_shape if y_shape is None else tuple(y_shape), x_dtype, y_dtype,
+           load_x, load_y)
+    r = _vjp_memo.get(key)
+    if r is None:
+        r = _vjp_memo[key] = _VjpRecipe(g, out_shape, dfx, dfy, x, y, x_shape, y_shape, x_dtype, y_dtype,
+                                        load_x, load_y, param, arity, kernel, swap)
+    if r.swap:
+        x, y = y, x
     device = g.device
-    N = runtime.numel(out_shape)
-    if N == 0:
-        dx = torch.zeros(x_shape, dtype=x_dtype, device=device) if need_dx else None
-        dy = torch.zeros(y_shape, dtype=y_dtype, device=device) if need_dy else None
-        return dx, dy
-    xv = x if load_x else None
-    yv = y if load_y else None
-    # A gradient of the output's shape takes its operand's layout (empty_like); the others are
-    # contiguous (``grad_like`` is the same rule, for the fake kernels).
-    dx = torch.empty_like(x, dtype=x_dtype) if need_dx and grad_is_dense(x, out_shape) else None
-    dy = torch.empty_like(y, dtype=y_dtype) if need_dy and grad_is_dense(y, out_shape) else None
-    launch, dx_slots, dy_slots, part_dtype = _vjp_plan(
-        kernel, dfx, dfy, arity, param is not None, swap, out_shape, describe(g, N), describe(xv, N), describe(yv, N),
-        x_shape, y_shape, tuple(dx.stride()) if dx is not None else None,
-        tuple(dy.stride()) if dy is not None else None, device)
-    if need_dx and dx is None:
-        dx = _grad_buffer(x_shape, x_dtype, device, dx_slots, part_dtype)
-    if need_dy and dy is None:
-        dy = _grad_buffer(y_shape, y_dtype, device, dy_slots, part_dtype)
-    numbers = (*split_float(xv if operand_mode(xv, N) == VALUE else 0.0),
-               *split_float(yv if operand_mode(yv, N) == VALUE else 0.0),
-               *split_float(param if param is not None else 0.0), *split_float(scale))
-    launch(dx_ptr=dx if need_dx else g, dy_ptr=dy if need_dy else g,
-           x_ptr=xv if isinstance(xv, torch.Tensor) else g, y_ptr=yv if isinstance(yv, torch.Tensor) else g, g_ptr=g,
-           numbers=numbers)
-    if need_dx and dx_slots > 1:
-        dx = combine_partials(dx, torch.empty(x_shape, dtype=x_dtype, device=device), kernel=combine)
-    if need_dy and dy_slots > 1:
-        dy = combine_partials(dy, torch.empty(y_shape, dtype=y_dtype, device=device), kernel=combine)
-    return dx, dy
+    if r.empty:
+        dx = torch.zeros(r.x_shape, dtype=r.x_dtype, device=device) if r.need_dx else None
+        dy = torch.zeros(r.y_shape, dtype=r.y_dtype, device=device) if r.need_dy else None
+        return (dy, dx) if r.swap else (dx, dy)
+    xv = x if r.load_x else None
+    yv = y if r.load_y else None
+    dx = dy = None
+    if r.need_dx:
+        dx = (torch.empty_like(x, dtype=r.x_dtype) if r.dx_dense else
+              _grad_buffer(r.x_shape, r.x_dtype, device, r.dx_slots, r.part_dtype))
+    if r.need_dy:
+        dy = (torch.empty_like(y, dtype=r.y_dtype) if r.dy_dense else
+              _grad_buffer(r.y_shape, r.y_dtype, device, r.dy_slots, r.part_dtype))
+    numbers = (*(split_float(xv) if r.x_value else _NO_NUMBER), *(split_float(yv) if r.y_value else _NO_NUMBER),
+               *(split_float(param) if param is not None else _NO_NUMBER), *split_float(scale))
+    r.launch(dx_ptr=dx if dx is not None else g, dy_ptr=dy if dy is not None else g,
+             x_ptr=xv if isinstance(xv, torch.Tensor) else g, y_ptr=yv if isinstance(yv, torch.Tensor) else g,
+             g_ptr=g, numbers=numbers)
+    if r.dx_slots > 1:
+        dx = combine_partials(dx, torch.empty(r.x_shape, dtype=r.x_dtype, device=device), kernel=combine)
+    if r.dy_slots > 1:
+        dy = combine_partials(dy, torch.empty(r.y_shape, dtype=r.y_dtype, device=device), kernel=combine)
+    return (dy, dx) if r.swap else (dx, dy)
+
+
+class _VjpRecipe:
+    """What ``pointwise_vjp`` decides once per combination of kernels, shapes, strides and
+    dtypes (operands in kernel slot order: ``swap`` says whether x and y trade places): the
+    gradients' shapes, dtypes and buffers, the launch and which operands are Python numbers."""
+
+    __slots__ = ("swap", "empty", "need_dx", "need_dy", "load_x", "load_y", "x_shape", "y_shape", "x_dtype",
+                 "y_dtype", "dx_dense", "dy_dense", "launch", "dx_slots", "dy_slots", "part_dtype", "x_value",
+                 "y_value", "objects")
+
+    def __init__(self, g, out_shape, dfx, dfy, x, y, x_shape, y_shape, x_dtype, y_dtype, load_x, load_y, param,
+                 arity, kernel, swap):
+        self.objects = (kernel, dfx, dfy)  # the memo's key holds their ids: keep them alive with it
+        need_dx, need_dy = dfx is not None, dfy is not None
+        x_shape = tuple(x.shape) if isinstance(x, torch.Tensor) else tuple(x_shape if x_shape is not None else out_shape)
+        y_shape = tuple(y.shape) if isinstance(y, torch.Tensor) else tuple(y_shape if y_shape is not None else out_shape)
+        x_dtype = x.dtype if isinstance(x, torch.Tensor) else (x_dtype or g.dtype)
+        y_dtype = y.dtype if isinstance(y, torch.Tensor) else (y_dtype or g.dtype)
+        if swap is None:
+            swap = arity == 2 and vjp_should_swap(out_shape, x_shape, y_shape, need_dx, need_dy)
+        self.swap = swap
+        if swap:
+            dfx, dfy, x, y, x_shape, y_shape = dfy, dfx, y, x, y_shape, x_shape
+            x_dtype, y_dtype, load_x, load_y, need_dx, need_dy = y_dtype, x_dtype, load_y, load_x, need_dy, need_dx
+        self.need_dx, self.need_dy, self.load_x, self.load_y = need_dx, need_dy, load_x, load_y
+        self.x_shape, self.y_shape, self.x_dtype, self.y_dtype = x_shape, y_shape, x_dtype, y_dtype
+        N = runtime.numel(out_shape)
+        self.empty = N == 0
+        self.dx_slots = self.dy_slots = 1
+        if self.empty:
+            return
+        xv = x if load_x else None
+        yv = y if load_y else None
+        # A gradient of the output's shape takes its operand's layout (empty_like); the others are
+        # contiguous (``grad_like`` is the same rule, for the fake kernels).
+        self.dx_dense = need_dx and grad_is_dense(x, out_shape)
+        self.dy_dense = need_dy and grad_is_dense(y, out_shape)
+        dx_strides = torch.empty_like(x, dtype=x_dtype).stride() if self.dx_dense else None
+        dy_strides = torch.empty_like(y, dtype=y_dtype).stride() if self.dy_dense else None
+        self.launch, dx_slots, dy_slots, self.part_dtype = _vjp_plan(
+            kernel, dfx, dfy, arity, param is not None, swap, out_shape, describe(g, N), describe(xv, N),
+            describe(yv, N), x_shape, y_shape, dx_strides, dy_strides, g.device)
+        self.dx_slots = dx_slots if need_dx else 1
+        self.dy_slots = dy_slots if need_dy else 1
+        self.x_value, self.y_value = operand_mode(xv, N) == VALUE, operand_mode(yv, N) == VALUE
+
+
+_vjp_memo = runtime.plan_memo()
 
 
 @runtime.plan_cache

@@ -8,6 +8,9 @@ from ..bwd.reduce import combine_vjp_kernel
 from ..tiles import split_float
 
 
+_memo = runtime.plan_memo()
+
+
 @runtime.plan_cache
 def _combine_plan(kernel, P: int, K: int, part_dtype, divide: bool) -> runtime.LaunchPlan:
     block_k = min(runtime.next_pow2(K), 1024 if runtime.INTERPRETER else 256)
@@ -25,9 +28,12 @@ def combine_partials(partials: torch.Tensor, out: torch.Tensor, scale: float = 1
     ``out = scale * sum / max(count, 1)``, the factor ``scale / max(count, 1)`` going to
     ``factor_out`` (a "mean over the rows counted", with no host sync). ``kernel``: the VJP
     entry point, or ``fwd/reduce.combine_fwd_kernel`` in a forward."""
-    P, K = partials.shape
     divide = factor_out is not None
-    launch = _combine_plan(kernel, P, K, partials.dtype, divide)
+    key = (id(kernel), partials.shape, partials.dtype, divide)
+    launch = _memo.get(key)
+    if launch is None:
+        P, K = partials.shape
+        launch = _memo[key] = _combine_plan(kernel, P, K, partials.dtype, divide)
     s_hi, s_lo = split_float(scale)
     launch(out_ptr=out, aux_ptr=factor_out if divide else out, part_ptr=partials, s_hi=s_hi, s_lo=s_lo)
     return out
