@@ -13,10 +13,11 @@ from .reduce import combine_partials
 
 
 @runtime.plan_cache
-def _plan(kernel, shape, layouts, w_strides, d, dtype, has_w, need_dw, device, backward):
+def _plan(shape, layouts, w_strides, d, dtype, has_w, need_dw, device, backward):
     """``layouts``: ((name, strides), ...) of x and the tensors of x's shape the kernel reads or
     writes (``<name>_r``, ``<name>_c``, ``<name>_c1``); the weight is read through its own strides
     (``w_c``, ``w_c1``), merged with the columns where contiguous for all."""
+    kernel = rms_norm_bwd_kernel if backward else rms_norm_fwd_kernel
     rank = len(shape)
     w_over_x = (0,) * (rank - d) + w_strides  # the weight broadcast over the rows
     cols, rows = norm_groups(shape, d, {**dict(layouts), "w": w_over_x})
@@ -44,7 +45,7 @@ def rms_norm_forward(x, normalized_shape, weight, eps, y, rstd):
     if x.numel() == 0:
         return y, rstd
     d = len(normalized_shape)
-    launch, _, _ = _plan(rms_norm_fwd_kernel, tuple(x.shape), (("x", tuple(x.stride())), ("y", tuple(y.stride()))),
+    launch, _, _ = _plan(tuple(x.shape), (("x", tuple(x.stride())), ("y", tuple(y.stride()))),
                          _w_strides(weight, x, d), d, x.dtype, weight is not None, False, x.device, False)
     launch(y_ptr=y, rstd_ptr=rstd, x_ptr=x, w_ptr=weight if weight is not None else x, numbers=split_float(eps))
     return y, rstd
@@ -58,7 +59,7 @@ def rms_norm_vjp(x, normalized_shape, weight, grad, rstd, need_x, need_w):
         return (dx if need_x else None), (dw.zero_() if need_w else None)
     d = len(normalized_shape)
     layouts = (("x", tuple(x.stride())), ("g", tuple(grad.stride())), ("dx", tuple(dx.stride())))
-    launch, programs, D = _plan(rms_norm_bwd_kernel, tuple(x.shape), layouts, _w_strides(weight, x, d), d, x.dtype,
+    launch, programs, D = _plan(tuple(x.shape), layouts, _w_strides(weight, x, d), d, x.dtype,
                                 weight is not None, need_w, x.device, True)
     dw_part = torch.empty((programs, D), dtype=rstd.dtype, device=x.device) if need_w else dx
     launch(dx_ptr=dx, dw_part_ptr=dw_part, x_ptr=x, w_ptr=weight if weight is not None else x, g_ptr=grad,

@@ -17,9 +17,10 @@ def _layout(t):
 
 
 @runtime.plan_cache
-def _plan(kernel, layouts, dim, log, dtype, device):
+def _plan(backward, layouts, dim, log, dtype, device):
     """``layouts``: ((name, (shape, strides)), ...) of the tensors the kernel reads or writes,
     all of x's shape; the kernel takes ``<name>_r`` (row strides) and ``<name>_c`` (class stride)."""
+    kernel = softmax_bwd_kernel if backward else softmax_fwd_kernel
     shape = layouts[0][1][0]
     meta = {k: aligned_strides(torch.empty_strided(shape, st, device="meta"), shape) for k, (_, st) in layouts}
     _, rows = plan_reduce(shape, [dim], meta)
@@ -41,8 +42,7 @@ def softmax_forward(x, dim, log, y, lse):
     """softmax (log_softmax when ``log``) of x along ``dim`` (non-negative) into ``y``, and the
     log-sum-exp per row into ``lse`` (saved for the VJP)."""
     if x.numel():
-        launch = _plan(softmax_fwd_kernel, (("x", _layout(x)), ("y", _layout(y))), dim, log,
-                       x.dtype, x.device)
+        launch = _plan(False, (("x", _layout(x)), ("y", _layout(y))), dim, log, x.dtype, x.device)
         launch(y_ptr=y, lse_ptr=lse, x_ptr=x)
     return y, lse
 
@@ -51,7 +51,7 @@ def softmax_vjp(x, dim, log, grad, lse):
     """dx from x, the upstream gradient and the forward's log-sum-exp (p = exp(x - lse) recomputed)."""
     dx = torch.empty_like(x)
     if x.numel():
-        launch = _plan(softmax_bwd_kernel, (("x", _layout(x)), ("g", _layout(grad)), ("dx", _layout(dx))),
+        launch = _plan(True, (("x", _layout(x)), ("g", _layout(grad)), ("dx", _layout(dx))),
                        dim, log, x.dtype, x.device)
         launch(dx_ptr=dx, x_ptr=x, g_ptr=grad, lse_ptr=lse)
     return dx
