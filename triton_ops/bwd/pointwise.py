@@ -144,9 +144,10 @@ def pointwise_vjp(g: torch.Tensor, out_shape, dfx=None, dfy=None, *, x=None, y=N
         dx = _grad_buffer(x_shape, x_dtype, device, dx_slots, part_dtype)
     if need_dy and dy is None:
         dy = _grad_buffer(y_shape, y_dtype, device, dy_slots, part_dtype)
-    numbers = (*split_float(xv if operand_mode(xv, N) == VALUE else 0.0),
-               *split_float(yv if operand_mode(yv, N) == VALUE else 0.0),
-               *split_float(param if param is not None else 0.0), *split_float(scale))
+    c = meta["COMPUTE"]
+    numbers = (*split_float(xv if operand_mode(xv, N) == VALUE else 0.0, c),
+               *split_float(yv if operand_mode(yv, N) == VALUE else 0.0, c),
+               *split_float(param if param is not None else 0.0, c), *split_float(scale, c))
     runtime.launch(kernel, (grid,), dx if need_dx else g, dy if need_dy else g,
                    xv if isinstance(xv, torch.Tensor) else g, yv if isinstance(yv, torch.Tensor) else g, g,
                    numbers, *args, DFX=dfx, DFY=dfy, ARITY=arity, HAS_PARAM=param is not None, SWAP=swap,

@@ -48,9 +48,10 @@ def combine_partials(partials: torch.Tensor, out: torch.Tensor, scale: float = 1
     P, K = partials.shape
     block_k = min(runtime.next_pow2(K), 1024 if runtime.INTERPRETER else 256)
     block_p = min(runtime.next_pow2(P), max(1, runtime.tile_elements() // block_k))
-    s_hi, s_lo = split_float(scale)
+    compute = runtime.compute_dtype(partials.dtype)
+    s_hi, s_lo = split_float(scale, compute)
     divide = factor_out is not None
     runtime.launch(kernel, (runtime.cdiv(K, block_k),), out, factor_out if divide else out, partials, P, K,
-                   s_hi, s_lo, DIVIDE=divide, COMPUTE=runtime.compute_dtype(partials.dtype), BLOCK_P=block_p, BLOCK_K=block_k,
+                   s_hi, s_lo, DIVIDE=divide, COMPUTE=compute, BLOCK_P=block_p, BLOCK_K=block_k,
                    INDEX_64=runtime.needs_int64(P * K), num_warps=4)
     return out

@@ -21,7 +21,7 @@ from ..tiles import call, joined, split_float
 
 @triton.jit
 def gemm_kernel(c_ptr, z_ptr, db_ptr, a_ptr, b_ptr, bias_ptr, za_ptr, M, N, K, numbers,
-                a_st, b_st, c_st, z_st, za_st,
+                a_st, b_st, c_st, z_st, za_st, bias_st,
                 EPILOGUE: tl.constexpr, PROLOGUE: tl.constexpr, HAS_PARAM: tl.constexpr, HAS_BIAS: tl.constexpr,
                 SAVE_Z: tl.constexpr, DB: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
                 ACC: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
@@ -29,10 +29,11 @@ def gemm_kernel(c_ptr, z_ptr, db_ptr, a_ptr, b_ptr, bias_ptr, za_ptr, M, N, K, n
     # One program owns a [BLOCK_M, BLOCK_N] tile of C (one batch entry) and walks K in BLOCK_K
     # steps. Bytes: each A tile is read cdiv(N, BLOCK_N) times and each B tile cdiv(M, BLOCK_M)
     # times (L2 catches most of it thanks to the GROUP_M ordering); C (and z) written once.
-    pid = tl.program_id(0)
-    batch = tl.program_id(1).to(tl.int64)
+    # The grid is 1-D, batch entries outermost: grid axis 1 would cap the batch at 65,535.
     n_m = tl.cdiv(M, BLOCK_M)
     n_n = tl.cdiv(N, BLOCK_N)
+    batch = tl.program_id(0).to(tl.int64) // (n_m * n_n)
+    pid = tl.program_id(0) % (n_m * n_n)
     group = pid // (GROUP_M * n_n)
     first_m = group * GROUP_M
     rows_in_group = tl.minimum(n_m - first_m, GROUP_M)
@@ -65,13 +66,13 @@ def gemm_kernel(c_ptr, z_ptr, db_ptr, a_ptr, b_ptr, bias_ptr, za_ptr, M, N, K, n
             acc += tl.dot(a.to(b.dtype), b, input_precision=PRECISION, out_dtype=ACC)
     c_mask = m_mask[:, None] & n_mask[None, :]
     if HAS_BIAS:
-        acc += tl.load(bias_ptr + rn, mask=n_mask, other=0.0).to(ACC)[None, :]
+        acc += tl.load(bias_ptr + rn.to(tl.int64) * bias_st, mask=n_mask, other=0.0).to(ACC)[None, :]
     if SAVE_Z:
-        tl.store(z_ptr + batch * z_st[0] + rm[:, None].to(tl.int64) * z_st[1] + rn[None, :] * z_st[2],
+        tl.store(z_ptr + batch * z_st[0] + rm[:, None].to(tl.int64) * z_st[1] + rn[None, :].to(tl.int64) * z_st[2],
                  acc.to(z_ptr.dtype.element_ty), mask=c_mask)
     if EPILOGUE is not None:
         acc = call(EPILOGUE, acc, acc, p, 1, HAS_PARAM, False)
-    tl.store(c_ptr + batch * c_st[0] + rm[:, None].to(tl.int64) * c_st[1] + rn[None, :] * c_st[2],
+    tl.store(c_ptr + batch * c_st[0] + rm[:, None].to(tl.int64) * c_st[1] + rn[None, :].to(tl.int64) * c_st[2],
              acc.to(c_ptr.dtype.element_ty), mask=c_mask)
     if DB:
         if pid_n == 0:
@@ -134,10 +135,11 @@ def gemm(a, b, *, out_dtype, transpose_a=False, transpose_b=False, bias=None, ep
     launch_cfg = {k: v for k, v in cfg.items() if k in ("num_warps", "num_stages")}
     tiles = runtime.cdiv(M, cfg["BLOCK_M"]) * runtime.cdiv(N, cfg["BLOCK_N"])
     runtime.launch(
-        kernel, (tiles, batch), c, z if z is not None else c, db if db is not None else c, a, b,
+        kernel, (tiles * batch,), c, z if z is not None else c, db if db is not None else c, a, b,
         bias if bias is not None else c, prologue_z if prologue_z is not None else a, M, N, K,
-        split_float(param if param is not None else 0.0),
+        split_float(param if param is not None else 0.0, tl.float64 if compute == torch.float64 else tl.float32),
         a_st, b_st, _strides3(c), _strides3(z), _strides3(prologue_z, transpose_a),
+        bias.stride(0) if bias is not None else 0,
         EPILOGUE=epilogue, PROLOGUE=prologue, HAS_PARAM=param is not None, HAS_BIAS=bias is not None,
         SAVE_Z=save_z, DB=db is not None, PRECISION=resolve_precision(precision, a.dtype),
         UPCAST=runtime.INTERPRETER or compute == torch.float64,

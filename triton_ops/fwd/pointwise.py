@@ -38,7 +38,7 @@ def pointwise_fwd_kernel(
             out = call(FN, y, y, p, ARITY, HAS_PARAM, False)
         else:
             out = call(FN, x, y, p, ARITY, HAS_PARAM, SWAP)
-        out = out + tl.zeros([BLOCK_B, BLOCK_C], COMPUTE)
+        out = out + tl.full([BLOCK_B, BLOCK_C], -0.0, COMPUTE)  # a broadcast that keeps -0.0 (+0.0 would not)
         tl.store(out_ptr + group_offsets(a, a_sizes, o_a) + o_bc, out.to(out_ptr.dtype.element_ty), mask=mask)
 
 
@@ -131,9 +131,10 @@ def pointwise(fn, out: torch.Tensor, x, y=None, param: float | None = None, arit
                                            describe(y, N), arity, out.device)
     if swap:
         x, y = y, x
-    numbers = (*split_float(x if operand_mode(x, N) == VALUE else 0.0),
-               *split_float(y if operand_mode(y, N) == VALUE else 0.0),
-               *split_float(param if param is not None else 0.0))
+    c = meta["COMPUTE"]
+    numbers = (*split_float(x if operand_mode(x, N) == VALUE else 0.0, c),
+               *split_float(y if operand_mode(y, N) == VALUE else 0.0, c),
+               *split_float(param if param is not None else 0.0, c))
     runtime.launch(kernel, (grid,), out, x if isinstance(x, torch.Tensor) else out,
                    y if isinstance(y, torch.Tensor) else out, numbers, *args,
                    FN=fn, ARITY=arity, HAS_PARAM=param is not None, **meta)

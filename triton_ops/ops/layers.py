@@ -141,7 +141,7 @@ def _linear_vjp(x, weight, bias, activation, precision, grad, needs=None, saved=
     pro = dict(prologue=act["df"] if act else None, prologue_z=z2, param=act["param"] if act else None,
                precision=precision, kernel=gemm_vjp_kernel)
     dx = gemm(g2, weight, out_dtype=x.dtype, **pro)[0].view(x.shape) if need_x else None
-    db = torch.empty_like(bias) if need_b else None
+    db = bias.new_empty(bias.shape) if need_b else None  # contiguous: the kernel writes it densely
     dw = None
     if need_w or need_b:
         dw = gemm(g2, x.reshape(-1, x.shape[-1]), transpose_a=True, out_dtype=weight.dtype, db=db, **pro)[0]
@@ -254,12 +254,21 @@ def _ln_check(x, normalized_shape, weight, bias, eps):
     return x, list(shape), weight, bias, eps
 
 
-def _ln_plan(x, normalized_shape, extra=None):
+def _ln_plan(x, normalized_shape, weight, bias, extra=None):
     shape = tuple(x.shape)
     d = len(normalized_shape)
     layouts = {"x": aligned_strides(x, shape), **(extra or {})}
+    for name, t in (("w", weight), ("b", bias)):
+        if t is not None:  # parameters keep their own strides (0 on the leading axes)
+            layouts[name] = aligned_strides(t, shape)
     cols, rows = plan_reduce(shape, range(x.dim() - d, x.dim()), layouts)
     return cols, rows
+
+
+def _param_strides(cols, name):
+    """A parameter's column strides and innermost stride (zeros when it is absent)."""
+    st = cols.strides.get(name, tuple(0 for _ in cols.sizes))
+    return st, st[-1]
 
 
 def _ln_config(R, D, device, backward: bool):
@@ -293,14 +302,16 @@ def _ln_forward_saved(x, normalized_shape, weight, bias, eps):
     R = mean.numel()
     if x.numel() == 0:
         return y, mean, rstd
-    cols, rows = _ln_plan(x, normalized_shape, {"y": aligned_strides(y, tuple(x.shape))})
+    cols, rows = _ln_plan(x, normalized_shape, weight, bias, {"y": aligned_strides(y, tuple(x.shape))})
     D = cols.numel
     block_r, block_d, programs, rows_per_program = _ln_config(R, D, x.device, backward=False)
     runtime.launch(layer_norm_fwd_kernel, (programs,), y, mean, rstd, x,
-                   weight if weight is not None else x, bias if bias is not None else x, split_float(eps),
+                   weight if weight is not None else x, bias if bias is not None else x, split_float(eps, runtime.compute_dtype(x.dtype)),
                    rows.sizes, cols.sizes, R, D, rows_per_program, rows.strides["x"], cols.strides["x"],
-                   cols.strides["x"][-1], rows.strides["y"], cols.strides["y"], cols.strides["y"][-1], HAS_W=weight is not None, HAS_B=bias is not None,
+                   cols.strides["x"][-1], rows.strides["y"], cols.strides["y"], cols.strides["y"][-1],
+                   *_param_strides(cols, "w"), *_param_strides(cols, "b"), HAS_W=weight is not None, HAS_B=bias is not None,
                    SINGLE=D <= block_d, COMPUTE=runtime.compute_dtype(x.dtype), BLOCK_R=block_r, BLOCK_D=block_d,
+                   INDEX_64=runtime.tensors_need_int64(x, y, weight, bias),
                    num_warps=runtime.num_warps_for(block_r * block_d))
     return y, mean, rstd
 
@@ -309,13 +320,16 @@ def _ln_vjp(x, normalized_shape, weight, bias, eps, grad, needs=None, saved=None
     mean, rstd = saved
     need_x, need_w, need_b = needs_all(LN_ARGS, (x, normalized_shape, weight, bias, eps), needs)
     dx = torch.empty_like(x)
-    dw = torch.empty_like(weight) if need_w else None
-    db = torch.empty_like(bias) if need_b else None
+    # Parameter gradients are contiguous (row-major over normalized_shape, the order of the
+    # partial sums' columns) whatever the parameters' own strides.
+    dw = weight.new_empty(weight.shape) if need_w else None
+    db = bias.new_empty(bias.shape) if need_b else None
     R = mean.numel()
     if x.numel() == 0:
         return (dx if need_x else None), (dw.zero_() if need_w else None), (db.zero_() if need_b else None)
     shape = tuple(x.shape)
-    cols, rows = _ln_plan(x, normalized_shape, {"g": aligned_strides(grad, shape), "dx": aligned_strides(dx, shape)})
+    cols, rows = _ln_plan(x, normalized_shape, weight, None,
+                          {"g": aligned_strides(grad, shape), "dx": aligned_strides(dx, shape)})
     D = cols.numel
     block_r, block_d, programs, rows_per_program = _ln_config(R, D, x.device, backward=True)
     stat = _ln_stat_dtype(x)
@@ -325,8 +339,9 @@ def _ln_vjp(x, normalized_shape, weight, bias, eps, grad, needs=None, saved=None
                    x, weight if weight is not None else x, grad, mean, rstd, rows.sizes, cols.sizes, R, D,
                    rows_per_program, rows.strides["x"], cols.strides["x"], cols.strides["x"][-1], rows.strides["g"],
                    cols.strides["g"], cols.strides["g"][-1], rows.strides["dx"], cols.strides["dx"],
-                   cols.strides["dx"][-1], HAS_W=weight is not None, NEED_DW=need_w, NEED_DB=need_b,
+                   cols.strides["dx"][-1], *_param_strides(cols, "w"), HAS_W=weight is not None, NEED_DW=need_w, NEED_DB=need_b,
                    SINGLE=D <= block_d, COMPUTE=runtime.compute_dtype(x.dtype), BLOCK_R=block_r, BLOCK_D=block_d,
+                   INDEX_64=runtime.tensors_need_int64(x, grad, dx, weight, extra=(programs * D,)),
                    num_warps=runtime.num_warps_for(block_r * block_d))
     if need_w:
         combine_partials(dw_part, dw)
@@ -354,8 +369,8 @@ layer_norm = register(OpSpec(
         x, list(normalized_shape), weight, bias, eps),
     fwd_kernels=(layer_norm_fwd_kernel,), bwd_kernels=(layer_norm_bwd_kernel, combine_partials_kernel),
     check=_ln_check, alloc=_ln_alloc,
-    vjp_alloc=lambda x, ns, w, b, eps, grad: [torch.empty_like(x), torch.empty_like(w) if w is not None else None,
-                                              torch.empty_like(b) if b is not None else None],
+    vjp_alloc=lambda x, ns, w, b, eps, grad: [torch.empty_like(x), w.new_empty(w.shape) if w is not None else None,
+                                              b.new_empty(b.shape) if b is not None else None],
     min_bytes=_ln_min_bytes,
     sample=lambda shape, dtype, device, gen: (_randn(shape, dtype, device, gen, 2.0) + 0.5, [shape[-1]],
                                               _randn((shape[-1],), dtype, device, gen) + 1.0,

@@ -97,11 +97,12 @@ def loss_forward(fn, x, t, param, reduction, row_dims=(), mean_rows=None):
     scale = 1.0 / (mean_rows if mean_rows is not None else N) if reduction == "mean" else 1.0
     target = out if chunks == 1 else torch.empty((chunks, K), dtype=_partial_dtype(dtype), device=x.device)
     out_k = K_group.strides["out"] if chunks == 1 else contiguous_strides(K_group.sizes, K_group.sizes)
-    numbers = (*split_float(param if param is not None else 0.0), *split_float(scale))
+    compute = runtime.compute_dtype(x.dtype, t.dtype)
+    numbers = (*split_float(param if param is not None else 0.0, compute), *split_float(scale, compute))
     runtime.launch(loss_reduce_kernel, (k_blocks, chunks), target, x, t, numbers, R_group.sizes, K_group.sizes,
                    R, K, r_per_program, R_group.strides["x"], K_group.strides["x"], R_group.strides["t"],
                    K_group.strides["t"], out_k, K if chunks > 1 else 0,
-                   FN=fn, HAS_PARAM=param is not None, COMPUTE=runtime.compute_dtype(x.dtype, t.dtype),
+                   FN=fn, HAS_PARAM=param is not None, COMPUTE=compute,
                    BLOCK_R=block_r, BLOCK_K=block_k,
                    INDEX_64=runtime.tensors_need_int64(x, t, extra=(chunks * K,)),
                    num_warps=runtime.num_warps_for(block_r * block_k))
@@ -137,17 +138,19 @@ def loss_vjp(dfx, dft, x, t, grad, param, reduction, needs, row_dims=(), mean_ro
     def st(name, group, default):
         return group.strides[name] if name in layouts else default
 
+    compute = runtime.compute_dtype(x.dtype, t.dtype)
+
     runtime.launch(
         loss_vjp_kernel, (runtime.cdiv(K, block_k) * runtime.cdiv(R, block_r),),
         dx if need_x else grad, dt if need_t else grad, x, t, grad,
-        (*split_float(param if param is not None else 0.0), *split_float(scale)),
+        (*split_float(param if param is not None else 0.0, compute), *split_float(scale, compute)),
         R_group.sizes, K_group.sizes, R, K,
         R_group.strides["x"], K_group.strides["x"], R_group.strides["t"], K_group.strides["t"],
         st("g", K_group, zeros), st("dx", R_group, r_zeros), st("dx", K_group, zeros),
         st("dt", R_group, r_zeros), st("dt", K_group, zeros),
         DFX=dfx, DFT=dft, HAS_PARAM=param is not None, G_ELEMENT=g_element, NEED_DX=need_x, NEED_DT=need_t,
-        COMPUTE=runtime.compute_dtype(x.dtype, t.dtype), BLOCK_R=block_r, BLOCK_K=block_k,
-        INDEX_64=runtime.tensors_need_int64(x, t, grad),
+        COMPUTE=compute, BLOCK_R=block_r, BLOCK_K=block_k,
+        INDEX_64=runtime.tensors_need_int64(x, t, grad, dx, dt),
         num_warps=runtime.num_warps_for(block_r * block_k))
     return dx, dt
 
@@ -259,7 +262,7 @@ def huber_dx(x, t, delta):
 
 @triton.jit
 def hinge_l(x, t):
-    return tl.maximum(1.0 - t * x, 0.0)
+    return tl.maximum(1.0 - t * x, 0.0, propagate_nan=tl.PropagateNan.ALL)
 
 
 @triton.jit
@@ -300,7 +303,8 @@ def log_cosh_dx(x, t):
 
 @triton.jit
 def bce_l(p, y, eps):
-    q = tl.minimum(tl.maximum(p, eps), 1.0 - eps)
+    q = tl.minimum(tl.maximum(p, eps, propagate_nan=tl.PropagateNan.ALL), 1.0 - eps,
+                   propagate_nan=tl.PropagateNan.ALL)
     return -(y * tl.log(q) + (1.0 - y) * tl.log(1.0 - q))
 
 
@@ -313,13 +317,15 @@ def bce_dp(p, y, eps):
 
 @triton.jit
 def bce_dy(p, y, eps):
-    q = tl.minimum(tl.maximum(p, eps), 1.0 - eps)
+    q = tl.minimum(tl.maximum(p, eps, propagate_nan=tl.PropagateNan.ALL), 1.0 - eps,
+                   propagate_nan=tl.PropagateNan.ALL)
     return tl.log(1.0 - q) - tl.log(q)
 
 
 @triton.jit
 def xent_l(q, p, eps):
-    return -p * tl.log(tl.minimum(tl.maximum(q, eps), 1.0 - eps))
+    return -p * tl.log(tl.minimum(tl.maximum(q, eps, propagate_nan=tl.PropagateNan.ALL), 1.0 - eps,
+                          propagate_nan=tl.PropagateNan.ALL))
 
 
 @triton.jit
@@ -330,7 +336,8 @@ def xent_dq(q, p, eps):
 
 @triton.jit
 def xent_dp(q, p, eps):
-    return -tl.log(tl.minimum(tl.maximum(q, eps), 1.0 - eps))
+    return -tl.log(tl.minimum(tl.maximum(q, eps, propagate_nan=tl.PropagateNan.ALL), 1.0 - eps,
+                          propagate_nan=tl.PropagateNan.ALL))
 
 
 # --------------------------------------------------------------------------------------------
@@ -531,7 +538,7 @@ def _cel_forward_saved(z, target, dim, ignore_index, label_smoothing, reduction)
     reduce = reduction != "none"
     loss_target = torch.empty((programs, 2), dtype=lse.dtype, device=z.device) if reduce else out
     runtime.launch(ce_logits_fwd_kernel, (programs,), loss_target, lse, tsum, z, target,
-                   split_float(label_smoothing), rows.sizes, R, C, rows.strides["z"], rows.strides["t"],
+                   split_float(label_smoothing, runtime.compute_dtype(z.dtype)), rows.sizes, R, C, rows.strides["z"], rows.strides["t"],
                    z.stride(dim), target.stride(dim) if probs else 0, ignore_index,
                    PROBS=probs, REDUCE=reduce, MEAN=reduction == "mean", COMPUTE=runtime.compute_dtype(z.dtype),
                    BLOCK_R=block_r, BLOCK_C=block_c,
@@ -561,15 +568,16 @@ def _cel_vjp(z, target, dim, ignore_index, label_smoothing, reduction, grad, nee
     _, rows = _cel_plan(z, target, dim, extra)
     zeros = tuple(0 for _ in rows.sizes)
     block_r, block_c = _rows_config(R, C)
+    compute = runtime.compute_dtype(z.dtype)
     runtime.launch(ce_logits_bwd_kernel, (runtime.cdiv(R, block_r),), dz if need_z else grad, dt if need_t else grad,
-                   z, target, grad, lse, tsum, factor, (*split_float(label_smoothing), *split_float(1.0)),
+                   z, target, grad, lse, tsum, factor, (*split_float(label_smoothing, compute), *split_float(1.0, compute)),
                    rows.sizes, R, C, rows.strides["z"], rows.strides["t"], z.stride(dim),
                    target.stride(dim) if probs else 0, rows.strides.get("g", zeros),
                    rows.strides.get("dz", zeros), dz.stride(dim) if need_z else 0,
                    rows.strides.get("dt", zeros), dt.stride(dim) if need_t else 0, ignore_index,
                    PROBS=probs, G_ELEMENT=g_element, FACTOR_FROM_PTR=reduction == "mean", NEED_DZ=need_z,
-                   NEED_DT=need_t, COMPUTE=runtime.compute_dtype(z.dtype), BLOCK_R=block_r, BLOCK_C=block_c,
-                   INDEX_64=runtime.tensors_need_int64(z, target),
+                   NEED_DT=need_t, COMPUTE=compute, BLOCK_R=block_r, BLOCK_C=block_c,
+                   INDEX_64=runtime.tensors_need_int64(z, target, grad, dz, dt),
                    num_warps=runtime.num_warps_for(block_r * block_c))
     return dz, dt
 
@@ -670,7 +678,8 @@ def _cos_forward_saved(x, t, dim, eps, reduction):
     programs = runtime.cdiv(R, block_r)
     reduce = reduction != "none"
     loss_target = torch.empty((programs, 1), dtype=stats.dtype, device=x.device) if reduce else out
-    runtime.launch(cosine_fwd_kernel, (programs,), loss_target, stats, x, t, split_float(eps), rows.sizes, cls.sizes,
+    runtime.launch(cosine_fwd_kernel, (programs,), loss_target, stats, x, t, split_float(eps, runtime.compute_dtype(x.dtype, t.dtype)), rows.sizes,
+                   cls.sizes,
                    R, C, rows.strides["x"], rows.strides["t"], cls.strides["x"], cls.strides["t"],
                    REDUCE=reduce, COMPUTE=runtime.compute_dtype(x.dtype, t.dtype), BLOCK_R=block_r, BLOCK_C=block_c,
                    INDEX_64=runtime.tensors_need_int64(x, t),
@@ -698,14 +707,15 @@ def _cos_vjp(x, t, dim, eps, reduction, grad, needs=None, saved=None):
     r_zeros, c_zeros = tuple(0 for _ in rows.sizes), tuple(0 for _ in cls.sizes)
     block_r, block_c = _rows_config(R, C)
     scale = 1.0 / R if reduction == "mean" else 1.0
+    compute = runtime.compute_dtype(x.dtype, t.dtype)
     runtime.launch(cosine_bwd_kernel, (runtime.cdiv(R, block_r),), dx if need_x else grad, dt if need_t else grad,
-                   x, t, grad, stats, (*split_float(eps), *split_float(scale)), rows.sizes, cls.sizes, R, C,
+                   x, t, grad, stats, (*split_float(eps, compute), *split_float(scale, compute)), rows.sizes, cls.sizes, R, C,
                    rows.strides["x"], rows.strides["t"], cls.strides["x"], cls.strides["t"],
                    rows.strides.get("g", r_zeros), rows.strides.get("dx", r_zeros), cls.strides.get("dx", c_zeros),
                    rows.strides.get("dt", r_zeros), cls.strides.get("dt", c_zeros),
-                   G_ELEMENT=g_element, NEED_DX=need_x, NEED_DT=need_t, COMPUTE=runtime.compute_dtype(x.dtype, t.dtype),
+                   G_ELEMENT=g_element, NEED_DX=need_x, NEED_DT=need_t, COMPUTE=compute,
                    BLOCK_R=block_r, BLOCK_C=block_c,
-                   INDEX_64=runtime.tensors_need_int64(x, t),
+                   INDEX_64=runtime.tensors_need_int64(x, t, grad, dx, dt),
                    num_warps=runtime.num_warps_for(block_r * block_c))
     return dx, dt
 

@@ -151,7 +151,7 @@ def safe_log_df(x, eps):
 
 @triton.jit
 def sqrt_f(x):
-    return tl.sqrt(tl.maximum(x, 0.0))
+    return tl.sqrt(tl.where(x < 0, 0.0, x))  # not tl.maximum: it would turn NaN into 0
 
 
 @triton.jit
