@@ -71,6 +71,8 @@ def ce_logits_bwd_kernel(dz_ptr, dt_ptr, z_ptr, t_ptr, g_ptr, lse_ptr, tsum_ptr,
     if not PROBS:
         target = tl.load(t_ptr + t_row, mask=row_mask, other=ignore_index)
         valid = (target != ignore_index)[:, None]
+        # an out-of-range class (unchecked on CUDA): NaN, like its row's loss
+        out_of_range = valid & ((target < 0) | (target >= C))[:, None]
     inv_c = 1.0 / tl.cast(C, COMPUTE)
     for c0 in range(0, C, BLOCK_C):
         cols = c0 + tl.arange(0, BLOCK_C)
@@ -90,6 +92,7 @@ def ce_logits_bwd_kernel(dz_ptr, dt_ptr, z_ptr, t_ptr, g_ptr, lse_ptr, tsum_ptr,
         else:
             onehot = tl.where(cols[None, :] == target[:, None], 1.0 - smoothing, 0.0)
             dz = tl.where(valid, g[:, None] * (softmax - onehot - smoothing * inv_c), 0.0)
+            dz = tl.where(out_of_range, float("nan"), dz)
         if NEED_DZ:
             tl.store(dz_ptr + group_offsets(rows, r_sizes, dz_r)[:, None] + cols[None, :] * dz_c,
                      dz.to(dz_ptr.dtype.element_ty), mask=mask)
