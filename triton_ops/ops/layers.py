@@ -254,7 +254,8 @@ def _ln_check(x, normalized_shape, weight, bias, eps):
         if t is not None:
             runtime.check_float(op, name, t)
     runtime.check_devices(op, {"x": x, "weight": weight, "bias": bias})
-    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else (
+        tuple(normalized_shape) if isinstance(normalized_shape, (list, tuple)) else (None,))
     if not all(isinstance(s, int) and not isinstance(s, bool) for s in shape):  # as F.layer_norm
         raise TypeError(f"triton_ops.{op}: normalized_shape must be an int or a sequence of ints, got "
                         f"{normalized_shape!r}")
