@@ -133,3 +133,27 @@ def test_clamps_and_maxima_keep_nan(name):
     args = sample(name)
     args[0] = with_specials(args[0], [float("nan")])
     assert triton_ops.registry[name].fn(*args).isnan().all()
+
+
+LINEAR_IN_TARGET = {("binary_cross_entropy", 1, 1), ("cross_entropy", 1, 1), ("poisson_loss", 1, 1)}
+
+
+@pytest.mark.parametrize("name", ["sqrt", "elu", "gelu", "log", "mae_loss", "huber_loss", "hinge_loss", "mse_loss",
+                                  "binary_cross_entropy", "cross_entropy", "log_cosh_loss", "poisson_loss"])
+def test_nan_input_gives_nan_gradient(name):
+    """Piecewise derivatives (a comparison picks the case) must not turn a NaN into a number."""
+    spec = triton_ops.registry[name]
+    idx = float_args(name, sample(name))
+    for i in idx:
+        args = sample(name)
+        args[i] = with_specials(args[i], [float("nan")])
+        for j in idx:
+            args[j] = args[j].requires_grad_()
+        if "reduction" in [a.name for a in spec.args]:
+            args[[a.name for a in spec.args].index("reduction")] = "none"
+        out = spec.fn(*args)
+        grads = torch.autograd.grad(out, [args[j] for j in idx], torch.ones_like(out))
+        for j, gr in zip(idx, grads):
+            if (name, i, j) in LINEAR_IN_TARGET:
+                continue  # the loss is linear in the target: d/dtarget does not read the target
+            assert gr.reshape(-1)[0].isnan(), f"{name}: NaN in argument {i}, gradient {j} is {gr.reshape(-1)[0]}"

@@ -267,12 +267,14 @@ def hinge_l(x, t):
 
 @triton.jit
 def hinge_dx(x, t):
-    return tl.where(1.0 - t * x > 0, -t, 0.0)
+    m = 1.0 - t * x
+    return tl.where(m > 0, -t, scalar.nan_else(m, 0.0))
 
 
 @triton.jit
 def hinge_dt(x, t):
-    return tl.where(1.0 - t * x > 0, -x, 0.0)
+    m = 1.0 - t * x
+    return tl.where(m > 0, -x, scalar.nan_else(m, 0.0))
 
 
 @triton.jit
@@ -312,7 +314,7 @@ def bce_l(p, y, eps):
 def bce_dp(p, y, eps):
     inside = (p > eps) & (p < 1.0 - eps)
     safe = tl.where(inside, p, 0.5)
-    return tl.where(inside, (safe - y) / (safe * (1.0 - safe)), 0.0)
+    return tl.where(inside, (safe - y) / (safe * (1.0 - safe)), scalar.nan_else(p + y, 0.0))
 
 
 @triton.jit
@@ -331,7 +333,7 @@ def xent_l(q, p, eps):
 @triton.jit
 def xent_dq(q, p, eps):
     inside = (q > eps) & (q < 1.0 - eps)
-    return tl.where(inside, -p / tl.where(inside, q, 1.0), 0.0)
+    return tl.where(inside, -p / tl.where(inside, q, 1.0), scalar.nan_else(q + p, 0.0))
 
 
 @triton.jit

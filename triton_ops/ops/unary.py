@@ -156,7 +156,7 @@ def sqrt_f(x):
 
 @triton.jit
 def sqrt_df(x):
-    return tl.where(x > 0, 0.5 / tl.sqrt(tl.where(x > 0, x, 1.0)), 0.0)
+    return tl.where(x > 0, 0.5 / tl.sqrt(tl.where(x > 0, x, 1.0)), scalar.nan_else(x, 0.0))
 
 
 @triton.jit
