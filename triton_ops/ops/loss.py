@@ -104,7 +104,7 @@ def loss_forward(fn, x, t, param, reduction, row_dims=(), mean_rows=None):
                    K_group.strides["t"], out_k, K if chunks > 1 else 0,
                    FN=fn, HAS_PARAM=param is not None, COMPUTE=compute,
                    BLOCK_R=block_r, BLOCK_K=block_k,
-                   INDEX_64=runtime.tensors_need_int64(x, t, extra=(chunks * K,)),
+                   INDEX_64=runtime.tensors_need_int64(x, t, target, extra=(chunks * K,)),
                    num_warps=runtime.num_warps_for(block_r * block_k))
     if chunks > 1:
         combine_partials(target, out, kernel=combine_kernel)
@@ -545,7 +545,7 @@ def _cel_forward_saved(z, target, dim, ignore_index, label_smoothing, reduction)
                    z.stride(dim), target.stride(dim) if probs else 0, ignore_index,
                    PROBS=probs, REDUCE=reduce, MEAN=reduction == "mean", COMPUTE=runtime.compute_dtype(z.dtype),
                    BLOCK_R=block_r, BLOCK_C=block_c,
-                   INDEX_64=runtime.tensors_need_int64(z, target),
+                   INDEX_64=runtime.tensors_need_int64(z, target, loss_target, lse),
                    num_warps=runtime.num_warps_for(block_r * block_c))
     if reduce:
         combine_partials(loss_target, out, kernel=combine_kernel, factor_out=factor)
@@ -685,7 +685,7 @@ def _cos_forward_saved(x, t, dim, eps, reduction):
                    cls.sizes,
                    R, C, rows.strides["x"], rows.strides["t"], cls.strides["x"], cls.strides["t"],
                    REDUCE=reduce, COMPUTE=runtime.compute_dtype(x.dtype, t.dtype), BLOCK_R=block_r, BLOCK_C=block_c,
-                   INDEX_64=runtime.tensors_need_int64(x, t),
+                   INDEX_64=runtime.tensors_need_int64(x, t, loss_target, stats),
                    num_warps=runtime.num_warps_for(block_r * block_c))
     if reduce:
         combine_partials(loss_target, out, scale=1.0 / R if reduction == "mean" else 1.0, kernel=combine_kernel)
