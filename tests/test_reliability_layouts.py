@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import triton_ops
+from helpers import DEVICE
 from reliability_helpers import OPS, check_against_reference, float_args, sample
 from test_int64 import force_int64  # noqa: F401  (the fixture that forces the int64 variants)
 
@@ -100,3 +101,25 @@ def test_int64_decision_counts_gradient_buffers(monkeypatch):
         counted = [t for call in seen for t in call if isinstance(t, torch.Tensor)]
         assert any(t.shape == args[0].shape and t is not args[0] for t in counted), \
             f"{name}: the gradient buffer is not in the int64 decision"
+
+
+@pytest.mark.skipif(DEVICE.type != "cuda", reason="a 4 GiB storage: GPU only (the interpreter copies whole storages)")
+@pytest.mark.parametrize("strides", [(2**31, 1), (1, 2**31)], ids=["rows-past-2^31", "columns-past-2^31"])
+def test_real_offsets_past_int32_in_row_kernels(strides):
+    storage = torch.zeros(2**31 + 64, dtype=torch.float16, device=DEVICE)
+    shape = (2, 8) if strides[0] > 1 else (8, 2)
+    x = storage.as_strided(shape, strides)
+    x.copy_(torch.randn(shape, device=DEVICE, dtype=torch.float16))
+    x = x.requires_grad_()
+    xr = x.detach().float().requires_grad_()
+    y, yr = triton_ops.layer_norm(x, [shape[-1]]), torch.nn.functional.layer_norm(xr, [shape[-1]])
+    torch.testing.assert_close(y.float(), yr, rtol=2e-3, atol=2e-3)
+    (dx,), (dxr,) = torch.autograd.grad(y, x, torch.ones_like(y)), torch.autograd.grad(yr, xr, torch.ones_like(yr))
+    torch.testing.assert_close(dx.float(), dxr, rtol=2e-3, atol=2e-3)
+    target = torch.randint(0, shape[-1], shape[:1], device=DEVICE)
+    for t, tr in [(target, target), (torch.softmax(xr.detach(), -1).half(), torch.softmax(xr.detach(), -1))]:
+        loss = triton_ops.cross_entropy_logits(x, t)
+        ref = torch.nn.functional.cross_entropy(xr, tr.float() if tr.is_floating_point() else tr)
+        torch.testing.assert_close(loss.float(), ref, rtol=2e-3, atol=2e-3)
+        (dz,), (dzr,) = torch.autograd.grad(loss, x), torch.autograd.grad(ref, xr)
+        torch.testing.assert_close(dz.float(), dzr, rtol=2e-3, atol=2e-3)
