@@ -110,9 +110,10 @@ def pointwise(fn, out: torch.Tensor, x, y=None, param: float | None = None, arit
                                  out.dtype, describe(x, N), describe(y, N), out.device)
     if swap:
         x, y = y, x
-    numbers = (*split_float(x if operand_mode(x, N) == VALUE else 0.0),
-               *split_float(y if operand_mode(y, N) == VALUE else 0.0),
-               *split_float(param if param is not None else 0.0))
+    c = launch.fixed["COMPUTE"]  # float64 math takes a number's bits (tiles.Operand.VALUE)
+    numbers = (*split_float(x if operand_mode(x, N) == VALUE else 0.0, c),
+               *split_float(y if operand_mode(y, N) == VALUE else 0.0, c),
+               *split_float(param if param is not None else 0.0, c))
     launch(out_ptr=out, x_ptr=x if isinstance(x, torch.Tensor) else out,
            y_ptr=y if isinstance(y, torch.Tensor) else out, numbers=numbers)
     return out
@@ -194,9 +195,10 @@ def pointwise_vjp(g: torch.Tensor, out_shape, dfx=None, dfy=None, *, x=None, y=N
         dx = _grad_buffer(x_shape, x_dtype, device, dx_slots, part_dtype)
     if need_dy and dy is None:
         dy = _grad_buffer(y_shape, y_dtype, device, dy_slots, part_dtype)
-    numbers = (*split_float(xv if operand_mode(xv, N) == VALUE else 0.0),
-               *split_float(yv if operand_mode(yv, N) == VALUE else 0.0),
-               *split_float(param if param is not None else 0.0), *split_float(scale))
+    c = launch.fixed["COMPUTE"]
+    numbers = (*split_float(xv if operand_mode(xv, N) == VALUE else 0.0, c),
+               *split_float(yv if operand_mode(yv, N) == VALUE else 0.0, c),
+               *split_float(param if param is not None else 0.0, c), *split_float(scale, c))
     launch(dx_ptr=dx if need_dx else g, dy_ptr=dy if need_dy else g,
            x_ptr=xv if isinstance(xv, torch.Tensor) else g, y_ptr=yv if isinstance(yv, torch.Tensor) else g, g_ptr=g,
            numbers=numbers)
