@@ -1,16 +1,25 @@
 """``python -m bench``: microbenchmarks over the whole registry.
 
-On a GPU: time (median, p20, p80 of ``triton.testing.do_bench``; CUDA graphs under 20 us), GB/s
-from each OpSpec's minimum bytes, % of a clone's bandwidth measured in the same run, TFLOP/s for
-the matmul family, peak memory and per-call host overhead, for providers ``triton_ops``,
-``torch`` (eager, the op's reference math) and ``torch.compile`` (of that reference).
+Providers (``bench/providers.py``): ``triton_ops``; ``torch`` = the PyTorch call a user would
+write for the op (``F.gelu(x, approximate="tanh")``, ``F.cross_entropy`` ...), named per row in
+the ``impl`` column; ``torch.compile`` of that same call; ``liger`` (Liger-Kernel) for the ops it
+has, skipped with a note where it cannot run.
+
+On a GPU (``bench/timing.py``): device time per call from CUDA-graph replays (forward, VJP and
+both, separately; the profiler's kernel-time sum where a capture fails, named in ``method``),
+p20/p50/p80, each sample moving >= 256 MiB over input sets rotated past L2; GB/s from each
+OpSpec's minimum bytes; % of a clone moving the same bytes in the same run; TFLOP/s; peak memory.
+Host µs are measured on their own (``--host``).
 
 On CPU (Triton's interpreter): bytes counted at the kernels' loads and stores and their ratio to
-the minimum for ``triton_ops``; bytes and ATen launches counted with a TorchDispatchMode for
-eager ``torch``. Interpreter times are not performance and are not reported.
+the minimum for ``triton_ops``; bytes and ATen launches of the torch call counted with a
+TorchDispatchMode. Interpreter times are not performance and are not reported.
 
-Output: a long-format CSV (``op,direction,provider,dtype,shape,metric,value`` plus device, torch,
-triton, git revision), a JSON twin, PNG plots per op family and a summary table.
+``--sweep``: rows x hidden, 2^24-2^28 elements, square and LLM GEMMs (``bench/cases.py``), with
+line plots per family. ``--host``: host µs per call (``bench/host.py``).
+
+Output: a long-format CSV (``op,family,direction,provider,impl,dtype,shape,metric,value,method``
+plus device, torch, triton and git revision in every row), a JSON twin, PNG plots and a summary.
 """
 from __future__ import annotations
 
@@ -28,64 +37,17 @@ import torch
 import triton_ops
 from triton_ops import runtime
 
+from . import cases, providers, timing
+
 GPU = runtime.backend() == "cuda"
 DIRECTIONS = ("forward", "backward", "full")
-# --quick compiles the reference with torch.compile for these ops only (each compile costs
-# seconds to minutes; the full run compiles every op)
-QUICK_COMPILE = ("gelu", "mul", "mse_loss", "log_cosh_loss", "cross_entropy_logits", "layer_norm", "linear", "sum")
 
 
-# ------------------------------------------------------------------------------------------------
-# inputs per op family and size
-
-
-QUICK = False
-
-
-def sizes_for(spec, quick: bool):
-    """Shapes swept for one op (the matmul family and rows get their own)."""
-    if not GPU:
-        return [(64, 1000)] if spec.family != "matmul" else [(64, 96)]
-    if spec.family == "matmul":
-        return [(4096, 4096)] if quick else [(1024, 1024), (4096, 4096), (8192, 8192)]
-    if spec.name in ("cross_entropy_logits",):
-        return [(4096, 32768)] if quick else [(4096, 8192), (4096, 32768), (1024, 131072)]
-    return [(8192, 4096)] if quick else [(1024, 1024), (4096, 4096), (8192, 8192), (16384, 8192)]
-
-
-def make_args(spec, shape, dtype, device):
-    gen = torch.Generator().manual_seed(0)
-    if spec.name == "linear":
-        x = torch.randn(shape, generator=gen).to(device, dtype)
-        w = (torch.randn(shape[-1], shape[-1], generator=gen) * shape[-1] ** -0.5).to(device, dtype)
-        return spec.bind(x, w, torch.randn(shape[-1], generator=gen).to(device, dtype), "gelu")
-    if spec.name == "embedding" and GPU:
-        idx = torch.randint(0, 32768, (shape[0] * 4,), generator=gen).to(device)
-        return spec.bind(idx, torch.randn(32768, 1024, generator=gen).to(device, dtype))
-    if spec.name == "one_hot_embedding" and GPU:
-        idx = torch.randint(0, 4096, (shape[0],), generator=gen)
-        return spec.bind(torch.nn.functional.one_hot(idx, 4096).to(device, dtype),
-                         torch.randn(4096, 1024, generator=gen).to(device, dtype))
-    return spec.bind(*spec.sample(shape, dtype, device, gen))
-
-
-def _diff_inputs(spec, args):
-    return [i for i in spec.tensor_args if isinstance(args[i], torch.Tensor) and args[i].is_floating_point()]
-
-
-def _with_grad(spec, args):
+def _with_grad(args, positions):
     args = list(args)
-    for i in _diff_inputs(spec, args):
+    for i in positions:
         args[i] = args[i].detach().requires_grad_(True)
     return args
-
-
-def _fwd_fn(provider, spec):
-    if provider == "triton_ops":
-        return spec.fn
-    if provider == "torch":
-        return spec.reference
-    return torch.compile(spec.reference)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -93,16 +55,20 @@ def _fwd_fn(provider, spec):
 
 
 def cpu_rows(spec, shape, dtype, directions):
+    """Bytes and launches: triton_ops counted at the kernels' loads and stores (interpreter),
+    the torch call counted per ATen op (TorchDispatchMode)."""
     from triton_ops.counting import count_aten, count_bytes
 
     rows = []
-    args = make_args(spec, shape, dtype, "cpu")
+    args = cases.make_args(spec, shape, dtype, "cpu")
     fwd_min, bwd_min = spec.min_bytes(*args)
     out = spec.forward(*args)
     g = torch.randn(out.shape, dtype=out.dtype) if out.dim() else torch.tensor(0.5, dtype=out.dtype)
     needs = spec.default_needs(args)  # the gradients min_bytes assumes
     saved = list(spec.forward_saved(*args)[1:]) if spec.n_saved else None
     kw = {"saved": saved} if saved is not None else {}
+    eager_call = providers.call("torch", spec)
+    diff = cases.diff_positions(spec, args)
     for direction in directions:
         if direction == "full":
             continue
@@ -112,19 +78,19 @@ def cpu_rows(spec, shape, dtype, directions):
             else:
                 spec.vjp(*args, g, needs=needs, **kw)
         minimum = fwd_min if direction == "forward" else bwd_min
-        rows += [(direction, "triton_ops", "bytes", t.total), (direction, "triton_ops", "bytes_ratio", t.total / minimum),
-                 (direction, "triton_ops", "launches", t.launches), (direction, "triton_ops", "min_bytes", minimum)]
-        eager = _with_grad(spec, args)
-        diff = [i for i, n in zip(spec.tensor_args, needs) if n]
+        eager = _with_grad(args, diff)
         if direction == "forward":
             with count_aten() as e:
-                spec.reference(*eager)
+                eager_call.fn(*eager)
         else:
-            ref_out = spec.reference(*eager)
+            ref_out = eager_call.fn(*eager)
             with count_aten() as e:
                 torch.autograd.grad(ref_out, [eager[i] for i in diff], g.to(ref_out.dtype))
-        rows += [(direction, "torch", "bytes", e.total), (direction, "torch", "launches", e.launches),
-                 (direction, "torch", "bytes_ratio", e.total / minimum)]
+        for provider, counted in (("triton_ops", t), ("torch", e)):
+            rows += [(direction, provider, "bytes", counted.total), (direction, provider, "launches", counted.launches),
+                     (direction, provider, "min_bytes", minimum)]
+            if minimum:  # a minimum of 0 (a gradient that is a view of g) has no ratio
+                rows.append((direction, provider, "bytes_ratio", counted.total / minimum))
     return rows
 
 
@@ -132,130 +98,169 @@ def cpu_rows(spec, shape, dtype, directions):
 # GPU: timings
 
 
-def _time(fn, graphable=False):
-    import triton.testing
+class Case:
+    """One (op, shape, dtype) on the GPU: rotated input sets, the bytes and flops per call."""
 
-    ms, p20, p80 = triton.testing.do_bench(fn, warmup=5, rep=40, quantiles=[0.5, 0.2, 0.8])
-    # tiny kernels: launch overhead dominates do_bench; replay a CUDA graph instead. Forward
-    # calls only: capturing autograd's backward can fail and leave the CUDA RNG unusable.
-    if ms < 0.02 and graphable:
-        try:
-            ms = triton.testing.do_bench_cudagraph(fn, rep=40)
-            p20 = p80 = ms
-        except Exception:  # noqa: BLE001 - a provider that cannot be captured keeps its do_bench figure
-            pass
-    return ms, p20, p80
+    def __init__(self, spec, shape, dtype, device="cuda"):
+        self.spec = spec
+        first = cases.make_args(spec, shape, dtype, device)
+        self.min = spec.min_bytes(*first)
+        self.flops = spec.flops(*first) if spec.flops else None
+        l2 = torch.cuda.get_device_properties(device).L2_cache_size if torch.device(device).type == "cuda" else 0
+        n = timing.rotation(self.min[0], l2)
+        gens = [torch.Generator().manual_seed(k) for k in range(1, n)]
+        self.sets = [first] + [cases.make_args(spec, shape, dtype, device, gen) for gen in gens]
+        self.diff = cases.diff_positions(spec, first)
+
+    def bytes(self, direction):
+        return {"forward": self.min[0], "backward": self.min[1], "full": sum(self.min)}[direction]
+
+    def steps(self, fn, direction):
+        """step(i) for ``direction``, on input set i mod n (forward and VJP separately)."""
+        sets = self.sets
+        if direction == "forward":
+            def forward(i):
+                with torch.no_grad():
+                    fn(*sets[i % len(sets)])
+            return forward
+        grad_sets = [_with_grad(a, self.diff) for a in sets]
+        inputs = [[a[i] for i in self.diff] for a in grad_sets]
+        if direction == "backward":
+            outs, grads = [], []
+
+            def backward(i):
+                if not outs:  # the forwards, made on the stream the timer steps on (their backward's)
+                    outs.extend(fn(*a) for a in grad_sets)
+                    grads.extend(torch.randn_like(o) for o in outs)
+                k = i % len(sets)
+                torch.autograd.grad(outs[k], inputs[k], grads[k], retain_graph=True)
+            return backward
+        grads = [torch.randn_like(fn(*a)) for a in grad_sets]
+
+        def full(i):
+            k = i % len(sets)
+            torch.autograd.grad(fn(*grad_sets[k]), inputs[k], grads[k])
+        return full
 
 
-def clone_gbps(device) -> float:
-    source = torch.empty(1 << 28, dtype=torch.float32, device=device)  # 1 GiB
-    ms, _, _ = _time(source.clone)
-    return 2 * (1 << 28) * 4 / (ms * 1e-3) / 1e9
+_clone_ms: dict = {}
 
 
-def host_overhead_us(fn, args, calls=200) -> float:
-    for _ in range(3):  # compile and plan this input's specialization first: not host overhead
-        fn(*args)
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(calls):
-        fn(*args)
-    elapsed = time.perf_counter() - start
-    torch.cuda.synchronize()
-    return elapsed / calls * 1e6
+def clone_ms(nbytes, calls, timers=None, device="cuda"):
+    """A clone moving ``nbytes`` (read + write), timed like the ops, in the same run."""
+    key = (nbytes, calls)
+    if key not in _clone_ms:
+        n = max(1, nbytes // 8)  # float32 elements: 4 bytes read + 4 written each
+        l2 = torch.cuda.get_device_properties(device).L2_cache_size if torch.device(device).type == "cuda" else 0
+        srcs = [torch.empty(n, device=device).normal_() for _ in range(timing.rotation(nbytes, l2))]
+        samples, method = timing.device_time(lambda i: srcs[i % len(srcs)].clone(), calls, timers)
+        _clone_ms[key] = (timing.percentiles(samples)[1], method)
+    return _clone_ms[key]
 
 
-def gpu_rows(spec, shape, dtype, directions, providers, clone_bw):
+def timed_rows(spec, shape, dtype, directions, provider_names, timers=None, device="cuda"):
+    """Rows (direction, provider, impl, metric, value, method) of one case: device time per call
+    (p20/p50/p80), GB/s and % of a same-bytes clone from the op's minimum bytes, TFLOP/s, peak memory."""
     rows = []
-    device = torch.device("cuda")
-    args = make_args(spec, shape, dtype, device)
-    fwd_min, bwd_min = spec.min_bytes(*args)
-    flops = spec.flops(*args) if spec.flops else None
-    tiny = make_args(spec, (8, 16) if spec.family != "matmul" else (16, 16), dtype, device)
-    for provider in providers:
-        if provider == "torch.compile" and QUICK and spec.name not in QUICK_COMPILE:
+    case = Case(spec, shape, dtype, device)
+    on_gpu = torch.device(device).type == "cuda"
+    for provider in provider_names:
+        c = providers.call(provider, spec)
+        if c is None:
+            why = providers.liger_missing() or f"{provider} has no {spec.name}"
+            if provider in ("liger",) and spec.name in providers.LIGER:
+                rows.append(("forward", provider, why, "skipped", float("nan"), ""))
             continue
-        try:
-            fn = _fwd_fn(provider, spec)
-            gargs = _with_grad(spec, args)
-            diff = [gargs[i] for i in _diff_inputs(spec, gargs)]
-            out = fn(*gargs)
-            g = torch.randn_like(out)
-            fn(*args)  # warm-up/compile of the no-grad path
-            for direction in directions:
-                if direction == "forward":
-                    def run():
-                        with torch.no_grad():
-                            fn(*args)
-                    minimum, fl = fwd_min, flops[0] if flops else None
-                elif direction == "backward":
-                    def run():
-                        torch.autograd.grad(out, diff, g, retain_graph=True)
-                    minimum, fl = bwd_min, flops[1] if flops else None
-                else:
-                    def run():
-                        torch.autograd.grad(fn(*gargs), diff, g)
-                    minimum, fl = fwd_min + bwd_min, sum(flops) if flops else None
-                torch.cuda.synchronize()
-                torch.cuda.reset_peak_memory_stats()
-                base = torch.cuda.memory_allocated()
-                ms, p20, p80 = _time(run, graphable=direction == "forward")
-                peak = (torch.cuda.max_memory_allocated() - base) / 2**20
-                gbps = minimum / (ms * 1e-3) / 1e9
-                rows += [(direction, provider, "time_ms", ms), (direction, provider, "time_p20_ms", p20),
-                         (direction, provider, "time_p80_ms", p80), (direction, provider, "gbps", gbps),
-                         (direction, provider, "pct_clone", 100 * gbps / clone_bw),
-                         (direction, provider, "peak_mem_mb", peak)]
-                if fl:
-                    rows.append((direction, provider, "tflops", fl / (ms * 1e-3) / 1e12))
-            with torch.no_grad():
-                rows.append(("forward", provider, "host_us", host_overhead_us(fn, tiny)))
-        except Exception as exc:  # noqa: BLE001 - a provider that fails is reported, not fatal
-            rows.append(("forward", provider, "error", 1.0))
-            print(f"\n{spec.name} {provider} {tuple(shape)} {dtype}: {type(exc).__name__}: {exc}"[:400], file=sys.stderr)
-        torch.cuda.empty_cache()
+        for direction in directions:
+            try:
+                step = case.steps(c.fn, direction)
+                nbytes = case.bytes(direction)
+                calls = timing.calls_for(nbytes)
+                samples, method = timing.device_time(step, calls, timers)
+                p20, p50, p80 = timing.percentiles(samples)
+                rows += [(direction, provider, c.impl, m, v, method)
+                         for m, v in (("time_ms", p50), ("time_p20_ms", p20), ("time_p80_ms", p80))]
+                if nbytes:
+                    ref_ms, ref_method = clone_ms(nbytes, calls, timers, device)
+                    rows += [(direction, provider, c.impl, "gbps", nbytes / (p50 * 1e-3) / 1e9, method),
+                             (direction, provider, c.impl, "pct_clone", 100 * ref_ms / p50, ref_method)]
+                if case.flops:
+                    fl = {"forward": case.flops[0], "backward": case.flops[1], "full": sum(case.flops)}[direction]
+                    rows.append((direction, provider, c.impl, "tflops", fl / (p50 * 1e-3) / 1e12, method))
+                if on_gpu:  # one more call, eager, alone: its allocations above what is live
+                    torch.cuda.synchronize()
+                    torch.cuda.reset_peak_memory_stats()
+                    base = torch.cuda.memory_allocated()
+                    step(0)
+                    torch.cuda.synchronize()
+                    peak = (torch.cuda.max_memory_allocated() - base) / 2**20
+                    rows.append((direction, provider, c.impl, "peak_mem_mb", peak, "eager"))
+            except Exception as exc:  # noqa: BLE001 - a provider that fails is reported, not fatal
+                rows.append((direction, provider, c.impl, "error", 1.0, ""))
+                print(f"\n{spec.name} {provider} {direction} {tuple(shape)} {dtype}: {type(exc).__name__}: {exc}"[:400],
+                      file=sys.stderr)
+            if on_gpu:
+                torch.cuda.empty_cache()
     return rows
 
 
 # ------------------------------------------------------------------------------------------------
 # output
 
+FIELDS = ["op", "family", "direction", "provider", "impl", "dtype", "shape", "metric", "value", "method", "device",
+          "torch", "triton", "git_rev"]
+
 
 def git_revision() -> str:
+    """``git rev-parse HEAD``, with ``-dirty`` when the working tree differs from it; where the
+    checkout has no git metadata (a copied tree), ``TRITON_OPS_GIT_REV`` as the caller gives it."""
+    here = os.path.dirname(os.path.abspath(__file__))
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=os.path.dirname(__file__), timeout=10).stdout.strip() or "unknown"
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=here,
+                             timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, cwd=here, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        rev = dirty = ""
+    if len(rev) == 40:
+        return rev + ("-dirty" if dirty else "")
+    return os.environ.get("TRITON_OPS_GIT_REV", "unknown")
 
 
-def write_outputs(records, out_csv: Path):
+def environment() -> dict:
+    device = torch.cuda.get_device_name() if GPU else "cpu (triton interpreter)"
+    return dict(device=device, torch=torch.__version__, triton=__import__("triton").__version__, git_rev=git_revision())
+
+
+def write_outputs(records, out_csv: Path, sweep=False):
     out_csv.parent.mkdir(parents=True, exist_ok=True)
-    fields = ["op", "family", "direction", "provider", "dtype", "shape", "metric", "value", "device", "torch",
-              "triton", "git_rev"]
     with out_csv.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=fields)
+        w = csv.DictWriter(fh, fieldnames=FIELDS)
         w.writeheader()
         w.writerows(records)
     out_csv.with_suffix(".json").write_text(json.dumps(records, indent=1))
-    plots = []
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        return plots
+        return []
+    return (sweep_plots if sweep else bar_plots)(records, out_csv, plt)
+
+
+def bar_plots(records, out_csv, plt):
+    plots = []
     metric = "pct_clone" if GPU else "bytes_ratio"
     for family in sorted({r["family"] for r in records}):
         rs = [r for r in records if r["family"] == family and r["metric"] == metric]
         if not rs:
             continue
         labels = sorted({(r["op"], r["direction"]) for r in rs})
-        providers = sorted({r["provider"] for r in rs})
+        provider_names = sorted({r["provider"] for r in rs})
         fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(labels) + 2), 4))
-        width = 0.8 / len(providers)
-        for k, provider in enumerate(providers):
+        width = 0.8 / len(provider_names)
+        for k, provider in enumerate(provider_names):
             vals = []
             for op, direction in labels:
                 v = [r["value"] for r in rs if (r["op"], r["direction"], r["provider"]) == (op, direction, provider)]
@@ -263,17 +268,52 @@ def write_outputs(records, out_csv: Path):
             ax.bar([i + k * width for i in range(len(labels))], vals, width, label=provider)
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(labels))])
         ax.set_xticklabels([f"{o}\n{d}" for o, d in labels], rotation=60, ha="right", fontsize=7)
-        ax.set_ylabel("% of clone bandwidth" if GPU else "counted bytes / minimum bytes")
+        ax.set_ylabel("% of a clone moving the same bytes" if GPU else "counted bytes / minimum bytes")
         if not GPU:
             ax.axhline(1.0, color="k", lw=0.5)
-        ax.set_title(f"{family} ({records[0]['device']})")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        path = out_csv.with_name(f"{out_csv.stem}-{family}.png")
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        plots.append(path)
+        plots.append(_save(plt, fig, ax, f"{family} ({records[0]['device']})", out_csv, family))
     return plots
+
+
+def _save(plt, fig, ax, title, out_csv, suffix, legend_size=7):
+    ax.set_title(title)
+    ax.legend(fontsize=legend_size, ncol=1 if legend_size >= 7 else 2)
+    fig.tight_layout()
+    path = out_csv.with_name(f"{out_csv.stem}-{suffix}.png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def sweep_plots(records, out_csv, plt):
+    """One figure per sweep family and direction: % of clone (TFLOP/s for GEMMs, where the
+    torch provider is cuBLAS) against the bytes moved, one line per op and provider."""
+    plots = []
+    for family in sorted({cases.sweep_family(triton_ops.registry[r["op"]]) for r in records}):
+        metric = "tflops" if family == "gemm" else "pct_clone"
+        for direction in DIRECTIONS:
+            rs = [r for r in records if r["metric"] == metric and r["direction"] == direction
+                  and cases.sweep_family(triton_ops.registry[r["op"]]) == family]
+            if not rs:
+                continue
+            fig, ax = plt.subplots(figsize=(8, 5))
+            for key in sorted({(r["op"], r["provider"], r["dtype"]) for r in rs}):
+                pts = sorted((_size(r), r["value"]) for r in rs if (r["op"], r["provider"], r["dtype"]) == key)
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", lw=1,
+                        label=f"{key[0]} {key[1]} {key[2].replace('torch.', '')}")
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("elements of the first input (M*N*K for GEMMs)")
+            ax.set_ylabel("TFLOP/s" if metric == "tflops" else "% of a clone moving the same bytes")
+            plots.append(_save(plt, fig, ax, f"{family} {direction} ({records[0]['device']})", out_csv,
+                               f"{family}-{direction}", legend_size=6))
+    return plots
+
+
+def _size(record) -> int:
+    n = 1
+    for d in record["shape"].split("x"):
+        n *= int(d)
+    return n
 
 
 def summary(records):
@@ -284,74 +324,119 @@ def summary(records):
         if r["metric"] in (metric, extra):
             key = (r["op"], r["direction"], r["dtype"], r["shape"])
             table.setdefault(key, {})[(r["provider"], r["metric"])] = r["value"]
-    providers = ["triton_ops", "torch", "torch.compile"] if GPU else ["triton_ops", "torch"]
-    head = f"{'op':<24}{'dir':<9}{'dtype':<10}{'shape':<14}" + "".join(f"{p + ' ' + metric:>26}" for p in providers) \
-        + "".join(f"{p + ' ' + extra:>24}" for p in providers)
+    names = [p for p in providers.PROVIDERS if any(r["provider"] == p and r["metric"] in (metric, extra) for r in records)]
+    head = f"{'op':<24}{'dir':<9}{'dtype':<10}{'shape':<16}" + "".join(f"{p + ' ' + metric:>24}" for p in names) \
+        + "".join(f"{p + ' ' + extra:>22}" for p in names)
     lines = [head, "-" * len(head)]
     for (op, direction, dtype, shape), vals in sorted(table.items()):
-        cells = "".join(f"{vals.get((p, metric), float('nan')):>26.3f}" for p in providers)
-        cells += "".join(f"{vals.get((p, extra), float('nan')):>24.4g}" for p in providers)
-        lines.append(f"{op:<24}{direction:<9}{dtype.replace('torch.', ''):<10}{shape:<14}{cells}")
+        cells = "".join(f"{vals.get((p, metric), float('nan')):>24.3f}" for p in names)
+        cells += "".join(f"{vals.get((p, extra), float('nan')):>22.4g}" for p in names)
+        lines.append(f"{op:<24}{direction:<9}{dtype.replace('torch.', ''):<10}{shape:<16}{cells}")
+    skipped = sorted({(r["provider"], r["impl"]) for r in records if r["metric"] == "skipped"})
+    lines += [f"skipped: {p}: {why}" for p, why in skipped]
     return "\n".join(lines)
+
+
+def sweep_jobs(ops, dtypes):
+    return [(n, s, d) for n in ops for d in dtypes for s in cases.sweep_shapes(triton_ops.registry[n])]
+
+
+def case_rows(spec, shape, dtype, directions, provider_names):
+    """(direction, provider, impl, metric, value, method) rows of one case, on this backend."""
+    try:
+        if GPU:
+            return timed_rows(spec, shape, dtype, directions, provider_names)
+        rows = cpu_rows(spec, shape, dtype, directions)
+        impl = {"triton_ops": providers.call("triton_ops", spec).impl, "torch": providers.TORCH[spec.name].impl}
+        rows = [(d, pv, impl[pv], m, v, "counted") for d, pv, m, v in rows]
+        if "liger" in provider_names and spec.name in providers.LIGER:
+            rows.append(("forward", "liger", providers.liger_missing() or "not counted on CPU", "skipped",
+                         float("nan"), ""))
+        return rows
+    except Exception as exc:  # noqa: BLE001 - one failing case is reported, the run goes on
+        print(f"\n{spec.name} {shape} {dtype}: {type(exc).__name__}: {exc}"[:400], file=sys.stderr)
+        return [("forward", "triton_ops", "", "error", 1.0, "")]
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="one size per op, forward and backward")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="one size per op (>= 256 MiB per call on a GPU)")
+    mode.add_argument("--sweep", action="store_true", help="rows x hidden, 2^24-2^28 elements, GEMM shapes")
+    mode.add_argument("--host", action="store_true", help="host µs per call, triton_ops vs torch (small tensors)")
+    p.add_argument("--dry-run", action="store_true", help="list the cases and exit")
     p.add_argument("--ops", nargs="+", help="ops to run (default: every registered op but identity)")
-    p.add_argument("--dtypes", nargs="+", help="default: bfloat16 float32 on a GPU, float32 on CPU")
-    p.add_argument("--modes", nargs="+", choices=DIRECTIONS, help="default: forward backward (+ full without --quick)")
-    p.add_argument("--providers", nargs="+", choices=["triton_ops", "torch", "torch.compile"])
+    p.add_argument("--dtypes", nargs="+", help="default: bfloat16 (quick) or bfloat16 float32 on a GPU, float32 on CPU")
+    p.add_argument("--modes", nargs="+", choices=DIRECTIONS, help="default: forward backward (+ full on a GPU)")
+    p.add_argument("--providers", nargs="+", choices=providers.PROVIDERS)
     p.add_argument("--out", default="out/bench.csv", help="CSV path; the JSON and PNGs go beside it")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    global QUICK
-    QUICK = args.quick
     ops = args.ops or [n for n in sorted(triton_ops.registry) if n != "identity"]
+    meta = environment()
+    start = time.time()
+    if args.host:
+        return host_main(ops, Path(args.out), meta, args.dry_run)
     default_dtypes = (["bfloat16"] if args.quick else ["bfloat16", "float32"]) if GPU else ["float32"]
     dtypes = [getattr(torch, d) for d in (args.dtypes or default_dtypes)]
-    directions = args.modes or (["forward", "backward"] if args.quick or not GPU else list(DIRECTIONS))
-    providers = args.providers or (["triton_ops", "torch", "torch.compile"] if GPU else ["triton_ops", "torch"])
-    device = torch.cuda.get_device_name() if GPU else "cpu (triton interpreter)"
-    meta = dict(device=device, torch=torch.__version__, triton=__import__("triton").__version__, git_rev=git_revision())
-    jobs = [(n, s, d) for n in ops for d in dtypes for s in sizes_for(triton_ops.registry[n], args.quick)]
+    directions = args.modes or (list(DIRECTIONS) if GPU and not args.quick else ["forward", "backward"])
+    chosen = args.providers or (providers.PROVIDERS if GPU else ("triton_ops", "torch", "liger"))
+    provider_names = [p for p in providers.PROVIDERS if p in chosen]  # in PROVIDERS' order
+    if args.sweep:
+        jobs = sweep_jobs(ops, dtypes)
+    else:
+        jobs = [(n, cases.quick_shape(triton_ops.registry[n], GPU), d) for n in ops for d in dtypes]
+    if args.dry_run or (args.sweep and not GPU):
+        for name, shape, dtype in jobs:
+            print(f"{name:<24}{cases.shape_label(shape):<20}{str(dtype).replace('torch.', ''):<10}{' '.join(directions)}")
+        note = "" if args.dry_run else " (a sweep needs a GPU: listed, not run)"
+        print(f"{len(jobs)} cases x {len(directions)} directions x {len(provider_names)} providers{note}")
+        return 0
     try:
         from tqdm import tqdm
         bar = tqdm(jobs, desc="bench", unit="case", disable=args.no_progress)
     except ImportError:
         bar = jobs
     records = []
-    start = time.time()
     if GPU:  # warm the card up (clocks, allocator) before the first measured op
         warm = torch.empty(1 << 26, device="cuda")
         for _ in range(200):
             warm.mul_(1.0)
         torch.cuda.synchronize()
         del warm
-    clone_bw = clone_gbps("cuda") if GPU else None
-    if GPU:
-        records.append(dict(op="clone", family="copy", direction="forward", provider="torch", dtype="torch.float32",
-                            shape="268435456", metric="gbps", value=clone_bw, **meta))
-    for name, shape, dtype in bar:
-        spec = triton_ops.registry[name]
-        if hasattr(bar, "set_postfix_str"):
-            bar.set_postfix_str(f"{name} {dtype}".replace("torch.", ""))
-        try:
-            rows = gpu_rows(spec, shape, dtype, directions, providers, clone_bw) if GPU else \
-                cpu_rows(spec, shape, dtype, directions)
-        except Exception as exc:  # noqa: BLE001
-            print(f"\n{name} {shape} {dtype}: {type(exc).__name__}: {exc}"[:400], file=sys.stderr)
-            rows = [("forward", "triton_ops", "error", 1.0)]
-        records += [dict(op=name, family=spec.family, direction=d, provider=pv, dtype=str(dtype),
-                         shape="x".join(map(str, shape)), metric=m, value=float(v), **meta) for d, pv, m, v in rows]
+    try:
+        for name, shape, dtype in bar:
+            spec = triton_ops.registry[name]
+            if hasattr(bar, "set_postfix_str"):
+                bar.set_postfix_str(f"{name} {dtype}".replace("torch.", ""))
+            rows = case_rows(spec, shape, dtype, directions, provider_names)
+            records += [dict(op=name, family=spec.family, direction=d, provider=pv, impl=impl, dtype=str(dtype),
+                             shape=cases.shape_label(shape), metric=m, value=float(v), method=method, **meta)
+                        for d, pv, impl, m, v, method in rows]
+    except KeyboardInterrupt:  # a stage limit (gpu_check.sh sends SIGINT): keep what was measured
+        print(f"\ninterrupted after {len({(r['op'], r['shape'], r['dtype']) for r in records})} of {len(jobs)} "
+              "cases: writing those", file=sys.stderr)
     out_csv = Path(args.out)
-    plots = write_outputs(records, out_csv)
+    plots = write_outputs(records, out_csv, sweep=args.sweep)
     print()
     print(summary(records))
     print(f"\n{len(records)} rows -> {out_csv} (+ .json, {len(plots)} plots) in {time.time() - start:.0f}s "
-          f"on {device}, torch {meta['torch']}, triton {meta['triton']}, rev {meta['git_rev']}")
+          f"on {meta['device']}, torch {meta['torch']}, triton {meta['triton']}, rev {meta['git_rev']}")
     errors = [r for r in records if r["metric"] == "error"]
     return 1 if errors and not GPU else 0
+
+
+def host_main(ops, out_csv: Path, meta, dry_run=False) -> int:
+    from . import host
+
+    if dry_run:
+        print(f"{len(ops)} ops x (forward, full) x (triton_ops, torch): " + " ".join(ops))
+        return 0
+    records = [dict(r, **meta) for r in host.run(ops)]
+    write_outputs(records, out_csv)
+    print(host.summary(records))
+    print(f"\n{len(records)} rows -> {out_csv} on {meta['device']}, rev {meta['git_rev']}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,41 +1,66 @@
 #!/usr/bin/env bash
-# One script for the GPU machine: the test suite on CUDA, the demo for a few epochs, then
-# `python -m bench --quick`. Results (at most 8 files, as the device tool returns) go under
-# $OUT (default out/gpu).
-# Usage there: PYTHONPATH=. bash bench/gpu_check.sh
+# One script for a lent GPU machine (H100/H200), all of it in <= 8 minutes: the test suite on
+# CUDA, the quick bench (every op, providers triton_ops / torch / liger), host µs with real
+# launches, a sweep subset, then torch.compile of every op's torch call with what time is left.
+# Every stage has its own time limit; a bench stopped at its limit writes the rows it has.
+#
+# Writes at most 8 files under $OUT (what the device tool returns), named <card>-<date>*:
+#   gpu-env.txt  gpu-tests.log  <tag>-quick.csv  <tag>-host.csv  <tag>-sweep.csv  <tag>.md
+#   <tag>-plots.tar (PNGs + JSON twins)  bench.log
+# and the page to docs/benchmarks/gpu/<tag>.md (copy $OUT/<tag>.md there from the device run).
+# Liger-Kernel: put its wheel in .whl/ (pip download --no-deps liger-kernel) and carry .whl.
+# Usage there: PYTHONPATH=. bash bench/gpu_check.sh; where the tree travels without .git, pass the
+# revision: TRITON_OPS_GIT_REV=<git rev-parse HEAD here, -dirty if the tree differs> bash bench/gpu_check.sh
 set -uo pipefail
 export PYTHONPATH=${PYTHONPATH:-.} PYTHONUNBUFFERED=1
 OUT=${OUT:-out/gpu}
-mkdir -p "$OUT"
+mkdir -p "$OUT" docs/benchmarks/gpu
 work=$(mktemp -d)
 export TRITON_OPS_TUNE_STORE="$work/tune.json"   # never read a stale store from elsewhere
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$work/site" .whl/*.whl \
+    && export PYTHONPATH="$PYTHONPATH:$work/site"
+fi
+card=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
+tag=$(echo "$card" | grep -oiE 'h100|h200|a100|b200|l40s?' | head -1 | tr 'A-Z' 'a-z')
+tag="${tag:-gpu}-$(date -u +%Y-%m-%d)"
 {
   date -u +"date: %Y-%m-%dT%H:%M:%SZ"
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
   python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
-  git rev-parse --short HEAD 2>/dev/null || true
+  python3 -c "import liger_kernel; print('liger-kernel', liger_kernel.__file__)" 2>&1 | tail -1
+  python3 -c "from bench.__main__ import git_revision; print('git', git_revision())"
 } > "$OUT/gpu-env.txt" 2>&1
 cat "$OUT/gpu-env.txt"
 
-start=$SECONDS
-timeout "${TEST_TIMEOUT:-240}" python3 -m pytest -q -n 8 -p no:cacheprovider tests/ ${TEST_ARGS:-} \
-  > "$work/tests.log" 2>&1
-echo "tests: exit $? in $((SECONDS - start))s" | tee -a "$OUT/gpu-env.txt"
-grep -E "^(FAILED|ERROR)|passed|failed" "$work/tests.log" | tail -60 > "$OUT/gpu-tests.txt"
-tail -c 40000 "$work/tests.log" > "$OUT/gpu-tests-tail.log"
-tail -25 "$OUT/gpu-tests.txt"
+stage() {  # stage NAME SECONDS COMMAND...: run with a limit (SIGINT first: the bench writes its rows)
+  local name=$1 limit=$2 start=$SECONDS
+  shift 2
+  timeout -s INT -k 20 "$limit" "$@" >> "$work/$name.log" 2>&1
+  echo "$name: exit $? in $((SECONDS - start))s" | tee -a "$OUT/gpu-env.txt"
+}
 
-start=$SECONDS
-timeout "${DEMO_TIMEOUT:-60}" python3 -m triton_ops demo --epochs 4 2>&1 | tail -8 > "$OUT/gpu-demo.txt"
-echo "demo: exit $? in $((SECONDS - start))s" | tee -a "$OUT/gpu-env.txt"
-cat "$OUT/gpu-demo.txt"
+stage tests "${TEST_TIMEOUT:-140}" python3 -m pytest -q -n 8 -p no:cacheprovider tests/ ${TEST_ARGS:-}
+grep -E "^(FAILED|ERROR)|passed|failed" "$work/tests.log" | tail -40 >> "$OUT/gpu-env.txt"
+tail -c 400000 "$work/tests.log" > "$OUT/gpu-tests.log"
 
-start=$SECONDS
-timeout "${BENCH_TIMEOUT:-240}" python3 -m bench --quick --no-progress --out "$work/bench/bench-gpu.csv" ${BENCH_ARGS:-} \
-  > "$work/bench.log" 2>&1
-echo "bench: exit $? in $((SECONDS - start))s" | tee -a "$OUT/gpu-env.txt"
-cp "$work/bench/bench-gpu.csv" "$work/bench/bench-gpu.json" "$OUT/" 2>/dev/null
-{ tail -c 60000 "$work/bench.log"; echo; cat "$OUT/gpu-demo.txt"; } > "$OUT/bench-gpu.log"
-rm -f "$OUT/gpu-demo.txt"
-(cd "$work/bench" && tar cf "$OUT/bench-gpu-plots.tar" ./*.png 2>/dev/null)
-tail -60 "$OUT/bench-gpu.log"
+mkdir -p "$work/b"
+stage quick "${QUICK_TIMEOUT:-140}" python3 -m bench --quick --no-progress --providers triton_ops torch liger \
+  --out "$work/b/$tag-quick.csv" ${BENCH_ARGS:-}
+stage host "${HOST_TIMEOUT:-60}" python3 -m bench --host --out "$work/b/$tag-host.csv"
+stage sweep "${SWEEP_TIMEOUT:-60}" python3 -m bench --sweep --no-progress --dtypes bfloat16 --modes forward backward \
+  --providers triton_ops torch --ops ${SWEEP_OPS:-gelu layer_norm cross_entropy_logits matmul} \
+  --out "$work/b/$tag-sweep.csv"
+stage compile "${COMPILE_TIMEOUT:-60}" python3 -m bench --quick --no-progress --providers torch.compile \
+  --out "$work/b/$tag-compile.csv"
+
+# the quick CSV carries the torch.compile rows too (same columns)
+[ -f "$work/b/$tag-compile.csv" ] && tail -n +2 "$work/b/$tag-compile.csv" >> "$work/b/$tag-quick.csv"
+for f in quick host sweep; do cp "$work/b/$tag-$f.csv" "$OUT/" 2>/dev/null; done
+python3 -m bench.report $(ls "$OUT/$tag"-{quick,host,sweep}.csv 2>/dev/null) \
+  --title "GPU check: $card, $(date -u +%Y-%m-%d)" --out "$OUT/$tag.md"
+cp "$OUT/$tag.md" "docs/benchmarks/gpu/$tag.md"
+(cd "$work/b" && tar cf "$OUT/$tag-plots.tar" ./*.png ./*.json 2>/dev/null)
+for s in quick host sweep compile; do echo "== $s"; tail -c 30000 "$work/$s.log" 2>/dev/null; done > "$OUT/bench.log"
+tail -40 "$work/host.log" 2>/dev/null
+tail -30 "$work/quick.log" 2>/dev/null

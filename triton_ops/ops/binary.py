@@ -90,13 +90,16 @@ def result_dtype(a, b) -> torch.dtype:
 
 
 def binary_op(name: str, f, df_da, df_db, *, reference, reads=((True, True), (True, True)),
-              param: tuple[str, float] | None = None, domain=None, sample=None, doc: str = "") -> OpSpec:
+              aliases=(False, False), param: tuple[str, float] | None = None, domain=None, sample=None,
+              doc: str = "") -> OpSpec:
     """Lift ``@triton.jit`` scalar functions ``f(a, b[, p])``, ``df_da``, ``df_db`` into a
     registered broadcasting op with autograd. Broadcasting, strides, Python-number operands
     and the reduce-back of broadcast operands come from the templates.
 
     ``reads[i]`` says whether the derivative with respect to operand i reads (a, b): operands
-    no needed derivative reads are not loaded (``add``'s VJP reads only g).
+    no needed derivative reads are not loaded (``add``'s VJP reads only g). ``aliases[i]``: the
+    gradient of operand i is g itself wherever operand i has the output's shape (d/da = 1), so
+    it may alias g, as eager's does, and the minimum bytes count nothing for it.
     """
     args = (Arg("a", "operand"), Arg("b", "operand"))
     if param:
@@ -166,7 +169,10 @@ def binary_op(name: str, f, df_da, df_db, *, reference, reads=((True, True), (Tr
         fwd = runtime.nbytes(a) + runtime.nbytes(b) + out_bytes
         read_a = reads[0][0] or reads[1][0]
         read_b = reads[0][1] or reads[1][1]
-        bwd = out_bytes + (runtime.nbytes(a) if read_a else 0) + (runtime.nbytes(b) if read_b else 0) + runtime.nbytes(a) + runtime.nbytes(b)
+        writes = [runtime.nbytes(v) for v, alias in zip((a, b), aliases) if not (alias and _shape(v) == out_shape)]
+        if not any(writes):  # every gradient is g itself
+            return fwd, 0
+        bwd = out_bytes + (runtime.nbytes(a) if read_a else 0) + (runtime.nbytes(b) if read_b else 0) + sum(writes)
         return fwd, bwd
 
     spec = OpSpec(
@@ -249,9 +255,9 @@ one = scalar.one_xy  # d(a + b)/da = d(a + b)/db = 1
 
 NONE, B_ONLY, A_ONLY, BOTH = (False, False), (False, True), (True, False), (True, True)
 
-add = binary_op("add", add_f, one, one, reads=(NONE, NONE), reference=lambda a, b, broadcast=None: a + b,
+add = binary_op("add", add_f, one, one, reads=(NONE, NONE), aliases=(True, True), reference=lambda a, b, broadcast=None: a + b,
                 doc="add(a, b, broadcast=None): a + b with broadcasting.").fn
-sub = binary_op("sub", sub_f, one, minus_one, reads=(NONE, NONE), reference=lambda a, b, broadcast=None: a - b,
+sub = binary_op("sub", sub_f, one, minus_one, reads=(NONE, NONE), aliases=(True, False), reference=lambda a, b, broadcast=None: a - b,
                 doc="sub(a, b, broadcast=None): a - b with broadcasting.").fn
 mul = binary_op("mul", mul_f, take_b, take_a, reads=(B_ONLY, A_ONLY), reference=lambda a, b, broadcast=None: a * b,
                 doc="mul(a, b, broadcast=None): a * b with broadcasting.").fn

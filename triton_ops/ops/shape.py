@@ -91,7 +91,8 @@ sum_to = register(OpSpec(
     check=_sum_to_check,
     alloc=lambda x, shape: x.new_empty(shape),
     vjp_alloc=lambda x, shape, grad: [x.new_empty(x.shape)],
-    min_bytes=lambda x, shape: ((x.numel() + runtime.numel(shape)) * x.element_size(),) * 2,
+    # the gradient may be a broadcast view of g (eager's is): nothing to move
+    min_bytes=lambda x, shape: ((x.numel() + runtime.numel(shape)) * x.element_size(), 0),
     sample=lambda shape, dtype, device, gen: (torch.randn(shape, generator=gen, dtype=torch.float64).to(device, dtype),
                                               [1] + list(shape[1:])),
     doc="sum_to(x, shape): the reduce-back map (sum over the axes along which `shape` broadcasts to x).")).fn
@@ -141,7 +142,9 @@ sum = register(OpSpec(  # noqa: A001 - the SPEC's name
     check=_sum_check,
     alloc=lambda x, dim, keepdim=False: x.new_empty(_sum_out_shape(x, dim, keepdim)),
     vjp_alloc=lambda x, dim, keepdim, grad: [x.new_empty(x.shape)],
-    min_bytes=lambda x, dim, keepdim=False: ((x.numel() + runtime.numel(_sum_out_shape(x, dim, keepdim))) * x.element_size(),) * 2,
+    # the gradient may be a broadcast view of g (eager's is): nothing to move
+    min_bytes=lambda x, dim, keepdim=False: (
+        (x.numel() + runtime.numel(_sum_out_shape(x, dim, keepdim))) * x.element_size(), 0),
     sample=lambda shape, dtype, device, gen: (
         torch.randn(shape, generator=gen, dtype=torch.float64).to(device, dtype), [0], False),
     doc="sum(x, dim, keepdim=False): sum over `dim` (an int or a tuple of ints).")).fn

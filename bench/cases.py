@@ -1,0 +1,90 @@
+"""What is measured: the shapes per op (quick bench, sweeps, CPU counts) and their arguments.
+
+One case = (op, shape, dtype). ``shape`` is the first tensor's shape, except for the matmul
+family, where it is (M, N, K). Shared by ``python -m bench``, its sweeps and ``bench.static``
+(which compiles the kernels at exactly these shapes).
+"""
+from __future__ import annotations
+
+import torch
+
+# Ops whose kernels own whole rows (one program = one or a few rows): swept over rows x hidden.
+ROW_OPS = ("layer_norm", "cross_entropy_logits", "cosine_similarity_loss", "cross_entropy", "rms_norm", "softmax",
+           "log_softmax")
+GEMM_OPS = ("matmul", "linear", "linear_cross_entropy")
+# the identity op exists for tests; embedding's sweep axis (vocabulary x rows) is its own
+NOT_SWEPT = ("identity", "embedding", "one_hot_embedding")
+
+HIDDEN = (1024, 2048, 4096, 8192, 16384, 32768)
+SWEEP_ROWS = (4096, 16384)
+POINTWISE_ELEMENTS = tuple(1 << p for p in (24, 25, 26, 27, 28))
+GEMM_SHAPES = ((4096, 4096, 4096), (8192, 8192, 8192)) + tuple(
+    (8192, n, k) for n in (4096, 11008, 14336) for k in (4096, 11008, 14336))
+
+
+def quick_shape(spec, gpu: bool) -> tuple:
+    """The one shape of ``python -m bench --quick``. On a GPU each forward moves at least 256 MiB
+    in bfloat16 (inputs far past L2, every bandwidth figure over that many bytes); on CPU (the
+    interpreter, one program ~1 ms) a few programs."""
+    if not gpu:
+        return (64, 96, 96) if spec.family == "matmul" else (64, 1000)
+    if spec.name == "linear_cross_entropy":  # tokens x vocabulary x hidden
+        return (8192, 32768, 4096)
+    if spec.family == "matmul":
+        return (8192, 8192, 8192) if spec.name in GEMM_OPS else (8192, 4096, 4096)
+    if spec.name == "cross_entropy_logits":
+        return (8192, 32768)
+    if spec.name == "embedding":
+        return (65536,)
+    return (16384, 8192)
+
+
+def sweep_shapes(spec) -> list[tuple]:
+    """``python -m bench --sweep``: rows x hidden for row ops, 2^24-2^28 elements for pointwise
+    and elementwise losses, square and LLM GEMMs."""
+    if spec.name in NOT_SWEPT:
+        return []
+    if spec.name in GEMM_OPS:
+        return list(GEMM_SHAPES)
+    if spec.name in ROW_OPS:
+        return [(r, h) for r in SWEEP_ROWS for h in HIDDEN]
+    return [(n // 4096, 4096) for n in POINTWISE_ELEMENTS]
+
+
+def sweep_family(spec) -> str:
+    return "gemm" if spec.name in GEMM_OPS else "rows" if spec.name in ROW_OPS else "pointwise"
+
+
+def shape_label(shape) -> str:
+    return "x".join(map(str, shape))
+
+
+def make_args(spec, shape, dtype, device, gen=None) -> tuple:
+    """The op's bound positional arguments for one case (values in each op's own domain)."""
+    gen = gen or torch.Generator().manual_seed(0)
+    if spec.family == "matmul":
+        m, n, k = shape
+        if spec.name == "linear":
+            x = torch.randn(m, k, generator=gen).to(device, dtype)
+            w = (torch.randn(n, k, generator=gen) * k ** -0.5).to(device, dtype)
+            return spec.bind(x, w, torch.randn(n, generator=gen).to(device, dtype), "gelu")
+        if spec.name == "linear_cross_entropy":
+            x = torch.randn(m, k, generator=gen).to(device, dtype)
+            w = (torch.randn(n, k, generator=gen) * k ** -0.5).to(device, dtype)
+            return spec.bind(x, w, torch.randint(0, n, (m,), generator=gen).to(device))
+        if spec.name == "matmul":
+            return spec.bind(torch.randn(m, k, generator=gen).to(device, dtype),
+                             (torch.randn(k, n, generator=gen) * k ** -0.5).to(device, dtype))
+        idx = torch.randint(0, k, (m,), generator=gen)
+        return spec.bind(torch.nn.functional.one_hot(idx, k).to(device, dtype),
+                         torch.randn(k, n, generator=gen).to(device, dtype))
+    if spec.name == "embedding" and shape[0] > 4096:  # an LLM-sized table: 32768 x 1024
+        idx = torch.randint(0, 32768, shape, generator=gen).to(device)
+        return spec.bind(idx, torch.randn(32768, 1024, generator=gen).to(device, dtype))
+    return spec.bind(*spec.sample(shape, dtype, device, gen))
+
+
+def diff_positions(spec, args) -> list[int]:
+    """Positions of the arguments whose gradients the benchmark asks for (as ``min_bytes`` assumes)."""
+    needs = spec.default_needs(args)
+    return [i for i, n in zip(spec.tensor_args, needs) if n]

@@ -1,0 +1,272 @@
+"""``python -m bench.static --out FILE.csv``: what each kernel will do on an H100, read from its
+sm_90 machine code on a machine with no GPU.
+
+Every registered op's forward and VJP run at the quick bench shapes (``bench.cases``) under the
+compile-only backend: each launch compiles its kernel for sm_90 with the launcher's own
+(default) configuration and returns without running. For each launch, one row:
+
+  kernel, config          the kernel and its launch configuration (constexprs, warps, stages)
+  launches                how many launches of the call had this configuration and grid
+  registers, spill_bytes  from ``ptxas -v`` on the kernel's PTX (spill stores + spill loads)
+  smem_bytes              shared memory per program (Triton's metadata)
+  ctas_per_sm             resident programs per SM from registers, shared memory and warps
+  programs, waves         the launch grid, and programs / (132 SMs x ctas_per_sm)
+  load_bits, store_bits   widest global load / store (PTX ``ld.global.v4.b32`` = 128 bits; a
+                          ``cp.async`` global-to-shared copy of 16 bytes counts as a 128-bit load)
+  min_load_bits, min_store_bits   narrowest global load / store that walks a tensor
+  wgmma, tma              Hopper matrix instructions / bulk tensor copies present
+
+The backend is chosen at import, so this module re-runs itself in a subprocess with
+``TRITON_OPS_COMPILE_ONLY=1`` when imported under another backend.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import functools
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+# H100 SXM (sm_90): per-SM limits used for occupancy
+SMS = 132
+REGS_PER_SM = 65536
+WARPS_PER_SM = 64
+CTAS_PER_SM = 32
+SMEM_PER_SM = 228 * 1024
+SMEM_RESERVED_PER_CTA = 1024
+REG_ALLOC_UNIT = 256           # registers are allocated per warp in units of 256
+
+COLUMNS = ["op", "direction", "dtype", "shape", "kernel", "config", "launches", "registers", "spill_bytes", "smem_bytes",
+           "num_warps", "ctas_per_sm", "programs", "waves", "load_bits", "store_bits", "min_load_bits",
+           "min_store_bits", "wgmma", "tma"]
+
+
+def ctas_per_sm(registers: int, num_warps: int, smem_bytes: int) -> int:
+    """Resident programs per SM on an H100, the minimum over registers, warps and shared memory."""
+    regs_per_warp = -(-registers * 32 // REG_ALLOC_UNIT) * REG_ALLOC_UNIT
+    by_regs = (REGS_PER_SM // regs_per_warp) // num_warps if regs_per_warp else CTAS_PER_SM
+    by_warps = WARPS_PER_SM // num_warps
+    by_smem = SMEM_PER_SM // (smem_bytes + SMEM_RESERVED_PER_CTA) if smem_bytes else CTAS_PER_SM
+    return max(0, min(CTAS_PER_SM, by_regs, by_warps, by_smem))
+
+
+_ACCESS = re.compile(r"\b(ld|st)\.global(?:\.[A-Za-z0-9_:]+)*?(?:\.v(\d))?\.(?:b|f|u|s)(\d+)\b[^\[]*\[\s*(%\w+)")
+# global -> shared copies (the GEMM's operand tiles): cp.async.cg.shared.global [dst], [src], bytes
+_COPY = re.compile(r"\bcp\.async\.c[ag]\.shared\.global(?:\.\w+)*\s+\[[^\]]*\],\s*\[\s*(%\w+)[^\]]*\],\s*(0x[0-9a-fA-F]+|\d+)")
+_PARAM = re.compile(r"ld\.param\.\w+\s+(%\w+)")
+
+
+def access_bits(ptx: str) -> dict:
+    """Widest global load and store in a PTX text, in bits (vector x element), and the narrowest
+    of those that index a tensor: an access whose address is a kernel parameter itself (a 0-d
+    operand, a scalar every thread reads) is no tensor walk and is left out of the minimum."""
+    uniform = set(_PARAM.findall(ptx))
+    bits = {"ld": [], "st": []}
+    walks = {"ld": [], "st": []}
+    accesses = [(kind, int(vec or 1) * int(width), address) for kind, vec, width, address in _ACCESS.findall(ptx)]
+    accesses += [("ld", 8 * int(size, 0), address) for address, size in _COPY.findall(ptx)]
+    for kind, width, address in accesses:
+        bits[kind].append(width)
+        if address not in uniform:
+            walks[kind].append(width)
+    return {"load_bits": max(bits["ld"], default=0), "store_bits": max(bits["st"], default=0),
+            "min_load_bits": min(walks["ld"], default=0), "min_store_bits": min(walks["st"], default=0)}
+
+
+@functools.cache
+def _ptxas() -> str:
+    import triton
+
+    knobs = triton.knobs.nvidia
+    path = getattr(getattr(knobs, "ptxas_blackwell", None), "path", None) or knobs.ptxas.path
+    return path
+
+
+def ptxas_report(ptx: str) -> dict:
+    """Registers and spill bytes from ``ptxas -v`` for sm_90a (the PTX Triton emitted)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "k.ptx")
+        Path(src).write_text(ptx)
+        proc = subprocess.run([_ptxas(), "-v", "--gpu-name", "sm_90a", src, "-o", os.path.join(tmp, "k.cubin")],
+                              capture_output=True, text=True, timeout=300)
+    log = proc.stdout + proc.stderr
+    if proc.returncode:
+        raise RuntimeError(f"ptxas failed: {log[-2000:]}")
+    regs = re.search(r"Used (\d+) registers", log)
+    spills = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", log)
+    return {"registers": int(regs.group(1)) if regs else 0,
+            "spill_bytes": int(spills.group(1)) + int(spills.group(2)) if spills else 0}
+
+
+def _config(kwargs, metadata) -> str:
+    parts = [f"{k}={getattr(v, 'name', v)}" for k, v in sorted(kwargs.items())
+             if k.isupper() and not isinstance(v, (list, tuple))]
+    return ",".join(parts + [f"num_warps={metadata.num_warps}", f"num_stages={metadata.num_stages}"])
+
+
+def _programs(grid, kwargs) -> int:
+    if callable(grid):
+        grid = grid(kwargs)
+    n = 1
+    for g in grid:
+        n *= int(g)
+    return n
+
+
+def kernel_row(kernel, grid, kwargs, compiled) -> dict:
+    ptx = compiled.asm["ptx"]
+    meta = compiled.metadata
+    row = {"kernel": getattr(kernel, "__name__", None) or kernel.fn.__name__, "config": _config(kwargs, meta),
+           **ptxas_report(ptx), "smem_bytes": int(meta.shared), "num_warps": int(meta.num_warps),
+           "programs": _programs(grid, kwargs), **access_bits(ptx),
+           "wgmma": int("wgmma.mma_async" in ptx), "tma": int("cp.async.bulk.tensor" in ptx)}
+    row["ctas_per_sm"] = ctas_per_sm(row["registers"], row["num_warps"], row["smem_bytes"])
+    row["waves"] = row["programs"] / (SMS * row["ctas_per_sm"]) if row["ctas_per_sm"] else float("inf")
+    return row
+
+
+@contextlib.contextmanager
+def _values_unused():
+    """Nothing runs under the compile-only backend, so input values never matter: draw the
+    bench-sized samples (up to 2^27 elements) as uninitialized memory instead of random numbers
+    (seconds per op otherwise). Shapes, dtypes and strides stay the samples' own."""
+    import torch
+
+    def empty(*size, generator=None, dtype=None, **kw):
+        # float32 where the sample asked for float64 (to round to the op's dtype later): half the
+        # memory to touch, and the converted tensors' layouts are the same
+        return torch.empty(*size, dtype=torch.float32 if dtype in (None, torch.float64) else dtype, **kw)
+
+    def empty_int(low, high=None, size=None, generator=None, **kw):
+        return torch.zeros(size if size is not None else high, dtype=kw.pop("dtype", torch.int64), **kw)
+
+    saved = torch.randn, torch.rand, torch.randint, torch.poisson
+    torch.randn, torch.rand, torch.randint = empty, empty, empty_int
+    torch.poisson = lambda rates, generator=None: torch.empty_like(rates)
+    try:
+        yield
+    finally:
+        torch.randn, torch.rand, torch.randint, torch.poisson = saved
+
+
+def collect(names=None, dtypes=("bfloat16",)) -> list[dict]:
+    """Rows for every launch of every op's forward and VJP at its quick GPU bench shape.
+    Needs the compile-only backend (see ``run``)."""
+    import torch
+
+    import triton_ops
+    from triton_ops import runtime
+
+    from . import cases
+
+    assert runtime.backend() == "compile-only", runtime.backend()
+    launches = []
+    plan_call = runtime.LaunchPlan.__call__
+
+    def recording_call(plan, **values):
+        # Every library launch goes through a cached LaunchPlan; under the compile-only backend
+        # its kernel is compiled on the first call per specialization. warmup() with the same
+        # arguments returns that compiled kernel from Triton's cache (no second compile).
+        plan_call(plan, **values)
+        kwargs = {**plan.fixed, **values, **plan.options}
+        compiled = plan.kernel.warmup(grid=plan.grid, **kwargs)
+        launches.append((plan.kernel, plan.grid, kwargs, compiled))
+
+    rows = []
+    runtime.LaunchPlan.__call__ = recording_call
+    try:
+        for name in names or sorted(n for n in triton_ops.registry if n != "identity"):
+            spec = triton_ops.registry[name]
+            shape = cases.quick_shape(spec, gpu=True)
+            for dtype_name in dtypes:
+                dtype = getattr(torch, dtype_name)
+                with _values_unused():
+                    args = cases.make_args(spec, shape, dtype, "cpu")
+                needs = spec.default_needs(args)
+                for direction in ("forward", "backward"):
+                    launches.clear()
+                    if direction == "forward":
+                        out, *saved = spec.forward_saved(*args) if spec.n_saved else (spec.forward(*args),)
+                    else:
+                        kw = {"saved": saved} if spec.n_saved else {}
+                        spec.vjp(*args, torch.empty(out.shape, dtype=out.dtype), needs=needs, **kw)
+                    same = {}  # a launch repeated with one configuration and grid (a chunked op): one row
+                    for kernel, grid, kwargs, compiled in launches:
+                        row = kernel_row(kernel, grid, kwargs, compiled)
+                        key = (row["kernel"], row["config"], row["programs"])
+                        if key in same:
+                            same[key]["launches"] += 1
+                            continue
+                        same[key] = {"op": name, "direction": direction, "dtype": dtype_name,
+                                     "shape": cases.shape_label(shape), "launches": 1, **row}
+                        rows.append(same[key])
+                print(f"compiled {name}", file=sys.stderr, flush=True)
+    finally:
+        runtime.LaunchPlan.__call__ = plan_call
+    return rows
+
+
+def write_csv(rows, out) -> None:
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=COLUMNS)
+        w.writeheader()
+        w.writerows({k: (f"{v:.3f}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows)
+
+
+def read_csv(path) -> list[dict]:
+    ints = set(COLUMNS) - {"op", "direction", "dtype", "shape", "kernel", "config", "waves"}
+    rows = []
+    for r in csv.DictReader(open(path)):
+        rows.append({k: int(v) if k in ints else float(v) if k == "waves" else v for k, v in r.items()})
+    return rows
+
+
+def run(out, names=None, dtypes=("bfloat16",), timeout=1200) -> list[dict]:
+    """Write the report to ``out`` from a compile-only subprocess; return its rows."""
+    env = dict(os.environ, TRITON_OPS_COMPILE_ONLY="1",
+               PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]))
+    env.pop("TRITON_INTERPRET", None)
+    cmd = [sys.executable, "-m", "bench.static", "--out", str(out), "--dtypes", *dtypes]
+    if names:
+        cmd += ["--ops", *names]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode:
+        raise RuntimeError(f"bench.static failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return read_csv(out)
+
+
+def summary(rows) -> str:
+    head = f"{'op':<24}{'dir':<9}{'kernel':<26}{'regs':>5}{'spill':>6}{'smem':>7}{'warps':>6}{'cta/SM':>7}" \
+           f"{'programs':>9}{'waves':>8}{'ld':>5}{'st':>5}{'min ld':>7}{'wgmma':>6}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(f"{r['op']:<24}{r['direction']:<9}{r['kernel']:<26}{r['registers']:>5}{r['spill_bytes']:>6}"
+                     f"{r['smem_bytes']:>7}{r['num_warps']:>6}{r['ctas_per_sm']:>7}{r['programs']:>9}"
+                     f"{r['waves']:>8.2f}{r['load_bits']:>5}{r['store_bits']:>5}{r['min_load_bits']:>7}{r['wgmma']:>6}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.static", description=__doc__.split("\n")[0])
+    p.add_argument("--out", default="out/static.csv")
+    p.add_argument("--ops", nargs="+", help="default: every registered op but identity")
+    p.add_argument("--dtypes", nargs="+", default=["bfloat16"])
+    args = p.parse_args(argv)
+    if os.environ.get("TRITON_OPS_COMPILE_ONLY") != "1":
+        rows = run(args.out, args.ops, tuple(args.dtypes))
+    else:
+        rows = collect(args.ops, tuple(args.dtypes))
+        write_csv(rows, args.out)
+    print(summary(rows))
+    print(f"\n{len(rows)} rows -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
