@@ -240,8 +240,7 @@ def cross_entropy_logits_vjp(z, target, dim, ignore_index, label_smoothing, redu
     c = launch.fixed["COMPUTE"]
     launch(dz_ptr=dz if need_z else grad, dt_ptr=dt if need_t else grad, z_ptr=z, t_ptr=target, g_ptr=grad,
            lse_ptr=lse, tsum_ptr=tsum, factor_ptr=factor,
-           numbers=(*split_float(label_smoothing, c), *split_float(1.0, c)),
-           ignore_index=ignore_index)
+           numbers=(*split_float(label_smoothing, c), *split_float(1.0, c)), ignore_index=ignore_index)
     return dz, dt
 
 
@@ -277,7 +276,8 @@ def cosine_forward(x, t, class_dims, eps, reduction, out, stats):
     launch, programs, R = _cos_forward_plan(_layout(x), _layout(t), class_dims, reduction, x.dtype, t.dtype)
     reduce = reduction != "none"
     loss_target = torch.empty((programs, 1), dtype=stats.dtype, device=x.device) if reduce else out
-    launch(loss_ptr=loss_target, stats_ptr=stats, x_ptr=x, t_ptr=t, numbers=split_float(eps, launch.fixed["COMPUTE"]))
+    launch(loss_ptr=loss_target, stats_ptr=stats, x_ptr=x, t_ptr=t,
+           numbers=split_float(eps, launch.fixed["COMPUTE"]))
     if reduce:
         combine_partials(loss_target, out, scale=1.0 / R if reduction == "mean" else 1.0, kernel=combine_fwd_kernel)
     return out, stats

@@ -47,6 +47,10 @@ def _extents(shape, d, layouts, params):
             + [runtime.max_offset(shape[len(shape) - d:], st) for st in params.values() if st is not None])
 
 
+def _strides(t):
+    return tuple(t.stride()) if t is not None else None
+
+
 def _param_strides(cols, name):
     """A parameter's column strides and innermost stride (zeros when it is absent)."""
     st = cols.strides.get(name, tuple(0 for _ in cols.sizes))
@@ -80,10 +84,6 @@ def layer_norm_forward(x, normalized_shape, weight, bias, eps, y, mean, rstd):
     launch(y_ptr=y, mean_ptr=mean, rstd_ptr=rstd, x_ptr=x, w_ptr=weight if weight is not None else x,
            b_ptr=bias if bias is not None else x, numbers=split_float(eps, launch.fixed["COMPUTE"]))
     return y, mean, rstd
-
-
-def _strides(t):
-    return tuple(t.stride()) if t is not None else None
 
 
 @runtime.plan_cache
