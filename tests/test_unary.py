@@ -92,8 +92,8 @@ def test_errors(name):
         spec.fn(torch.arange(4))
     with pytest.raises(TypeError, match=f"triton_ops.{name}"):
         spec.fn([1.0, 2.0])
-    with pytest.raises(ValueError, match=f"triton_ops.{name}"):
-        spec.fn(torch.ones(3, device="meta"))
+    # meta tensors compute shapes (SPEC section 0), they are not a wrong device
+    assert spec.fn(torch.ones(3, device="meta")).device.type == "meta"
     if len(spec.args) > 1 and spec.args[1].name == "eps":
         with pytest.raises(ValueError, match=f"triton_ops.{name}: eps"):
             spec.fn(torch.ones(3, device=DEVICE), -1.0)

@@ -186,13 +186,15 @@ def _exact_twin(module):
     return twin if twin is not None and (exact is None or exact(module)) else None
 
 
-def _swap(module, cls):
-    """Turn ``module`` into ``cls`` in place of its class: parameters, buffers, hooks and
-    attributes (devices, dtypes, optimizer references) are the very same objects."""
+def _swap(module, cls, **attrs):
+    """A ``cls`` twin of ``module``: its parameters, buffers, submodules and hooks are the very
+    same objects (devices, dtypes, optimizer references kept), held in containers of its own,
+    so that changing one module's attributes or registrations never changes the other."""
     new = cls.__new__(cls)
-    new.__dict__ = module.__dict__
+    new.__dict__ = {k: (v.copy() if isinstance(v, dict) else v) for k, v in module.__dict__.items()}
     if cls is Linear:
         new.activation = None
+    new.__dict__.update(attrs)
     return new
 
 
@@ -201,15 +203,22 @@ def replace(model: _nn.Module, verbose: bool = True) -> _nn.Module:
     exactly. Returns the model; the swaps are listed in ``model.triton_ops_replaced`` as
     (qualified name, from, to) and printed when ``verbose``."""
     swapped = []
+    twins: dict = {}  # id(torch module) -> its twin: a module used twice gets one twin, used twice
 
     def visit(parent, prefix):
-        for name, child in list(parent.named_children()):
+        for name, child in list(parent._modules.items()):
+            if child is None:
+                continue
             qual = f"{prefix}.{name}" if prefix else name
+            if id(child) in twins:
+                parent._modules[name] = twins[id(child)]
+                continue
             cls = _exact_twin(child)
             if cls is not None:
-                setattr(parent, name, _swap(child, cls))
+                twins[id(child)] = parent._modules[name] = _swap(child, cls)
                 swapped.append((qual, type(child).__name__, f"triton_ops.nn.{cls.__name__}"))
             else:
+                twins[id(child)] = child
                 visit(child, qual)
 
     root_cls = _exact_twin(model)
@@ -231,7 +240,9 @@ def replace(model: _nn.Module, verbose: bool = True) -> _nn.Module:
 def fuse_activations(model: _nn.Module) -> _nn.Module:
     """In ``nn.Sequential`` containers, fold a triton_ops ``GELU``/``ELU``/``LeakyReLU`` that
     directly follows a triton_ops ``Linear`` into the Linear's epilogue (the activation module
-    becomes ``nn.Identity``). The math is unchanged; one kernel and one tensor less per pair."""
+    becomes ``nn.Identity``). The math is unchanged; one kernel and one tensor less per pair.
+    The fused Linear is a new module sharing the parameters: a Linear used elsewhere too (another
+    container, another model) keeps computing what it computed."""
     for module in model.modules():
         if not isinstance(module, _nn.Sequential):
             continue
@@ -243,7 +254,7 @@ def fuse_activations(model: _nn.Module) -> _nn.Module:
                 param = {ELU: "alpha", LeakyReLU: "negative_slope"}.get(type(act))
                 default = {"elu": 1.0, "leaky_relu": 0.01}.get(kind)
                 if kind and (param is None or getattr(act, param) == default):
-                    lin.activation = kind
+                    module._modules[first] = _swap(lin, Linear, activation=kind)
                     module._modules[second] = _nn.Identity()
     return model
 

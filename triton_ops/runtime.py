@@ -7,8 +7,10 @@ imports this module first.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
 import os
+import threading
 from typing import Sequence
 
 import torch
@@ -103,28 +105,42 @@ class DomainError(ValueError):
     """An input outside an op's mathematical domain (raised only while domain checks are on)."""
 
 
-_domain_checks = os.environ.get("TRITON_OPS_DOMAIN_CHECKS", "0") == "1"
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+
+
+def _env_flag(name: str) -> bool:
+    """A boolean environment setting; anything but the usual spellings is an error, not off."""
+    value = os.environ.get(name, "0").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"triton_ops: {name}={os.environ[name]!r} is not a boolean "
+                     f"(expected one of {', '.join(_TRUE + _FALSE[:-1])})")
+
+
+# Local to the thread or asyncio context that sets it (SPEC: mode switches are not global); a
+# new thread starts from the environment's setting.
+_domain_checks = contextvars.ContextVar("triton_ops_domain_checks", default=_env_flag("TRITON_OPS_DOMAIN_CHECKS"))
 
 
 def set_domain_checks(enabled: bool) -> None:
-    global _domain_checks
-    _domain_checks = bool(enabled)
+    """Domain checks on or off in the calling thread (or context)."""
+    _domain_checks.set(bool(enabled))
 
 
 def domain_checks_enabled() -> bool:
-    return _domain_checks
+    return _domain_checks.get()
 
 
 @contextlib.contextmanager
 def domain_checks(enabled: bool = True):
-    """Turn domain checks on (or off) inside a ``with`` block."""
-    global _domain_checks
-    previous = _domain_checks
-    _domain_checks = bool(enabled)
+    """Turn domain checks on (or off) inside a ``with`` block, in this thread (or context) only."""
+    token = _domain_checks.set(bool(enabled))
     try:
         yield
     finally:
-        _domain_checks = previous
+        _domain_checks.reset(token)
 
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -157,12 +173,22 @@ def check_devices(op: str, named: dict) -> torch.device | None:
             raise ValueError(
                 f"triton_ops.{op}: {name} is on {t.device} but {first} is on {device}; "
                 "all tensors must be on one device")
-    if device is not None and not COMPILE_ONLY:
+    if device is not None and device.type != "meta" and not COMPILE_ONLY:  # meta: shapes only
         if _BACKEND == "cuda" and device.type != "cuda":
             raise ValueError(f"triton_ops.{op}: tensors are on {device}; the compiled backend needs CUDA tensors")
         if _BACKEND == "interpreter" and device.type != "cpu":
             raise ValueError(f"triton_ops.{op}: tensors are on {device}; the interpreter backend needs CPU tensors")
     return device
+
+
+def has_values(t: torch.Tensor) -> bool:
+    """False for a tensor whose values cannot be read: meta and fake tensors (FakeTensorMode,
+    torch.export), and any tensor while torch.compile traces. Data-dependent checks skip them."""
+    if t.device.type == "meta" or torch.compiler.is_compiling():
+        return False
+    from torch._subclasses.fake_tensor import is_fake
+
+    return not is_fake(t)
 
 
 def check_param(op: str, name: str, value, *, positive: bool = False, nonneg: bool = False) -> float:
@@ -282,6 +308,9 @@ def num_warps_for(elements: int) -> int:
 
 _launch_count = 0
 _compile_count = 0  # LaunchPlan compilations (compiled backends): a warm call adds none
+# Triton's interpreter patches ``triton.language`` while a kernel runs: two Python threads
+# launching at once break each other. Interpreter launches take turns; compiled ones do not.
+_interpreter_lock = threading.RLock()
 
 
 # ``TRITON_OPS_DIRECT_LAUNCH=0``: launch through ``JITFunction.run`` on every call (Triton's own
@@ -332,7 +361,8 @@ class LaunchPlan:
         if not DIRECT_LAUNCH:
             return self.kernel[self.grid](**self.fixed, **values, **self.options)
         args = self._template.copy()
-        key = []
+        device = _driver.active.get_current_device()
+        key = [device]  # a compiled kernel's function handle belongs to the device it was loaded on
         for i, name in self._slots:
             v = args[i] = values[name]
             if type(v) is int:  # Triton specializes integers (1, multiples of 16, int64)
@@ -340,13 +370,15 @@ class LaunchPlan:
             elif isinstance(v, torch.Tensor):
                 key.append(v.dtype)
                 key.append(not v.data_ptr() & 15)
+            elif type(v) is tuple:  # float64 numbers travel as their bits (tiles.split_float): ints
+                key.append(tuple(_int_class(x) for x in v if type(x) is int))
         key = tuple(key)
         compiled = self._compiled.get(key)
         if compiled is None:
             compiled = self._compiled[key] = self._compile(values)
         kernel, run, function, packed = compiled
         grid = self.grid
-        stream = _driver.active.get_current_stream(_driver.active.get_current_device())
+        stream = _driver.active.get_current_stream(device)
         hook = _knobs.runtime.launch_enter_hook
         metadata = kernel.launch_metadata(grid, stream, *args) if _hooked(hook) else None
         run(grid[0], grid[1], grid[2], stream, function, packed, metadata, hook, _knobs.runtime.launch_exit_hook,
@@ -366,8 +398,14 @@ class LaunchPlan:
 
         # Masked-off lanes of a tile evaluate the scalar math on padding (log(0), 1/0) and are
         # never stored; numpy, which runs the interpreter, would warn about them.
-        with np.errstate(all="ignore"):
+        with _interpreter_lock, np.errstate(all="ignore"):
             self.kernel[self.grid](**self.fixed, **values, **self.options)
+
+
+def _int_class(v: int) -> tuple:
+    """What Triton specializes an integer inside a tuple argument on: the value 1 (a constant),
+    a multiple of 16, int32 or int64. Keyed by class, not value: a float64 number's bits vary."""
+    return v == 1, v % 16 == 0, -INT32_MAX - 1 <= v <= INT32_MAX
 
 
 def _hooked(hook) -> bool:
@@ -389,7 +427,7 @@ def launch(kernel, grid, *args, **kwargs):
     if INTERPRETER:
         import numpy as np
 
-        with np.errstate(all="ignore"):
+        with _interpreter_lock, np.errstate(all="ignore"):
             return kernel[grid](*args, **kwargs)
     kwargs.setdefault("enable_fp_fusion", True)
     if COMPILE_ONLY:

@@ -61,6 +61,13 @@ else:  # pragma: no cover - exercised on the GPU machine
 
 
 @helper
+def nan_else(x, v):
+    """``x`` where it is NaN, else ``v``: a piecewise derivative whose cases compare ``x`` would
+    turn a NaN input into a finite gradient (NaN fails every comparison)."""
+    return tl.where(x != x, x, v)
+
+
+@helper
 def sign(x):
     """sign(x) with sign(0) = 0 (NaN stays NaN)."""
     return tl.where(x > 0, 1.0, tl.where(x < 0, -1.0, x * 0.0))

@@ -202,6 +202,15 @@ def _op_positions(args: Sequence[Arg]) -> list[int]:
     return pos
 
 
+def _not_a_view(t: torch.Tensor) -> torch.Tensor:
+    """``t`` itself when it owns its memory; else the same memory as a tensor that is not a view
+    (no copy). A launcher may reshape its result with ``.view``, but a custom op's output that is
+    a view cannot be modified in place under autograd (``nn.ReLU(inplace=True)`` after it)."""
+    if t._base is None:
+        return t
+    return t.new_empty(0).set_(t.untyped_storage(), t.storage_offset(), t.shape, t.stride())
+
+
 def _no_double_backward(name: str):
     def backward(ctx, *grads):
         raise RuntimeError(f"triton_ops.{name}: double backward is not supported")
@@ -350,7 +359,7 @@ class _Routes:
                 out, saved = r.forward(*values), ()
             ctx.save_for_backward(*[_tensor_or_none(values[i]) for i in r.tensor_args], *saved)
             ctx.values = [None if isinstance(v, torch.Tensor) else v for v in values]
-            return out
+            return _not_a_view(out)
 
         tensor_args, n_tensors, n_saved, n_values = r.tensor_args, len(r.tensor_args), r.n_saved, len(r.args)
 
@@ -396,7 +405,9 @@ class _Routes:
 
         def fwd_impl(*op_values):
             values = self.spec.check(*_from_op_args(args, op_values))
-            return tuple(self.forward_saved(*values)) if n_saved else self.forward(*values)
+            if n_saved:
+                return tuple(_not_a_view(t) for t in self.forward_saved(*values))
+            return _not_a_view(self.forward(*values))
 
         def fwd_fake(*op_values):
             out = self.spec.alloc(*_from_op_args(args, op_values))
@@ -497,7 +508,7 @@ def _autocast(values, policy):
             break
     else:
         return values
-    if not torch.is_autocast_enabled(device_type):
+    if device_type == "meta" or not torch.is_autocast_enabled(device_type):  # meta: no autocast
         return values
     dtype = torch.get_autocast_dtype(device_type) if policy == "lower" else torch.float32
     return tuple(v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v for v in values)

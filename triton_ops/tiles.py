@@ -5,6 +5,9 @@ compare its integer value).
 """
 import enum
 import functools
+import struct
+
+import numpy as np
 
 import triton
 import triton.language as tl
@@ -23,19 +26,30 @@ class Operand(enum.IntEnum):
     """How a kernel reads an operand (``X_MODE``, ``Y_MODE``, ``G_MODE``)."""
     ABSENT = 0   # not read (the scalar function does not need it); 0 is passed in its place
     TENSOR = 1   # read through its own strides
-    VALUE = 2    # a Python number, as two float32 halves (hi + lo): float64 math keeps ~48 bits
+    VALUE = 2    # a Python number: for float32 math two float32 halves (hi + lo; Triton passes
+                 # Python floats as float32), for float64 math its IEEE bits as an int, bitcast
+                 # back in the kernel (every bit, the whole exponent range: 1e300 stays 1e300)
     ELEMENT = 3  # a one-element tensor, read once per program
     ROW = 4      # the upstream gradient, constant along B (a sum's gradient broadcast back)
 
 
-@functools.lru_cache(maxsize=1024)
-def split_float(v: float) -> tuple[float, float]:
-    """``v`` as float32 hi + lo (see the module docstring)."""
-    import numpy as np
+def split_float(v: float, compute) -> tuple:
+    """``v`` as the two kernel arguments ``joined`` reads back in ``compute`` (a ``tl`` dtype;
+    see ``Operand.VALUE``)."""
+    # Cached by the bits, not the value: 0.0 == -0.0 would share a cache entry and lose a sign.
+    return _split(struct.pack("<d", float(v)), compute == tl.float64)
 
-    hi = float(np.float32(v))
+
+@functools.lru_cache(maxsize=1024)
+def _split(bits: bytes, wide: bool) -> tuple:
+    if wide:
+        return struct.unpack("<q", bits)[0], 0
+    v = struct.unpack("<d", bits)[0]
+    with np.errstate(over="ignore"):  # a float32 overflow is inf, as float32 math would give
+        hi = float(np.float32(v))
     lo = float(np.float32(v - hi)) if hi == hi and abs(hi) != float("inf") else 0.0
-    return hi, lo
+    # hi + lo must keep hi's sign at -0.0: an exact hi gets lo = -0.0 (x + -0.0 == x for every x)
+    return hi, (lo if lo != 0.0 else -0.0)
 
 
 @helper
@@ -105,7 +119,12 @@ def tile_offsets(rb, rc, groups, b_strides, c_strides, c_inner):
 
 @helper
 def joined(hi, lo, COMPUTE: tl.constexpr):
-    return tl.cast(hi, COMPUTE) + tl.cast(lo, COMPUTE)
+    """The number ``split_float(v, COMPUTE)`` passed as (hi, lo)."""
+    if COMPUTE == tl.float64:
+        v = tl.cast(tl.cast(hi, tl.int64), tl.float64, bitcast=True)
+    else:
+        v = tl.cast(hi, COMPUTE) + tl.cast(lo, COMPUTE)
+    return v
 
 
 @helper

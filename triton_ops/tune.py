@@ -5,7 +5,9 @@ their own heuristics; nothing is tuned inside a hot call. The sweeps that fill i
 Store: JSON at ``$TRITON_OPS_TUNE_STORE`` (default ``~/.cache/triton_ops/tuned-configs.json``):
 ``{"version": 1, "configs": {device name: {key: config}}}`` with key
 ``family|direction|dtype|shape bucket`` (each size rounded up to a power of two). A store that
-cannot be read, has another version or holds a malformed entry is ignored with a warning.
+cannot be read (not a regular file, not JSON, nested too deep), has another version or holds an
+entry outside the schema (``_SCHEMA``: exact keys, ints - not bools - in range, block sizes
+powers of two) is ignored with a warning: a bad store never makes an op raise.
 """
 from __future__ import annotations
 
@@ -20,9 +22,11 @@ import torch
 from . import runtime
 
 STORE_VERSION = 1
-_FAMILY_KEYS = {
-    "gemm": ("BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M", "num_warps", "num_stages"),
-    "pointwise": ("TILE", "num_warps"),
+# family -> {key: (lowest, highest, power of two)}: what a launcher can run on every backend.
+_SCHEMA = {
+    "gemm": {"BLOCK_M": (16, 256, True), "BLOCK_N": (16, 256, True), "BLOCK_K": (16, 256, True),
+             "GROUP_M": (1, 64, False), "num_warps": (1, 16, True), "num_stages": (1, 8, False)},
+    "pointwise": {"TILE": (32, 1 << 15, True), "num_warps": (1, 16, True)},
 }
 _forced: dict = {}
 _cache: dict = {}
@@ -47,9 +51,29 @@ def store_key(family: str, direction: str, dtype, shape) -> str:
 
 
 def _valid(family: str, cfg) -> bool:
-    keys = _FAMILY_KEYS.get(family)
-    return (isinstance(cfg, dict) and keys is not None and set(cfg) == set(keys)
-            and all(isinstance(v, int) and v > 0 for v in cfg.values()))
+    schema = _SCHEMA.get(family)
+    if schema is None or not isinstance(cfg, dict) or set(cfg) != set(schema):
+        return False
+    for key, value in cfg.items():
+        lo, hi, pow2 = schema[key]
+        if type(value) is not int or not lo <= value <= hi or (pow2 and value & (value - 1)):
+            return False  # bools, floats, out of range, or not a power of two
+    return True
+
+
+def _read_regular(path: Path) -> str:
+    """The text of ``path`` if it is a regular file (opened without blocking: a FIFO or a device
+    is refused, never waited on); OSError otherwise."""
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError("not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read().decode("utf-8")
+    finally:
+        os.close(fd)
 
 
 def load_store() -> dict:
@@ -64,16 +88,20 @@ def load_store() -> dict:
         return {}
     configs: dict = {}
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(_read_regular(path))
         if not isinstance(data, dict) or data.get("version") != STORE_VERSION:
             raise ValueError(f"version {data.get('version') if isinstance(data, dict) else None!r}, "
                              f"expected {STORE_VERSION}")
-        for key, cfg in data.get("configs", {}).get(device_name(), {}).items():
+        configs_by_device = data.get("configs", {})
+        mine = configs_by_device.get(device_name(), {}) if isinstance(configs_by_device, dict) else None
+        if not isinstance(mine, dict):
+            raise ValueError("'configs' must map device names to {key: config} objects")
+        for key, cfg in mine.items():
             if _valid(key.split("|")[0], cfg):
                 configs[key] = cfg
             else:
                 warnings.warn(f"triton_ops.tune: ignoring malformed entry {key!r} in {path}", stacklevel=2)
-    except (OSError, ValueError, AttributeError) as exc:
+    except (OSError, ValueError, AttributeError, RecursionError) as exc:
         warnings.warn(f"triton_ops.tune: ignoring the tuning store {path}: {exc}", stacklevel=2)
         configs = {}
     _cache[str(path)] = configs
@@ -92,8 +120,8 @@ def save(entries: dict) -> Path:
     """Merge ``{key: config}`` into the store for this device."""
     path = store_path()
     data = {"version": STORE_VERSION, "configs": {}}
-    with contextlib.suppress(OSError, ValueError):
-        old = json.loads(path.read_text())
+    with contextlib.suppress(OSError, ValueError, RecursionError):
+        old = json.loads(_read_regular(path))
         if isinstance(old, dict) and old.get("version") == STORE_VERSION:
             data = old
     data.setdefault("configs", {}).setdefault(device_name(), {}).update(entries)

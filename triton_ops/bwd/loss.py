@@ -63,7 +63,7 @@ def ce_logits_bwd_kernel(dz_ptr, dt_ptr, z_ptr, t_ptr, g_ptr, lse_ptr, tsum_ptr,
     if FACTOR_FROM_PTR:
         factor = tl.load(factor_ptr).to(COMPUTE)
     if G_ELEMENT:
-        g = tl.load(g_ptr).to(COMPUTE) * factor + tl.zeros([BLOCK_R], COMPUTE)
+        g = tl.load(g_ptr).to(COMPUTE) * factor + tl.full([BLOCK_R], -0.0, COMPUTE)
     else:
         g = tl.load(g_ptr + group_offsets(rows, r_sizes, g_r), mask=row_mask, other=0.0).to(COMPUTE) * factor
     lse = tl.load(lse_ptr + rows, mask=row_mask, other=0.0).to(COMPUTE)
@@ -71,9 +71,13 @@ def ce_logits_bwd_kernel(dz_ptr, dt_ptr, z_ptr, t_ptr, g_ptr, lse_ptr, tsum_ptr,
     if not PROBS:
         target = tl.load(t_ptr + t_row, mask=row_mask, other=ignore_index)
         valid = (target != ignore_index)[:, None]
+        # an out-of-range class (unchecked on CUDA): NaN, like its row's loss
+        out_of_range = valid & ((target < 0) | (target >= C))[:, None]
     inv_c = 1.0 / tl.cast(C, COMPUTE)
     for c0 in range(0, C, BLOCK_C):
         cols = c0 + tl.arange(0, BLOCK_C)
+        if INDEX_64:
+            cols = cols.to(tl.int64)
         mask = row_mask[:, None] & (cols < C)[None, :]
         z = tl.load(z_ptr + z_row[:, None] + cols[None, :] * z_c, mask=mask, other=0.0).to(COMPUTE)
         softmax = tl.exp(z - lse[:, None])
@@ -88,6 +92,7 @@ def ce_logits_bwd_kernel(dz_ptr, dt_ptr, z_ptr, t_ptr, g_ptr, lse_ptr, tsum_ptr,
         else:
             onehot = tl.where(cols[None, :] == target[:, None], 1.0 - smoothing, 0.0)
             dz = tl.where(valid, g[:, None] * (softmax - onehot - smoothing * inv_c), 0.0)
+            dz = tl.where(out_of_range, float("nan"), dz)
         if NEED_DZ:
             tl.store(dz_ptr + group_offsets(rows, r_sizes, dz_r)[:, None] + cols[None, :] * dz_c,
                      dz.to(dz_ptr.dtype.element_ty), mask=mask)
@@ -110,8 +115,8 @@ def cosine_bwd_kernel(dx_ptr, dt_ptr, x_ptr, t_ptr, g_ptr, stats_ptr, numbers, r
     dot = tl.load(stats_ptr + rows, mask=row_mask, other=0.0).to(COMPUTE)
     norm_x = tl.sqrt(tl.load(stats_ptr + R + rows, mask=row_mask, other=1.0).to(COMPUTE))
     norm_t = tl.sqrt(tl.load(stats_ptr + 2 * R + rows, mask=row_mask, other=1.0).to(COMPUTE))
-    nx = tl.maximum(norm_x, eps)
-    nt = tl.maximum(norm_t, eps)
+    nx = tl.maximum(norm_x, eps, propagate_nan=tl.PropagateNan.ALL)
+    nt = tl.maximum(norm_t, eps, propagate_nan=tl.PropagateNan.ALL)
     # per slice: dx = a_x * x + b_x * t, dt = a_t * t + b_t * x
     big_x = norm_x > eps
     big_t = norm_t > eps

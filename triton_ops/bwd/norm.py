@@ -8,7 +8,7 @@ from ..tiles import c_offsets, group_offsets, helper, load_tile, row_block, row_
 
 @helper
 def _chunk(c0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w_ptr, mean, rstd, c_sizes, x_c, x_c1, g_c, g_c1,
-           HAS_W: tl.constexpr, COMPUTE: tl.constexpr):
+           w_c, w_c1, HAS_W: tl.constexpr, COMPUTE: tl.constexpr):
     """Columns [c0, c0 + BLOCK_D) of a long row: indices, masks, g, x_hat and g * w."""
     cc = c0 + cols
     cm = cc < D
@@ -16,27 +16,30 @@ def _chunk(c0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w_ptr, mean, rstd, c
     x = load_tile(x_ptr, x_row, cc, c_sizes, x_c, x_c1, mask, COMPUTE)
     g = load_tile(g_ptr, g_row, cc, c_sizes, g_c, g_c1, mask, COMPUTE)
     x_hat = tl.where(mask, (x - mean) * rstd, 0.0)
-    gw = g * tl.load(w_ptr + cc, mask=cm, other=0.0).to(COMPUTE)[None, :] if HAS_W else g
+    gw = g * tl.load(w_ptr + c_offsets(cc, c_sizes, w_c, w_c1), mask=cm, other=0.0).to(COMPUTE)[None, :] if HAS_W else g
     return cc, cm, mask, g, x_hat, gw
 
 
 @triton.jit
 def layer_norm_bwd_kernel(dx_ptr, dw_part_ptr, db_part_ptr, x_ptr, w_ptr, g_ptr, mean_ptr, rstd_ptr,
                           r_sizes, c_sizes, R, D, rows_per_program, x_r, x_c, x_c1, g_r, g_c, g_c1, dx_r, dx_c, dx_c1,
-                          HAS_W: tl.constexpr, NEED_DW: tl.constexpr, NEED_DB: tl.constexpr, SINGLE: tl.constexpr,
-                          COMPUTE: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr):
+                          w_c, w_c1, HAS_W: tl.constexpr, NEED_DW: tl.constexpr, NEED_DB: tl.constexpr, SINGLE: tl.constexpr,
+                          COMPUTE: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr,
+                          INDEX_64: tl.constexpr):
     # One program owns rows_per_program rows. dx = rstd * (g w - mean(g w) - x_hat mean(g w x_hat)).
     # SINGLE: x and g read once; dw/db accumulate in registers and are written once per
     # program (one partial row each). Longer rows: a statistics pass and an output pass over
     # x and g, and the partial rows updated chunk by chunk (each program owns its own row).
     pid = tl.program_id(0)
     cols = tl.arange(0, BLOCK_D)
+    if INDEX_64:  # rows are always int64 (row_block); column offsets only when they can pass 2^31
+        cols = cols.to(tl.int64)
     dw_acc = tl.zeros([BLOCK_D], COMPUTE)
     db_acc = tl.zeros([BLOCK_D], COMPUTE)
     if SINGLE:
         c_mask = cols < D
         if HAS_W:
-            w = tl.load(w_ptr + cols, mask=c_mask, other=0.0).to(COMPUTE)
+            w = tl.load(w_ptr + c_offsets(cols, c_sizes, w_c, w_c1), mask=c_mask, other=0.0).to(COMPUTE)
     else:
         for c0 in range(0, D, BLOCK_D):
             cm = (c0 + cols) < D
@@ -70,14 +73,14 @@ def layer_norm_bwd_kernel(dx_ptr, dw_part_ptr, db_part_ptr, x_ptr, w_ptr, g_ptr,
             s2 = tl.zeros([BLOCK_R], COMPUTE)
             for c0 in range(0, D, BLOCK_D):
                 cc, cm, mask, g, x_hat, gw = _chunk(c0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w_ptr, mean, rstd,
-                                                    c_sizes, x_c, x_c1, g_c, g_c1, HAS_W, COMPUTE)
+                                                    c_sizes, x_c, x_c1, g_c, g_c1, w_c, w_c1, HAS_W, COMPUTE)
                 s1 += tl.sum(gw * x_hat, axis=1)
                 s2 += tl.sum(gw, axis=1)
             c1 = s1[:, None] / D
             c2 = s2[:, None] / D
             for c0 in range(0, D, BLOCK_D):
                 cc, cm, mask, g, x_hat, gw = _chunk(c0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w_ptr, mean, rstd,
-                                                    c_sizes, x_c, x_c1, g_c, g_c1, HAS_W, COMPUTE)
+                                                    c_sizes, x_c, x_c1, g_c, g_c1, w_c, w_c1, HAS_W, COMPUTE)
                 dx = (gw - x_hat * c1 - c2) * rstd
                 tl.store(dx_ptr + dx_row + c_offsets(cc, c_sizes, dx_c, dx_c1)[None, :], dx.to(dx_ptr.dtype.element_ty),
                          mask=mask)

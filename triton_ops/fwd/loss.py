@@ -65,6 +65,8 @@ def ce_logits_fwd_kernel(loss_ptr, lse_ptr, tsum_ptr, z_ptr, t_ptr, numbers, r_s
     tz_sum = tl.zeros([BLOCK_R], COMPUTE)
     for c0 in range(0, C, BLOCK_C):
         cols = c0 + tl.arange(0, BLOCK_C)
+        if INDEX_64:
+            cols = cols.to(tl.int64)
         mask = row_mask[:, None] & (cols < C)[None, :]
         z = tl.load(z_ptr + z_row[:, None] + cols[None, :] * z_c, mask=mask, other=float("-inf")).to(COMPUTE)
         m_new = tl.maximum(m, tl.max(z, axis=1))
@@ -76,14 +78,18 @@ def ce_logits_fwd_kernel(loss_ptr, lse_ptr, tsum_ptr, z_ptr, t_ptr, numbers, r_s
         if PROBS:
             t = tl.load(t_ptr + t_row[:, None] + cols[None, :] * t_c, mask=mask, other=0.0).to(COMPUTE)
             t_sum += tl.sum(t, axis=1)
-            tz_sum += tl.sum(t * z0, axis=1)
+            tz_sum += tl.sum(tl.where(t == 0, 0.0, t * z0), axis=1)  # a -inf logit of mass 0 adds 0, not NaN
     lse = m + tl.log(s)
     inv_c = 1.0 / tl.cast(C, COMPUTE)
+    # Without smoothing the mean logit does not enter the loss: skip it (0 * -inf would be NaN).
+    z_sum = tl.where(smoothing == 0, 0.0, z_sum)
     if PROBS:
         mass = (1.0 - smoothing) * t_sum + smoothing
         loss = lse * mass - (1.0 - smoothing) * tz_sum - smoothing * z_sum * inv_c
     else:
         target = tl.load(t_ptr + t_row, mask=row_mask, other=ignore_index)
+        if INDEX_64:
+            target = target.to(tl.int64)
         valid = row_mask & (target != ignore_index)
         in_range = (target >= 0) & (target < C)
         z_t = tl.load(z_ptr + z_row + tl.where(valid & in_range, target, 0) * z_c, mask=valid & in_range,
@@ -130,7 +136,8 @@ def cosine_fwd_kernel(loss_ptr, stats_ptr, x_ptr, t_ptr, numbers, r_sizes, c_siz
     xx_r = tl.sum(xx, axis=1)
     tt_r = tl.sum(tt, axis=1)
     eps = joined(numbers[0], numbers[1], COMPUTE)
-    loss = 1.0 - dot_r / (tl.maximum(tl.sqrt(xx_r), eps) * tl.maximum(tl.sqrt(tt_r), eps))
+    loss = 1.0 - dot_r / (tl.maximum(tl.sqrt(xx_r), eps, propagate_nan=tl.PropagateNan.ALL)
+                          * tl.maximum(tl.sqrt(tt_r), eps, propagate_nan=tl.PropagateNan.ALL))
     tl.store(stats_ptr + rows, dot_r, mask=row_mask)
     tl.store(stats_ptr + R + rows, xx_r, mask=row_mask)
     tl.store(stats_ptr + 2 * R + rows, tt_r, mask=row_mask)

@@ -17,7 +17,8 @@ def embedding_fwd_kernel(out_ptr, w_ptr, idx_ptr, n, V, E, i_sizes, i_st, w_s0, 
                          BLOCK_I: tl.constexpr, BLOCK_E: tl.constexpr):
     # One program owns BLOCK_I indices x BLOCK_E columns: out[i, :] = weight[idx[i], :].
     # Bytes: |indices| + |out| read from weight + |out| written. An index outside [0, V)
-    # (possible only on CUDA, where it is not checked before launch) gives a row of zeros.
+    # (possible only on CUDA, where it is not checked before launch) is not read: its row is
+    # NaN, never a silent row of zeros.
     pid_i = tl.program_id(0)
     pid_e = tl.program_id(1)
     ri = (pid_i * BLOCK_I + tl.arange(0, BLOCK_I)).to(tl.int64)
@@ -26,5 +27,6 @@ def embedding_fwd_kernel(out_ptr, w_ptr, idx_ptr, n, V, E, i_sizes, i_st, w_s0, 
     e_mask = re < E
     idx = tl.load(idx_ptr + group_offsets(ri, i_sizes, i_st), mask=i_mask, other=0).to(tl.int64)
     ok = i_mask & (idx >= 0) & (idx < V)
-    rows = tl.load(w_ptr + idx[:, None] * w_s0 + re[None, :] * w_s1, mask=ok[:, None] & e_mask[None, :], other=0.0)
+    rows = tl.load(w_ptr + idx[:, None] * w_s0 + re[None, :] * w_s1, mask=ok[:, None] & e_mask[None, :],
+                   other=float("nan"))
     tl.store(out_ptr + ri[:, None] * E + re[None, :], rows, mask=i_mask[:, None] & e_mask[None, :])

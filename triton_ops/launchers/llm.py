@@ -42,8 +42,6 @@ def _chunks(x2, weight, bias, kernel):
     V = weight.shape[0]
     chunk = chunk_rows(N, V, H)
     logits = x2.new_empty((min(chunk, N), V))
-    # The GEMM template's epilogue reads the bias contiguous: a strided one (V values) is copied once.
-    bias = bias.contiguous() if bias is not None else None
     for r0 in range(0, N, chunk):
         n = min(chunk, N - r0)
         z = logits[:n]
@@ -72,7 +70,8 @@ def linear_cross_entropy_forward(input, weight, target, bias, ignore_index, redu
     for (r0, n, z), (launch, p) in zip(_chunks(x2, weight, bias, gemm_fwd_kernel), plans):
         tc = t[r0:r0 + n]
         launch(loss_ptr=partials[p0:p0 + p] if reduce else flat[r0:r0 + n], lse_ptr=lse[r0:r0 + n], tsum_ptr=mass,
-               z_ptr=z, t_ptr=tc, numbers=split_float(label_smoothing), ignore_index=ignore_index)
+               z_ptr=z, t_ptr=tc, numbers=split_float(label_smoothing, launch.fixed["COMPUTE"]),
+               ignore_index=ignore_index)
         p0 += p
     if reduce:
         combine_partials(partials, out, kernel=combine_fwd_kernel, factor_out=factor)
@@ -99,8 +98,9 @@ def linear_cross_entropy_vjp(input, weight, target, bias, ignore_index, reductio
         # dZ = g * factor * (softmax(z) - onehot(t) smoothed), written over z itself
         launch = ce_logits_vjp_plan(_layout(z), _layout(tc), False, _layout(gc), _layout(z), None, 1, reduction,
                                     z.dtype)
+        c = launch.fixed["COMPUTE"]
         launch(dz_ptr=z, dt_ptr=z, z_ptr=z, t_ptr=tc, g_ptr=gc, lse_ptr=lse[r0:r0 + n], tsum_ptr=lse[r0:r0 + n],
-               factor_ptr=factor, numbers=(*split_float(label_smoothing), *split_float(1.0)),
+               factor_ptr=factor, numbers=(*split_float(label_smoothing, c), *split_float(1.0, c)),
                ignore_index=ignore_index)
         if need_x:
             gemm(z, weight, out_dtype=dx.dtype, out=dx[r0:r0 + n], kernel=gemm_vjp_kernel)

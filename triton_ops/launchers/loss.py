@@ -35,6 +35,12 @@ def _layout(t):
     return (tuple(t.shape), tuple(t.stride()))
 
 
+def _extents(*layouts):
+    """The largest offsets reachable in these (shape, strides) layouts (None skipped): the int64
+    decision counts every tensor a kernel addresses, gradient buffers and upstream gradient too."""
+    return [runtime.max_offset(*v) for v in layouts if v is not None]
+
+
 def unsqueeze_dims(g, dims):
     """A per-row gradient viewed with size-1 axes at the summed ``dims`` (a view, never a copy)."""
     for d in sorted(dims):
@@ -73,7 +79,7 @@ def _loss_forward_plan(fn, x, t, x_dtype, t_dtype, has_param, reduction, row_dim
         x_r=R_group.strides["x"], x_k=K_group.strides["x"], t_r=R_group.strides["t"], t_k=K_group.strides["t"],
         out_k=out_k, part_slot=K if chunks > 1 else 0, FN=fn, HAS_PARAM=has_param,
         COMPUTE=runtime.compute_dtype(x_dtype, t_dtype), BLOCK_R=block_r, BLOCK_K=block_k,
-        INDEX_64=runtime.needs_int64(runtime.max_offset(*x), runtime.max_offset(*t), chunks * K))
+        INDEX_64=runtime.needs_int64(*_extents(x, t), runtime.numel(out_shape), chunks * K))
     return launch, chunks, K
 
 
@@ -95,8 +101,9 @@ def loss_forward(fn, x, t, param, reduction, row_dims=(), mean_rows=None):
     launch, chunks, K = planned
     scale = 1.0 / (mean_rows if mean_rows is not None else N) if reduction == "mean" else 1.0
     target = out if chunks == 1 else torch.empty((chunks, K), dtype=partial_dtype(dtype), device=x.device)
+    c = launch.fixed["COMPUTE"]
     launch(out_ptr=target, x_ptr=x, t_ptr=t,
-           numbers=(*split_float(param if param is not None else 0.0), *split_float(scale)))
+           numbers=(*split_float(param if param is not None else 0.0, c), *split_float(scale, c)))
     if chunks > 1:
         combine_partials(target, out, kernel=combine_fwd_kernel)
     return out
@@ -132,7 +139,7 @@ def _loss_vjp_plan(dfx, dft, x, t, g, dx, dt, x_dtype, t_dtype, has_param, reduc
         dt_r=st("dt", R_group, r_zeros), dt_k=st("dt", K_group, zeros),
         DFX=dfx, DFT=dft, HAS_PARAM=has_param, G_ELEMENT=g_element, NEED_DX=dx is not None, NEED_DT=dt is not None,
         COMPUTE=runtime.compute_dtype(x_dtype, t_dtype), BLOCK_R=block_r, BLOCK_K=block_k,
-        INDEX_64=runtime.needs_int64(runtime.max_offset(*x), runtime.max_offset(*t), runtime.max_offset(*g)))
+        INDEX_64=runtime.needs_int64(*_extents(x, t, g, dx, dt)))
 
 
 def loss_vjp(dfx, dft, x, t, grad, param, reduction, needs, row_dims=(), mean_rows=None):
@@ -151,8 +158,9 @@ def loss_vjp(dfx, dft, x, t, grad, param, reduction, needs, row_dims=(), mean_ro
             dfx, dft, _layout(x), _layout(t), _layout(grad), _layout(dx) if need_x else None,
             _layout(dt) if need_t else None, x.dtype, t.dtype, param is not None, reduction, tuple(row_dims))
     scale = 1.0 / (mean_rows if mean_rows is not None else N) if reduction == "mean" else 1.0
+    c = launch.fixed["COMPUTE"]
     launch(dx_ptr=dx if need_x else grad, dt_ptr=dt if need_t else grad, x_ptr=x, t_ptr=t, g_ptr=grad,
-           numbers=(*split_float(param if param is not None else 0.0), *split_float(scale)))
+           numbers=(*split_float(param if param is not None else 0.0, c), *split_float(scale, c)))
     return dx, dt
 
 
@@ -187,7 +195,7 @@ def ce_logits_forward_plan(z, target, probs, dim, reduction, dtype):
         r_sizes=rows.sizes, R=R, C=C, z_r=rows.strides["z"], t_r=rows.strides["t"], z_c=z[1][dim],
         t_c=target[1][dim] if probs else 0, PROBS=probs, REDUCE=reduction != "none", MEAN=reduction == "mean",
         COMPUTE=runtime.compute_dtype(dtype), BLOCK_R=block_r, BLOCK_C=block_c,
-        INDEX_64=runtime.needs_int64(runtime.max_offset(*z), runtime.max_offset(*target)))
+        INDEX_64=runtime.needs_int64(*_extents(z, target), R, 2 * programs))  # outputs: loss/lse rows, partials
     return launch, programs
 
 
@@ -203,7 +211,7 @@ def cross_entropy_logits_forward(z, target, dim, ignore_index, label_smoothing, 
     reduce = reduction != "none"
     loss_target = torch.empty((programs, 2), dtype=lse.dtype, device=z.device) if reduce else out
     launch(loss_ptr=loss_target, lse_ptr=lse, tsum_ptr=tsum, z_ptr=z, t_ptr=target,
-           numbers=split_float(label_smoothing), ignore_index=ignore_index)
+           numbers=split_float(label_smoothing, launch.fixed["COMPUTE"]), ignore_index=ignore_index)
     if reduce:
         combine_partials(loss_target, out, kernel=combine_fwd_kernel, factor_out=factor)
     return out, lse, tsum, factor
@@ -229,7 +237,7 @@ def ce_logits_vjp_plan(z, target, probs, g, dz, dt, dim, reduction, dtype):
         dt_c=dt[1][dim] if dt is not None else 0, PROBS=probs, G_ELEMENT=g_element,
         FACTOR_FROM_PTR=reduction == "mean", NEED_DZ=dz is not None, NEED_DT=dt is not None,
         COMPUTE=runtime.compute_dtype(dtype), BLOCK_R=block_r, BLOCK_C=block_c,
-        INDEX_64=runtime.needs_int64(runtime.max_offset(*z), runtime.max_offset(*target)))
+        INDEX_64=runtime.needs_int64(*_extents(z, target, g, dz, dt)))
 
 
 def cross_entropy_logits_vjp(z, target, dim, ignore_index, label_smoothing, reduction, grad, lse, tsum, factor,
@@ -243,9 +251,10 @@ def cross_entropy_logits_vjp(z, target, dim, ignore_index, label_smoothing, redu
         return dz, dt
     launch = ce_logits_vjp_plan(_layout(z), _layout(target), probs, _layout(grad), _layout(dz) if need_z else None,
                            _layout(dt) if need_t else None, dim, reduction, z.dtype)
+    c = launch.fixed["COMPUTE"]
     launch(dz_ptr=dz if need_z else grad, dt_ptr=dt if need_t else grad, z_ptr=z, t_ptr=target, g_ptr=grad,
            lse_ptr=lse, tsum_ptr=tsum, factor_ptr=factor,
-           numbers=(*split_float(label_smoothing), *split_float(1.0)), ignore_index=ignore_index)
+           numbers=(*split_float(label_smoothing, c), *split_float(1.0, c)), ignore_index=ignore_index)
     return dz, dt
 
 
@@ -270,7 +279,7 @@ def _cos_forward_plan(x, t, class_dims, reduction, x_dtype, t_dtype):
         r_sizes=rows.sizes, c_sizes=cls.sizes, R=R, C=C, x_r=rows.strides["x"], t_r=rows.strides["t"],
         x_c=cls.strides["x"], t_c=cls.strides["t"], REDUCE=reduction != "none",
         COMPUTE=runtime.compute_dtype(x_dtype, t_dtype), BLOCK_R=block_r, BLOCK_C=block_c,
-        INDEX_64=runtime.needs_int64(runtime.max_offset(*x), runtime.max_offset(*t)))
+        INDEX_64=runtime.needs_int64(*_extents(x, t), 3 * R))  # outputs: the loss rows, 3 stats per row
     return launch, programs, R
 
 
@@ -281,7 +290,8 @@ def cosine_forward(x, t, class_dims, eps, reduction, out, stats):
     launch, programs, R = _cos_forward_plan(_layout(x), _layout(t), class_dims, reduction, x.dtype, t.dtype)
     reduce = reduction != "none"
     loss_target = torch.empty((programs, 1), dtype=stats.dtype, device=x.device) if reduce else out
-    launch(loss_ptr=loss_target, stats_ptr=stats, x_ptr=x, t_ptr=t, numbers=split_float(eps))
+    launch(loss_ptr=loss_target, stats_ptr=stats, x_ptr=x, t_ptr=t,
+           numbers=split_float(eps, launch.fixed["COMPUTE"]))
     if reduce:
         combine_partials(loss_target, out, scale=1.0 / R if reduction == "mean" else 1.0, kernel=combine_fwd_kernel)
     return out, stats
@@ -305,7 +315,7 @@ def _cos_vjp_plan(x, t, g, dx, dt, class_dims, g_dim, x_dtype, t_dtype):
         dt_r=rows.strides.get("dt", r_zeros), dt_c=cls.strides.get("dt", c_zeros),
         G_ELEMENT=g_dim is None, NEED_DX=dx is not None, NEED_DT=dt is not None,
         COMPUTE=runtime.compute_dtype(x_dtype, t_dtype), BLOCK_R=block_r, BLOCK_C=block_c,
-        INDEX_64=runtime.needs_int64(runtime.max_offset(*x), runtime.max_offset(*t)))
+        INDEX_64=runtime.needs_int64(*_extents(x, t, g, dx, dt)))
     return launch, R
 
 
@@ -318,6 +328,7 @@ def cosine_vjp(x, t, class_dims, g_dim, eps, reduction, grad, stats, need_x, nee
     launch, R = _cos_vjp_plan(_layout(x), _layout(t), _layout(grad), _layout(dx) if need_x else None,
                               _layout(dt) if need_t else None, class_dims, g_dim, x.dtype, t.dtype)
     scale = 1.0 / R if reduction == "mean" else 1.0
+    c = launch.fixed["COMPUTE"]
     launch(dx_ptr=dx if need_x else grad, dt_ptr=dt if need_t else grad, x_ptr=x, t_ptr=t, g_ptr=grad,
-           stats_ptr=stats, numbers=(*split_float(eps), *split_float(scale)))
+           stats_ptr=stats, numbers=(*split_float(eps, c), *split_float(scale, c)))
     return dx, dt

@@ -74,10 +74,11 @@ def _gemm_plan(kernel, a, b, transpose_a, transpose_b, out_dtype, bias, epilogue
     cfg = gemm_config(M, N, K, a[2])
     options = {k: v for k, v in cfg.items() if k in ("num_warps", "num_stages")}
     tiles = runtime.cdiv(M, cfg["BLOCK_M"]) * runtime.cdiv(N, cfg["BLOCK_N"])
-    launch = runtime.LaunchPlan(
-        kernel, (tiles, batch), options, M=M, N=N, K=K,
+    launch = runtime.LaunchPlan(  # a 1-D grid, batch outermost (the template's note)
+        kernel, (tiles * batch,), options, M=M, N=N, K=K,
         a_st=_strides3(a, transpose_a), b_st=_strides3(b, transpose_b), c_st=c_strides,
         z_st=z_strides if save_z else (0, 0, 0), za_st=_strides3(prologue_z, transpose_a),
+        bias_st=bias[1][0] if bias is not None else 0,
         EPILOGUE=epilogue, PROLOGUE=prologue, HAS_PARAM=has_param, HAS_BIAS=bias is not None,
         SAVE_Z=save_z, DB=db, ACCUMULATE=accumulate, PRECISION=resolve_precision(precision, a[2]),
         UPCAST=runtime.INTERPRETER or compute == torch.float64,
@@ -112,5 +113,5 @@ def gemm(a, b, *, out_dtype, transpose_a=False, transpose_b=False, bias=None, ep
         return c, z
     launch(c_ptr=c, z_ptr=z if z is not None else c, db_ptr=db if db is not None else c, a_ptr=a, b_ptr=b,
            bias_ptr=bias if bias is not None else c, za_ptr=prologue_z if prologue_z is not None else a,
-           numbers=split_float(param if param is not None else 0.0))
+           numbers=split_float(param if param is not None else 0.0, launch.fixed["ACC"]))
     return c, z

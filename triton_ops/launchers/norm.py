@@ -1,4 +1,5 @@
-"""Launchers of LayerNorm (forward with saved mean/rstd; VJP with fixed-order dweight/dbias)."""
+"""Launchers of LayerNorm (forward with saved mean/rstd; VJP with fixed-order dweight/dbias) and
+RMSNorm (the same row tiling; rstd saved; fixed-order dweight)."""
 from __future__ import annotations
 
 import torch
@@ -6,7 +7,9 @@ import torch
 from .. import runtime
 from ..broadcast import aligned_strides, plan_reduce
 from ..bwd.norm import layer_norm_bwd_kernel
+from ..bwd.rms_norm import rms_norm_bwd_kernel
 from ..fwd.norm import layer_norm_fwd_kernel
+from ..fwd.rms_norm import rms_norm_fwd_kernel
 from ..tiles import split_float
 from .reduce import combine_partials
 
@@ -31,24 +34,48 @@ def stat_dtype(x):
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
-def norm_groups(shape, d, layouts):
-    """(columns, rows): the normalized trailing ``d`` axes and the rest, for these tensors."""
+def _groups(shape, d, layouts, params=None):
+    """(columns, rows): the normalized trailing ``d`` axes and the rest, for these tensors (full
+    ``shape``) and ``params`` (weight, bias: strides over the normalized axes, None when absent)."""
     meta = {k: aligned_strides(torch.empty_strided(shape, st, device="meta"), shape) for k, st in layouts.items()}
+    for k, st in (params or {}).items():
+        if st is not None:  # parameters keep their own strides (0 on the leading axes)
+            meta[k] = aligned_strides(torch.empty_strided(shape[len(shape) - d:], st, device="meta"), shape)
     return plan_reduce(shape, range(len(shape) - d, len(shape)), meta)
 
 
+def _extents(shape, d, layouts, params):
+    """The largest offsets reachable in these tensors and parameters (the int64 decision)."""
+    return ([runtime.max_offset(shape, st) for st in layouts.values()]
+            + [runtime.max_offset(shape[len(shape) - d:], st) for st in params.values() if st is not None])
+
+
+def _strides(t):
+    return tuple(t.stride()) if t is not None else None
+
+
+def _param_strides(cols, name):
+    """A parameter's column strides and innermost stride (zeros when it is absent)."""
+    st = cols.strides.get(name, tuple(0 for _ in cols.sizes))
+    return st, st[-1]
+
+
 @runtime.plan_cache
-def _forward_plan(shape, x_strides, y_strides, d, dtype, has_w, has_b, device):
-    cols, rows = norm_groups(shape, d, {"x": x_strides, "y": y_strides})
+def _forward_plan(shape, x_strides, y_strides, d, dtype, w_strides, b_strides, device):
+    layouts, params = {"x": x_strides, "y": y_strides}, {"w": w_strides, "b": b_strides}
+    cols, rows = _groups(shape, d, layouts, params)
     R, D = rows.numel, cols.numel
     block_r, block_d, programs, rows_per_program = ln_config(R, D, device, backward=False)
+    (w_c, w_c1), (b_c, b_c1) = _param_strides(cols, "w"), _param_strides(cols, "b")
     return runtime.LaunchPlan(
         layer_norm_fwd_kernel, (programs,), {"num_warps": runtime.num_warps_for(block_r * block_d)},
         r_sizes=rows.sizes, c_sizes=cols.sizes, R=R, D=D, rows_per_program=rows_per_program,
         x_r=rows.strides["x"], x_c=cols.strides["x"], x_c1=cols.strides["x"][-1],
         y_r=rows.strides["y"], y_c=cols.strides["y"], y_c1=cols.strides["y"][-1],
-        HAS_W=has_w, HAS_B=has_b, SINGLE=D <= block_d, COMPUTE=runtime.compute_dtype(dtype),
-        BLOCK_R=block_r, BLOCK_D=block_d)
+        w_c=w_c, w_c1=w_c1, b_c=b_c, b_c1=b_c1,
+        HAS_W=w_strides is not None, HAS_B=b_strides is not None, SINGLE=D <= block_d,
+        COMPUTE=runtime.compute_dtype(dtype), BLOCK_R=block_r, BLOCK_D=block_d,
+        INDEX_64=runtime.needs_int64(*_extents(shape, d, layouts, params)))
 
 
 def layer_norm_forward(x, normalized_shape, weight, bias, eps, y, mean, rstd):
@@ -56,36 +83,41 @@ def layer_norm_forward(x, normalized_shape, weight, bias, eps, y, mean, rstd):
     if x.numel() == 0:
         return y, mean, rstd
     launch = _forward_plan(tuple(x.shape), tuple(x.stride()), tuple(y.stride()), len(normalized_shape), x.dtype,
-                           weight is not None, bias is not None, x.device)
+                           _strides(weight), _strides(bias), x.device)
     launch(y_ptr=y, mean_ptr=mean, rstd_ptr=rstd, x_ptr=x, w_ptr=weight if weight is not None else x,
-           b_ptr=bias if bias is not None else x, numbers=split_float(eps))
+           b_ptr=bias if bias is not None else x, numbers=split_float(eps, launch.fixed["COMPUTE"]))
     return y, mean, rstd
 
 
 @runtime.plan_cache
-def _vjp_plan(shape, x_strides, g_strides, dx_strides, d, dtype, has_w, need_w, need_b, device):
-    cols, rows = norm_groups(shape, d, {"x": x_strides, "g": g_strides, "dx": dx_strides})
+def _vjp_plan(shape, x_strides, g_strides, dx_strides, d, dtype, w_strides, need_w, need_b, device):
+    layouts, params = {"x": x_strides, "g": g_strides, "dx": dx_strides}, {"w": w_strides}
+    cols, rows = _groups(shape, d, layouts, params)
     R, D = rows.numel, cols.numel
     block_r, block_d, programs, rows_per_program = ln_config(R, D, device, backward=True)
+    w_c, w_c1 = _param_strides(cols, "w")
     launch = runtime.LaunchPlan(
         layer_norm_bwd_kernel, (programs,), {"num_warps": runtime.num_warps_for(block_r * block_d)},
         r_sizes=rows.sizes, c_sizes=cols.sizes, R=R, D=D, rows_per_program=rows_per_program,
         x_r=rows.strides["x"], x_c=cols.strides["x"], x_c1=cols.strides["x"][-1],
         g_r=rows.strides["g"], g_c=cols.strides["g"], g_c1=cols.strides["g"][-1],
-        dx_r=rows.strides["dx"], dx_c=cols.strides["dx"], dx_c1=cols.strides["dx"][-1],
-        HAS_W=has_w, NEED_DW=need_w, NEED_DB=need_b, SINGLE=D <= block_d, COMPUTE=runtime.compute_dtype(dtype),
-        BLOCK_R=block_r, BLOCK_D=block_d)
+        dx_r=rows.strides["dx"], dx_c=cols.strides["dx"], dx_c1=cols.strides["dx"][-1], w_c=w_c, w_c1=w_c1,
+        HAS_W=w_strides is not None, NEED_DW=need_w, NEED_DB=need_b, SINGLE=D <= block_d,
+        COMPUTE=runtime.compute_dtype(dtype), BLOCK_R=block_r, BLOCK_D=block_d,
+        INDEX_64=runtime.needs_int64(*_extents(shape, d, layouts, params), programs * D))
     return launch, programs, D
 
 
 def layer_norm_vjp(x, normalized_shape, weight, bias, grad, mean, rstd, need_x, need_w, need_b):
     dx = torch.empty_like(x)
-    dw = torch.empty_like(weight) if need_w else None
-    db = torch.empty_like(bias) if need_b else None
+    # Parameter gradients are contiguous (row-major over normalized_shape, the order of the
+    # partial sums' columns) whatever the parameters' own strides.
+    dw = weight.new_empty(weight.shape) if need_w else None
+    db = bias.new_empty(bias.shape) if need_b else None
     if x.numel() == 0:
         return (dx if need_x else None), (dw.zero_() if need_w else None), (db.zero_() if need_b else None)
     launch, programs, D = _vjp_plan(tuple(x.shape), tuple(x.stride()), tuple(grad.stride()), tuple(dx.stride()),
-                                    len(normalized_shape), x.dtype, weight is not None, need_w, need_b, x.device)
+                                    len(normalized_shape), x.dtype, _strides(weight), need_w, need_b, x.device)
     stat = stat_dtype(x)
     dw_part = torch.empty((programs, D), dtype=stat, device=x.device) if need_w else None
     db_part = torch.empty((programs, D), dtype=stat, device=x.device) if need_b else None
@@ -96,3 +128,58 @@ def layer_norm_vjp(x, normalized_shape, weight, bias, grad, mean, rstd, need_x, 
     if need_b:
         combine_partials(db_part, db)
     return (dx if need_x else None), dw, db
+
+
+# --------------------------------------------------------------------------------------------
+# RMSNorm
+
+
+@runtime.plan_cache
+def _rms_plan(shape, layouts, w_strides, d, dtype, need_dw, device, backward):
+    """``layouts``: ((name, strides), ...) of x and the tensors of x's shape the kernel reads or
+    writes (``<name>_r``, ``<name>_c``, ``<name>_c1``); the weight is read through its own strides."""
+    kernel = rms_norm_bwd_kernel if backward else rms_norm_fwd_kernel
+    layouts, params = dict(layouts), {"w": w_strides}
+    cols, rows = _groups(shape, d, layouts, params)
+    R, D = rows.numel, cols.numel
+    block_r, block_d, programs, rows_per_program = ln_config(R, D, device, backward=backward)
+    strides = {}
+    for k in layouts:
+        strides.update({f"{k}_r": rows.strides[k], f"{k}_c": cols.strides[k], f"{k}_c1": cols.strides[k][-1]})
+    w_c, w_c1 = _param_strides(cols, "w")
+    flags = {"NEED_DW": need_dw} if backward else {}
+    launch = runtime.LaunchPlan(
+        kernel, (programs,), {"num_warps": runtime.num_warps_for(block_r * block_d)},
+        r_sizes=rows.sizes, c_sizes=cols.sizes, R=R, D=D, rows_per_program=rows_per_program, **strides,
+        w_c=w_c, w_c1=w_c1, HAS_W=w_strides is not None, **flags, SINGLE=D <= block_d,
+        COMPUTE=runtime.compute_dtype(dtype), BLOCK_R=block_r, BLOCK_D=block_d,
+        INDEX_64=runtime.needs_int64(*_extents(shape, d, layouts, params), programs * D if need_dw else 0))
+    return launch, programs, D
+
+
+def rms_norm_forward(x, normalized_shape, weight, eps, y, rstd):
+    """y = x / sqrt(mean(x^2) + eps) * w into ``y``, with the per-row rstd (saved for the VJP)."""
+    if x.numel() == 0:
+        return y, rstd
+    launch, _, _ = _rms_plan(tuple(x.shape), (("x", tuple(x.stride())), ("y", tuple(y.stride()))), _strides(weight),
+                             len(normalized_shape), x.dtype, False, x.device, False)
+    launch(y_ptr=y, rstd_ptr=rstd, x_ptr=x, w_ptr=weight if weight is not None else x,
+           numbers=split_float(eps, launch.fixed["COMPUTE"]))
+    return y, rstd
+
+
+def rms_norm_vjp(x, normalized_shape, weight, grad, rstd, need_x, need_w):
+    """(dx, dweight); dweight contiguous, from per-program partial rows added in a fixed order."""
+    dx = torch.empty_like(x)
+    dw = weight.new_empty(weight.shape) if need_w else None
+    if x.numel() == 0:
+        return (dx if need_x else None), (dw.zero_() if need_w else None)
+    layouts = (("x", tuple(x.stride())), ("g", tuple(grad.stride())), ("dx", tuple(dx.stride())))
+    launch, programs, D = _rms_plan(tuple(x.shape), layouts, _strides(weight), len(normalized_shape), x.dtype, need_w,
+                                    x.device, True)
+    dw_part = torch.empty((programs, D), dtype=rstd.dtype, device=x.device) if need_w else dx
+    launch(dx_ptr=dx, dw_part_ptr=dw_part, x_ptr=x, w_ptr=weight if weight is not None else x, g_ptr=grad,
+           rstd_ptr=rstd)
+    if need_w:
+        combine_partials(dw_part, dw)
+    return (dx if need_x else None), dw

@@ -99,7 +99,6 @@ def _forward_plan(kernel, fn, arity, has_param, shape, out_strides, out_dtype, x
 
 
 _forward_memo = runtime.plan_memo()
-_NO_NUMBER = (0.0, 0.0)
 
 
 def _operand_key(v):
@@ -126,8 +125,10 @@ def pointwise(fn, out: torch.Tensor, x, y=None, param: float | None = None, arit
     swap, launch, x_value, y_value = planned
     if swap:
         x, y = y, x
-    numbers = (*(split_float(x) if x_value else _NO_NUMBER), *(split_float(y) if y_value else _NO_NUMBER),
-               *(split_float(param) if param is not None else _NO_NUMBER))
+    c = launch.fixed["COMPUTE"]  # float64 math takes a number's bits (tiles.Operand.VALUE)
+    none = split_float(0.0, c)
+    numbers = (*(split_float(x, c) if x_value else none), *(split_float(y, c) if y_value else none),
+               *(split_float(param, c) if param is not None else none))
     launch(out_ptr=out, x_ptr=x if isinstance(x, torch.Tensor) else out,
            y_ptr=y if isinstance(y, torch.Tensor) else out, numbers=numbers)
     return out
@@ -201,8 +202,10 @@ def pointwise_vjp(g: torch.Tensor, out_shape, dfx=None, dfy=None, *, x=None, y=N
     if r.need_dy:
         dy = (torch.empty_like(y, dtype=r.y_dtype) if r.dy_dense else
               _grad_buffer(r.y_shape, r.y_dtype, device, r.dy_slots, r.part_dtype))
-    numbers = (*(split_float(xv) if r.x_value else _NO_NUMBER), *(split_float(yv) if r.y_value else _NO_NUMBER),
-               *(split_float(param) if param is not None else _NO_NUMBER), *split_float(scale))
+    c = r.launch.fixed["COMPUTE"]  # float64 math takes a number's bits (tiles.Operand.VALUE)
+    none = split_float(0.0, c)
+    numbers = (*(split_float(xv, c) if r.x_value else none), *(split_float(yv, c) if r.y_value else none),
+               *(split_float(param, c) if param is not None else none), *split_float(scale, c))
     r.launch(dx_ptr=dx if dx is not None else g, dy_ptr=dy if dy is not None else g,
              x_ptr=xv if isinstance(xv, torch.Tensor) else g, y_ptr=yv if isinstance(yv, torch.Tensor) else g,
              g_ptr=g, numbers=numbers)

@@ -34,6 +34,6 @@ def combine_partials(partials: torch.Tensor, out: torch.Tensor, scale: float = 1
     if launch is None:
         P, K = partials.shape
         launch = _memo[key] = _combine_plan(kernel, P, K, partials.dtype, divide)
-    s_hi, s_lo = split_float(scale)
+    s_hi, s_lo = split_float(scale, launch.fixed["COMPUTE"])
     launch(out_ptr=out, aux_ptr=factor_out if divide else out, part_ptr=partials, s_hi=s_hi, s_lo=s_lo)
     return out

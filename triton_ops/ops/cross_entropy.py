@@ -13,6 +13,17 @@ from ..spec import Arg, OpSpec, needs_all, register
 from .loss import check_reduction, nd, normalize_dim, reduce
 
 
+def check_class_indices(op, target, ignore_index, classes):
+    """Every counted class index in [0, classes). CPU only, and only on real values (not
+    fake/meta tensors, not while torch.compile traces): on CUDA it would be a host sync.
+    Unchecked, an out-of-range index is never read out of bounds; its row's loss (and gradient)
+    is NaN."""
+    if target.device.type == "cpu" and target.numel() and runtime.has_values(target):
+        bad = ((target != ignore_index) & ((target < 0) | (target >= classes))).sum().item()
+        if bad:
+            raise IndexError(f"triton_ops.{op}: {bad} target index(es) outside [0, {classes})")
+
+
 def _cel_check(z, target, dim, ignore_index, label_smoothing, reduction):
     op = "cross_entropy_logits"
     runtime.check_float(op, "z", z)
@@ -39,12 +50,7 @@ def _cel_check(z, target, dim, ignore_index, label_smoothing, reduction):
         if tuple(target.shape) != expected:
             raise ValueError(f"triton_ops.{op}: class-index target shape {tuple(target.shape)} must be z's shape "
                              f"without dim {dim}: {expected}")
-        # CPU only, and not while torch.compile traces (a data-dependent check): on CUDA it would
-        # be a host sync. Unchecked, an out-of-range index gives a NaN loss for its row.
-        if target.device.type == "cpu" and target.numel() and not torch.compiler.is_compiling():
-            bad = ((target != ignore_index) & ((target < 0) | (target >= z.shape[dim]))).sum().item()
-            if bad:
-                raise IndexError(f"triton_ops.{op}: {bad} target index(es) outside [0, {z.shape[dim]})")
+        check_class_indices(op, target, ignore_index, z.shape[dim])
     return z, target, dim, ignore_index, label_smoothing, reduction
 
 

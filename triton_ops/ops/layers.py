@@ -14,6 +14,7 @@ from ..fwd.norm import layer_norm_fwd_kernel
 from ..fwd.shape import embedding_fwd_kernel, transpose_fwd_kernel
 from ..launchers.matmul import gemm
 from ..launchers.norm import layer_norm_forward, layer_norm_vjp, stat_dtype
+from ..launchers.pointwise import pointwise_vjp, reduce_to
 from ..launchers.shape import embedding_forward, embedding_vjp, transpose as transpose_launch
 from ..spec import Arg, OpSpec, needs_all, register, registry
 
@@ -115,6 +116,11 @@ def _linear_check(x, weight, bias, activation, precision):
     return x, weight, bias, activation, precision
 
 
+def _rows2d(t):
+    """``t`` as [rows, last axis] (not ``reshape(-1, n)``: ambiguous when the last axis is 0)."""
+    return t.reshape(runtime.numel(t.shape[:-1]), t.shape[-1])
+
+
 def _linear_alloc(x, weight, bias, activation, precision):
     out_shape = (*x.shape[:-1], weight.shape[0])
     z_shape = out_shape if activation is not None else (0,)
@@ -123,7 +129,7 @@ def _linear_alloc(x, weight, bias, activation, precision):
 
 def _linear_forward_saved(x, weight, bias, activation, precision):
     act = _activation("linear", activation)
-    x2 = x.reshape(-1, x.shape[-1])  # a view unless x's leading axes cannot be flattened
+    x2 = _rows2d(x)  # a view unless x's leading axes cannot be flattened
     y, z = gemm(x2, weight, transpose_b=True, out_dtype=x.dtype, bias=bias, epilogue=act["f"] if act else None,
                 param=act["param"] if act else None, save_z=act is not None, precision=precision)
     out_shape = (*x.shape[:-1], weight.shape[0])
@@ -136,15 +142,18 @@ def _linear_vjp(x, weight, bias, activation, precision, grad, needs=None, saved=
     act = _activation("linear", activation)
     (z,) = saved
     out = weight.shape[0]
-    g2 = grad.reshape(-1, out)
-    z2 = z.reshape(-1, out) if act else None
+    g2 = _rows2d(grad)
+    z2 = _rows2d(z) if act else None
     pro = dict(prologue=act["df"] if act else None, prologue_z=z2, param=act["param"] if act else None,
                precision=precision, kernel=gemm_vjp_kernel)
     dx = gemm(g2, weight, out_dtype=x.dtype, **pro)[0].view(x.shape) if need_x else None
-    db = torch.empty_like(bias) if need_b else None
+    db = bias.new_empty(bias.shape) if need_b else None  # contiguous: the kernel writes it densely
     dw = None
     if need_w or need_b:
-        dw = gemm(g2, x.reshape(-1, x.shape[-1]), transpose_a=True, out_dtype=weight.dtype, db=db, **pro)[0]
+        dw = gemm(g2, _rows2d(x), transpose_a=True, out_dtype=weight.dtype, db=db, **pro)[0]
+        if need_b and x.shape[-1] == 0:  # in_features = 0: no dW tile to add db's row sums in
+            dz = pointwise_vjp(g2, g2.shape, dfx=act["df"], x=z2, param=act["param"], arity=1)[0] if act else g2
+            db = reduce_to(dz, bias.shape)
     return dx, dw if need_w else None, db
 
 
@@ -199,16 +208,16 @@ def _ohe_check(onehot, weight):
 
 
 def _ohe_forward(onehot, weight):
-    y = gemm(onehot.reshape(-1, onehot.shape[-1]), weight, out_dtype=onehot.dtype, precision="ieee")[0]
+    y = gemm(_rows2d(onehot), weight, out_dtype=onehot.dtype, precision="ieee")[0]
     return y.view(*onehot.shape[:-1], weight.shape[1])
 
 
 def _ohe_vjp(onehot, weight, grad, needs=None):
     need_o, need_w = needs_all(OHE_ARGS, (onehot, weight), needs)
-    g2 = grad.reshape(-1, weight.shape[1])
+    g2 = _rows2d(grad)
     d_onehot = gemm(g2, weight, transpose_b=True, out_dtype=onehot.dtype, precision="ieee",
                     kernel=gemm_vjp_kernel)[0].view(onehot.shape) if need_o else None
-    d_weight = gemm(onehot.reshape(-1, onehot.shape[-1]), g2, transpose_a=True, out_dtype=weight.dtype,
+    d_weight = gemm(_rows2d(onehot), g2, transpose_a=True, out_dtype=weight.dtype,
                     precision="ieee", kernel=gemm_vjp_kernel)[0] if need_w else None
     return d_onehot, d_weight
 
@@ -244,7 +253,11 @@ def _ln_check(x, normalized_shape, weight, bias, eps):
         if t is not None:
             runtime.check_float(op, name, t)
     runtime.check_devices(op, {"x": x, "weight": weight, "bias": bias})
-    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(int(s) for s in normalized_shape)
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else (
+        tuple(normalized_shape) if isinstance(normalized_shape, (list, tuple)) else (None,))
+    if not all(isinstance(s, int) and not isinstance(s, bool) for s in shape):  # as F.layer_norm
+        raise TypeError(f"triton_ops.{op}: normalized_shape must be an int or a sequence of ints, got "
+                        f"{normalized_shape!r}")
     if not shape or tuple(x.shape[x.dim() - len(shape):]) != shape or len(shape) > x.dim():
         raise ValueError(f"triton_ops.{op}: normalized_shape {shape} must be the trailing axes of x {tuple(x.shape)}")
     for name, t in (("weight", weight), ("bias", bias)):
@@ -290,8 +303,8 @@ layer_norm = register(OpSpec(
         x, list(normalized_shape), weight, bias, eps),
     fwd_kernels=(layer_norm_fwd_kernel,), bwd_kernels=(layer_norm_bwd_kernel, combine_vjp_kernel),
     check=_ln_check, alloc=_ln_alloc,
-    vjp_alloc=lambda x, ns, w, b, eps, grad: [torch.empty_like(x), torch.empty_like(w) if w is not None else None,
-                                              torch.empty_like(b) if b is not None else None],
+    vjp_alloc=lambda x, ns, w, b, eps, grad: [torch.empty_like(x), w.new_empty(w.shape) if w is not None else None,
+                                              b.new_empty(b.shape) if b is not None else None],
     min_bytes=_ln_min_bytes,
     sample=lambda shape, dtype, device, gen: (randn(shape, dtype, device, gen, 2.0) + 0.5, [shape[-1]],
                                               randn((shape[-1],), dtype, device, gen) + 1.0,
@@ -331,8 +344,9 @@ def _emb_check(indices, weight):
     runtime.check_devices(op, {"indices": indices, "weight": weight})
     if weight.dim() != 2:
         raise ValueError(f"triton_ops.{op}: weight must be 2-D [V, E], got {tuple(weight.shape)}")
-    # CPU: checked before launch (not while torch.compile traces); CUDA: unchecked, see the docs
-    if indices.device.type == "cpu" and indices.numel() and not torch.compiler.is_compiling():
+    # CPU: checked before launch (real values only: not fake/meta tensors, not while
+    # torch.compile traces); CUDA: no host sync, an out-of-range index gives a row of NaN
+    if indices.device.type == "cpu" and indices.numel() and runtime.has_values(indices):
         lo, hi = int(indices.min()), int(indices.max())
         if lo < 0 or hi >= weight.shape[0]:
             raise IndexError(f"triton_ops.{op}: index {lo if lo < 0 else hi} is out of range for {weight.shape[0]} rows")

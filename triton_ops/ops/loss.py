@@ -152,17 +152,19 @@ def huber_dx(x, t, delta):
 
 @triton.jit
 def hinge_l(x, t):
-    return tl.maximum(1.0 - t * x, 0.0)
+    return tl.maximum(1.0 - t * x, 0.0, propagate_nan=tl.PropagateNan.ALL)
 
 
 @triton.jit
 def hinge_dx(x, t):
-    return tl.where(1.0 - t * x > 0, -t, 0.0)
+    m = 1.0 - t * x
+    return tl.where(m > 0, -t, scalar.nan_else(m, 0.0))
 
 
 @triton.jit
 def hinge_dt(x, t):
-    return tl.where(1.0 - t * x > 0, -x, 0.0)
+    m = 1.0 - t * x
+    return tl.where(m > 0, -x, scalar.nan_else(m, 0.0))
 
 
 @triton.jit
@@ -193,7 +195,8 @@ def log_cosh_dx(x, t):
 
 @triton.jit
 def bce_l(p, y, eps):
-    q = tl.minimum(tl.maximum(p, eps), 1.0 - eps)
+    q = tl.minimum(tl.maximum(p, eps, propagate_nan=tl.PropagateNan.ALL), 1.0 - eps,
+                   propagate_nan=tl.PropagateNan.ALL)
     return -(y * tl.log(q) + (1.0 - y) * tl.log(1.0 - q))
 
 
@@ -201,29 +204,32 @@ def bce_l(p, y, eps):
 def bce_dp(p, y, eps):
     inside = (p > eps) & (p < 1.0 - eps)
     safe = tl.where(inside, p, 0.5)
-    return tl.where(inside, (safe - y) / (safe * (1.0 - safe)), 0.0)
+    return tl.where(inside, (safe - y) / (safe * (1.0 - safe)), scalar.nan_else(p + y, 0.0))
 
 
 @triton.jit
 def bce_dy(p, y, eps):
-    q = tl.minimum(tl.maximum(p, eps), 1.0 - eps)
+    q = tl.minimum(tl.maximum(p, eps, propagate_nan=tl.PropagateNan.ALL), 1.0 - eps,
+                   propagate_nan=tl.PropagateNan.ALL)
     return tl.log(1.0 - q) - tl.log(q)
 
 
 @triton.jit
 def xent_l(q, p, eps):
-    return -p * tl.log(tl.minimum(tl.maximum(q, eps), 1.0 - eps))
+    return -p * tl.log(tl.minimum(tl.maximum(q, eps, propagate_nan=tl.PropagateNan.ALL), 1.0 - eps,
+                          propagate_nan=tl.PropagateNan.ALL))
 
 
 @triton.jit
 def xent_dq(q, p, eps):
     inside = (q > eps) & (q < 1.0 - eps)
-    return tl.where(inside, -p / tl.where(inside, q, 1.0), 0.0)
+    return tl.where(inside, -p / tl.where(inside, q, 1.0), scalar.nan_else(q + p, 0.0))
 
 
 @triton.jit
 def xent_dp(q, p, eps):
-    return -tl.log(tl.minimum(tl.maximum(q, eps), 1.0 - eps))
+    return -tl.log(tl.minimum(tl.maximum(q, eps, propagate_nan=tl.PropagateNan.ALL), 1.0 - eps,
+                          propagate_nan=tl.PropagateNan.ALL))
 
 
 # --------------------------------------------------------------------------------------------

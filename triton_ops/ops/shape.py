@@ -106,6 +106,8 @@ def _sum_check(x, dim, keepdim):
     _check_tensor("sum", x)
     if not isinstance(keepdim, bool):
         raise TypeError(f"triton_ops.sum: keepdim must be a bool, got {type(keepdim).__name__}")
+    if dim is None or (not isinstance(dim, int) and len(dim) == 0):  # as torch.sum: every axis
+        dim = tuple(range(x.dim()))
     return x, list(runtime.normalize_dims("sum", dim, x.dim())), keepdim
 
 
@@ -131,7 +133,7 @@ def _sum_vjp(x, dim, keepdim, grad, needs=None):
     return (broadcast_to(grad, x.shape),)
 
 
-SUM_ARGS = (Arg("x"), Arg("dim", "int[]"), Arg("keepdim", "bool", False))
+SUM_ARGS = (Arg("x"), Arg("dim", "int[]", None), Arg("keepdim", "bool", False))
 sum = register(OpSpec(  # noqa: A001 - the SPEC's name
     name="sum", family="shape", args=SUM_ARGS,
     forward=_sum_forward, vjp=_sum_vjp,

@@ -43,7 +43,7 @@ def unary_op(name: str, f, df, *, param: tuple[str, float] | None = None, refere
             if param_check is not None:
                 param_check(name, value)
             rest = (value,)
-        if domain is not None and runtime.domain_checks_enabled() and x.numel():
+        if domain is not None and runtime.domain_checks_enabled() and x.numel() and runtime.has_values(x):
             bad = int(domain(x, *rest).sum().item())  # host sync: domain-check mode only
             if bad:
                 raise runtime.DomainError(f"triton_ops.{name}: {bad} element(s) of x outside the domain")
@@ -152,12 +152,12 @@ def safe_log_df(x, eps):
 
 @triton.jit
 def sqrt_f(x):
-    return tl.sqrt(tl.maximum(x, 0.0))
+    return tl.sqrt(tl.where(x < 0, 0.0, x))  # not tl.maximum: it would turn NaN into 0
 
 
 @triton.jit
 def sqrt_df(x):
-    return tl.where(x > 0, 0.5 / tl.sqrt(tl.where(x > 0, x, 1.0)), 0.0)
+    return tl.where(x > 0, 0.5 / tl.sqrt(tl.where(x > 0, x, 1.0)), scalar.nan_else(x, 0.0))
 
 
 @triton.jit

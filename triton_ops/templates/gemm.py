@@ -16,7 +16,7 @@ from ..tiles import call, helper, joined
 
 @helper
 def gemm_tiles(c_ptr, z_ptr, db_ptr, a_ptr, b_ptr, bias_ptr, za_ptr, M, N, K, numbers,
-               a_st, b_st, c_st, z_st, za_st,
+               a_st, b_st, c_st, z_st, za_st, bias_st,
                EPILOGUE: tl.constexpr, PROLOGUE: tl.constexpr, HAS_PARAM: tl.constexpr, HAS_BIAS: tl.constexpr,
                SAVE_Z: tl.constexpr, DB: tl.constexpr, ACCUMULATE: tl.constexpr, PRECISION: tl.constexpr,
                UPCAST: tl.constexpr,
@@ -25,10 +25,11 @@ def gemm_tiles(c_ptr, z_ptr, db_ptr, a_ptr, b_ptr, bias_ptr, za_ptr, M, N, K, nu
     # One program owns a [BLOCK_M, BLOCK_N] tile of C (one batch entry) and walks K in BLOCK_K
     # steps. Bytes: each A tile is read cdiv(N, BLOCK_N) times and each B tile cdiv(M, BLOCK_M)
     # times (L2 catches most of it thanks to the GROUP_M ordering); C (and z) written once.
-    pid = tl.program_id(0)
-    batch = tl.program_id(1).to(tl.int64)
+    # The grid is 1-D, batch entries outermost: grid axis 1 would cap the batch at 65,535.
     n_m = tl.cdiv(M, BLOCK_M)
     n_n = tl.cdiv(N, BLOCK_N)
+    batch = tl.program_id(0).to(tl.int64) // (n_m * n_n)
+    pid = tl.program_id(0) % (n_m * n_n)
     group = pid // (GROUP_M * n_n)
     first_m = group * GROUP_M
     rows_in_group = tl.minimum(n_m - first_m, GROUP_M)
@@ -61,13 +62,13 @@ def gemm_tiles(c_ptr, z_ptr, db_ptr, a_ptr, b_ptr, bias_ptr, za_ptr, M, N, K, nu
             acc += tl.dot(a.to(b.dtype), b, input_precision=PRECISION, out_dtype=ACC)
     c_mask = m_mask[:, None] & n_mask[None, :]
     if HAS_BIAS:
-        acc += tl.load(bias_ptr + rn, mask=n_mask, other=0.0).to(ACC)[None, :]
+        acc += tl.load(bias_ptr + rn.to(tl.int64) * bias_st, mask=n_mask, other=0.0).to(ACC)[None, :]
     if SAVE_Z:
-        tl.store(z_ptr + batch * z_st[0] + rm[:, None].to(tl.int64) * z_st[1] + rn[None, :] * z_st[2],
+        tl.store(z_ptr + batch * z_st[0] + rm[:, None].to(tl.int64) * z_st[1] + rn[None, :].to(tl.int64) * z_st[2],
                  acc.to(z_ptr.dtype.element_ty), mask=c_mask)
     if EPILOGUE is not None:
         acc = call(EPILOGUE, acc, acc, p, 1, HAS_PARAM, False)
-    c_ptrs = c_ptr + batch * c_st[0] + rm[:, None].to(tl.int64) * c_st[1] + rn[None, :] * c_st[2]
+    c_ptrs = c_ptr + batch * c_st[0] + rm[:, None].to(tl.int64) * c_st[1] + rn[None, :].to(tl.int64) * c_st[2]
     if ACCUMULATE:
         acc += tl.load(c_ptrs, mask=c_mask, other=0.0).to(ACC)
     tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty), mask=c_mask)

@@ -35,7 +35,7 @@ def map_tiles(
             out = call(FN, y, y, p, ARITY, HAS_PARAM, False)
         else:
             out = call(FN, x, y, p, ARITY, HAS_PARAM, SWAP)
-        out = out + tl.zeros([BLOCK_B, BLOCK_C], COMPUTE)
+        out = out + tl.full([BLOCK_B, BLOCK_C], -0.0, COMPUTE)  # a broadcast that keeps -0.0 (+0.0 would not)
         tl.store(out_ptr + group_offsets(a, a_sizes, o_a) + o_bc, out.to(out_ptr.dtype.element_ty), mask=mask)
 
 
