@@ -60,7 +60,8 @@ def cpu_rows(spec, shape, dtype, directions):
     from triton_ops.counting import count_aten, count_bytes
 
     rows = []
-    args = cases.make_args(spec, shape, dtype, "cpu")
+    # checked as every entry point checks them: forward_saved below is the unchecked launcher
+    args = spec.check(*cases.make_args(spec, shape, dtype, "cpu"))
     fwd_min, bwd_min = spec.min_bytes(*args)
     out = spec.forward(*args)
     g = torch.randn(out.shape, dtype=out.dtype) if out.dim() else torch.tensor(0.5, dtype=out.dtype)
