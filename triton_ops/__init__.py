@@ -19,5 +19,9 @@ from .ops.loss import (  # noqa: F401
 from .ops.layers import embedding, layer_norm, linear, matmul, one_hot_embedding, transpose  # noqa: F401
 from .ops.shape import replicate, sum, sum_to  # noqa: F401,A004
 from .ops.llm import linear_cross_entropy, log_softmax, relu, rms_norm, silu, softmax, swiglu  # noqa: F401
+from .ops.parity import (  # noqa: F401
+    bce_log_clamp, bce_with_logits, gelu_erf, poisson_nll_full, poisson_nll_rate, poisson_nll_rate_full,
+)
+from .patching import patch  # noqa: F401
 
 __version__ = "0.1.0"
