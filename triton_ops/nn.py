@@ -37,13 +37,19 @@ class LayerNorm(_nn.LayerNorm):
 
 
 class GELU(_nn.GELU):
-    """The tanh approximation (``torch.nn.GELU(approximate="tanh")``)."""
+    """``torch.nn.GELU`` in both approximations: "tanh" (the default here, kept from the first
+    release) runs ``triton_ops.gelu``, "none" (exact erf, torch's default) ``triton_ops.gelu_erf``."""
 
-    def __init__(self):
-        super().__init__(approximate="tanh")
+    def __init__(self, approximate="tanh"):
+        super().__init__(approximate=approximate)
+
+    @property
+    def kernel(self):
+        """The registry op this module runs (also the name ``fuse_activations`` fuses)."""
+        return "gelu" if self.approximate == "tanh" else "gelu_erf"
 
     def forward(self, x):
-        return _ops.gelu(x)
+        return _ops.registry[self.kernel].fn(x)
 
 
 class ELU(_nn.ELU):
@@ -158,40 +164,43 @@ class Embedding(_nn.Embedding):
 # replace(model)
 
 
+_TWINS = (
+    (_nn.Linear, lambda m: Linear),
+    (_nn.LayerNorm, lambda m: LayerNorm),
+    (_nn.GELU, lambda m: GELU if m.approximate in ("tanh", "none") else None),
+    (_nn.ELU, lambda m: ELU),
+    (_nn.LeakyReLU, lambda m: LeakyReLU),
+    (_nn.MSELoss, lambda m: MSELoss),
+    (_nn.L1Loss, lambda m: L1Loss),
+    (_nn.HuberLoss, lambda m: HuberLoss),
+    (_nn.CrossEntropyLoss, lambda m: CrossEntropyLoss if m.weight is None else None),
+    (_nn.PoissonNLLLoss, lambda m: PoissonNLLLoss if m.log_input and not m.full else None),
+    (_nn.RMSNorm, lambda m: RMSNorm),
+    (_nn.SiLU, lambda m: SiLU),
+    (_nn.ReLU, lambda m: ReLU),
+    (_nn.Softmax, lambda m: Softmax),
+    (_nn.Embedding, lambda m: Embedding if m.padding_idx is None and m.max_norm is None
+        and not m.scale_grad_by_freq and not m.sparse else None),
+)
+_SUBCLASS_TWINS: dict = {}
+
+
 def _exact_twin(module):
-    """The triton_ops class computing exactly ``module``'s math, or None."""
+    """The triton_ops class computing exactly ``module``'s math, or None. A subclass of a torch
+    class qualifies when it keeps the parent's ``forward``: it becomes a class deriving from the
+    triton_ops twin and from itself, so its own other methods and attributes stay."""
     t = type(module)
-    if t is _nn.Linear:
-        return Linear
-    if t is _nn.LayerNorm:
-        return LayerNorm
-    if t is _nn.GELU and module.approximate == "tanh":
-        return GELU
-    if t is _nn.ELU:
-        return ELU
-    if t is _nn.LeakyReLU:
-        return LeakyReLU
-    if t is _nn.MSELoss:
-        return MSELoss
-    if t is _nn.L1Loss:
-        return L1Loss
-    if t is _nn.HuberLoss:
-        return HuberLoss
-    if t is _nn.CrossEntropyLoss and module.weight is None:
-        return CrossEntropyLoss
-    if t is _nn.PoissonNLLLoss and module.log_input and not module.full:
-        return PoissonNLLLoss
-    if t is _nn.RMSNorm:
-        return RMSNorm
-    if t is _nn.SiLU:
-        return SiLU
-    if t is _nn.ReLU:
-        return ReLU
-    if t is _nn.Softmax:
-        return Softmax
-    if t is _nn.Embedding and module.padding_idx is None and module.max_norm is None \
-            and not module.scale_grad_by_freq and not module.sparse:
-        return Embedding
+    if t.__module__.startswith(__name__):
+        return None  # already ours
+    for base, twin_of in _TWINS:
+        if isinstance(module, base) and t.forward is base.forward:
+            twin = twin_of(module)
+            if twin is None or t is base:
+                return twin
+            if (t, twin) not in _SUBCLASS_TWINS:
+                _SUBCLASS_TWINS[(t, twin)] = type(t.__name__, (twin, t), {"__module__": __name__,
+                                                                          "__qualname__": t.__qualname__})
+            return _SUBCLASS_TWINS[(t, twin)]
     return None
 
 
@@ -200,9 +209,13 @@ def _swap(module, cls):
     attributes (devices, dtypes, optimizer references) are the very same objects."""
     new = cls.__new__(cls)
     new.__dict__ = module.__dict__
-    if cls is Linear:
+    if issubclass(cls, Linear):
         new.activation = None
     return new
+
+
+def _twin_name(cls):
+    return next(c.__name__ for c in cls.__mro__ if c.__module__ == __name__ and c.__name__ in __all__)
 
 
 def replace(model: _nn.Module, verbose: bool = True) -> _nn.Module:
@@ -217,14 +230,14 @@ def replace(model: _nn.Module, verbose: bool = True) -> _nn.Module:
             cls = _exact_twin(child)
             if cls is not None:
                 setattr(parent, name, _swap(child, cls))
-                swapped.append((qual, type(child).__name__, f"triton_ops.nn.{cls.__name__}"))
+                swapped.append((qual, type(child).__name__, f"triton_ops.nn.{_twin_name(cls)}"))
             else:
                 visit(child, qual)
 
     root_cls = _exact_twin(model)
     if root_cls is not None:
+        swapped.append(("", type(model).__name__, f"triton_ops.nn.{_twin_name(root_cls)}"))
         model = _swap(model, root_cls)
-        swapped.append(("", type(model).__name__, f"triton_ops.nn.{root_cls.__name__}"))
     else:
         visit(model, "")
     object.__setattr__(model, "triton_ops_replaced", swapped)
@@ -237,23 +250,35 @@ def replace(model: _nn.Module, verbose: bool = True) -> _nn.Module:
     return model
 
 
+def _epilogue(act):
+    """The registry unary op a triton_ops ``Linear`` can fuse for activation module ``act``, or
+    None (only the parameter values the fused epilogue uses: its op's defaults)."""
+    if isinstance(act, GELU):
+        return act.kernel
+    if isinstance(act, ELU) and act.alpha == 1.0:
+        return "elu"
+    if isinstance(act, LeakyReLU) and act.negative_slope == 0.01:
+        return "leaky_relu"
+    if isinstance(act, (SiLU, ReLU)):
+        return type(act).__name__.lower()
+    return None
+
+
 def fuse_activations(model: _nn.Module) -> _nn.Module:
-    """In ``nn.Sequential`` containers, fold a triton_ops ``GELU``/``ELU``/``LeakyReLU`` that
-    directly follows a triton_ops ``Linear`` into the Linear's epilogue (the activation module
-    becomes ``nn.Identity``). The math is unchanged; one kernel and one tensor less per pair."""
+    """In ``nn.Sequential`` containers, fold a triton_ops activation module (``GELU`` either
+    approximation, ``ELU``, ``LeakyReLU``, ``SiLU``, ``ReLU``) that directly follows a triton_ops
+    ``Linear`` into the Linear's epilogue (the activation module becomes ``nn.Identity``). The
+    math is unchanged; one kernel and one tensor less per pair."""
     for module in model.modules():
         if not isinstance(module, _nn.Sequential):
             continue
         names = list(module._modules)
         for first, second in zip(names, names[1:]):
             lin, act = module._modules[first], module._modules[second]
-            if isinstance(lin, Linear) and lin.activation is None:
-                kind = {GELU: "gelu", ELU: "elu", LeakyReLU: "leaky_relu"}.get(type(act))
-                param = {ELU: "alpha", LeakyReLU: "negative_slope"}.get(type(act))
-                default = {"elu": 1.0, "leaky_relu": 0.01}.get(kind)
-                if kind and (param is None or getattr(act, param) == default):
-                    lin.activation = kind
-                    module._modules[second] = _nn.Identity()
+            kind = _epilogue(act)
+            if isinstance(lin, Linear) and lin.activation is None and kind:
+                lin.activation = kind
+                module._modules[second] = _nn.Identity()
     return model
 
 
