@@ -13,6 +13,7 @@ deprecated ``size_average``/``reduce``, ...) raise ``NotImplementedError`` namin
 """
 from __future__ import annotations
 
+import math
 import warnings
 
 import torch
@@ -186,11 +187,11 @@ def matmul(input, other, *, out=None):
     a = a.unsqueeze(0) if a_vector else a
     b = b.unsqueeze(-1) if b_vector else b
     if b.dim() == 2:
-        out_ = _ops.matmul(a.reshape(-1, a.shape[-1]), b).view(*a.shape[:-1], b.shape[-1])
+        out_ = _ops.matmul(a.reshape(math.prod(a.shape[:-1]), a.shape[-1]), b).view(*a.shape[:-1], b.shape[-1])
     else:
         batch = torch.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-        a3 = a.expand(*batch, *a.shape[-2:]).reshape(-1, *a.shape[-2:])
-        b3 = b.expand(*batch, *b.shape[-2:]).reshape(-1, *b.shape[-2:])
+        a3 = a.expand(*batch, *a.shape[-2:]).reshape(math.prod(batch), *a.shape[-2:])
+        b3 = b.expand(*batch, *b.shape[-2:]).reshape(math.prod(batch), *b.shape[-2:])
         out_ = _ops.matmul(a3, b3).view(*batch, a.shape[-2], b.shape[-1])
     out_ = out_.squeeze(-2) if a_vector else out_
     return out_.squeeze(-1) if b_vector else out_
@@ -369,6 +370,8 @@ def cosine_similarity(x1, x2, dim=1, eps=1e-08):
     """<x1, x2> / (max(|x1|, eps) max(|x2|, eps)) along ``dim``, broadcasting as torch: one
     minus the registry's per-slice ``cosine_similarity_loss`` (one fused pass, then R values)."""
     x1, x2 = torch.broadcast_tensors(x1, x2) if x1.shape != x2.shape else (x1, x2)
-    if x1.dim() == 0:
-        raise IndexError(f"Dimension out of range (expected to be in range of [-1, 0], but got {dim})")
+    if x1.dim() == 0:  # torch takes a 0-d pair as one slice of length 1
+        if dim not in (0, -1):
+            raise IndexError(f"Dimension out of range (expected to be in range of [-1, 0], but got {dim})")
+        x1, x2, dim = x1.unsqueeze(0), x2.unsqueeze(0), 0
     return _ops.sub(1.0, _ops.cosine_similarity_loss(x1, x2, dim, eps, "none"))
