@@ -33,6 +33,8 @@ REFUSED = [
     ("nn.functional.layer_norm", lambda s: s.kwargs.get("eps", 1.0) < 0, ValueError),
     ("nn.functional.rms_norm", lambda s: (s.kwargs.get("eps") or 1.0) < 0, ValueError),
     ("nn.functional.huber_loss", lambda s: s.kwargs.get("delta", 1.0) <= 0, ValueError),
+    ("nn.functional.embedding", lambda s: s.kwargs.get("max_norm") is not None or s.kwargs.get("sparse")
+     or s.kwargs.get("scale_grad_by_freq"), NotImplementedError),
     ("nn.functional.cross_entropy", lambda s: s.kwargs.get("weight") is not None
      and s.kwargs.get("label_smoothing", 0.0) > 0, NotImplementedError),
 ]
@@ -141,7 +143,7 @@ HALF_ULP = {torch.float16: 2.0 ** -10, torch.bfloat16: 2.0 ** -7}
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-@pytest.mark.parametrize("opinfo", OPINFOS, ids=lambda o: f"{o.name}-{o.variant_test_name}".rstrip("-"))
+@pytest.mark.parametrize("opinfo", [o for o in OPINFOS if o.variant_test_name != "with_dtype"], ids=lambda o: f"{o.name}-{o.variant_test_name}".rstrip("-"))
 def test_opinfo_half_forward(opinfo, dtype):
     if dtype not in opinfo.supported_dtypes("cpu"):
         pytest.skip(f"torch has no {dtype} CPU kernel for {opinfo.name}")
@@ -151,8 +153,6 @@ def test_opinfo_half_forward(opinfo, dtype):
         refused = _refusal(opinfo, sample)
         if refused is not None:
             continue  # asserted in float32/float64 above
-        if opinfo.variant_test_name == "with_dtype":
-            continue  # the output dtype is float64: nothing half about it
         actual, _ = _run(ours_fn, sample, grad=False)
         truth, _ = _run(_torch_fn(opinfo), sample, dtype=torch.float64, grad=False)
         assert actual.dtype == dtype
@@ -161,5 +161,284 @@ def test_opinfo_half_forward(opinfo, dtype):
         torch.testing.assert_close(actual.double(), truth, rtol=4 * ulp, atol=4 * ulp * scale, equal_nan=True,
                                    msg=lambda m: f"{opinfo.name} {sample}: {m}")
         checked += 1
-    if opinfo.variant_test_name != "with_dtype":
-        assert checked, f"{opinfo.name}: no sample checked"
+    assert checked, f"{opinfo.name}: no sample checked"
+
+
+# ------------------------------------------------------------------------------------------------
+# signatures and refusals
+
+
+def _documented_signature(fn):
+    """A builtin's signature from the first line of its docstring (``gelu(input, approximate='none')``)."""
+    line = fn.__doc__.strip().splitlines()[0]
+    params = line[line.index("(") + 1:line.rindex(")")].replace(" = ", "=")
+    return inspect.signature(eval(f"lambda {params}: None"))  # noqa: S307  (torch's own docstring)
+
+
+@pytest.mark.parametrize("name", TF.__all__)
+def test_signatures_match_torch_parameter_for_parameter(name):
+    theirs = getattr(F, name, None) or getattr(torch, name)
+    try:
+        expected = inspect.signature(theirs)
+    except ValueError:  # a C builtin: its docstring carries the signature
+        expected = _documented_signature(theirs)
+    actual = inspect.signature(getattr(TF, name))
+    got = [(p.name, p.kind, p.default) for p in actual.parameters.values()]
+    want = [(p.name, p.kind, p.default) for p in expected.parameters.values()]
+    assert got == want
+
+
+REFUSALS = [
+    (lambda x: TF.relu(x, inplace=True), "inplace"),
+    (lambda x: TF.elu(x, inplace=True), "inplace"),
+    (lambda x: TF.leaky_relu(x, inplace=True), "inplace"),
+    (lambda x: TF.silu(x, inplace=True), "inplace"),
+    (lambda x: TF.mse_loss(x, x, size_average=True), "size_average"),
+    (lambda x: TF.l1_loss(x, x, reduce=False), "reduce"),
+    (lambda x: TF.cross_entropy(x, torch.zeros(4, dtype=torch.long), reduce=True), "reduce"),
+    (lambda x: TF.nll_loss(x, torch.zeros(4, dtype=torch.long), size_average=False), "size_average"),
+    (lambda x: TF.binary_cross_entropy(x.sigmoid(), x, size_average=True), "size_average"),
+    (lambda x: TF.poisson_nll_loss(x, x, reduce=False), "reduce"),
+    (lambda x: TF.embedding(torch.zeros(2, dtype=torch.long), x, max_norm=1.0), "max_norm"),
+    (lambda x: TF.embedding(torch.zeros(2, dtype=torch.long), x, sparse=True), "sparse"),
+    (lambda x: TF.embedding(torch.zeros(2, dtype=torch.long), x, scale_grad_by_freq=True), "scale_grad_by_freq"),
+    (lambda x: TF.matmul(x, x.t(), out=torch.empty(4, 4)), "out"),
+    (lambda x: TF.cross_entropy(x, torch.zeros(4, dtype=torch.long), weight=torch.ones(5), label_smoothing=0.1),
+     "label_smoothing"),
+]
+
+
+@pytest.mark.parametrize("call,argument", REFUSALS, ids=[f"{i}-{a}" for i, (_, a) in enumerate(REFUSALS)])
+def test_unimplemented_arguments_raise_naming_them(call, argument):
+    with pytest.raises(NotImplementedError, match=argument):
+        call(torch.randn(4, 5))
+
+
+# ------------------------------------------------------------------------------------------------
+# torch semantics the registry ops do not share, and arguments OpInfo subsets may not reach
+
+
+def _grads_match(ours, theirs, inputs, rtol=1e-9, atol=1e-12):
+    torch.testing.assert_close(ours, theirs, rtol=rtol, atol=atol, equal_nan=True)
+    g = torch.rand_like(theirs) + 0.5
+    leaves = [t for t in inputs if t.requires_grad]
+    for a, e in zip(torch.autograd.grad(ours, leaves, g), torch.autograd.grad(theirs, leaves, g)):
+        torch.testing.assert_close(a, e, rtol=rtol, atol=atol, equal_nan=True)
+
+
+def _leaf(*shape, positive=False):
+    t = torch.rand(*shape, dtype=torch.float64) * 0.9 + 0.05 if positive else torch.randn(*shape, dtype=torch.float64)
+    return t.requires_grad_()
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_weights_as_torch(reduction):
+    x, t, w = _leaf(3, 4), _leaf(3, 4), _leaf(3, 4, positive=True)
+    for name in ("mse_loss", "l1_loss", "huber_loss"):
+        _grads_match(getattr(TF, name)(x, t, reduction=reduction, weight=w),
+                     getattr(F, name)(x, t, reduction=reduction, weight=w), (x, t, w))
+    p, y, wb = _leaf(3, 4, positive=True), _leaf(3, 4, positive=True), _leaf(4, positive=True)
+    _grads_match(TF.binary_cross_entropy(p, y, wb.detach(), reduction=reduction),  # torch: no gradient for weight
+                 F.binary_cross_entropy(p, y, wb.detach(), reduction=reduction), (p, y))
+    pos = _leaf(4, positive=True)
+    wb, pos = wb.detach(), pos.detach()
+    _grads_match(TF.binary_cross_entropy_with_logits(x, y, wb, reduction=reduction, pos_weight=pos),
+                 F.binary_cross_entropy_with_logits(x, y, wb, reduction=reduction, pos_weight=pos),
+                 (x, y))
+    z, cw = _leaf(5, 4, 3), _leaf(4, positive=True).detach()  # K-dimensional [N, C, d]; torch: weights get no grad
+    target = torch.tensor([[0, 1, 3], [2, -100, 1], [3, 3, 0], [1, 0, 2], [-100, 2, 1]])
+    for fn in ("cross_entropy", "nll_loss"):
+        _grads_match(getattr(TF, fn)(z, target, cw, reduction=reduction),
+                     getattr(F, fn)(z, target, cw, reduction=reduction), (z, cw))
+    _grads_match(TF.cross_entropy(z, target, reduction=reduction, label_smoothing=0.2),
+                 F.cross_entropy(z, target, reduction=reduction, label_smoothing=0.2), (z,))
+    probs = torch.softmax(torch.randn(5, 4, 3, dtype=torch.float64), 1)
+    _grads_match(TF.cross_entropy(z, probs, cw, reduction=reduction),
+                 F.cross_entropy(z, probs, cw, reduction=reduction), (z, cw))
+
+
+def test_torch_edges_the_registry_defines_otherwise():
+    z = _leaf(3, 5)
+    ignored = torch.full((3,), -100)
+    # every target ignored: torch's mean is NaN (the registry's SPEC says 0)
+    assert TF.cross_entropy(z, ignored).isnan() and F.cross_entropy(z, ignored).isnan()
+    assert TF.nll_loss(z, ignored).isnan()
+    # BCE: the log clamped at -100 (the registry clamps p to [eps, 1-eps])
+    p = torch.tensor([0.0, 1.0, 0.3], dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([1.0, 0.0, 0.5], dtype=torch.float64)
+    _grads_match(TF.binary_cross_entropy(p, y, reduction="none"), F.binary_cross_entropy(p, y, reduction="none"), (p,))
+    # exact GELU vs tanh: the two approximations differ by up to ~5e-4, each matches its torch twin
+    x = torch.linspace(-6, 6, 101, dtype=torch.float64, requires_grad=True)
+    _grads_match(TF.gelu(x), F.gelu(x), (x,), rtol=1e-12, atol=1e-14)
+    _grads_match(TF.gelu(x, approximate="tanh"), F.gelu(x, approximate="tanh"), (x,), rtol=1e-12, atol=1e-14)
+    assert (TF.gelu(x) - TF.gelu(x, approximate="tanh")).abs().max() > 1e-4
+    # a mean over nothing: NaN, as torch
+    e = torch.empty(0, dtype=torch.float64)
+    assert TF.mse_loss(e, e).isnan() and F.mse_loss(e, e).isnan()
+    # embedding's padding_idx: that row gets no gradient
+    w, idx = _leaf(6, 3), torch.tensor([[0, 2, 2], [5, 2, 1]])
+    _grads_match(TF.embedding(idx, w, padding_idx=2), F.embedding(idx, w, padding_idx=2), (w,))
+
+
+def test_loss_broadcasting_warns_as_torch():
+    x, t = _leaf(3, 4), _leaf(4)
+    with pytest.warns(UserWarning, match="target size"):
+        ours = TF.mse_loss(x, t)
+    with pytest.warns(UserWarning, match="target size"):
+        theirs = F.mse_loss(x, t)
+    _grads_match(ours, theirs, (x, t))
+    with pytest.raises(ValueError):
+        TF.binary_cross_entropy(x.sigmoid(), t.sigmoid())  # torch refuses to broadcast BCE
+
+
+@pytest.mark.parametrize("shapes", [((2, 3, 4, 5), (2, 3, 5, 4)), ((2, 1, 3, 5), (4, 5, 2)), ((5,), (2, 5, 3)),
+                                    ((5,), (5,)), ((6, 3, 5), (5,)), ((6, 3, 5), (5, 2))])
+def test_matmul_any_rank(shapes):
+    a, b = _leaf(*shapes[0]), _leaf(*shapes[1])
+    _grads_match(TF.matmul(a, b), torch.matmul(a, b), (a, b))
+
+
+# ------------------------------------------------------------------------------------------------
+# patch()
+
+
+def test_patch_rebinds_and_undo_restores_identity():
+    originals = {n: getattr(F, n) for n in TF.__all__ if hasattr(F, n)}
+    handle = triton_ops.patch()
+    try:
+        for name in originals:
+            assert getattr(F, name) is getattr(TF, name)
+        x = torch.randn(4, 6)
+        before = triton_ops.runtime.launch_count()
+        torch.nn.GELU()(x)  # torch.nn modules call F.*: they run triton_ops kernels now
+        torch.nn.LayerNorm(6)(x)
+        assert triton_ops.runtime.launch_count() > before
+    finally:
+        handle.undo()
+    for name, fn in originals.items():
+        assert getattr(F, name) is fn
+    handle.undo()  # twice is harmless
+    with triton_ops.patch():
+        assert F.cross_entropy is TF.cross_entropy
+    assert F.cross_entropy is originals["cross_entropy"]
+
+
+def test_patch_model_swaps_and_undo_puts_the_modules_back():
+    from nanogpt import GPT
+
+    model = GPT()
+    before = dict(model.named_modules())
+    with triton_ops.patch(model) as handle:
+        assert handle.model is model
+        assert type(model.lm_head) is triton_ops.nn.Linear and type(model.transformer.wte) is triton_ops.nn.Embedding
+        assert type(model.transformer.h[0].mlp.gelu) is triton_ops.nn.GELU
+        assert model.lm_head.weight is model.transformer.wte.weight  # the tie survives
+    assert {n: id(m) for n, m in model.named_modules()} == {n: id(m) for n, m in before.items()}
+    assert type(model.lm_head) is torch.nn.Linear
+
+
+def test_patch_under_torch_compile():
+    torch._dynamo.reset()
+    x = torch.randn(4, 6, requires_grad=True)
+    w = torch.randn(6, requires_grad=True)
+    t = torch.tensor([0, 5, 2, 1])
+
+    def f(x, w, t):
+        h = F.gelu(F.layer_norm(x, (6,), w))
+        return F.cross_entropy(F.softmax(h, -1) + h, t, label_smoothing=0.1)
+
+    expected = f(x, w, t)
+    expected_grads = torch.autograd.grad(expected, (x, w))
+    with triton_ops.patch():
+        compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
+        before = triton_ops.runtime.launch_count()
+        loss = compiled(x, w, t)
+        grads = torch.autograd.grad(loss, (x, w))
+        assert triton_ops.runtime.launch_count() > before  # the compiled graph ran our kernels
+    torch.testing.assert_close(loss, expected, rtol=1e-6, atol=1e-6)
+    for g, e in zip(grads, expected_grads):
+        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-6)
+    torch._dynamo.reset()
+
+
+# ------------------------------------------------------------------------------------------------
+# a nanoGPT-style model: 20 training steps, torch vs patch()
+
+
+def _train(patched, steps=20):
+    from nanogpt import GPT, batches
+
+    torch.manual_seed(0)
+    model = GPT()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
+    losses = []
+    handle = triton_ops.patch(model) if patched else None
+    try:
+        for idx, targets in batches(steps):
+            _, loss = model(idx, targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+    finally:
+        if handle is not None:
+            handle.undo()
+    return losses
+
+
+def test_nanogpt_trains_as_torch_under_patch():
+    theirs = _train(False)
+    ours = _train(True)
+    diffs = [abs(a - b) for a, b in zip(ours, theirs)]
+    print(f"\nnanoGPT float32, 20 AdamW steps: loss {theirs[0]:.4f} -> {theirs[-1]:.4f}, "
+          f"largest per-step |torch - patch()| = {max(diffs):.2e}")
+    assert max(diffs) <= 1e-6, diffs
+    assert theirs[-1] < theirs[0] - 1.0  # it does train
+
+
+def byte_share(model_factory=None):
+    """Share of one training step's (forward + backward) bytes that run on triton_ops kernels,
+    counted per dispatched op as in ``triton_ops.counting.count_aten``: each op reads its tensor
+    inputs and writes its outputs once (views and allocations aside)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_flatten
+
+    from nanogpt import GPT, batches
+    from triton_ops.counting import _NO_TRAFFIC
+
+    totals = {"triton_ops": 0, "torch": 0}
+    where = {}
+
+    def nbytes(values):
+        return sum(v.numel() * v.element_size() for v in tree_flatten(values)[0] if isinstance(v, torch.Tensor))
+
+    class Count(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            name = func.overloadpacket.__name__.rstrip("_")
+            if name not in _NO_TRAFFIC:
+                side = "triton_ops" if func.namespace == "triton_ops" else "torch"
+                n = nbytes((args, kwargs)) + nbytes(out)
+                totals[side] += n
+                where[(side, name)] = where.get((side, name), 0) + n
+            return out
+
+    torch.manual_seed(0)
+    model = GPT()
+    idx, targets = next(batches(1))
+    with triton_ops.patch(model):
+        with Count():
+            _, loss = model(idx, targets)
+            loss.backward()
+    return totals["triton_ops"] / (totals["triton_ops"] + totals["torch"]), where
+
+
+def test_nanogpt_training_step_bytes_mostly_on_triton_ops():
+    share, where = byte_share()
+    torch_side = sorted(((n, k) for (side, k), n in where.items() if side == "torch"), reverse=True)
+    print(f"\nnanoGPT training step (forward + backward): {share:.1%} of the bytes on triton_ops kernels; "
+          f"torch keeps {torch_side[:6]}")
+    # Floor: what stays in torch by design is the attention's `@` (torch.matmul, not in F), its
+    # masked_fill, the residual adds, position-embedding add, the head split/merge copies
+    # and autograd's gradient accumulation (the tied weight, the residual stream); see the printout.
+    assert share > 0.6, (share, torch_side)

@@ -47,8 +47,8 @@ def bce_torch_l(p, y):
 
 @triton.jit
 def bce_torch_dp(p, y):
-    # torch's EPSILON = 1e-12 keeps the gradient finite at p in {0, 1}
-    return (p - y) / tl.maximum(p * (1.0 - p), 1e-12)
+    # torch's EPSILON = 1e-12 keeps the gradient finite at p in {0, 1}; torch stores it as a float32
+    return (p - y) / tl.maximum(p * (1.0 - p), 9.999999960041972e-13)
 
 
 @triton.jit
