@@ -442,3 +442,35 @@ def test_nanogpt_training_step_bytes_mostly_on_triton_ops():
     # masked_fill, the residual adds, position-embedding add, the head split/merge copies
     # and autograd's gradient accumulation (the tied weight, the residual stream); see the printout.
     assert share > 0.6, (share, torch_side)
+
+
+def test_fuse_activations_found_by_tracing_forward():
+    from nanogpt import GPT
+
+    torch.manual_seed(0)
+    model = triton_ops.nn.replace(GPT().double(), verbose=False)
+    idx = torch.randint(0, 64, (2, 8))
+    before = model(idx)[0]
+    triton_ops.nn.fuse_activations(model)
+    mlp = model.transformer.h[0].mlp  # forward: c_proj(gelu(c_fc(x))), not an nn.Sequential
+    assert mlp.c_fc.activation == "gelu_erf" and isinstance(mlp.gelu, torch.nn.Identity)
+    assert model.transformer.h[0].attn.c_attn.activation is None  # its output is split, not activated
+    torch.testing.assert_close(model(idx)[0], before, rtol=1e-12, atol=1e-12)
+
+
+def test_replace_reaches_subclasses_keeping_the_parents_forward():
+    class Tagged(torch.nn.Linear):
+        def describe(self):
+            return "tagged"
+
+    class Custom(torch.nn.Linear):
+        def forward(self, x):
+            return super().forward(x) * 2
+
+    model = torch.nn.Sequential(Tagged(3, 4), Custom(4, 2)).double()
+    triton_ops.nn.replace(model, verbose=False)
+    assert isinstance(model[0], triton_ops.nn.Linear) and isinstance(model[0], Tagged)
+    assert model[0].describe() == "tagged"
+    assert type(model[1]) is Custom  # its own forward: left alone
+    x = torch.randn(5, 3, dtype=torch.float64)
+    torch.testing.assert_close(model[0](x), torch.nn.functional.linear(x, model[0].weight, model[0].bias))

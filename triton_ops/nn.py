@@ -7,6 +7,7 @@ implements exactly.
 """
 from __future__ import annotations
 
+from torch import fx as _fx
 from torch import nn as _nn
 
 import triton_ops as _ops
@@ -265,21 +266,56 @@ def _epilogue(act):
 
 
 def fuse_activations(model: _nn.Module) -> _nn.Module:
-    """In ``nn.Sequential`` containers, fold a triton_ops activation module (``GELU`` either
-    approximation, ``ELU``, ``LeakyReLU``, ``SiLU``, ``ReLU``) that directly follows a triton_ops
-    ``Linear`` into the Linear's epilogue (the activation module becomes ``nn.Identity``). The
-    math is unchanged; one kernel and one tensor less per pair."""
-    for module in model.modules():
-        if not isinstance(module, _nn.Sequential):
-            continue
-        names = list(module._modules)
-        for first, second in zip(names, names[1:]):
-            lin, act = module._modules[first], module._modules[second]
+    """Fold a triton_ops activation module (``GELU`` either approximation, ``ELU``,
+    ``LeakyReLU``, ``SiLU``, ``ReLU``) applied straight to a triton_ops ``Linear``'s output into
+    the Linear's epilogue; the activation module becomes ``nn.Identity``. The pairs are found in
+    ``nn.Sequential`` containers and, in any other module, by tracing its ``forward`` with
+    ``torch.fx`` (children as leaves): a pair qualifies when the Linear's output feeds only the
+    activation and each of the two modules is called once. Modules fx cannot trace
+    (data-dependent control flow) are left as they are. The math is unchanged; one kernel and one
+    tensor less per pair."""
+    for module in list(model.modules()):
+        pairs = _sequential_pairs(module) if isinstance(module, _nn.Sequential) else _traced_pairs(module)
+        for lin_name, act_name in pairs:
+            lin, act = module._modules[lin_name], module._modules[act_name]
             kind = _epilogue(act)
             if isinstance(lin, Linear) and lin.activation is None and kind:
                 lin.activation = kind
-                module._modules[second] = _nn.Identity()
+                module._modules[act_name] = _nn.Identity()
     return model
+
+
+def _sequential_pairs(module):
+    names = list(module._modules)
+    return list(zip(names, names[1:]))
+
+
+class _ChildrenAsLeaves(_fx.Tracer):
+    def is_leaf_module(self, m, qualname):
+        return True
+
+
+def _traced_pairs(module):
+    """(Linear child, activation child) pairs of ``module.forward``'s fx graph: the activation
+    is the only user of the Linear's output, and each child is called exactly once."""
+    if not module._modules:
+        return []
+    try:
+        graph = _ChildrenAsLeaves().trace(module)
+    except Exception:  # noqa: BLE001  (fx's TraceError, or whatever the forward raises on proxies)
+        return []
+    calls = [n for n in graph.nodes if n.op == "call_module"]
+    count = {}
+    for n in calls:
+        count[n.target] = count.get(n.target, 0) + 1
+    pairs = []
+    for n in calls:
+        users = list(n.users)
+        if len(users) == 1 and users[0].op == "call_module" and users[0].args == (n,) and not users[0].kwargs \
+                and count[n.target] == 1 and count[users[0].target] == 1 \
+                and n.target in module._modules and users[0].target in module._modules:
+            pairs.append((n.target, users[0].target))
+    return pairs
 
 
 def fuse_lm_head_loss(model: _nn.Module, head: str = "lm_head", hidden: str = "hidden_states") -> _nn.Module:
