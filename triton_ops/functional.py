@@ -66,7 +66,7 @@ def _broadcast_pair(fn, input, target, warn: bool):
     if warn:
         warnings.warn(f"Using a target size ({target.size()}) that is different to the input size ({input.size()}). "
                       "This will likely lead to incorrect results due to broadcasting. "
-                      "Please ensure they have the same size.", stacklevel=3)
+                      "Please ensure they have the same size.", stacklevel=4)
     return torch.broadcast_tensors(input, target)
 
 
@@ -201,47 +201,40 @@ def matmul(input, other, *, out=None):
 # elementwise losses
 
 
-def _weighted_elementwise(fn, per_none, input, weight, reduction, mean_by_weight):
-    """torch's ``weight=`` of mse/l1/huber: the registry loss per element, times ``weight``,
-    reduced ('mean' divides by sum(weight) for mse/l1, by N for huber)."""
-    if weight.size() != input.size():
-        raise ValueError("Weights and input must have the same size.")
-    per = _ops.mul(per_none, weight)
-    return _reduce(per, reduction, _total(weight) if mean_by_weight else float(per.numel()))
-
-
 def _mean_empty(out, input, reduction):
     # torch: a mean over nothing is NaN (the registry's SPEC says 0)
     return _ops.div(out, 0.0) if reduction == "mean" and input.numel() == 0 else out
 
 
+def _pair_loss(fn, loss, input, target, reduction, weight, mean_by_weight):
+    """mse / l1 / huber as torch: operands broadcast (with torch's warning); ``weight=`` (same
+    shape as the input) multiplies the per-element losses, and 'mean' then divides by sum(weight)
+    (mse, l1) or by N (huber)."""
+    _check_reduction(reduction)
+    input, target = _broadcast_pair(fn, input, target, warn=True)
+    if weight is None:
+        return _mean_empty(loss(input, target, reduction=reduction), input, reduction)
+    if weight.size() != input.size():
+        raise ValueError("Weights and input must have the same size.")
+    per = _ops.mul(loss(input, target, reduction="none"), weight)
+    return _reduce(per, reduction, _total(weight) if mean_by_weight else float(per.numel()))
+
+
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     _legacy("mse_loss", size_average, reduce)
-    _check_reduction(reduction)
-    input, target = _broadcast_pair("mse_loss", input, target, warn=True)
-    if weight is not None:
-        return _weighted_elementwise("mse_loss", _ops.mse_loss(input, target, reduction="none"), input, weight,
-                                     reduction, mean_by_weight=True)
-    return _mean_empty(_ops.mse_loss(input, target, reduction=reduction), input, reduction)
+    return _pair_loss("mse_loss", _ops.mse_loss, input, target, reduction, weight, mean_by_weight=True)
 
 
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     _legacy("l1_loss", size_average, reduce)
-    _check_reduction(reduction)
-    input, target = _broadcast_pair("l1_loss", input, target, warn=True)
-    if weight is not None:
-        return _weighted_elementwise("l1_loss", _ops.mae_loss(input, target, reduction="none"), input, weight,
-                                     reduction, mean_by_weight=True)
-    return _mean_empty(_ops.mae_loss(input, target, reduction=reduction), input, reduction)
+    return _pair_loss("l1_loss", _ops.mae_loss, input, target, reduction, weight, mean_by_weight=True)
 
 
 def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
-    _check_reduction(reduction)
-    input, target = _broadcast_pair("huber_loss", input, target, warn=True)
-    if weight is not None:
-        return _weighted_elementwise("huber_loss", _ops.huber_loss(input, target, delta, reduction="none"), input,
-                                     weight, reduction, mean_by_weight=False)
-    return _mean_empty(_ops.huber_loss(input, target, delta, reduction=reduction), input, reduction)
+    def loss(x, t, reduction):
+        return _ops.huber_loss(x, t, delta, reduction=reduction)
+
+    return _pair_loss("huber_loss", loss, input, target, reduction, weight, mean_by_weight=False)
 
 
 def _elementwise_weight(loss, input, target, weight, reduction):

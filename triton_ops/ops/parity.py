@@ -12,7 +12,7 @@ import triton
 import triton.language as tl
 
 from .. import scalar
-from .loss import _reduce, elementwise_loss
+from .loss import _prob_pair, _reduce, elementwise_loss, poisson_dt, poisson_dx
 from .unary import unary_op
 
 
@@ -61,12 +61,6 @@ def _bce_torch_ref(p, y, reduction="mean"):
     return _reduce(-(y * torch.log(p).clamp_min(-100) + (1 - y) * torch.log(1 - p).clamp_min(-100)), reduction)
 
 
-def _prob_pair(shape, dtype, device, gen):
-    p = torch.rand(shape, generator=gen, dtype=torch.float64) * 0.98 + 0.01
-    y = torch.rand(shape, generator=gen, dtype=torch.float64)
-    return p.to(device, dtype), y.to(device, dtype)
-
-
 bce_log_clamp = elementwise_loss(
     "bce_log_clamp", bce_torch_l, bce_torch_dp, bce_torch_dy, names=("p", "y"), reference=_bce_torch_ref,
     sample=_prob_pair,
@@ -85,11 +79,6 @@ def bce_logits_dx(x, y):
     return tl.sigmoid(x) - y
 
 
-@triton.jit
-def bce_logits_dy(x, y):
-    return -x
-
-
 def _bce_logits_ref(x, y, reduction="mean"):
     return _reduce(x.clamp_min(0) - x * y + torch.log1p(torch.exp(-x.abs())), reduction)
 
@@ -101,7 +90,8 @@ def _logit_pair(shape, dtype, device, gen):
 
 
 bce_with_logits = elementwise_loss(
-    "bce_with_logits", bce_logits_l, bce_logits_dx, bce_logits_dy, reference=_bce_logits_ref, sample=_logit_pair,
+    # d/dt = -x, as in the poisson loss
+    "bce_with_logits", bce_logits_l, bce_logits_dx, poisson_dt, reference=_bce_logits_ref, sample=_logit_pair,
     doc="bce_with_logits(x, y, reduction='mean'): -[y log sigmoid(x) + (1-y) log(1 - sigmoid(x))], stable "
         "(= F.binary_cross_entropy_with_logits without weights).").fn
 
@@ -126,11 +116,6 @@ def stirling_dt(t):
 @triton.jit
 def poisson_full_l(x, t):
     return tl.exp(x) - t * x + stirling(t)
-
-
-@triton.jit
-def poisson_full_dx(x, t):
-    return tl.exp(x) - t
 
 
 @triton.jit
@@ -177,7 +162,7 @@ def _counts_pair(shape, dtype, device, gen, rate=False):
 
 
 poisson_nll_full = elementwise_loss(
-    "poisson_nll_full", poisson_full_l, poisson_full_dx, poisson_full_dt, sample=_counts_pair,
+    "poisson_nll_full", poisson_full_l, poisson_dx, poisson_full_dt, sample=_counts_pair,
     reference=lambda x, t, reduction="mean": _reduce(torch.exp(x) - t * x + _stirling_ref(t), reduction),
     doc="poisson_nll_full(x, t, reduction='mean'): exp(x) - t x + Stirling's term of t where t > 1 "
         "(= F.poisson_nll_loss(log_input=True, full=True)).").fn
