@@ -332,24 +332,21 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
 
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
-    """-input[n, target[n], d...] (times the class weight): a gather of R values, by a registry
-    ``embedding`` on the input viewed as a [N*C*d, 1] table."""
+    """-input[n, target[n, d...], d...] (times the class weight): a gather of R values, by a
+    registry ``embedding`` on the input viewed as an [N*C*D, 1] table (a view when the input is
+    contiguous; torch makes the copy otherwise)."""
     _legacy("nll_loss", size_average, reduce)
     _check_reduction(reduction)
-    dim = _class_dim(input)
-    C = input.shape[dim]
-    if input.dim() == 1:
-        rows_shape = ()
-        table = input.reshape(-1, 1)
-    else:
-        rows_shape = (input.shape[0], *input.shape[2:])
-        table = input.movedim(dim, -1).reshape(-1, 1)  # a view for [N, C] (a copy for [N, C, d...])
+    C = input.shape[_class_dim(input)]
+    rows_shape = (input.shape[0], *input.shape[2:]) if input.dim() > 1 else ()
     if tuple(target.shape) != rows_shape:
         raise ValueError(f"Expected target of shape {rows_shape}, got {tuple(target.shape)}")
+    D = math.prod(input.shape[2:])
     kept = target != ignore_index
     safe = torch.where(kept, target, 0)
-    flat = torch.arange(safe.numel(), device=safe.device).view(safe.shape) * C + safe
-    picked = _ops.embedding(flat, table).view(rows_shape)
+    row = torch.arange(safe.numel(), device=safe.device).view(safe.shape)  # n * D + d
+    flat = (row // D * C + safe) * D + row % D
+    picked = _ops.embedding(flat, input.contiguous().view(-1, 1)).view(rows_shape)
     w = _target_weights(target, weight, ignore_index, input.dtype)
     per = _ops.mul(picked, _ops.mul(w, -1.0))
     return _reduce(per, reduction, _total(w))
