@@ -474,3 +474,21 @@ def test_replace_reaches_subclasses_keeping_the_parents_forward():
     assert type(model[1]) is Custom  # its own forward: left alone
     x = torch.randn(5, 3, dtype=torch.float64)
     torch.testing.assert_close(model[0](x), torch.nn.functional.linear(x, model[0].weight, model[0].bias))
+
+
+# ------------------------------------------------------------------------------------------------
+# registry parity: transpose of any two axes
+
+
+@pytest.mark.parametrize("shape,dims", [((3, 5), (0, 1)), ((3, 5), (-1, -2)), ((2, 3, 4, 5), (1, 2)),
+                                        ((2, 3, 4, 5), (0, -1)), ((4, 6), (1, 1)), ((7,), (0, 0))])
+@pytest.mark.parametrize("layout", ["contiguous", "permuted"])
+def test_transpose_any_two_axes(shape, dims, layout):
+    x = torch.randn(shape[::-1], dtype=torch.float64).permute(*reversed(range(len(shape)))) \
+        if layout == "permuted" else torch.randn(shape, dtype=torch.float64)
+    x.requires_grad_()
+    ours = triton_ops.transpose(x, *dims)
+    assert ours.is_contiguous()
+    _grads_match(ours, x.transpose(*dims).contiguous(), (x,), rtol=0, atol=0)  # a copy: bitwise
+    with pytest.raises(IndexError, match="triton_ops.transpose"):
+        triton_ops.transpose(x, 0, len(shape))

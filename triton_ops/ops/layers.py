@@ -13,9 +13,11 @@ from ..bwd.reduce import combine_partials, combine_partials_kernel
 from ..bwd.shape import embedding_bwd_kernel, transpose_vjp_kernel
 from ..fwd.matmul import gemm, gemm_kernel
 from ..fwd.norm import layer_norm_fwd_kernel
+from ..fwd.pointwise import pointwise, pointwise_fwd_kernel
 from ..fwd.shape import embedding_fwd_kernel, transpose_kernel
 from ..spec import Arg, OpSpec, needs_all, register, registry
 from ..tiles import split_float
+from .unary import identity_f
 
 
 def _randn(shape, dtype, device, gen, scale=1.0):
@@ -367,34 +369,49 @@ layer_norm = register(OpSpec(
 # transpose(x) and embedding(indices, weight)
 
 
-def _transpose_launch(x, kernel):
-    M, N = x.shape
-    out = x.new_empty((N, M))
-    if x.numel():
-        bm, bn = (64, 64) if runtime.INTERPRETER else (32, 32)
-        runtime.launch(kernel, (runtime.cdiv(M, bm) * runtime.cdiv(N, bn),), out, x, M, N, x.stride(0), x.stride(1),
-                       BLOCK_M=bm, BLOCK_N=bn, num_warps=4)
-    return out
+def _transpose_launch(x, dim0, dim1, kernel):
+    """``x.transpose(dim0, dim1)`` materialized contiguous. A 2-D swap runs the tiled kernel;
+    any other pair of axes is the shared pointwise template copying the strided view into a
+    contiguous output (one read, one write: the launch planner orders the axes)."""
+    if x.dim() == 2 and dim0 != dim1:
+        M, N = x.shape
+        out = x.new_empty((N, M))
+        if x.numel():
+            bm, bn = (64, 64) if runtime.INTERPRETER else (32, 32)
+            runtime.launch(kernel, (runtime.cdiv(M, bm) * runtime.cdiv(N, bn),), out, x, M, N, x.stride(0),
+                           x.stride(1), BLOCK_M=bm, BLOCK_N=bn, num_warps=4)
+        return out
+    view = x.transpose(dim0, dim1)
+    return pointwise(identity_f, x.new_empty(view.shape), view, None, None, arity=1)
 
 
-def _transpose_check(x):
+def _transpose_check(x, dim0, dim1):
     runtime.check_float("transpose", "x", x)
     runtime.check_devices("transpose", {"x": x})
-    if x.dim() != 2:
-        raise ValueError(f"triton_ops.transpose: x must be 2-D, got shape {tuple(x.shape)}")
-    return (x,)
+    if x.dim() == 0:
+        raise ValueError("triton_ops.transpose: x must have at least one axis, got a 0-d tensor")
+    return x, runtime.normalize_dims("transpose", dim0, x.dim())[0], runtime.normalize_dims("transpose", dim1, x.dim())[0]
+
+
+def _transpose_shape(x, dim0, dim1):
+    shape = list(x.shape)
+    shape[dim0], shape[dim1] = shape[dim1], shape[dim0]
+    return shape
 
 
 transpose = register(OpSpec(
-    name="transpose", family="shape", args=(Arg("x"),),
-    forward=lambda x: _transpose_launch(x, transpose_kernel),
-    vjp=lambda x, grad, needs=None: (_transpose_launch(grad, transpose_vjp_kernel),),
-    reference=lambda x: x.t().contiguous(),
-    fwd_kernels=(transpose_kernel,), bwd_kernels=(transpose_vjp_kernel,), check=_transpose_check,
-    alloc=lambda x: x.new_empty((x.shape[1], x.shape[0])), vjp_alloc=lambda x, grad: [x.new_empty(x.shape)],
-    min_bytes=lambda x: (2 * runtime.nbytes(x), 2 * runtime.nbytes(x)),
+    name="transpose", family="shape", args=(Arg("x"), Arg("dim0", "int", 0), Arg("dim1", "int", 1)),
+    forward=lambda x, dim0, dim1: _transpose_launch(x, dim0, dim1, transpose_kernel),
+    vjp=lambda x, dim0, dim1, grad, needs=None: (_transpose_launch(grad, dim0, dim1, transpose_vjp_kernel),),
+    reference=lambda x, dim0=0, dim1=1: x.transpose(dim0, dim1).contiguous(),
+    fwd_kernels=(transpose_kernel, pointwise_fwd_kernel), bwd_kernels=(transpose_vjp_kernel,),
+    check=_transpose_check,
+    alloc=lambda x, dim0, dim1: x.new_empty(_transpose_shape(x, dim0, dim1)),
+    vjp_alloc=lambda x, dim0, dim1, grad: [x.new_empty(x.shape)],
+    min_bytes=lambda x, dim0=0, dim1=1: (2 * runtime.nbytes(x), 2 * runtime.nbytes(x)),
     sample=lambda shape, dtype, device, gen: (_randn(shape, dtype, device, gen),),
-    doc="transpose(x): x^T of a 2-D tensor, materialized contiguous (tiled kernel).")).fn
+    doc="transpose(x, dim0=0, dim1=1): x with axes dim0 and dim1 swapped, materialized contiguous "
+        "(= x.transpose(dim0, dim1).contiguous(); a tiled kernel for 2-D).")).fn
 
 
 def _emb_check(indices, weight):
