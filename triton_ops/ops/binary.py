@@ -31,7 +31,8 @@ def result_dtype(a, b) -> torch.dtype:
 
 
 def binary_op(name: str, f, df_da, df_db, *, reference, reads=((True, True), (True, True)),
-              param: tuple[str, float] | None = None, domain=None, sample=None, doc: str = "") -> OpSpec:
+              param: tuple[str, float] | None = None, param_nonneg: bool = True, domain=None, sample=None,
+              doc: str = "") -> OpSpec:
     """Lift ``@triton.jit`` scalar functions ``f(a, b[, p])``, ``df_da``, ``df_db`` into a
     registered broadcasting op with autograd. Broadcasting, strides, Python-number operands
     and the reduce-back of broadcast operands come from the templates.
@@ -66,7 +67,7 @@ def binary_op(name: str, f, df_da, df_db, *, reference, reads=((True, True), (Tr
                 raise ValueError(f"triton_ops.{name}: broadcast must be a triton_ops.Broadcast, got {type(bc).__name__}")
             bc.check(name, _shape(a), _shape(b))
         if has_param:
-            params = [runtime.check_param(name, param[0], params[0], nonneg=True)]
+            params = [runtime.check_param(name, param[0], params[0], nonneg=param_nonneg)]
         if domain is not None and runtime.domain_checks_enabled():
             bad = domain(a, b)
             bad = int(bad.sum().item()) if isinstance(bad, torch.Tensor) else int(bad)  # domain mode only
@@ -123,13 +124,13 @@ def binary_op(name: str, f, df_da, df_db, *, reference, reads=((True, True), (Tr
 
 
 @triton.jit
-def add_f(a, b):
-    return a + b
+def add_f(a, b, alpha):
+    return a + alpha * b
 
 
 @triton.jit
-def sub_f(a, b):
-    return a - b
+def sub_f(a, b, alpha):
+    return a - alpha * b
 
 
 @triton.jit
@@ -148,13 +149,18 @@ def safe_div_f(a, b, eps):
 
 
 @triton.jit
-def one(a, b):
+def one(a, b, alpha):
     return 1.0
 
 
 @triton.jit
-def minus_one(a, b):
-    return -1.0
+def take_alpha(a, b, alpha):
+    return alpha
+
+
+@triton.jit
+def minus_alpha(a, b, alpha):
+    return -alpha
 
 
 @triton.jit
@@ -193,10 +199,12 @@ def _zero_divisor(a, b):
 
 NONE, B_ONLY, A_ONLY, BOTH = (False, False), (False, True), (True, False), (True, True)
 
-add = binary_op("add", add_f, one, one, reads=(NONE, NONE), reference=lambda a, b, broadcast=None: a + b,
-                doc="add(a, b, broadcast=None): a + b with broadcasting.").fn
-sub = binary_op("sub", sub_f, one, minus_one, reads=(NONE, NONE), reference=lambda a, b, broadcast=None: a - b,
-                doc="sub(a, b, broadcast=None): a - b with broadcasting.").fn
+add = binary_op("add", add_f, one, take_alpha, reads=(NONE, NONE), param=("alpha", 1.0), param_nonneg=False,
+                reference=lambda a, b, alpha=1.0, broadcast=None: a + alpha * b,
+                doc="add(a, b, alpha=1.0, broadcast=None): a + alpha*b with broadcasting (= torch.add).").fn
+sub = binary_op("sub", sub_f, one, minus_alpha, reads=(NONE, NONE), param=("alpha", 1.0), param_nonneg=False,
+                reference=lambda a, b, alpha=1.0, broadcast=None: a - alpha * b,
+                doc="sub(a, b, alpha=1.0, broadcast=None): a - alpha*b with broadcasting (= torch.sub).").fn
 mul = binary_op("mul", mul_f, take_b, take_a, reads=(B_ONLY, A_ONLY), reference=lambda a, b, broadcast=None: a * b,
                 doc="mul(a, b, broadcast=None): a * b with broadcasting.").fn
 div = binary_op("div", div_f, div_da, div_db, reads=(B_ONLY, BOTH), domain=_zero_divisor,
