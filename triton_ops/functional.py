@@ -18,7 +18,6 @@ import warnings
 
 import torch
 
-from . import ops as _ops_pkg  # noqa: F401  (the registry is filled by importing triton_ops)
 import triton_ops as _ops
 
 __all__ = ["gelu", "elu", "leaky_relu", "relu", "silu", "softmax", "log_softmax", "layer_norm", "rms_norm",
@@ -58,7 +57,7 @@ def _reduce(per, reduction, denominator):
     return total if reduction == "sum" else _ops.div(total, denominator)
 
 
-def _broadcast_pair(fn, input, target, warn: bool):
+def _broadcast_pair(input, target, warn: bool):
     """torch's broadcasting of a loss's two operands (with its warning): stride-0 views, which
     the loss kernels read in place."""
     if input.shape == target.shape:
@@ -206,12 +205,12 @@ def _mean_empty(out, input, reduction):
     return _ops.div(out, 0.0) if reduction == "mean" and input.numel() == 0 else out
 
 
-def _pair_loss(fn, loss, input, target, reduction, weight, mean_by_weight):
+def _pair_loss(loss, input, target, reduction, weight, mean_by_weight):
     """mse / l1 / huber as torch: operands broadcast (with torch's warning); ``weight=`` (same
     shape as the input) multiplies the per-element losses, and 'mean' then divides by sum(weight)
     (mse, l1) or by N (huber)."""
     _check_reduction(reduction)
-    input, target = _broadcast_pair(fn, input, target, warn=True)
+    input, target = _broadcast_pair(input, target, warn=True)
     if weight is None:
         return _mean_empty(loss(input, target, reduction=reduction), input, reduction)
     if weight.size() != input.size():
@@ -222,19 +221,19 @@ def _pair_loss(fn, loss, input, target, reduction, weight, mean_by_weight):
 
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     _legacy("mse_loss", size_average, reduce)
-    return _pair_loss("mse_loss", _ops.mse_loss, input, target, reduction, weight, mean_by_weight=True)
+    return _pair_loss(_ops.mse_loss, input, target, reduction, weight, mean_by_weight=True)
 
 
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     _legacy("l1_loss", size_average, reduce)
-    return _pair_loss("l1_loss", _ops.mae_loss, input, target, reduction, weight, mean_by_weight=True)
+    return _pair_loss(_ops.mae_loss, input, target, reduction, weight, mean_by_weight=True)
 
 
 def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     def loss(x, t, reduction):
         return _ops.huber_loss(x, t, delta, reduction=reduction)
 
-    return _pair_loss("huber_loss", loss, input, target, reduction, weight, mean_by_weight=False)
+    return _pair_loss(loss, input, target, reduction, weight, mean_by_weight=False)
 
 
 def _elementwise_weight(loss, input, target, weight, reduction):
@@ -279,7 +278,7 @@ def poisson_nll_loss(input, target, log_input=True, full=False, size_average=Non
                      reduction="mean"):
     _legacy("poisson_nll_loss", size_average, reduce)
     _check_reduction(reduction)
-    input, target = _broadcast_pair("poisson_nll_loss", input, target, warn=False)
+    input, target = _broadcast_pair(input, target, warn=False)
     if log_input:
         out = (_ops.poisson_nll_full if full else _ops.poisson_loss)(input, target, reduction=reduction)
     else:
