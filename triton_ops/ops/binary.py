@@ -149,7 +149,12 @@ def safe_div_f(a, b, eps):
 
 
 @triton.jit
-def one(a, b, alpha):
+def one(a, b):
+    return 1.0
+
+
+@triton.jit
+def one_of_alpha(a, b, alpha):
     return 1.0
 
 
@@ -199,10 +204,10 @@ def _zero_divisor(a, b):
 
 NONE, B_ONLY, A_ONLY, BOTH = (False, False), (False, True), (True, False), (True, True)
 
-add = binary_op("add", add_f, one, take_alpha, reads=(NONE, NONE), param=("alpha", 1.0), param_nonneg=False,
+add = binary_op("add", add_f, one_of_alpha, take_alpha, reads=(NONE, NONE), param=("alpha", 1.0), param_nonneg=False,
                 reference=lambda a, b, alpha=1.0, broadcast=None: a + alpha * b,
                 doc="add(a, b, alpha=1.0, broadcast=None): a + alpha*b with broadcasting (= torch.add).").fn
-sub = binary_op("sub", sub_f, one, minus_alpha, reads=(NONE, NONE), param=("alpha", 1.0), param_nonneg=False,
+sub = binary_op("sub", sub_f, one_of_alpha, minus_alpha, reads=(NONE, NONE), param=("alpha", 1.0), param_nonneg=False,
                 reference=lambda a, b, alpha=1.0, broadcast=None: a - alpha * b,
                 doc="sub(a, b, alpha=1.0, broadcast=None): a - alpha*b with broadcasting (= torch.sub).").fn
 mul = binary_op("mul", mul_f, take_b, take_a, reads=(B_ONLY, A_ONLY), reference=lambda a, b, broadcast=None: a * b,
