@@ -70,9 +70,10 @@ TORCH: dict[str, Call] = {
     "safe_log": Call("torch.log(x + eps)", lambda x, eps=1e-6: torch.log(x + eps), composite=True),
     "safe_reciprocal": Call("torch.reciprocal(x + eps)", lambda x, eps=1e-6: torch.reciprocal(x + eps), composite=True),
     "smooth_abs": Call("torch.sqrt(x * x + eps)", lambda x, eps=1e-6: torch.sqrt(x * x + eps), composite=True),
+    "gelu_erf": Call("F.gelu(x)", lambda x: F.gelu(x)),
     # binary (the Broadcast descriptor is triton_ops' own: PyTorch broadcasts by shape)
-    "add": Call("a + b", lambda a, b, broadcast=None: a + b),
-    "sub": Call("a - b", lambda a, b, broadcast=None: a - b),
+    "add": Call("torch.add(a, b, alpha=alpha)", lambda a, b, alpha=1.0, broadcast=None: torch.add(a, b, alpha=alpha)),
+    "sub": Call("torch.sub(a, b, alpha=alpha)", lambda a, b, alpha=1.0, broadcast=None: torch.sub(a, b, alpha=alpha)),
     "mul": Call("a * b", lambda a, b, broadcast=None: a * b),
     "div": Call("a / b", lambda a, b, broadcast=None: a / b),
     "safe_div": Call("a / (b + eps)", lambda a, b, eps=1e-6, broadcast=None: a / (b + eps), composite=True),
@@ -88,6 +89,20 @@ TORCH: dict[str, Call] = {
     "poisson_loss": Call("F.poisson_nll_loss(x, t, log_input=True)",
                          lambda x, t, reduction="mean": F.poisson_nll_loss(x, t, log_input=True, full=False,
                                                                            reduction=reduction)),
+    # the torch parity losses (ops/parity.py)
+    "bce_log_clamp": Call("F.binary_cross_entropy(p, y)",
+                          lambda p, y, reduction="mean": F.binary_cross_entropy(p, y, reduction=reduction)),
+    "bce_with_logits": Call("F.binary_cross_entropy_with_logits(x, y)",
+                            lambda x, y, reduction="mean": F.binary_cross_entropy_with_logits(x, y, reduction=reduction)),
+    "poisson_nll_full": Call("F.poisson_nll_loss(x, t, log_input=True, full=True)",
+                             lambda x, t, reduction="mean": F.poisson_nll_loss(x, t, log_input=True, full=True,
+                                                                               reduction=reduction)),
+    "poisson_nll_rate": Call("F.poisson_nll_loss(x, t, log_input=False, eps=eps)",
+                             lambda x, t, eps=1e-8, reduction="mean": F.poisson_nll_loss(x, t, log_input=False, eps=eps,
+                                                                                         reduction=reduction)),
+    "poisson_nll_rate_full": Call("F.poisson_nll_loss(x, t, log_input=False, full=True, eps=eps)",
+                                  lambda x, t, eps=1e-8, reduction="mean": F.poisson_nll_loss(
+                                      x, t, log_input=False, full=True, eps=eps, reduction=reduction)),
     "hinge_loss": Call("torch.clamp(1 - t * x, min=0).mean()",
                        lambda x, t, reduction="mean": _reduce(torch.clamp(1 - t * x, min=0), reduction), composite=True),
     "log_cosh_loss": Call("(d + log1p(exp(-2d)) - log 2).mean(), d = |x - t|", _log_cosh, composite=True),
@@ -118,7 +133,8 @@ TORCH: dict[str, Call] = {
     "sum": Call("x.sum(dim, keepdim)", lambda x, dim, keepdim=False: x.sum(tuple(dim), keepdim=keepdim)),
     "sum_to": Call("x.sum_to_size(shape)", lambda x, shape: x.sum_to_size(list(shape))),
     "replicate": Call("s.expand(shape).contiguous()", lambda s, shape: s.expand(list(shape)).contiguous()),
-    "transpose": Call("x.t().contiguous()", lambda x: x.t().contiguous()),
+    "transpose": Call("x.transpose(dim0, dim1).contiguous()",
+                      lambda x, dim0=0, dim1=1: x.transpose(dim0, dim1).contiguous()),
 }
 
 

@@ -11,7 +11,7 @@ from triton_ops.spec import _to_op_args
 from helpers import DEVICE, DTYPES, assert_close, cast_keep_layout, reference_grads
 
 BINARY = sorted(n for n, s in triton_ops.registry.items() if s.family == "binary")
-PARAMS = {"safe_div": (1e-3,)}
+PARAMS = {"safe_div": (1e-3,), "add": (-0.75,), "sub": (2.5,)}  # add/sub: alpha, as torch.add/torch.sub
 
 
 def test_all_spec_binary_ops_registered():

@@ -25,7 +25,8 @@ LAYERS = [
     ("spec and registry", ["spec"]),
     ("ops", ["ops"]),
     ("public API and tools", ["", "counting"]),
-    ("nn and tools on the API", ["nn", "autotune", "selfcheck"]),
+    ("nn and tools on the API", ["nn", "functional", "autotune", "selfcheck"]),
+    ("model patching", ["patching"]),
     ("applications", ["demo"]),
     ("command line", ["__main__"]),
 ]

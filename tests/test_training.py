@@ -20,7 +20,7 @@ def _mixed_model():
     return torch.nn.Sequential(
         torch.nn.LayerNorm(12), torch.nn.Linear(12, 24), torch.nn.GELU(approximate="tanh"), torch.nn.Linear(24, 16),
         torch.nn.ELU(0.5), torch.nn.Dropout(0.0), torch.nn.Linear(16, 16), torch.nn.LeakyReLU(0.2),
-        torch.nn.GELU(),  # exact erf GELU: no triton_ops twin, must stay
+        torch.nn.GELU(),  # exact erf GELU: swapped too, onto gelu_erf
         torch.nn.Linear(16, 5)).to(DEVICE, torch.float64)
 
 
@@ -43,7 +43,8 @@ def test_replace_matches_torch_outputs_and_gradients():
     model = tnn.replace(model, verbose=False)
     swapped = {old for _, old, _ in model.triton_ops_replaced}
     assert swapped == {"LayerNorm", "Linear", "GELU", "ELU", "LeakyReLU"}
-    assert type(model[8]) is torch.nn.GELU and type(model[1]) is tnn.Linear
+    assert type(model[8]) is tnn.GELU and model[8].approximate == "none" and model[8].kernel == "gelu_erf"
+    assert type(model[2]) is tnn.GELU and model[2].kernel == "gelu" and type(model[1]) is tnn.Linear
     assert [id(p) for p in model.parameters()] == params_before  # the same Parameter objects
     x = torch.randn(6, 12, dtype=torch.float64, device=DEVICE)
     y = torch.randint(0, 5, (6,), device=DEVICE)

@@ -7,6 +7,7 @@ implements exactly.
 """
 from __future__ import annotations
 
+from torch import fx as _fx
 from torch import nn as _nn
 
 import triton_ops as _ops
@@ -37,13 +38,19 @@ class LayerNorm(_nn.LayerNorm):
 
 
 class GELU(_nn.GELU):
-    """The tanh approximation (``torch.nn.GELU(approximate="tanh")``)."""
+    """``torch.nn.GELU`` in both approximations: "tanh" (the default here, kept from the first
+    release) runs ``triton_ops.gelu``, "none" (exact erf, torch's default) ``triton_ops.gelu_erf``."""
 
-    def __init__(self):
-        super().__init__(approximate="tanh")
+    def __init__(self, approximate="tanh"):
+        super().__init__(approximate=approximate)
+
+    @property
+    def kernel(self):
+        """The registry op this module runs (also the name ``fuse_activations`` fuses)."""
+        return "gelu" if self.approximate == "tanh" else "gelu_erf"
 
     def forward(self, x):
-        return _ops.gelu(x)
+        return _ops.registry[self.kernel].fn(x)
 
 
 class ELU(_nn.ELU):
@@ -163,7 +170,7 @@ class Embedding(_nn.Embedding):
 _TWINS = {
     _nn.Linear: (Linear, None),
     _nn.LayerNorm: (LayerNorm, None),
-    _nn.GELU: (GELU, lambda m: m.approximate == "tanh"),
+    _nn.GELU: (GELU, lambda m: m.approximate in ("tanh", "none")),
     _nn.ELU: (ELU, None),
     _nn.LeakyReLU: (LeakyReLU, None),
     _nn.MSELoss: (MSELoss, None),
@@ -178,12 +185,27 @@ _TWINS = {
     _nn.Embedding: (Embedding, lambda m: m.padding_idx is None and m.max_norm is None and not m.scale_grad_by_freq
                     and not m.sparse),
 }
+_SUBCLASS_TWINS: dict = {}
 
 
 def _exact_twin(module):
-    """The triton_ops class computing exactly ``module``'s math, or None."""
-    twin, exact = _TWINS.get(type(module), (None, None))
-    return twin if twin is not None and (exact is None or exact(module)) else None
+    """The triton_ops class computing exactly ``module``'s math, or None. A subclass of a torch
+    class qualifies when it keeps the parent's ``forward``: it becomes a class deriving from the
+    triton_ops twin and from itself, so its own other methods and attributes stay."""
+    t = type(module)
+    if t.__module__ == __name__:
+        return None  # already ours
+    for base, (twin, exact) in _TWINS.items():
+        if isinstance(module, base) and t.forward is base.forward:
+            if exact is not None and not exact(module):
+                return None
+            if t is base:
+                return twin
+            if (t, twin) not in _SUBCLASS_TWINS:
+                _SUBCLASS_TWINS[(t, twin)] = type(t.__name__, (twin, t), {"__module__": __name__,
+                                                                          "__qualname__": t.__qualname__})
+            return _SUBCLASS_TWINS[(t, twin)]
+    return None
 
 
 def _swap(module, cls, **attrs):
@@ -192,10 +214,14 @@ def _swap(module, cls, **attrs):
     so that changing one module's attributes or registrations never changes the other."""
     new = cls.__new__(cls)
     new.__dict__ = {k: (v.copy() if isinstance(v, dict) else v) for k, v in module.__dict__.items()}
-    if cls is Linear:
+    if issubclass(cls, Linear):
         new.activation = None
     new.__dict__.update(attrs)
     return new
+
+
+def _twin_name(cls):
+    return next(c.__name__ for c in cls.__mro__ if c.__module__ == __name__ and c.__name__ in __all__)
 
 
 def replace(model: _nn.Module, verbose: bool = True) -> _nn.Module:
@@ -216,15 +242,15 @@ def replace(model: _nn.Module, verbose: bool = True) -> _nn.Module:
             cls = _exact_twin(child)
             if cls is not None:
                 twins[id(child)] = parent._modules[name] = _swap(child, cls)
-                swapped.append((qual, type(child).__name__, f"triton_ops.nn.{cls.__name__}"))
+                swapped.append((qual, type(child).__name__, f"triton_ops.nn.{_twin_name(cls)}"))
             else:
                 twins[id(child)] = child
                 visit(child, qual)
 
     root_cls = _exact_twin(model)
     if root_cls is not None:
+        swapped.append(("", type(model).__name__, f"triton_ops.nn.{_twin_name(root_cls)}"))
         model = _swap(model, root_cls)
-        swapped.append(("", type(model).__name__, f"triton_ops.nn.{root_cls.__name__}"))
     else:
         visit(model, "")
     object.__setattr__(model, "triton_ops_replaced", swapped)
@@ -237,26 +263,72 @@ def replace(model: _nn.Module, verbose: bool = True) -> _nn.Module:
     return model
 
 
+def _epilogue(act):
+    """The registry unary op a triton_ops ``Linear`` can fuse for activation module ``act``, or
+    None (only the parameter values the fused epilogue uses: its op's defaults)."""
+    if isinstance(act, GELU):
+        return act.kernel
+    if isinstance(act, ELU) and act.alpha == 1.0:
+        return "elu"
+    if isinstance(act, LeakyReLU) and act.negative_slope == 0.01:
+        return "leaky_relu"
+    if isinstance(act, (SiLU, ReLU)):
+        return type(act).__name__.lower()
+    return None
+
+
 def fuse_activations(model: _nn.Module) -> _nn.Module:
-    """In ``nn.Sequential`` containers, fold a triton_ops ``GELU``/``ELU``/``LeakyReLU`` that
-    directly follows a triton_ops ``Linear`` into the Linear's epilogue (the activation module
-    becomes ``nn.Identity``). The math is unchanged; one kernel and one tensor less per pair.
-    The fused Linear is a new module sharing the parameters: a Linear used elsewhere too (another
-    container, another model) keeps computing what it computed."""
-    for module in model.modules():
-        if not isinstance(module, _nn.Sequential):
-            continue
-        names = list(module._modules)
-        for first, second in zip(names, names[1:]):
-            lin, act = module._modules[first], module._modules[second]
-            if isinstance(lin, Linear) and lin.activation is None:
-                kind = {GELU: "gelu", ELU: "elu", LeakyReLU: "leaky_relu"}.get(type(act))
-                param = {ELU: "alpha", LeakyReLU: "negative_slope"}.get(type(act))
-                default = {"elu": 1.0, "leaky_relu": 0.01}.get(kind)
-                if kind and (param is None or getattr(act, param) == default):
-                    module._modules[first] = _swap(lin, Linear, activation=kind)
-                    module._modules[second] = _nn.Identity()
+    """Fold a triton_ops activation module (``GELU`` either approximation, ``ELU``,
+    ``LeakyReLU``, ``SiLU``, ``ReLU``) applied straight to a triton_ops ``Linear``'s output into
+    the Linear's epilogue; the activation module becomes ``nn.Identity``. The pairs are found in
+    ``nn.Sequential`` containers and, in any other module, by tracing its ``forward`` with
+    ``torch.fx`` (children as leaves): a pair qualifies when the Linear's output feeds only the
+    activation and each of the two modules is called once. Modules fx cannot trace
+    (data-dependent control flow) are left as they are. The math is unchanged; one kernel and one
+    tensor less per pair. The fused Linear is a new module sharing the parameters: a Linear used
+    elsewhere too (another container, another model) keeps computing what it computed."""
+    for module in list(model.modules()):
+        pairs = _sequential_pairs(module) if isinstance(module, _nn.Sequential) else _traced_pairs(module)
+        for lin_name, act_name in pairs:
+            lin, act = module._modules[lin_name], module._modules[act_name]
+            kind = _epilogue(act)
+            if isinstance(lin, Linear) and lin.activation is None and kind:
+                module._modules[lin_name] = _swap(lin, type(lin), activation=kind)
+                module._modules[act_name] = _nn.Identity()
     return model
+
+
+def _sequential_pairs(module):
+    names = list(module._modules)
+    return list(zip(names, names[1:]))
+
+
+class _ChildrenAsLeaves(_fx.Tracer):
+    def is_leaf_module(self, m, qualname):
+        return True
+
+
+def _traced_pairs(module):
+    """(Linear child, activation child) pairs of ``module.forward``'s fx graph: the activation
+    is the only user of the Linear's output, and each child is called exactly once."""
+    if not module._modules:
+        return []
+    try:
+        graph = _ChildrenAsLeaves().trace(module)
+    except Exception:  # noqa: BLE001  (fx's TraceError, or whatever the forward raises on proxies)
+        return []
+    calls = [n for n in graph.nodes if n.op == "call_module"]
+    count = {}
+    for n in calls:
+        count[n.target] = count.get(n.target, 0) + 1
+    pairs = []
+    for n in calls:
+        users = list(n.users)
+        if len(users) == 1 and users[0].op == "call_module" and users[0].args == (n,) and not users[0].kwargs \
+                and count[n.target] == 1 and count[users[0].target] == 1 \
+                and n.target in module._modules and users[0].target in module._modules:
+            pairs.append((n.target, users[0].target))
+    return pairs
 
 
 def fuse_lm_head_loss(model: _nn.Module, head: str = "lm_head", hidden: str = "hidden_states") -> _nn.Module:

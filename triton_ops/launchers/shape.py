@@ -1,12 +1,13 @@
-"""Launchers of the shape-moving layers: the tiled transpose and the embedding gather/gradient."""
+"""Launchers of the shape-moving layers: the transpose (tiled for 2-D) and the embedding gather/gradient."""
 from __future__ import annotations
 
 import torch
 import triton.language as tl
 
 from .. import runtime
-from ..bwd.shape import embedding_bwd_kernel
-from ..fwd.shape import embedding_fwd_kernel
+from ..bwd.shape import embedding_bwd_kernel, transpose_vjp_kernel
+from ..fwd.shape import embedding_fwd_kernel, transpose_fwd_kernel
+from .pointwise import broadcast_to
 
 
 @runtime.plan_cache
@@ -16,11 +17,17 @@ def _transpose_plan(kernel, M, N, strides):
                               M=M, N=N, x_s0=strides[0], x_s1=strides[1], BLOCK_M=bm, BLOCK_N=bn)
 
 
-def transpose(x, kernel):
-    """x^T of a 2-D tensor, materialized contiguous (``kernel``: the forward or VJP entry point)."""
+def transpose(x, dim0, dim1, *, backward=False):
+    """``x.transpose(dim0, dim1)`` materialized contiguous (``backward``: the VJP entry points).
+    A 2-D swap runs the tiled kernel; any other pair of axes is the map template copying the
+    strided view (one read, one write: its planner orders the axes)."""
+    if x.dim() != 2 or dim0 == dim1:
+        view = x.transpose(dim0, dim1)
+        return broadcast_to(view, view.shape, backward=backward)
     M, N = x.shape
     out = x.new_empty((N, M))
     if x.numel():
+        kernel = transpose_vjp_kernel if backward else transpose_fwd_kernel
         _transpose_plan(kernel, M, N, tuple(x.stride()))(out_ptr=out, x_ptr=x)
     return out
 

@@ -7,7 +7,7 @@ import torch
 import triton
 import triton.language as tl  # noqa: F401  (the interpreter needs it in every module holding @jit code)
 
-from .. import runtime, scalar
+from .. import runtime
 from ..broadcast import align_shape, broadcast_shapes
 from ..bwd.pointwise import pointwise_vjp_kernel
 from ..bwd.reduce import combine_vjp_kernel
@@ -90,7 +90,8 @@ def result_dtype(a, b) -> torch.dtype:
 
 
 def binary_op(name: str, f, df_da, df_db, *, reference, reads=((True, True), (True, True)),
-              aliases=(False, False), param: tuple[str, float] | None = None, domain=None, sample=None,
+              aliases=(False, False), param: tuple[str, float] | None = None, param_nonneg: bool = True,
+              domain=None, sample=None,
               doc: str = "") -> OpSpec:
     """Lift ``@triton.jit`` scalar functions ``f(a, b[, p])``, ``df_da``, ``df_db`` into a
     registered broadcasting op with autograd. Broadcasting, strides, Python-number operands
@@ -99,7 +100,8 @@ def binary_op(name: str, f, df_da, df_db, *, reference, reads=((True, True), (Tr
     ``reads[i]`` says whether the derivative with respect to operand i reads (a, b): operands
     no needed derivative reads are not loaded (``add``'s VJP reads only g). ``aliases[i]``: the
     gradient of operand i is g itself wherever operand i has the output's shape (d/da = 1), so
-    it may alias g, as eager's does, and the minimum bytes count nothing for it.
+    it may alias g, as eager's does, and the minimum bytes count nothing for it (a function of
+    the parameter: only at those parameter values). ``param_nonneg``: the parameter must be >= 0.
     """
     args = (Arg("a", "operand"), Arg("b", "operand"))
     if param:
@@ -128,7 +130,7 @@ def binary_op(name: str, f, df_da, df_db, *, reference, reads=((True, True), (Tr
                 raise ValueError(f"triton_ops.{name}: broadcast must be a triton_ops.Broadcast, got {type(bc).__name__}")
             bc.check(name, _shape(a), _shape(b))
         if has_param:
-            params = [runtime.check_param(name, param[0], params[0], nonneg=True)]
+            params = [runtime.check_param(name, param[0], params[0], nonneg=param_nonneg)]
         if domain is not None and runtime.domain_checks_enabled() and all(runtime.has_values(t) for t in tensors.values()):
             bad = domain(a, b)
             bad = int(bad.sum().item()) if isinstance(bad, torch.Tensor) else int(bad)  # domain mode only
@@ -169,7 +171,9 @@ def binary_op(name: str, f, df_da, df_db, *, reference, reads=((True, True), (Tr
         fwd = runtime.nbytes(a) + runtime.nbytes(b) + out_bytes
         read_a = reads[0][0] or reads[1][0]
         read_b = reads[0][1] or reads[1][1]
-        writes = [runtime.nbytes(v) for v, alias in zip((a, b), aliases) if not (alias and _shape(v) == out_shape)]
+        p = p_of(rest) if has_param and rest else (float(param[1]) if has_param else None)
+        writes = [runtime.nbytes(v) for v, alias in zip((a, b), aliases)
+                  if not ((alias(p) if callable(alias) else alias) and _shape(v) == out_shape)]
         if not any(writes):  # every gradient is g itself
             return fwd, 0
         bwd = out_bytes + (runtime.nbytes(a) if read_a else 0) + (runtime.nbytes(b) if read_b else 0) + sum(writes)
@@ -188,13 +192,13 @@ def binary_op(name: str, f, df_da, df_db, *, reference, reads=((True, True), (Tr
 
 
 @triton.jit
-def add_f(a, b):
-    return a + b
+def add_f(a, b, alpha):
+    return a + alpha * b
 
 
 @triton.jit
-def sub_f(a, b):
-    return a - b
+def sub_f(a, b, alpha):
+    return a - alpha * b
 
 
 @triton.jit
@@ -213,8 +217,18 @@ def safe_div_f(a, b, eps):
 
 
 @triton.jit
-def minus_one(a, b):
-    return -1.0
+def one_of_alpha(a, b, alpha):
+    return 1.0
+
+
+@triton.jit
+def take_alpha(a, b, alpha):
+    return alpha
+
+
+@triton.jit
+def minus_alpha(a, b, alpha):
+    return -alpha
 
 
 @triton.jit
@@ -251,14 +265,15 @@ def _zero_divisor(a, b):
     return (b == 0) if isinstance(b, torch.Tensor) else int(b == 0)
 
 
-one = scalar.one_xy  # d(a + b)/da = d(a + b)/db = 1
-
 NONE, B_ONLY, A_ONLY, BOTH = (False, False), (False, True), (True, False), (True, True)
 
-add = binary_op("add", add_f, one, one, reads=(NONE, NONE), aliases=(True, True), reference=lambda a, b, broadcast=None: a + b,
-                doc="add(a, b, broadcast=None): a + b with broadcasting.").fn
-sub = binary_op("sub", sub_f, one, minus_one, reads=(NONE, NONE), aliases=(True, False), reference=lambda a, b, broadcast=None: a - b,
-                doc="sub(a, b, broadcast=None): a - b with broadcasting.").fn
+# d/da = 1: a's gradient may be g itself; b's is g itself only at alpha = 1 (add)
+add = binary_op("add", add_f, one_of_alpha, take_alpha, reads=(NONE, NONE), aliases=(True, lambda alpha: alpha == 1.0),
+                param=("alpha", 1.0), param_nonneg=False, reference=lambda a, b, alpha=1.0, broadcast=None: a + alpha * b,
+                doc="add(a, b, alpha=1.0, broadcast=None): a + alpha*b with broadcasting (= torch.add).").fn
+sub = binary_op("sub", sub_f, one_of_alpha, minus_alpha, reads=(NONE, NONE), aliases=(True, False),
+                param=("alpha", 1.0), param_nonneg=False, reference=lambda a, b, alpha=1.0, broadcast=None: a - alpha * b,
+                doc="sub(a, b, alpha=1.0, broadcast=None): a - alpha*b with broadcasting (= torch.sub).").fn
 mul = binary_op("mul", mul_f, take_b, take_a, reads=(B_ONLY, A_ONLY), reference=lambda a, b, broadcast=None: a * b,
                 doc="mul(a, b, broadcast=None): a * b with broadcasting.").fn
 div = binary_op("div", div_f, div_da, div_db, reads=(B_ONLY, BOTH), domain=_zero_divisor,

@@ -11,6 +11,8 @@ from ..bwd.reduce import combine_vjp_kernel
 from ..bwd.shape import embedding_bwd_kernel, transpose_vjp_kernel
 from ..fwd.matmul import gemm_fwd_kernel
 from ..fwd.norm import layer_norm_fwd_kernel
+from ..bwd.broadcast import broadcast_bwd_kernel
+from ..fwd.pointwise import pointwise_fwd_kernel
 from ..fwd.shape import embedding_fwd_kernel, transpose_fwd_kernel
 from ..launchers.matmul import gemm
 from ..launchers.norm import layer_norm_forward, layer_norm_vjp, stat_dtype
@@ -316,24 +318,34 @@ layer_norm = register(OpSpec(
 # transpose(x) and embedding(indices, weight)
 
 
-def _transpose_check(x):
+def _transpose_check(x, dim0, dim1):
     runtime.check_float("transpose", "x", x)
     runtime.check_devices("transpose", {"x": x})
-    if x.dim() != 2:
-        raise ValueError(f"triton_ops.transpose: x must be 2-D, got shape {tuple(x.shape)}")
-    return (x,)
+    if x.dim() == 0:
+        raise ValueError("triton_ops.transpose: x must have at least one axis, got a 0-d tensor")
+    return x, runtime.normalize_dims("transpose", dim0, x.dim())[0], runtime.normalize_dims("transpose", dim1, x.dim())[0]
+
+
+def _transpose_shape(x, dim0, dim1):
+    shape = list(x.shape)
+    shape[dim0], shape[dim1] = shape[dim1], shape[dim0]
+    return shape
 
 
 transpose = register(OpSpec(
-    name="transpose", family="shape", args=(Arg("x"),),
-    forward=lambda x: transpose_launch(x, transpose_fwd_kernel),
-    vjp=lambda x, grad, needs=None: (transpose_launch(grad, transpose_vjp_kernel),),
-    reference=lambda x: x.t().contiguous(),
-    fwd_kernels=(transpose_fwd_kernel,), bwd_kernels=(transpose_vjp_kernel,), check=_transpose_check,
-    alloc=lambda x: x.new_empty((x.shape[1], x.shape[0])), vjp_alloc=lambda x, grad: [x.new_empty(x.shape)],
-    min_bytes=lambda x: (2 * runtime.nbytes(x), 0),  # the gradient may be the view g.t() (eager's is)
+    name="transpose", family="shape", args=(Arg("x"), Arg("dim0", "int", 0), Arg("dim1", "int", 1)),
+    forward=lambda x, dim0, dim1: transpose_launch(x, dim0, dim1),
+    vjp=lambda x, dim0, dim1, grad, needs=None: (transpose_launch(grad, dim0, dim1, backward=True),),
+    reference=lambda x, dim0=0, dim1=1: x.transpose(dim0, dim1).contiguous(),
+    fwd_kernels=(transpose_fwd_kernel, pointwise_fwd_kernel), bwd_kernels=(transpose_vjp_kernel, broadcast_bwd_kernel),
+    check=_transpose_check,
+    alloc=lambda x, dim0, dim1: x.new_empty(_transpose_shape(x, dim0, dim1)),
+    vjp_alloc=lambda x, dim0, dim1, grad: [x.new_empty(x.shape)],
+    # the gradient may be the view g.transpose(dim0, dim1) (eager's is)
+    min_bytes=lambda x, dim0=0, dim1=1: (2 * runtime.nbytes(x), 0),
     sample=lambda shape, dtype, device, gen: (randn(shape, dtype, device, gen),),
-    doc="transpose(x): x^T of a 2-D tensor, materialized contiguous (tiled kernel).")).fn
+    doc="transpose(x, dim0=0, dim1=1): x with axes dim0 and dim1 swapped, materialized contiguous "
+        "(= x.transpose(dim0, dim1).contiguous(); a tiled kernel for 2-D).")).fn
 
 
 def _emb_check(indices, weight):

@@ -1,0 +1,183 @@
+"""Registry ops that give ``triton_ops.functional`` PyTorch's exact math (SPEC section 6) where
+SPEC sections 1-3 chose differently: the exact-erf GELU, binary cross-entropy with torch's log
+clamp at -100, the logits form of binary cross-entropy, and the other ``poisson_nll_loss`` forms.
+Each is the same template as its section 1-3 sibling (``unary_op`` / ``elementwise_loss``) with
+other scalar functions: no kernel of its own."""
+from __future__ import annotations
+
+import math
+
+import torch
+import triton
+import triton.language as tl
+
+from .. import scalar
+from .loss import _prob_pair, elementwise_loss, poisson_dt, poisson_dx, reduce
+from .unary import unary_op
+
+
+# --------------------------------------------------------------------------------------------
+# gelu_erf: 0.5 x (1 + erf(x / sqrt 2)), torch's default GELU
+
+
+@triton.jit
+def gelu_erf_f(x):
+    return 0.5 * x * (1.0 + tl.math.erf(x * 0.7071067811865476))
+
+
+@triton.jit
+def gelu_erf_df(x):
+    # Phi(x) + x phi(x); 0.3989... = 1 / sqrt(2 pi)
+    return 0.5 * (1.0 + tl.math.erf(x * 0.7071067811865476)) + x * 0.3989422804014327 * tl.exp(-0.5 * x * x)
+
+
+gelu_erf = unary_op("gelu_erf", gelu_erf_f, gelu_erf_df,
+                    reference=lambda x: 0.5 * x * (1 + torch.special.erf(x / math.sqrt(2.0))),
+                    doc="gelu_erf(x): exact GELU 0.5x(1 + erf(x/sqrt 2)) (= F.gelu(x), approximate='none').").fn
+
+
+# --------------------------------------------------------------------------------------------
+# binary cross-entropy as torch computes it
+
+
+@triton.jit
+def bce_torch_l(p, y):
+    # NaN propagates through the clamps, as through torch's clamp_min
+    return -(y * tl.maximum(tl.log(p), -100.0, propagate_nan=tl.PropagateNan.ALL)
+             + (1.0 - y) * tl.maximum(tl.log(1.0 - p), -100.0, propagate_nan=tl.PropagateNan.ALL))
+
+
+@triton.jit
+def bce_torch_dp(p, y):
+    # torch's EPSILON = 1e-12 keeps the gradient finite at p in {0, 1}; torch stores it as a float32
+    return (p - y) / tl.maximum(p * (1.0 - p), 9.999999960041972e-13, propagate_nan=tl.PropagateNan.ALL)
+
+
+@triton.jit
+def bce_torch_dy(p, y):
+    # torch differentiates the unclamped logs: -logit(p)
+    return tl.log(1.0 - p) - tl.log(p)
+
+
+def _bce_torch_ref(p, y, reduction="mean"):
+    return reduce(-(y * torch.log(p).clamp_min(-100) + (1 - y) * torch.log(1 - p).clamp_min(-100)), reduction)
+
+
+bce_log_clamp = elementwise_loss(
+    "bce_log_clamp", bce_torch_l, bce_torch_dp, bce_torch_dy, names=("p", "y"), reference=_bce_torch_ref,
+    sample=_prob_pair,
+    doc="bce_log_clamp(p, y, reduction='mean'): binary cross-entropy with each log clamped at -100 "
+        "(= F.binary_cross_entropy).").fn
+
+
+@triton.jit
+def bce_logits_l(x, y):
+    # max(x, 0) - x y + log(1 + exp(-|x|)): no overflow for any x
+    return tl.maximum(x, 0.0) - x * y + scalar.log1p(tl.exp(-tl.abs(x)))
+
+
+@triton.jit
+def bce_logits_dx(x, y):
+    return tl.sigmoid(x) - y
+
+
+def _bce_logits_ref(x, y, reduction="mean"):
+    return reduce(x.clamp_min(0) - x * y + torch.log1p(torch.exp(-x.abs())), reduction)
+
+
+def _logit_pair(shape, dtype, device, gen):
+    x = torch.randn(shape, generator=gen, dtype=torch.float64) * 3
+    y = torch.rand(shape, generator=gen, dtype=torch.float64)
+    return x.to(device, dtype), y.to(device, dtype)
+
+
+bce_with_logits = elementwise_loss(
+    # d/dt = -x, as in the poisson loss
+    "bce_with_logits", bce_logits_l, bce_logits_dx, poisson_dt, reference=_bce_logits_ref, sample=_logit_pair,
+    doc="bce_with_logits(x, y, reduction='mean'): -[y log sigmoid(x) + (1-y) log(1 - sigmoid(x))], stable "
+        "(= F.binary_cross_entropy_with_logits without weights).").fn
+
+
+# --------------------------------------------------------------------------------------------
+# poisson_nll_loss: the rate form (log_input=False) and Stirling's term (full=True)
+
+
+@triton.jit
+def stirling(t):
+    # t log t - t + 0.5 log(2 pi t) where t > 1, else 0 (torch's masking)
+    safe = tl.where(t > 1.0, t, 2.0)
+    return tl.where(t > 1.0, safe * tl.log(safe) - safe + 0.5 * tl.log(6.283185307179586 * safe), 0.0)
+
+
+@triton.jit
+def stirling_dt(t):
+    safe = tl.where(t > 1.0, t, 2.0)
+    return tl.where(t > 1.0, tl.log(safe) + 0.5 / safe, 0.0)
+
+
+@triton.jit
+def poisson_full_l(x, t):
+    return tl.exp(x) - t * x + stirling(t)
+
+
+@triton.jit
+def poisson_full_dt(x, t):
+    return -x + stirling_dt(t)
+
+
+@triton.jit
+def poisson_rate_l(x, t, eps):
+    return x - t * tl.log(x + eps)
+
+
+@triton.jit
+def poisson_rate_dx(x, t, eps):
+    return 1.0 - t / (x + eps)
+
+
+@triton.jit
+def poisson_rate_dt(x, t, eps):
+    return -tl.log(x + eps)
+
+
+@triton.jit
+def poisson_rate_full_l(x, t, eps):
+    return x - t * tl.log(x + eps) + stirling(t)
+
+
+@triton.jit
+def poisson_rate_full_dt(x, t, eps):
+    return -tl.log(x + eps) + stirling_dt(t)
+
+
+def _stirling_ref(t):
+    safe = torch.where(t > 1, t, 2.0)  # the masked branch must not put log(0) into the gradient
+    return torch.where(t > 1, safe * torch.log(safe) - safe + 0.5 * torch.log(2 * math.pi * safe), 0.0)
+
+
+def _counts_pair(shape, dtype, device, gen, rate=False):
+    x = torch.randn(shape, generator=gen, dtype=torch.float64) * 0.5
+    x = x.exp() if rate else x
+    # counts + 0.5: away from t = 1, where Stirling's masked term jumps (finite differences would see it)
+    t = torch.poisson(torch.full(shape, 2.0, dtype=torch.float64), generator=gen) + 0.5
+    return x.to(device, dtype), t.to(device, dtype)
+
+
+poisson_nll_full = elementwise_loss(
+    "poisson_nll_full", poisson_full_l, poisson_dx, poisson_full_dt, sample=_counts_pair,
+    reference=lambda x, t, reduction="mean": reduce(torch.exp(x) - t * x + _stirling_ref(t), reduction),
+    doc="poisson_nll_full(x, t, reduction='mean'): exp(x) - t x + Stirling's term of t where t > 1 "
+        "(= F.poisson_nll_loss(log_input=True, full=True)).").fn
+poisson_nll_rate = elementwise_loss(
+    "poisson_nll_rate", poisson_rate_l, poisson_rate_dx, poisson_rate_dt, param=("eps", 1e-8),
+    sample=lambda *a: _counts_pair(*a, rate=True),
+    reference=lambda x, t, eps=1e-8, reduction="mean": reduce(x - t * torch.log(x + eps), reduction),
+    doc="poisson_nll_rate(x, t, eps=1e-8, reduction='mean'): x - t log(x + eps), x the rate "
+        "(= F.poisson_nll_loss(log_input=False)).").fn
+poisson_nll_rate_full = elementwise_loss(
+    "poisson_nll_rate_full", poisson_rate_full_l, poisson_rate_dx, poisson_rate_full_dt, param=("eps", 1e-8),
+    sample=lambda *a: _counts_pair(*a, rate=True),
+    reference=lambda x, t, eps=1e-8, reduction="mean": reduce(x - t * torch.log(x + eps) + _stirling_ref(t),
+                                                               reduction),
+    doc="poisson_nll_rate_full(x, t, eps=1e-8, reduction='mean'): x - t log(x + eps) + Stirling's term "
+        "(= F.poisson_nll_loss(log_input=False, full=True)).").fn
