@@ -97,6 +97,16 @@ def test_torch_export_of_a_small_model():
     torch.testing.assert_close(exported.module()(idx, target), model(idx, target))
 
 
+def test_ops_with_a_domain_trace_under_torch_compile_fullgraph():
+    # the domain-check flag is a ContextVar dynamo cannot read: the checks must not reach it while tracing
+    torch._dynamo.reset()
+    a = torch.rand(5, dtype=torch.float64, device=DEVICE) + 0.5
+    b = torch.rand(5, dtype=torch.float64, device=DEVICE) + 0.5
+    compiled = torch.compile(lambda a, b: triton_ops.div(triton_ops.log(a), b), fullgraph=True)
+    torch.testing.assert_close(compiled(a, b), torch.log(a) / b)
+    torch._dynamo.reset()
+
+
 @pytest.mark.skipif(DEVICE.type != "cuda", reason="CUDA graphs need a GPU")
 def test_cuda_graph_capture_of_mlp_forward_and_backward():
     torch.manual_seed(0)
