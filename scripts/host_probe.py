@@ -17,56 +17,9 @@ import time
 os.environ.setdefault("TRITON_OPS_COMPILE_ONLY", "1")
 import triton_ops  # noqa: E402
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+from bench import providers  # noqa: E402  (the torch call a user would write, per op)
 
 torch.set_num_threads(1)
-
-
-def _loss(f):
-    return lambda x, t, *r: f(x, t)
-
-
-def _safe_div(a, b, eps=1e-6):
-    return a / torch.where(b >= 0, b + eps, b - eps)
-
-
-# The call a PyTorch user would write for the same op, on the same arguments.
-TORCH = {
-    "elu": lambda x, alpha=1.0: F.elu(x, alpha),
-    "gelu": lambda x: F.gelu(x, approximate="tanh"),
-    "leaky_relu": lambda x, s=0.01: F.leaky_relu(x, s),
-    "smooth_abs": lambda x, eps=1e-6: torch.sqrt(x * x + eps),
-    "log": torch.log,
-    "safe_log": lambda x, eps=1e-6: torch.log(x + eps),
-    "sqrt": torch.sqrt,
-    "reciprocal": torch.reciprocal,
-    "safe_reciprocal": lambda x, eps=1e-6: _safe_div(1.0, x, eps),
-    "identity": lambda x: x.clone(),
-    "add": lambda a, b, broadcast=None: a + b,
-    "sub": lambda a, b, broadcast=None: a - b,
-    "mul": lambda a, b, broadcast=None: a * b,
-    "div": lambda a, b, broadcast=None: a / b,
-    "safe_div": lambda a, b, eps=1e-6, broadcast=None: _safe_div(a, b, eps),
-    "mse_loss": _loss(F.mse_loss),
-    "mae_loss": _loss(F.l1_loss),
-    "huber_loss": lambda x, t, delta=1.0, *r: F.huber_loss(x, t, delta=delta),
-    "hinge_loss": lambda x, t, *r: torch.clamp(1 - x * t, min=0).mean(),
-    "poisson_loss": lambda x, t, *r: F.poisson_nll_loss(x, t, log_input=True, full=False),
-    "log_cosh_loss": lambda x, t, *r: torch.log(torch.cosh(x - t)).mean(),
-    "binary_cross_entropy": _loss(F.binary_cross_entropy),
-    "cross_entropy": lambda q, p, dim=-1, eps=1e-6, *r: -(p * torch.log(q + eps)).sum(dim).mean(),
-    "cross_entropy_logits": lambda z, t, *r: F.cross_entropy(z, t),
-    "cosine_similarity_loss": lambda x, t, dim=-1, eps=1e-6, *r: (1 - F.cosine_similarity(x, t, dim, eps)).mean(),
-    "matmul": lambda a, b, *r: a @ b,
-    "linear": lambda x, w, b, act=None, *r: F.gelu(F.linear(x, w, b), approximate="tanh"),
-    "one_hot_embedding": lambda o, w: o @ w,
-    "layer_norm": lambda x, shape, w=None, b=None, eps=1e-5: F.layer_norm(x, shape, w, b, eps),
-    "transpose": lambda x: x.t().contiguous(),
-    "embedding": F.embedding,
-    "replicate": lambda s, shape: s.expand(shape).contiguous(),
-    "sum_to": lambda x, shape: x.sum(0, keepdim=True),
-    "sum": lambda x, dim, keepdim: x.sum(dim, keepdim),
-}
 
 
 CLOCKS = {"cpu": time.thread_time, "wall": time.perf_counter}
@@ -92,7 +45,7 @@ def interleaved(fns, calls, rounds):
 def measure(name, rounds):
     spec = triton_ops.registry[name]
     args = spec.sample((4, 8), torch.float32, "cpu", torch.Generator().manual_seed(0))
-    ref = TORCH[name]
+    ref = providers.call("torch", spec).fn
     targs = [a.detach().clone().requires_grad_(a.is_floating_point()) if isinstance(a, torch.Tensor) else a
              for a in args]
     g = torch.ones_like(spec.fn(*targs))
