@@ -56,10 +56,10 @@ MUTANTS = [
     M("gemm-k-loop-short", "triton_ops/fwd/matmul.py", "for k0 in range(0, K, BLOCK_K):",
       "for k0 in range(0, tl.maximum(K - BLOCK_K, 1), BLOCK_K):", "K loop stops one block early", T_MM),
     M("gemm-bias-in-k-loop", "triton_ops/fwd/matmul.py",
-      "        if UPCAST:  # the interpreter's dot is exact only in float32/float64\n",
+      "    c_mask = m_mask[:, None] & n_mask[None, :]\n    if HAS_BIAS:\n        acc += tl.load(bias_ptr",
       "        if HAS_BIAS:\n            acc += tl.load(bias_ptr + rn, mask=n_mask, other=0.0).to(ACC)[None, :]\n"
-      "        if UPCAST:  # the interpreter's dot is exact only in float32/float64\n",
-      "bias added inside the K loop (once per K block) ...", T_MM),
+      "    c_mask = m_mask[:, None] & n_mask[None, :]\n    if HAS_BIAS:\n        acc += 0 * tl.load(bias_ptr",
+      "bias added inside the K loop (once per K block) instead of once after it", T_MM),
     M("gemm-db-last-k-block", "triton_ops/fwd/matmul.py", "row_sum += tl.sum(a.to(ACC), axis=1)",
       "row_sum = tl.sum(a.to(ACC), axis=1)", "bias-gradient row sum keeps only the last K block", T_MM),
     M("gemm-group-order", "triton_ops/fwd/matmul.py", "pid_n = (pid % (GROUP_M * n_n)) // rows_in_group",

@@ -53,9 +53,12 @@ def store_key(family: str, direction: str, dtype, shape) -> str:
 
 
 def _valid(family: str, cfg) -> bool:
+    """The family's keys, positive ints each; tile sizes and num_warps powers of two (tl.arange
+    and the launcher accept nothing else)."""
     keys = _FAMILY_KEYS.get(family)
     return (isinstance(cfg, dict) and keys is not None and set(cfg) == set(keys)
-            and all(isinstance(v, int) and v > 0 for v in cfg.values()))
+            and all(type(v) is int and v > 0 for v in cfg.values())
+            and all(v & (v - 1) == 0 for k, v in cfg.items() if k.startswith(("BLOCK_", "TILE", "num_warps"))))
 
 
 def load_store() -> dict:

@@ -198,7 +198,7 @@ def _vjp_plan(out_shape, gd, xd, yd, x_shape, y_shape, dx_strides, dy_strides, n
     numel_x = (dx_slots > 1) * runtime.numel(x_shape)
     numel_y = (dy_slots > 1) * runtime.numel(y_shape)
     extents = [runtime.max_offset(d[1], d[2]) for d in (xd, yd, gd) if d[0] == TENSOR]
-    extents += [dx_slots * runtime.numel(x_shape), dy_slots * runtime.numel(y_shape)]
+    extents += [dx_slots * runtime.numel(x_shape) - 1, dy_slots * runtime.numel(y_shape) - 1]  # last offsets
     args = ((plan.A.sizes, plan.B.sizes, plan.C.sizes, A, B, a_per_program), C,
             x_st[1], x_st[2], x_st[2][-1], y_st[0], y_st[2], y_st[2][-1], g_st[0], g_st[1], g_st[2], g_st[2][-1],
             dx_st[1], dx_st[2], dx_st[2][-1], dy_st[0], dy_st[2], dy_st[2][-1], numel_x, numel_y)

@@ -52,5 +52,5 @@ def combine_partials(partials: torch.Tensor, out: torch.Tensor, scale: float = 1
     divide = factor_out is not None
     runtime.launch(kernel, (runtime.cdiv(K, block_k),), out, factor_out if divide else out, partials, P, K,
                    s_hi, s_lo, DIVIDE=divide, COMPUTE=runtime.compute_dtype(partials.dtype), BLOCK_P=block_p, BLOCK_K=block_k,
-                   INDEX_64=runtime.needs_int64(P * K), num_warps=4)
+                   INDEX_64=runtime.needs_int64(P * K - 1), num_warps=4)
     return out

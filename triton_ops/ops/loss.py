@@ -103,7 +103,7 @@ def loss_forward(fn, x, t, param, reduction, row_dims=(), mean_rows=None):
                    K_group.strides["t"], out_k, K if chunks > 1 else 0,
                    FN=fn, HAS_PARAM=param is not None, COMPUTE=runtime.compute_dtype(x.dtype, t.dtype),
                    BLOCK_R=block_r, BLOCK_K=block_k,
-                   INDEX_64=runtime.tensors_need_int64(x, t, extra=(chunks * K,)),
+                   INDEX_64=runtime.tensors_need_int64(x, t, extra=(chunks * K - 1,)),
                    num_warps=runtime.num_warps_for(block_r * block_k))
     if chunks > 1:
         combine_partials(target, out, kernel=combine_kernel)
