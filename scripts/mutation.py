@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -39,16 +40,16 @@ class Mutant:
 
 # Test selections, by area (paths relative to the repository root; a missing file is dropped,
 # so the same table runs against an older test suite).
-T_MM = ("tests/test_layers.py", "tests/test_loops.py")
-T_LN = ("tests/test_layers.py", "tests/test_loops.py", "tests/test_edges.py")
-T_LOSS = ("tests/test_losses.py", "tests/test_loops.py", "tests/test_edges.py")
-T_PW = ("tests/test_binary.py", "tests/test_unary.py", "tests/test_loops.py")
-T_UNARY = ("tests/test_unary.py", "tests/test_edges.py")
-T_CHECKS = ("tests/test_layers.py", "tests/test_edges.py")
-T_INT64 = ("tests/test_int64.py", "tests/test_edges.py")
-T_TUNE = ("tests/test_tune.py", "tests/test_edges.py")
-T_NN = ("tests/test_training.py", "tests/test_edges.py")
-T_EMB = ("tests/test_layers.py", "tests/test_loops.py")
+T_MM = ("tests/test_loops.py", "tests/test_layers.py")
+T_LN = ("tests/test_loops.py", "tests/test_edges.py", "tests/test_layers.py")
+T_LOSS = ("tests/test_loops.py", "tests/test_edges.py", "tests/test_losses.py")
+T_PW = ("tests/test_loops.py", "tests/test_binary.py", "tests/test_unary.py")
+T_UNARY = ("tests/test_edges.py", "tests/test_unary.py")
+T_CHECKS = ("tests/test_edges.py", "tests/test_layers.py")
+T_INT64 = ("tests/test_edges.py", "tests/test_int64.py")
+T_TUNE = ("tests/test_edges.py", "tests/test_tune.py")
+T_NN = ("tests/test_edges.py", "tests/test_training.py")
+T_EMB = ("tests/test_loops.py", "tests/test_layers.py")
 
 M = Mutant
 MUTANTS = [
@@ -107,10 +108,10 @@ MUTANTS = [
     # ---- deterministic combine of partials (bwd/reduce.py)
     M("combine-read-order", "triton_ops/bwd/reduce.py", "part_ptr + rows[:, None] * K + cols[None, :]",
       "part_ptr + rows[:, None] + cols[None, :] * P", "partials read transposed ([K, P] instead of [P, K])",
-      ("tests/test_binary.py", "tests/test_layers.py", "tests/test_loops.py")),
+      ("tests/test_loops.py", "tests/test_binary.py", "tests/test_layers.py")),
     M("combine-p-loop-short", "triton_ops/bwd/reduce.py", "for p0 in range(0, P, BLOCK_P):",
       "for p0 in range(0, tl.maximum(P - BLOCK_P, 1), BLOCK_P):", "combine stops one block of partials early",
-      ("tests/test_binary.py", "tests/test_loops.py")),
+      ("tests/test_loops.py", "tests/test_binary.py")),
     M("combine-count-clamp", "triton_ops/bwd/reduce.py", "factor = scale / tl.maximum(tl.sum(tl.where(cols == 1, total, 0.0), axis=0), 1.0)",
       "factor = scale / tl.sum(tl.where(cols == 1, total, 0.0), axis=0)", "mean over zero counted rows divides by 0",
       T_LOSS),
@@ -194,7 +195,7 @@ MUTANTS = [
       "        pass\n    runtime.check_devices(op, {\"x\": x, \"weight\"", "layer_norm: integer weight/bias accepted",
       T_CHECKS),
     M("interp-bf16-f64-cast", "triton_ops/runtime.py", "if pair == {tl.float64, tl.bfloat16}:", "if False:",
-      "interpreter casts float64 <-> bfloat16 by reinterpreting raw integers", T_PW + ("tests/test_edges.py",)),
+      "interpreter casts float64 <-> bfloat16 by reinterpreting raw integers", ("tests/test_edges.py",) + T_PW),
     # ---- int64 offsets planner
     M("int64-threshold-ge", "triton_ops/runtime.py", "return any(e > INT32_MAX for e in extents)",
       "return any(e >= INT32_MAX for e in extents)", "int64 switch moved to 2^31 - 1 (an offset int32 still holds)",
@@ -319,6 +320,7 @@ def main(argv=None) -> int:
         for m in chosen:
             print(f"{m.id:<24} {stale_reason(m, ROOT) or 'ok':<10} {m.file}: {m.why}")
         return 0
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # clean up the scratch copy and the test run
     scratch = make_scratch(args.tests_from)
     results = []
     try:
