@@ -261,17 +261,32 @@ def test_loss_reduction_loop(R, steps):
             _check(name, [x, t, reduction], f"{name} {reduction} R={R}")
 
 
+def _spy_partials(monkeypatch, module):
+    """The shapes of the partials ``module`` hands to ``combine_partials``."""
+    seen = []
+    combine = module.combine_partials
+
+    def spy(partials, *args, **kwargs):
+        seen.append(tuple(partials.shape))
+        return combine(partials, *args, **kwargs)
+
+    monkeypatch.setattr(module, "combine_partials", spy)
+    return seen
+
+
 @pytest.mark.parametrize("programs", [2, 8])
-def test_loss_gpu_plan_r_chunks(gpu_plans, programs):
+def test_loss_gpu_plan_r_chunks(gpu_plans, monkeypatch, programs):
     from triton_ops.ops import loss
 
     # 10000 elements in 4096-element blocks: 3 blocks, split over min(3, programs) chunks (the
     # last one partial), one partial sum each
     gpu_plans(loss, programs=programs)
+    partials = _spy_partials(monkeypatch, loss)
     gen = torch.Generator().manual_seed(programs)
     x, t = _rand(10000, gen=gen), _rand(10000, gen=gen)
     for reduction in ("mean", "sum"):
         _check("huber_loss", [x, t, 0.5, reduction], f"huber {reduction} {programs} chunks")
+    assert partials == [(min(3, programs), 1)] * 2
     q = torch.softmax(_rand(50, 200, gen=gen), -1)
     p = torch.softmax(_rand(50, 200, gen=gen), -1)
     _check("cross_entropy", [q, p, 0, 1e-6, "mean"], f"cross_entropy dim=0 {programs} chunks")
@@ -280,7 +295,7 @@ def test_loss_gpu_plan_r_chunks(gpu_plans, programs):
 
 
 @pytest.mark.parametrize("C,class_blocks", [(1, 1), (2048, 1), (5000, 3)])
-def test_row_kernels_class_loop_gpu_plan(gpu_plans, C, class_blocks):
+def test_row_kernels_class_loop_gpu_plan(gpu_plans, monkeypatch, C, class_blocks):
     from triton_ops.ops import loss
 
     # as on a GPU: 2048-class blocks (the online log-sum-exp rescales when a later block holds a
@@ -288,7 +303,11 @@ def test_row_kernels_class_loop_gpu_plan(gpu_plans, C, class_blocks):
     # 4 programs, one partial (sum, count) each
     gpu_plans(loss, programs=8)
     block_r, block_c = loss._rows_config(7, C)
-    assert runtime.cdiv(C, block_c) == class_blocks and runtime.cdiv(7, block_r) == (4 if C >= 2048 else 1)
+    programs = runtime.cdiv(7, block_r)
+    assert runtime.cdiv(C, block_c) == class_blocks and programs == (4 if C >= 2048 else 1)
+    partials = _spy_partials(monkeypatch, loss)
+    triton_ops.cross_entropy_logits(torch.zeros(7, C, device=DEVICE), torch.zeros(7, dtype=torch.long, device=DEVICE))
+    assert partials == [(programs, 2)]  # (sum, count) per program
     gen = torch.Generator().manual_seed(C)
     z = _rand(7, C, gen=gen, scale=2.0) + torch.linspace(0, 6, C, dtype=F64, device=DEVICE)
     target = torch.randint(0, C, (7,), generator=gen).to(DEVICE)
