@@ -107,7 +107,8 @@ def _value_and_grad(fn, x, *rest):
 
 def test_unary_kinks():
     # parameters exact in float32 (they reach the kernel as float32 hi + lo): exact results
-    assert _value_and_grad(triton_ops.leaky_relu, [0.0, -0.0, 1e-300], 0.25) == ([0.0, 0.0, 1e-300], [[0.25, 0.25, 1.0]])
+    assert _value_and_grad(triton_ops.leaky_relu, [0.0, -0.0, 1e-300, -4.0], 0.25) == (
+        [0.0, 0.0, 1e-300, -1.0], [[0.25, 0.25, 1.0, 0.25]])
     assert _value_and_grad(triton_ops.elu, [0.0, 1e-300], 0.5) == ([0.0, 1e-300], [[0.5, 1.0]])
     assert _value_and_grad(triton_ops.sqrt, [0.0, -0.0, -2.0]) == ([0.0, 0.0, 0.0], [[0.0, 0.0, 0.0]])
     assert _value_and_grad(triton_ops.smooth_abs, [0.0], 0.25) == ([0.5], [[0.0]])
