@@ -97,14 +97,15 @@ def test_gemm_k_loop(K, block_k, steps):
 
 
 def test_gemm_several_tiles_grouped():
-    # 16 x 16 x 16 tiles: 70 x 40 is 5 x 3 tiles (the last row and column partial) in groups of
-    # GROUP_M = 2 rows (the last group one row), K = 40 is 2 full K blocks and a remainder
+    # 16 x 16 x 16 tiles: 70 x 60 is 5 x 4 tiles (the last row and column partial) in groups of
+    # GROUP_M = 2 rows (the last group one row), K = 40 is 2 full K blocks and a remainder. (With
+    # a column count prime to GROUP_M, some wrong orderings are still a permutation of the tiles.)
     cfg = dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=16, GROUP_M=2, num_warps=4, num_stages=1)
     gen = torch.Generator().manual_seed(1)
     with tune.forced("gemm", cfg):
-        assert gemm_config(70, 40, 40, F64) == cfg
-        a, b = _rand(70, 40, gen=gen), _rand(40, 40, gen=gen)
-        _check("matmul", [a, b, "ieee"], "matmul 5x3 tiles")
+        assert gemm_config(70, 60, 40, F64) == cfg
+        a, b = _rand(70, 40, gen=gen), _rand(40, 60, gen=gen)
+        _check("matmul", [a, b, "ieee"], "matmul 5x4 tiles")
         a3, b3 = _rand(2, 70, 40, gen=gen), _rand(2, 40, 33, gen=gen).transpose(1, 2).contiguous().transpose(1, 2)
         _check("matmul", [a3, b3, "ieee"], "batched matmul 5x3 tiles")
         x, w, bias = _rand(70, 40, gen=gen), _rand(33, 40, gen=gen, scale=0.3), _rand(33, gen=gen)
