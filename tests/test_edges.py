@@ -184,6 +184,22 @@ def test_int64_switch_in_the_pointwise_planners():
 
 
 # ------------------------------------------------------------------------------------------------
+# plan memos: a launcher's memo key holds everything its plan depends on
+
+
+def test_pointwise_memo_keys_on_the_output_layout():
+    # same operand, same output shape, two output layouts: the second call must not reuse the
+    # first call's plan (it would write row-major into a column-major output)
+    from triton_ops.launchers.pointwise import pointwise
+    from triton_ops.scalar import identity
+
+    x = torch.arange(12.0, dtype=F64, device=DEVICE).reshape(3, 4)
+    rows = pointwise(identity, torch.empty(3, 4, dtype=F64, device=DEVICE), x)
+    cols = pointwise(identity, torch.empty(4, 3, dtype=F64, device=DEVICE).t(), x)
+    assert torch.equal(rows, x) and torch.equal(cols, x)
+
+
+# ------------------------------------------------------------------------------------------------
 # optional tensors go through the device and dtype checks too
 
 
