@@ -136,8 +136,8 @@ MUTANTS = [
     M("tiles-group-offsets", "triton_ops/tiles.py",
       "first\n            off += (rem % sizes[len(sizes) - 1 - k]) * strides[len(sizes) - 1 - k]",
       "first\n            off += (rem % sizes[len(sizes) - 1 - k]) * strides[k]", "multi-axis offsets use the wrong stride", T_PW),
-    M("tiles-split-float-lo", "triton_ops/tiles.py", "lo = float(np.float32(v - hi)) if",
-      "lo = 0.0 if", "float64 parameters truncated to float32", T_UNARY),
+    # (No mutant drops split_float's `lo`: float64 math takes the number's bits, and in float32
+    # math hi + lo rounds to hi - |lo| is at most half an ulp of hi - so no test can see it.)
     M("broadcast-merge-stride", "triton_ops/broadcast.py",
       "            for k, v in layouts.items():\n                strides[k][-1] = v[d]\n", "",
       "merged axes keep the outer axis's stride", T_PW),
@@ -213,7 +213,7 @@ MUTANTS = [
       T_INT64),
     # ---- plan memos: a memo key that forgets what the plan depends on reuses another call's plan
     M("memo-pw-out-strides", "triton_ops/launchers/pointwise.py", "param is None, out.shape, out.stride(), out.dtype,",
-      "param is None, out.shape, out.dtype,", "pointwise memo key forgets the output's strides", T_PW + T_LAYOUT),
+      "param is None, out.shape, out.dtype,", "pointwise memo key forgets the output's strides", ("tests/test_edges.py",) + T_PW),
     M("memo-loss-reduction", "triton_ops/launchers/loss.py", "x.dtype, t.dtype, param is None, reduction,\n",
       "x.dtype, t.dtype, param is None,\n", "loss memo key forgets the reduction ('none' reuses 'mean')", T_LOSS),
     M("memo-gemm-bias", "triton_ops/launchers/matmul.py", "out_dtype, _key(bias), id(epilogue)",
