@@ -14,6 +14,21 @@ def _seed():
     torch.manual_seed(0)
     yield
 
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    """An empty tuning store of this test's own (the path), read afresh: no cached entry or plan
+    of another store survives into the test or out of it."""
+    from triton_ops import runtime, tune
+
+    path = tmp_path / "tuned.json"
+    monkeypatch.setenv("TRITON_OPS_TUNE_STORE", str(path))
+    tune._cache.clear()
+    runtime.clear_plan_caches()
+    yield path
+    tune._cache.clear()
+    runtime.clear_plan_caches()
+
+
 def pytest_sessionfinish(session, exitstatus):
     # A run that collected nothing is a broken run, not a pass: turn pytest's exit 5 into 1.
     if exitstatus == 5:

@@ -106,17 +106,6 @@ def test_domain_checks_environment_garbage_is_loud():
 # class 6: the tuning store
 
 
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    path = tmp_path / "tuned.json"
-    monkeypatch.setenv("TRITON_OPS_TUNE_STORE", str(path))
-    tune._cache.clear()
-    runtime.clear_plan_caches()
-    yield path
-    tune._cache.clear()
-    runtime.clear_plan_caches()
-
-
 def _write(path, configs):
     path.write_text(json.dumps({"version": tune.STORE_VERSION, "configs": {tune.device_name(): configs}}))
     tune._cache.clear()

@@ -25,11 +25,13 @@ def _decide_backend() -> str:
         return "compile-only"
     if os.environ.get("TRITON_INTERPRET", "0") == "1":
         _interpret_triton_stdlib()
+        _interpret_bf16_float64_casts()
         return "interpreter"
     if torch.cuda.is_available():
         return "cuda"
     os.environ["TRITON_INTERPRET"] = "1"
     _interpret_triton_stdlib()
+    _interpret_bf16_float64_casts()
     return "interpreter"
 
 
@@ -80,6 +82,29 @@ def _interpret_triton_stdlib() -> None:
     for name, value in vars(std).items():
         if isinstance(getattr(tl, name, None), triton.JITFunction):
             setattr(tl, name, value)
+
+
+def _interpret_bf16_float64_casts() -> None:
+    """The interpreter holds bfloat16 as raw 16-bit integers and converts only float32 <->
+    bfloat16 as floats: float64 <-> bfloat16 casts (a float64 gradient stored into a bfloat16
+    operand's, a bfloat16 operand read into float64 math) reinterpret the integers. Route them
+    through float32, as the compiled backend's rounding would land within the interpreter's
+    1-ulp truncation."""
+    import triton.language as tl
+    from triton.runtime.interpreter import InterpreterBuilder
+
+    cast = InterpreterBuilder.cast_impl
+    if getattr(cast, "_triton_ops", False):
+        return
+
+    def cast_impl(self, src, dst_type):
+        pair = {src.dtype.scalar, dst_type.scalar}
+        if pair == {tl.float64, tl.bfloat16}:
+            src = cast(self, src, tl.float32)
+        return cast(self, src, dst_type)
+
+    cast_impl._triton_ops = True
+    InterpreterBuilder.cast_impl = cast_impl
 
 
 _BACKEND = _decide_backend()

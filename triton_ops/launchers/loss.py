@@ -79,7 +79,7 @@ def _loss_forward_plan(fn, x, t, x_dtype, t_dtype, has_param, reduction, row_dim
         x_r=R_group.strides["x"], x_k=K_group.strides["x"], t_r=R_group.strides["t"], t_k=K_group.strides["t"],
         out_k=out_k, part_slot=K if chunks > 1 else 0, FN=fn, HAS_PARAM=has_param,
         COMPUTE=runtime.compute_dtype(x_dtype, t_dtype), BLOCK_R=block_r, BLOCK_K=block_k,
-        INDEX_64=runtime.needs_int64(*_extents(x, t), runtime.numel(out_shape), chunks * K))
+        INDEX_64=runtime.needs_int64(*_extents(x, t), runtime.numel(out_shape) - 1, chunks * K - 1))  # last offsets
     return launch, chunks, K
 
 
@@ -195,7 +195,7 @@ def ce_logits_forward_plan(z, target, probs, dim, reduction, dtype):
         r_sizes=rows.sizes, R=R, C=C, z_r=rows.strides["z"], t_r=rows.strides["t"], z_c=z[1][dim],
         t_c=target[1][dim] if probs else 0, PROBS=probs, REDUCE=reduction != "none", MEAN=reduction == "mean",
         COMPUTE=runtime.compute_dtype(dtype), BLOCK_R=block_r, BLOCK_C=block_c,
-        INDEX_64=runtime.needs_int64(*_extents(z, target), R, 2 * programs))  # outputs: loss/lse rows, partials
+        INDEX_64=runtime.needs_int64(*_extents(z, target), R - 1, 2 * programs - 1))  # last offsets: loss/lse rows, partials
     return launch, programs
 
 
@@ -279,7 +279,7 @@ def _cos_forward_plan(x, t, class_dims, reduction, x_dtype, t_dtype):
         r_sizes=rows.sizes, c_sizes=cls.sizes, R=R, C=C, x_r=rows.strides["x"], t_r=rows.strides["t"],
         x_c=cls.strides["x"], t_c=cls.strides["t"], REDUCE=reduction != "none",
         COMPUTE=runtime.compute_dtype(x_dtype, t_dtype), BLOCK_R=block_r, BLOCK_C=block_c,
-        INDEX_64=runtime.needs_int64(*_extents(x, t), 3 * R))  # outputs: the loss rows, 3 stats per row
+        INDEX_64=runtime.needs_int64(*_extents(x, t), 3 * R - 1))  # last offsets: the loss rows, 3 stats per row
     return launch, programs, R
 
 

@@ -104,7 +104,7 @@ def _vjp_plan(shape, x_strides, g_strides, dx_strides, d, dtype, w_strides, need
         dx_r=rows.strides["dx"], dx_c=cols.strides["dx"], dx_c1=cols.strides["dx"][-1], w_c=w_c, w_c1=w_c1,
         HAS_W=w_strides is not None, NEED_DW=need_w, NEED_DB=need_b, SINGLE=D <= block_d,
         COMPUTE=runtime.compute_dtype(dtype), BLOCK_R=block_r, BLOCK_D=block_d,
-        INDEX_64=runtime.needs_int64(*_extents(shape, d, layouts, params), programs * D))
+        INDEX_64=runtime.needs_int64(*_extents(shape, d, layouts, params), programs * D - 1))  # partials: last offset
     return launch, programs, D
 
 

@@ -304,7 +304,7 @@ def _vjp_plan(kernel, dfx, dfy, arity, has_param, swap, out_shape, gd, xd, yd, x
 
     x_st, y_st, g_st, dx_st, dy_st = st("x"), st("y"), st("g"), st("dx"), st("dy")
     extents = [runtime.max_offset(d[1], d[2]) for d in (xd, yd, gd) if d[0] == TENSOR]
-    extents += [dx_slots * runtime.numel(x_shape), dy_slots * runtime.numel(y_shape)]
+    extents += [dx_slots * runtime.numel(x_shape) - 1, dy_slots * runtime.numel(y_shape) - 1]  # last offsets
     launch = runtime.LaunchPlan(
         kernel, (tiles * chunks,), {"num_warps": num_warps},
         groups=(plan.A.sizes, plan.B.sizes, plan.C.sizes, A, B, a_per_program), C=C,

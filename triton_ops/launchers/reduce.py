@@ -17,7 +17,7 @@ def _combine_plan(kernel, P: int, K: int, part_dtype, divide: bool) -> runtime.L
     block_p = min(runtime.next_pow2(P), max(1, runtime.tile_elements() // block_k))
     return runtime.LaunchPlan(kernel, (runtime.cdiv(K, block_k),), {"num_warps": 4}, P=P, K=K, DIVIDE=divide,
                               COMPUTE=runtime.compute_dtype(part_dtype), BLOCK_P=block_p, BLOCK_K=block_k,
-                              INDEX_64=runtime.needs_int64(P * K))
+                              INDEX_64=runtime.needs_int64(P * K - 1))
 
 
 def combine_partials(partials: torch.Tensor, out: torch.Tensor, scale: float = 1.0, kernel=combine_vjp_kernel,

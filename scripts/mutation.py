@@ -1,0 +1,404 @@
+"""Mutation check: plant realistic one-line bugs, one at a time, and see whether the tests notice.
+
+    PYTHONPATH=. .venv/bin/python scripts/mutation.py                  # every mutant, current tests
+    PYTHONPATH=. .venv/bin/python scripts/mutation.py --tests-from 3b75918   # tests of another commit
+    PYTHONPATH=. .venv/bin/python scripts/mutation.py -k gemm ln-       # mutants whose id contains a word
+    PYTHONPATH=. .venv/bin/python scripts/mutation.py --list            # list the mutants, check none is stale
+    PYTHONPATH=. .venv/bin/python scripts/mutation.py --shard 1/2       # half of them (run 2/2 beside it)
+
+Each mutant is (id, file, exact original snippet, replacement, description, tests). The tree is
+copied once into a scratch directory (the working tree is never touched); for each mutant the
+snippet is replaced there, ``pytest -x -q`` runs the mutant's test files (a short run), and the
+file is restored. A mutant is KILLED when the tests fail (TIMEOUT, counted as killed, when they run past the
+per-mutant limit: on a loaded machine, rerun it with a larger --timeout), SURVIVED when they pass,
+STALE when its snippet no longer occurs exactly once in its file (code moved: update the mutant's
+file or snippet; a stale mutant never counts as killed). Not part of CI: it takes minutes.
+Run it before and after each kernel rewrite and quote the score.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@dataclass(frozen=True)
+class Mutant:
+    id: str
+    file: str
+    old: str
+    new: str
+    why: str
+    tests: tuple
+
+
+# Test selections, by area (paths relative to the repository root; a missing file is dropped,
+# so the same table runs against an older test suite).
+T_MM = ("tests/test_loops.py", "tests/test_layers.py")
+T_LN = ("tests/test_loops.py", "tests/test_edges.py", "tests/test_layers.py")
+T_LOSS = ("tests/test_loops.py", "tests/test_edges.py", "tests/test_losses.py")
+T_PW = ("tests/test_loops.py", "tests/test_binary.py", "tests/test_unary.py")
+T_UNARY = ("tests/test_edges.py", "tests/test_unary.py")
+T_CHECKS = ("tests/test_edges.py", "tests/test_layers.py")
+T_INT64 = ("tests/test_edges.py", "tests/test_int64.py")
+T_TUNE = ("tests/test_edges.py", "tests/test_tune.py")
+T_NN = ("tests/test_edges.py", "tests/test_training.py")
+T_EMB = ("tests/test_loops.py", "tests/test_layers.py")
+T_LAYOUT = ("tests/test_reliability_layouts.py",)
+T_ROUTES = ("tests/test_reliability_tracing.py", "tests/test_routes.py")
+T_VALUES = ("tests/test_reliability_values.py", "tests/test_edges.py", "tests/test_unary.py")
+
+M = Mutant
+MUTANTS = [
+    # ---- GEMM template and launcher (templates/gemm.py, launchers/matmul.py)
+    M("gemm-k-loop-short", "triton_ops/templates/gemm.py", "for k0 in range(0, K, BLOCK_K):",
+      "for k0 in range(0, tl.maximum(K - BLOCK_K, 1), BLOCK_K):", "K loop stops one block early", T_MM),
+    M("gemm-bias-in-k-loop", "triton_ops/templates/gemm.py",
+      "    c_mask = m_mask[:, None] & n_mask[None, :]\n    if HAS_BIAS:\n        acc += tl.load(bias_ptr",
+      "        if HAS_BIAS:\n            acc += tl.load(bias_ptr + rn, mask=n_mask, other=0.0).to(ACC)[None, :]\n"
+      "    c_mask = m_mask[:, None] & n_mask[None, :]\n    if HAS_BIAS:\n        acc += 0 * tl.load(bias_ptr",
+      "bias added inside the K loop (once per K block) instead of once after it", T_MM),
+    M("gemm-db-last-k-block", "triton_ops/templates/gemm.py", "row_sum += tl.sum(a.to(ACC), axis=1)",
+      "row_sum = tl.sum(a.to(ACC), axis=1)", "bias-gradient row sum keeps only the last K block", T_MM),
+    M("gemm-group-order", "triton_ops/templates/gemm.py", "pid_n = (pid % (GROUP_M * n_n)) // rows_in_group",
+      "pid_n = (pid % (GROUP_M * n_n)) % n_n", "GROUP_M tile ordering maps programs to the wrong tiles", T_MM),
+    M("gemm-m-tiles-floor", "triton_ops/launchers/matmul.py", 'tiles = runtime.cdiv(M, cfg["BLOCK_M"])',
+      'tiles = max(1, M // cfg["BLOCK_M"])', "grid drops the last partial row of tiles", T_MM),
+    M("gemm-transpose-strides", "triton_ops/launchers/matmul.py", "return (b, c, r) if transpose else (b, r, c)",
+      "return (b, r, c)", "transposed operand read with its own strides", T_MM),
+    M("gemm-epilogue-dropped", "triton_ops/templates/gemm.py",
+      "    if EPILOGUE is not None:\n        acc = call(EPILOGUE, acc, acc, p, 1, HAS_PARAM, False)\n",
+      "", "activation epilogue dropped", T_MM),
+    # ---- LayerNorm kernels and launcher (fwd/ bwd/norm.py, launchers/norm.py)
+    M("ln-long-unbiased-var", "triton_ops/fwd/norm.py", "rstd = 1.0 / tl.sqrt(m2 / D + eps)",
+      "rstd = 1.0 / tl.sqrt(m2 / (D - 1) + eps)", "long-row path uses the unbiased variance", T_LN),
+    M("ln-single-unbiased-var", "triton_ops/fwd/norm.py", "tl.sum(xc * xc, axis=1) / D + eps",
+      "tl.sum(xc * xc, axis=1) / (D - 1) + eps", "one-block path uses the unbiased variance", T_LN),
+    M("ln-chan-merge", "triton_ops/fwd/norm.py", "m2 = m2 + chunk_m2 + delta * delta * (n_prev * n_chunk / total)",
+      "m2 = m2 + chunk_m2", "Chan merge drops the between-chunk term", T_LN),
+    M("ln-chunk-mean-block", "triton_ops/fwd/norm.py", "chunk_mean = tl.sum(x, axis=1) / n_chunk",
+      "chunk_mean = tl.sum(x, axis=1) / BLOCK_D", "last partial column chunk averaged over BLOCK_D", T_LN),
+    M("ln-fwd-row-loop-short", "triton_ops/fwd/norm.py", "    for r0 in range(start, stop, BLOCK_R):\n        rows, r_mask",
+      "    for r0 in range(start, tl.maximum(stop - BLOCK_R, start + 1), BLOCK_R):\n        rows, r_mask",
+      "forward row loop stops one row block early", T_LN),
+    M("ln-dw-last-block", "triton_ops/bwd/norm.py", "dw_acc += tl.sum(g * x_hat, axis=0)",
+      "dw_acc = tl.sum(g * x_hat, axis=0)", "dweight keeps only the last row block's partial", T_LN),
+    M("ln-db-last-block", "triton_ops/bwd/norm.py", "db_acc += tl.sum(g, axis=0)",
+      "db_acc = tl.sum(g, axis=0)", "dbias keeps only the last row block's partial", T_LN),
+    M("ln-long-dw-overwrite", "triton_ops/bwd/norm.py",
+      "tl.store(part, tl.load(part, mask=cm, other=0.0) + tl.sum(g * x_hat, axis=0), mask=cm)",
+      "tl.store(part, tl.sum(g * x_hat, axis=0), mask=cm)", "long rows: dweight partial overwritten per row block",
+      T_LN),
+    M("ln-dx-mean-term", "triton_ops/bwd/norm.py", "            c2 = tl.sum(gw, axis=1)[:, None] / D\n",
+      "            c2 = tl.sum(gw, axis=1)[:, None] / (D - 1)\n", "dx mean term over D - 1", T_LN),
+    M("ln-partials-one-slot", "triton_ops/bwd/norm.py", "tl.store(dw_part_ptr + pid * D + cols, dw_acc, mask=c_mask)",
+      "tl.store(dw_part_ptr + cols, dw_acc, mask=c_mask)", "every program writes dweight partial row 0", T_LN),
+    M("ln-programs-floor", "triton_ops/launchers/norm.py",
+      "return block_r, block_d, runtime.cdiv(R, rows_per_program), rows_per_program",
+      "return block_r, block_d, max(1, R // rows_per_program), rows_per_program",
+      "LayerNorm grid drops the last partial program", T_LN),
+    M("ln-out-dtype", "triton_ops/ops/layers.py", "    return torch.empty_like(x), x.new_empty((R,)",
+      "    return torch.empty_like(x, dtype=_ln_stat_dtype(x)), x.new_empty((R,)",
+      "LayerNorm output in float32 for a float16/bfloat16 input", T_LN),
+    M("ln-eps-dropped", "triton_ops/launchers/norm.py", 'numbers=split_float(eps, launch.fixed["COMPUTE"])',
+      'numbers=split_float(1e-5, launch.fixed["COMPUTE"])', "LayerNorm ignores eps", T_LN),
+    # ---- deterministic combine of partials (templates/reduce.py)
+    M("combine-read-order", "triton_ops/templates/reduce.py", "part_ptr + rows[:, None] * K + cols[None, :]",
+      "part_ptr + rows[:, None] + cols[None, :] * P", "partials read transposed ([K, P] instead of [P, K])",
+      ("tests/test_loops.py", "tests/test_binary.py", "tests/test_layers.py")),
+    M("combine-p-loop-short", "triton_ops/templates/reduce.py", "for p0 in range(0, P, BLOCK_P):",
+      "for p0 in range(0, tl.maximum(P - BLOCK_P, 1), BLOCK_P):", "combine stops one block of partials early",
+      ("tests/test_loops.py", "tests/test_binary.py")),
+    M("combine-count-clamp", "triton_ops/templates/reduce.py", "factor = scale / tl.maximum(tl.sum(tl.where(cols == 1, total, 0.0), axis=0), 1.0)",
+      "factor = scale / tl.sum(tl.where(cols == 1, total, 0.0), axis=0)", "mean over zero counted rows divides by 0",
+      T_LOSS),
+    # ---- pointwise templates, plans and descriptors (templates/pointwise.py, launchers/pointwise.py)
+    M("vjp-dx-last-a", "triton_ops/templates/pointwise.py", "acc += g * call(DFX, x, y, p, ARITY, HAS_PARAM, SWAP)",
+      "acc = g * call(DFX, x, y, p, ARITY, HAS_PARAM, SWAP)", "dx keeps only the last step of the A loop", T_PW),
+    M("vjp-dx-one-slot", "triton_ops/templates/pointwise.py", "tl.store(dx_ptr + chunk * dx_slot + dx_bc",
+      "tl.store(dx_ptr + dx_bc", "every A chunk writes dx partial row 0", T_PW),
+    M("vjp-dy-one-slot", "triton_ops/templates/pointwise.py", "tl.store(dy_ptr + pid_b * dy_slot +",
+      "tl.store(dy_ptr + 0 * dy_slot +", "every B block writes dy partial row 0", T_PW),
+    M("vjp-dy-slots", "triton_ops/launchers/pointwise.py", "dx_slots, dy_slots = (chunks if need_dx else 1), (n_b if need_dy else 1)",
+      "dx_slots, dy_slots = (chunks if need_dx else 1), 1", "dy of several B blocks not combined", T_PW),
+    M("vjp-a-chunks-floor", "triton_ops/launchers/pointwise.py", "    chunks = runtime.cdiv(A, a_per_program)\n",
+      "    chunks = max(1, A // a_per_program)\n", "VJP grid drops the last (shorter) A chunk", T_PW),
+    M("fwd-a-chunks-floor", "triton_ops/launchers/pointwise.py", "kernel, (tiles * runtime.cdiv(A, a_per_program),),",
+      "kernel, (tiles * max(1, A // a_per_program),),", "forward grid drops the last (shorter) A chunk", T_PW),
+    M("tiles-group-offsets", "triton_ops/tiles.py",
+      "first\n            off += (rem % sizes[len(sizes) - 1 - k]) * strides[len(sizes) - 1 - k]",
+      "first\n            off += (rem % sizes[len(sizes) - 1 - k]) * strides[k]", "multi-axis offsets use the wrong stride", T_PW),
+    # (No mutant drops split_float's `lo`: float64 math takes the number's bits, and in float32
+    # math hi + lo rounds to hi - |lo| is at most half an ulp of hi - so no test can see it.)
+    M("broadcast-merge-stride", "triton_ops/broadcast.py",
+      "            for k, v in layouts.items():\n                strides[k][-1] = v[d]\n", "",
+      "merged axes keep the outer axis's stride", T_PW),
+    M("broadcast-reduce-axes", "triton_ops/ops/binary.py", "return tuple(sorted(set(range(missing)) | set(self.expanded_axes(i))))",
+      "return tuple(sorted(set(self.expanded_axes(i))))", "reduce_axes forgets the missing leading axes",
+      ("tests/test_binary.py",)),
+    # ---- losses (fwd/loss.py, bwd/loss.py, launchers/loss.py, ops/loss.py)
+    M("loss-r-loop-short", "triton_ops/fwd/loss.py", "for r0 in range(r_start, r_stop, BLOCK_R):",
+      "for r0 in range(r_start, tl.maximum(r_stop - BLOCK_R, r_start + 1), BLOCK_R):",
+      "loss reduction loop stops one block early", T_LOSS),
+    M("loss-partial-slot", "triton_ops/fwd/loss.py", "tl.store(out_ptr + chunk * part_slot +",
+      "tl.store(out_ptr + 0 * part_slot +", "every R chunk writes loss partial row 0", T_LOSS),
+    M("loss-chunks-floor", "triton_ops/launchers/loss.py", "    chunks = runtime.cdiv(R, r_per_program)\n",
+      "    chunks = max(1, R // r_per_program)\n", "loss grid drops the last R chunk", T_LOSS),
+    M("loss-mean-n-1", "triton_ops/launchers/loss.py",
+      '    scale = 1.0 / (mean_rows if mean_rows is not None else N) if reduction == "mean" else 1.0\n    target',
+      '    scale = 1.0 / (mean_rows if mean_rows is not None else N - 1) if reduction == "mean" else 1.0\n    target',
+      "mean divides by N - 1", T_LOSS),
+    M("loss-out-dtype", "triton_ops/launchers/loss.py", "    dtype = torch.result_type(x, t)\n",
+      "    dtype = x.dtype\n", "mixed-dtype loss returns x's dtype, not result_type", T_LOSS),
+    M("loss-dt-sign", "triton_ops/bwd/loss.py", "dt = -g * call(DFX, x, t, p, 2, HAS_PARAM, False)",
+      "dt = g * call(DFX, x, t, p, 2, HAS_PARAM, False)", "d/dt of a loss of x - t has the wrong sign", T_LOSS),
+    M("hinge-kink", "triton_ops/ops/loss.py", "return tl.where(m > 0, -t, scalar.nan_else(m, 0.0))",
+      "return tl.where(m >= 0, -t, scalar.nan_else(m, 0.0))", "hinge gradient at 1 - t*x = 0 is -t, not 0", T_LOSS),
+    M("mae-sign-zero", "triton_ops/scalar.py", "tl.where(x < 0, -1.0, x * 0.0)", "tl.where(x < 0, -1.0, 1.0)",
+      "sign(0) = 1 (mae gradient at x = t)", T_LOSS),
+    M("huber-sign", "triton_ops/ops/loss.py", "return tl.where(tl.abs(d) < delta, d, delta * scalar.sign(d))",
+      "return tl.where(tl.abs(d) < delta, d, delta)", "huber gradient loses its sign past delta", T_LOSS),
+    M("huber-linear-offset", "triton_ops/ops/loss.py", "return tl.where(d < delta, 0.5 * d * d, delta * (d - 0.5 * delta))",
+      "return tl.where(d < delta, 0.5 * d * d, delta * (d - 0.5))", "huber linear branch offset wrong for delta != 1",
+      T_LOSS),
+    M("ce-lse-rescale", "triton_ops/fwd/loss.py", "s = s * tl.exp(m - m_safe) + tl.sum(",
+      "s = s + tl.sum(", "online log-sum-exp not rescaled when the max grows", T_LOSS),
+    M("ce-partial-slot", "triton_ops/fwd/loss.py", "part = tl.program_id(0) * 2", "part = 0",
+      "every cross-entropy program writes partial 0", T_LOSS),
+    M("cosine-c-loop-last", "triton_ops/fwd/loss.py", "        dot += x * t\n", "        dot = x * t\n",
+      "cosine dot product keeps only the last column block", T_LOSS),
+    M("cosine-eps-add", "triton_ops/fwd/loss.py", "tl.maximum(tl.sqrt(xx_r), eps, propagate_nan=tl.PropagateNan.ALL)",
+      "(tl.sqrt(xx_r) + eps)",
+      "eps added to the norm instead of clamping it", T_LOSS),
+    # ---- unary kinks
+    M("leaky-relu-kink", "triton_ops/ops/unary.py", "return tl.where(x > 0, 1.0, slope)",
+      "return tl.where(x >= 0, 1.0, slope)", "leaky_relu'(0) = 1 instead of the slope", T_UNARY),
+    M("elu-kink", "triton_ops/ops/unary.py", "return tl.where(x > 0, 1.0, alpha * tl.exp(x))",
+      "return tl.where(x >= 0, 1.0, alpha * tl.exp(x))", "elu'(0) = 1 instead of alpha", T_UNARY),
+    M("sqrt-kink", "triton_ops/ops/unary.py", "return tl.where(x > 0, 0.5 / tl.sqrt(tl.where(x > 0, x, 1.0)), scalar.nan",
+      "return tl.where(x >= 0, 0.5 / tl.sqrt(tl.where(x > 0, x, 1.0)), scalar.nan", "sqrt'(0) = 0.5 instead of 0",
+      T_UNARY),
+    # ---- argument checks of optional tensors
+    M("linear-bias-device", "triton_ops/ops/layers.py",
+      '    runtime.check_devices(op, {"x": x, "weight": weight, "bias": bias})\n    _same_dtype',
+      '    runtime.check_devices(op, {"x": x, "weight": weight})\n    _same_dtype',
+      "linear: bias device not checked", T_CHECKS),
+    M("linear-bias-dtype", "triton_ops/ops/layers.py", '_same_dtype(op, {"x": x, "weight": weight, "bias": bias})',
+      '_same_dtype(op, {"x": x, "weight": weight})', "linear: bias dtype not checked", T_CHECKS),
+    M("ln-weight-device", "triton_ops/ops/layers.py",
+      '    runtime.check_devices(op, {"x": x, "weight": weight, "bias": bias})\n    shape =',
+      '    runtime.check_devices(op, {"x": x})\n    shape =', "layer_norm: weight/bias device not checked", T_CHECKS),
+    M("ln-weight-float", "triton_ops/ops/layers.py",
+      "        if t is not None:\n            runtime.check_float(op, name, t)\n    runtime.check_devices(op, {\"x\": x, \"weight\"",
+      "        pass\n    runtime.check_devices(op, {\"x\": x, \"weight\"", "layer_norm: integer weight/bias accepted",
+      T_CHECKS),
+    M("interp-bf16-f64-cast", "triton_ops/runtime.py", "if pair == {tl.float64, tl.bfloat16}:", "if False:",
+      "interpreter casts float64 <-> bfloat16 by reinterpreting raw integers", ("tests/test_edges.py",) + T_PW),
+    # ---- int64 offsets planner
+    M("int64-threshold-ge", "triton_ops/runtime.py", "return any(e > INT32_MAX for e in extents)",
+      "return any(e >= INT32_MAX for e in extents)", "int64 switch moved to 2^31 - 1 (an offset int32 still holds)",
+      T_INT64),
+    M("int64-threshold-moved", "triton_ops/runtime.py", "INT32_MAX = 2**31 - 1", "INT32_MAX = 2**31",
+      "int64 threshold moved past int32's range", T_INT64),
+    M("int64-max-offset", "triton_ops/runtime.py", "return sum((s - 1) * abs(st) for s, st in zip(shape, strides) if s > 0)",
+      "return sum(s * abs(st) for s, st in zip(shape, strides) if s > 0)", "largest offset counted one step too far",
+      T_INT64),
+    # ---- plan memos: a memo key that forgets what the plan depends on reuses another call's plan
+    M("memo-pw-out-strides", "triton_ops/launchers/pointwise.py", "param is None, out.shape, out.stride(), out.dtype,",
+      "param is None, out.shape, out.dtype,", "pointwise memo key forgets the output's strides", ("tests/test_edges.py",) + T_PW),
+    M("memo-loss-reduction", "triton_ops/launchers/loss.py", "x.dtype, t.dtype, param is None, reduction,\n",
+      "x.dtype, t.dtype, param is None,\n", "loss memo key forgets the reduction ('none' reuses 'mean')", T_LOSS),
+    M("memo-gemm-bias", "triton_ops/launchers/matmul.py", "out_dtype, _key(bias), id(epilogue)",
+      "out_dtype, bias is None, id(epilogue)", "GEMM memo key forgets the bias layout", T_LAYOUT + T_MM),
+    M("memo-combine-shape", "triton_ops/launchers/reduce.py", "key = (id(kernel), partials.shape, partials.dtype, divide)",
+      "key = (id(kernel), partials.dtype, divide)", "combine memo key forgets the partials' shape", T_PW),
+    # ---- LaunchPlan: the compiled-kernel key (checked under the compile-only backend)
+    M("launchplan-key-bits", "triton_ops/runtime.py", "key.append(tuple(_int_class(x) for x in v if type(x) is int))",
+      "key.append(len(v))", "a compiled kernel reused for another class of float64 bits (1, /16, int64)",
+      ("tests/test_reliability_compile.py",)),
+    # ---- routes: the eager route only for plain eager tensors
+    M("route-meta-eager", "triton_ops/spec.py", "(type(v) not in _PLAIN or v.is_meta)", "(type(v) not in _PLAIN)",
+      "meta tensors take the eager route (launchers on meta)", T_ROUTES),
+    M("route-dispatch-mode", "triton_ops/spec.py", "torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack() or",
+      "torch.compiler.is_compiling() or", "under a TorchDispatchMode (FakeTensorMode) the eager route runs", T_ROUTES),
+    M("route-no-autograd", "triton_ops/spec.py", "                            return eager.apply(*values)\n",
+      "                            return forward(*values)\n", "eager route drops autograd for inputs that need grad",
+      T_ROUTES + ("tests/test_unary.py",)),
+    # ---- float64 numbers as their bits; float32 numbers as hi + lo
+    M("split-f64-value", "triton_ops/tiles.py", 'return struct.unpack("<q", bits)[0], 0',
+      'return int(struct.unpack("<d", bits)[0]), 0', "float64 numbers passed as their value, not their bits", T_VALUES),
+    M("split-neg-zero", "triton_ops/tiles.py", "return hi, (lo if lo != 0.0 else -0.0)", "return hi, lo",
+      "a float32 -0.0 number arrives as +0.0 (hi + lo with lo = +0.0)", T_VALUES),
+    M("split-neg-zero-f64", "triton_ops/tiles.py", 'return _split(struct.pack("<d", float(v)), compute == tl.float64)',
+      'return _split(struct.pack("<d", float(v) + 0.0), compute == tl.float64)',
+      "a -0.0 number loses its sign before the split", T_VALUES),
+    # ---- parameters read through their own strides (strided, stride-0)
+    M("ln-param-inner-stride", "triton_ops/launchers/norm.py", "    return st, st[-1]\n", "    return st, 1\n",
+      "LayerNorm weight/bias innermost stride assumed 1", T_LAYOUT + T_LN),
+    M("ln-bias-weight-strides", "triton_ops/launchers/norm.py",
+      '(w_c, w_c1), (b_c, b_c1) = _param_strides(cols, "w"), _param_strides(cols, "b")',
+      '(w_c, w_c1), (b_c, b_c1) = _param_strides(cols, "w"), _param_strides(cols, "w")',
+      "LayerNorm bias read with the weight's strides", T_LAYOUT + T_LN),
+    M("gemm-bias-stride", "triton_ops/launchers/matmul.py", "bias_st=bias[1][0] if bias is not None else 0",
+      "bias_st=1 if bias is not None else 0", "linear bias read as contiguous", T_LAYOUT + T_MM),
+    # ---- int64 decisions count every tensor a kernel addresses
+    M("int64-loss-vjp-buffers", "triton_ops/launchers/loss.py", "INDEX_64=runtime.needs_int64(*_extents(x, t, g, dx, dt)))\n\n\ndef loss_vjp",
+      "INDEX_64=runtime.needs_int64(*_extents(x, t)))\n\n\ndef loss_vjp",
+      "loss VJP's int64 decision ignores the gradient buffers", T_LAYOUT + T_INT64),
+    M("int64-ln-extents-x-only", "triton_ops/launchers/norm.py", "[runtime.max_offset(shape, st) for st in layouts.values()]",
+      '[runtime.max_offset(shape, layouts["x"])]', "LayerNorm's int64 decision counts x only (not y, g, dx)",
+      T_LAYOUT + T_INT64),
+    M("int64-pw-vjp-last-offset", "triton_ops/launchers/pointwise.py",
+      "extents += [dx_slots * runtime.numel(x_shape) - 1, dy_slots * runtime.numel(y_shape) - 1]",
+      "extents += [dx_slots * runtime.numel(x_shape), dy_slots * runtime.numel(y_shape)]",
+      "pointwise VJP counts one past the gradient's last offset (int64 kernels at 2^31 elements)", T_INT64),
+    # ---- tuning store
+    M("tune-accepts-zero", "triton_ops/tune.py", "not lo <= value <= hi", "not value <= hi",
+      "tuning store accepts BLOCK_M = 0 (below the schema's range)", T_TUNE),
+    M("tune-accepts-non-pow2", "triton_ops/tune.py", "or (pow2 and value & (value - 1)):", "or False:",
+      "tuning store accepts BLOCK_M = 48 (tl.arange needs a power of two)", T_TUNE),
+    M("tune-bucket-exact", "triton_ops/tune.py", 'return "x".join(str(runtime.next_pow2(int(s))) for s in shape)',
+      'return "x".join(str(int(s)) for s in shape)', "store keys not bucketed to powers of two", T_TUNE),
+    M("tune-save-stale-cache", "triton_ops/tune.py", "    tmp.replace(path)\n    _cache.clear()\n",
+      "    tmp.replace(path)\n", "save leaves the in-process store cache stale", T_TUNE),
+    # ---- nn drop-ins
+    M("nn-ln-eps", "triton_ops/nn.py", "self.weight, self.bias, self.eps)", "self.weight, self.bias, 1e-5)",
+      "nn.LayerNorm ignores its eps", T_NN),
+    M("nn-elu-alpha", "triton_ops/nn.py", "return _ops.elu(x, self.alpha)", "return _ops.elu(x)",
+      "nn.ELU ignores alpha", T_NN),
+    M("nn-huber-delta", "triton_ops/nn.py", "delta=self.delta, reduction", "delta=1.0, reduction",
+      "nn.HuberLoss ignores delta", T_NN),
+    M("nn-ce-class-dim", "triton_ops/nn.py", "dim=1 if input.dim() > 1 else 0,", "dim=-1,",
+      "nn.CrossEntropyLoss reads classes on the last axis", T_NN),
+    M("nn-mse-reduction", "triton_ops/nn.py", "return _ops.mse_loss(input, target, reduction=self.reduction)",
+      "return _ops.mse_loss(input, target)", "nn.MSELoss ignores reduction", T_NN),
+    M("nn-fuse-any-param", "triton_ops/nn.py", "if kind and (param is None or getattr(act, param) == default):",
+      "if kind:", "fuse_activations folds an ELU/LeakyReLU with a non-default parameter", T_NN),
+    # ---- embedding
+    M("emb-bwd-i-loop-short", "triton_ops/bwd/shape.py", "for i0 in range(0, n, BLOCK_I):",
+      "for i0 in range(0, tl.maximum(n - BLOCK_I, 1), BLOCK_I):", "embedding dweight stops one index block early",
+      T_EMB),
+]
+
+
+def _test_args(tests, root):
+    out = []
+    for t in tests:
+        path = t.split("::")[0]
+        if os.path.exists(os.path.join(root, path)):
+            out.append(t)
+    return out
+
+
+def make_scratch(tests_from: str | None) -> str:
+    scratch = tempfile.mkdtemp(prefix="triton_ops_mutation_")
+    for name in ("triton_ops", "tests", "pyproject.toml"):
+        src = os.path.join(ROOT, name)
+        dst = os.path.join(scratch, name)
+        if os.path.isdir(src):
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(src, dst)
+    if tests_from:
+        shutil.rmtree(os.path.join(scratch, "tests"))
+        listing = subprocess.run(["git", "-C", ROOT, "ls-tree", "-r", "--name-only", tests_from, "tests"],
+                                 capture_output=True, text=True, check=True).stdout.split()
+        for path in listing:
+            blob = subprocess.run(["git", "-C", ROOT, "show", f"{tests_from}:{path}"], capture_output=True,
+                                  check=True).stdout
+            os.makedirs(os.path.dirname(os.path.join(scratch, path)), exist_ok=True)
+            with open(os.path.join(scratch, path), "wb") as f:
+                f.write(blob)
+    return scratch
+
+
+def stale_reason(m: Mutant, root: str) -> str | None:
+    path = os.path.join(root, m.file)
+    if not os.path.exists(path):
+        return f"{m.file} does not exist"
+    n = open(path).read().count(m.old)
+    if n == 1:
+        return None
+    if n > 1:
+        return f"snippet occurs {n} times in {m.file}"
+    elsewhere = [os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(os.path.join(root, "triton_ops"))
+                 for f in fs if f.endswith(".py") and m.old in open(os.path.join(d, f)).read()]
+    return f"snippet not in {m.file}" + (f" (found in {', '.join(elsewhere)})" if elsewhere else "")
+
+
+def run_mutant(m: Mutant, scratch: str, timeout: float, python: str) -> tuple[str, float, str]:
+    reason = stale_reason(m, scratch)
+    if reason:
+        return "STALE", 0.0, reason
+    tests = _test_args(m.tests, scratch)
+    if not tests:
+        return "SURVIVED", 0.0, "no test file of its selection exists"
+    path = os.path.join(scratch, m.file)
+    original = open(path).read()
+    with open(path, "w") as f:
+        f.write(original.replace(m.old, m.new))
+    start = time.time()
+    try:
+        env = dict(os.environ, PYTHONPATH=scratch, PYTHONDONTWRITEBYTECODE="1")
+        proc = subprocess.run([python, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+                               *tests], cwd=scratch, env=env, capture_output=True, text=True, timeout=timeout)
+        rc, tail = proc.returncode, (proc.stdout + proc.stderr).strip().splitlines()
+        detail = next((line for line in tail if line.startswith("FAILED") or "Error" in line), tail[-1] if tail else "")
+        status = "SURVIVED" if rc == 0 else "KILLED"
+    except subprocess.TimeoutExpired:  # counted as killed, but shown: under load it may be a slow survivor
+        status, detail = "TIMEOUT", f"timeout after {timeout:.0f}s"
+    finally:
+        with open(path, "w") as f:
+            f.write(original)
+    return status, time.time() - start, detail[:160]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-k", nargs="*", default=[], help="run only mutants whose id contains one of these words")
+    p.add_argument("--tests-from", default=None, help="git revision whose tests/ to run (e.g. a baseline)")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds per mutant (a timeout counts as killed)")
+    p.add_argument("--list", action="store_true", help="list the mutants and their staleness, run nothing")
+    p.add_argument("--shard", default="1/1", help="I/N: run every N-th chosen mutant from the I-th (parallel runs)")
+    args = p.parse_args(argv)
+    ids = [m.id for m in MUTANTS]
+    assert len(ids) == len(set(ids)), "duplicate mutant ids"
+    chosen = [m for m in MUTANTS if not args.k or any(w in m.id for w in args.k)]
+    shard, shards = (int(v) for v in args.shard.split("/"))
+    chosen = chosen[shard - 1::shards]
+    if args.list:
+        for m in chosen:
+            print(f"{m.id:<24} {stale_reason(m, ROOT) or 'ok':<10} {m.file}: {m.why}")
+        return 0
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # clean up the scratch copy and the test run
+    scratch = make_scratch(args.tests_from)
+    results = []
+    try:
+        for i, m in enumerate(chosen, 1):
+            status, secs, detail = run_mutant(m, scratch, args.timeout, sys.executable)
+            results.append((m, status, detail))
+            print(f"[{i:>2}/{len(chosen)}] {status:<8} {secs:6.1f}s {m.id:<24} {m.why}"
+                  + (f"  -- {detail}" if status != "KILLED" else ""), flush=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    counted = [r for r in results if r[1] != "STALE"]
+    killed = sum(r[1] in ("KILLED", "TIMEOUT") for r in counted)
+    print(f"\nmutation score: {killed}/{len(counted)} killed = {100.0 * killed / max(len(counted), 1):.1f}%"
+          f"  ({sum(r[1] == 'TIMEOUT' for r in results)} by timeout; {sum(r[1] == 'STALE' for r in results)} stale, "
+          "not counted)")
+    for m, status, detail in results:
+        if status != "KILLED":
+            print(f"  {status:<8} {m.id:<24} {m.file}: {m.why}  [{detail}]")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
