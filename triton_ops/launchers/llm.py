@@ -20,7 +20,7 @@ from ..bwd.matmul import gemm_vjp_kernel
 from ..fwd.matmul import gemm_fwd_kernel
 from ..fwd.reduce import combine_fwd_kernel
 from ..tiles import split_float
-from .loss import ce_logits_forward_plan, ce_logits_vjp_plan
+from .loss import ce_logits_forward_plan, ce_logits_vjp_plan, layout
 from .matmul import gemm
 from .reduce import combine_partials
 
@@ -29,10 +29,6 @@ def chunk_rows(N: int, V: int, H: int) -> int:
     """Rows per chunk: a power of two with chunk x V about N x H (the logits chunk no larger than
     the input), so the extra memory is a small multiple of the input's."""
     return max(1, min(runtime.next_pow2(N), runtime.next_pow2(runtime.cdiv(N, runtime.cdiv(V, max(H, 1))))))
-
-
-def _layout(t):
-    return (tuple(t.shape), tuple(t.stride()))
 
 
 def _chunks(x2, weight, bias, kernel):
@@ -96,7 +92,7 @@ def linear_cross_entropy_vjp(input, weight, target, bias, ignore_index, reductio
     for i, (r0, n, z) in enumerate(_chunks(x2, weight, bias, gemm_vjp_kernel)):
         tc, gc = t[r0:r0 + n], (g if g_element else g[r0:r0 + n])
         # dZ = g * factor * (softmax(z) - onehot(t) smoothed), written over z itself
-        launch = ce_logits_vjp_plan(_layout(z), _layout(tc), False, _layout(gc), _layout(z), None, 1, reduction,
+        launch = ce_logits_vjp_plan(layout(z), layout(tc), False, layout(gc), layout(z), None, 1, reduction,
                                     z.dtype)
         c = launch.fixed["COMPUTE"]
         launch(dz_ptr=z, dt_ptr=z, z_ptr=z, t_ptr=tc, g_ptr=gc, lse_ptr=lse[r0:r0 + n], tsum_ptr=lse[r0:r0 + n],

@@ -31,7 +31,8 @@ def _meta(layout):
     return torch.empty_strided(layout[0], layout[1], device="meta")
 
 
-def _layout(t):
+def layout(t):
+    """(shape, strides) of a tensor: what the row planners key on."""
     return (tuple(t.shape), tuple(t.stride()))
 
 
@@ -96,7 +97,7 @@ def loss_forward(fn, x, t, param, reduction, row_dims=(), mean_rows=None):
            tuple(row_dims), x.device)
     planned = _forward_memo.get(key)
     if planned is None:
-        planned = _forward_memo[key] = _loss_forward_plan(fn, _layout(x), _layout(t), x.dtype, t.dtype,
+        planned = _forward_memo[key] = _loss_forward_plan(fn, layout(x), layout(t), x.dtype, t.dtype,
                                                           param is not None, reduction, tuple(row_dims), x.device)
     launch, chunks, K = planned
     scale = 1.0 / (mean_rows if mean_rows is not None else N) if reduction == "mean" else 1.0
@@ -155,8 +156,8 @@ def loss_vjp(dfx, dft, x, t, grad, param, reduction, needs, row_dims=(), mean_ro
     launch = _vjp_memo.get(key)
     if launch is None:
         launch = _vjp_memo[key] = _loss_vjp_plan(
-            dfx, dft, _layout(x), _layout(t), _layout(grad), _layout(dx) if need_x else None,
-            _layout(dt) if need_t else None, x.dtype, t.dtype, param is not None, reduction, tuple(row_dims))
+            dfx, dft, layout(x), layout(t), layout(grad), layout(dx) if need_x else None,
+            layout(dt) if need_t else None, x.dtype, t.dtype, param is not None, reduction, tuple(row_dims))
     scale = 1.0 / (mean_rows if mean_rows is not None else N) if reduction == "mean" else 1.0
     c = launch.fixed["COMPUTE"]
     launch(dx_ptr=dx if need_x else grad, dt_ptr=dt if need_t else grad, x_ptr=x, t_ptr=t, g_ptr=grad,
@@ -207,7 +208,7 @@ def cross_entropy_logits_forward(z, target, dim, ignore_index, label_smoothing, 
     if R == 0 or C == 0:
         return out.zero_(), lse, tsum, factor
     probs = target.is_floating_point()
-    launch, programs = ce_logits_forward_plan(_layout(z), _layout(target), probs, dim, reduction, z.dtype)
+    launch, programs = ce_logits_forward_plan(layout(z), layout(target), probs, dim, reduction, z.dtype)
     reduce = reduction != "none"
     loss_target = torch.empty((programs, 2), dtype=lse.dtype, device=z.device) if reduce else out
     launch(loss_ptr=loss_target, lse_ptr=lse, tsum_ptr=tsum, z_ptr=z, t_ptr=target,
@@ -249,8 +250,8 @@ def cross_entropy_logits_vjp(z, target, dim, ignore_index, label_smoothing, redu
     C, R = z.shape[dim], lse.numel()
     if R == 0 or C == 0 or not (need_z or need_t):
         return dz, dt
-    launch = ce_logits_vjp_plan(_layout(z), _layout(target), probs, _layout(grad), _layout(dz) if need_z else None,
-                           _layout(dt) if need_t else None, dim, reduction, z.dtype)
+    launch = ce_logits_vjp_plan(layout(z), layout(target), probs, layout(grad), layout(dz) if need_z else None,
+                           layout(dt) if need_t else None, dim, reduction, z.dtype)
     c = launch.fixed["COMPUTE"]
     launch(dz_ptr=dz if need_z else grad, dt_ptr=dt if need_t else grad, z_ptr=z, t_ptr=target, g_ptr=grad,
            lse_ptr=lse, tsum_ptr=tsum, factor_ptr=factor,
@@ -287,7 +288,7 @@ def cosine_forward(x, t, class_dims, eps, reduction, out, stats):
     """The loss into ``out`` and per slice <x,t>, |x|^2, |t|^2 into ``stats`` (saved for the VJP)."""
     if x.numel() == 0:
         return out.zero_(), stats.zero_()
-    launch, programs, R = _cos_forward_plan(_layout(x), _layout(t), class_dims, reduction, x.dtype, t.dtype)
+    launch, programs, R = _cos_forward_plan(layout(x), layout(t), class_dims, reduction, x.dtype, t.dtype)
     reduce = reduction != "none"
     loss_target = torch.empty((programs, 1), dtype=stats.dtype, device=x.device) if reduce else out
     launch(loss_ptr=loss_target, stats_ptr=stats, x_ptr=x, t_ptr=t,
@@ -325,8 +326,8 @@ def cosine_vjp(x, t, class_dims, g_dim, eps, reduction, grad, stats, need_x, nee
     dt = torch.empty_like(t) if need_t else None
     if x.numel() == 0 or not (need_x or need_t):
         return dx, dt
-    launch, R = _cos_vjp_plan(_layout(x), _layout(t), _layout(grad), _layout(dx) if need_x else None,
-                              _layout(dt) if need_t else None, class_dims, g_dim, x.dtype, t.dtype)
+    launch, R = _cos_vjp_plan(layout(x), layout(t), layout(grad), layout(dx) if need_x else None,
+                              layout(dt) if need_t else None, class_dims, g_dim, x.dtype, t.dtype)
     scale = 1.0 / R if reduction == "mean" else 1.0
     c = launch.fixed["COMPUTE"]
     launch(dx_ptr=dx if need_x else grad, dt_ptr=dt if need_t else grad, x_ptr=x, t_ptr=t, g_ptr=grad,
