@@ -16,6 +16,7 @@ ROOT = Path(triton_ops.__file__).parent
 # Bottom to top. A module's layer is the first pattern that matches its dotted name.
 LAYERS = [
     ("runtime", ["runtime"]),
+    ("launch replay", ["replay"]),
     ("shape logic and configs", ["broadcast", "tune"]),
     ("device helpers", ["tiles"]),
     ("scalar math", ["scalar"]),

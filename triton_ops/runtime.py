@@ -381,15 +381,35 @@ class LaunchPlan:
     def __call__(self, **values):
         global _launch_count
         _launch_count += 1
+        recorder = getattr(_recording, "recorder", None)
+        if recorder is not None:  # replay.ReplayCache is recording this call's launches
+            with recorder.launching(self, values):
+                return self._launch(values)
+        return self._launch(values)
+
+    def _launch(self, values):
         if INTERPRETER:
             return self._interpret(values)
         if not DIRECT_LAUNCH:
             return self.kernel[self.grid](**self.fixed, **values, **self.options)
+        args = self.argument_list(values)
+        launch_compiled(self.compiled_for(values), self.grid, _driver.active.get_current_stream(
+            _driver.active.get_current_device()), args)
+
+    def argument_list(self, values: dict) -> list:
+        """The kernel's flat argument list: the plan's fixed values and this call's."""
         args = self._template.copy()
-        device = _driver.active.get_current_device()
-        key = [device]  # a compiled kernel's function handle belongs to the device it was loaded on
         for i, name in self._slots:
-            v = args[i] = values[name]
+            args[i] = values[name]
+        return args
+
+    def compiled_for(self, values: dict):
+        """The compiled kernel for these call values (compiled on first use): a compiled
+        kernel's function handle belongs to the device it was loaded on, and Triton specializes
+        tensors on dtype and 16-byte alignment and integers on their value class."""
+        key = [_driver.active.get_current_device()]
+        for _, name in self._slots:
+            v = values[name]
             if type(v) is int:  # Triton specializes integers (1, multiples of 16, int64)
                 key.append(v)
             elif isinstance(v, torch.Tensor):
@@ -401,13 +421,7 @@ class LaunchPlan:
         compiled = self._compiled.get(key)
         if compiled is None:
             compiled = self._compiled[key] = self._compile(values)
-        kernel, run, function, packed = compiled
-        grid = self.grid
-        stream = _driver.active.get_current_stream(device)
-        hook = _knobs.runtime.launch_enter_hook
-        metadata = kernel.launch_metadata(grid, stream, *args) if _hooked(hook) else None
-        run(grid[0], grid[1], grid[2], stream, function, packed, metadata, hook, _knobs.runtime.launch_exit_hook,
-            *args)
+        return compiled
 
     def _compile(self, values):
         global _compile_count
@@ -425,6 +439,33 @@ class LaunchPlan:
         # never stored; numpy, which runs the interpreter, would warn about them.
         with _interpreter_lock, np.errstate(all="ignore"):
             self.kernel[self.grid](**self.fixed, **values, **self.options)
+
+
+def launch_compiled(compiled, grid, stream, args) -> None:
+    """The driver launch of a compiled kernel (``LaunchPlan.compiled_for``), as
+    ``JITFunction.run`` makes it once it has bound and specialized the arguments; a launch hook
+    (a profiler's) gets the launch metadata."""
+    kernel, run, function, packed = compiled
+    hook = _knobs.runtime.launch_enter_hook
+    metadata = kernel.launch_metadata(grid, stream, *args) if _hooked(hook) else None
+    run(grid[0], grid[1], grid[2], stream, function, packed, metadata, hook, _knobs.runtime.launch_exit_hook, *args)
+
+
+def current_device() -> int:
+    return _driver.active.get_current_device()
+
+
+def current_stream(device: int):
+    return _driver.active.get_current_stream(device)
+
+
+def launch_hooked() -> bool:
+    """Whether a launch hook is installed (a replayed call must then launch as a normal one)."""
+    return not INTERPRETER and _hooked(_knobs.runtime.launch_enter_hook)
+
+
+# ``replay.Recorder`` of the call this thread is recording (``LaunchPlan`` reports launches to it)
+_recording = threading.local()
 
 
 def _int_class(v: int) -> tuple:
@@ -501,9 +542,13 @@ class PlanMemo(dict):
 
 
 def plan_memo() -> PlanMemo:
-    memo = PlanMemo()
-    _plan_caches.append(memo)
-    return memo
+    return register_plan_cache(PlanMemo())
+
+
+def register_plan_cache(cache):
+    """Clear ``cache`` (anything with ``cache_clear``) with the plan caches."""
+    _plan_caches.append(cache)
+    return cache
 
 
 def clear_plan_caches() -> None:

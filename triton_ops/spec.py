@@ -14,6 +14,8 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.autograd.forward_ad as _forward_ad
 
+from . import replay
+
 REQUIRED = inspect.Parameter.empty
 
 # Argument kinds and their schema types. "operand" is a tensor or a Python number: in the
@@ -79,6 +81,7 @@ class OpSpec:
     vjp_op: Any = None
     via_custom_op: Callable | None = None
     launchers: Any = None
+    replays: Any = None      # the eager route's ``replay.ReplayCache`` (per call layout)
 
     @property
     def tensor_args(self) -> list[int]:
@@ -281,6 +284,7 @@ def register(spec: OpSpec) -> OpSpec:
     routes = _Routes(spec)
     spec.forward, spec.vjp = routes.raw_forward, routes.raw_vjp
     spec.custom_op, spec.vjp_op = routes.custom_op, routes.vjp_op
+    spec.replays = routes.replays
     spec.fn = routes.public_function()
     registry.add(spec)
     return spec
@@ -302,6 +306,8 @@ class _Routes:
         self.forward = launchers.forward or (lambda *values: launchers.forward_saved(*values)[0])
         self.vjp = launchers.vjp
         self.custom_op, self.vjp_op = self._custom_ops()
+        # eager calls replay their launchers' allocations and launches per call layout
+        self.replays = replay.ReplayCache()
         self.eager = self._autograd_function()
 
     # -- validation ------------------------------------------------------------------------
@@ -352,11 +358,13 @@ class _Routes:
     def _autograd_function(self):
         r = self
 
-        def forward(ctx, *values):
+        replays, layout_key = r.replays, replay.layout_key
+
+        def forward(ctx, key, *values):
             if r.n_saved:
-                out, *saved = r.forward_saved(*values)
+                out, *saved = replays.run((True, key), values, r.forward_saved, *values)
             else:
-                out, saved = r.forward(*values), ()
+                out, saved = replays.run((False, key), values, r.forward, *values), ()
             ctx.save_for_backward(*[_tensor_or_none(values[i]) for i in r.tensor_args], *saved)
             ctx.values = [None if isinstance(v, torch.Tensor) else v for v in values]
             return _not_a_view(out)
@@ -370,18 +378,20 @@ class _Routes:
                 if t is not None:  # None: a Python number (kept in ctx.values) or an absent tensor
                     values[i] = t
             needs_input = ctx.needs_input_grad
-            needs = [needs_input[i] for i in tensor_args]
+            needs = [needs_input[i + 1] for i in tensor_args]  # input 0 is the layout key
             if torch.is_grad_enabled():  # create_graph=True: the VJP op refuses a double backward
                 saved = [list(stored[n_tensors:])] if n_saved else []
                 grads = r.vjp_op(*_to_op_args(r.args, values), *saved, grad, needs)
-            elif n_saved:
-                grads = r.vjp(*values, grad, needs=needs, saved=list(stored[n_tensors:]))
             else:
-                grads = r.vjp(*values, grad, needs=needs)
-            out = [None] * n_values
+                # the layouts again: saved-tensor hooks (offloading) may hand back other layouts
+                inputs = (*values, *stored[n_tensors:], grad)
+                key = ("vjp", layout_key(inputs), tuple(needs))
+                kw = {"saved": list(stored[n_tensors:])} if n_saved else {}
+                grads = replays.run(key, inputs, r.vjp, *values, grad, needs=needs, **kw)
+            out = [None] * (n_values + 1)
             for i, g, n in zip(tensor_args, grads, needs):
                 if n:
-                    out[i] = g
+                    out[i + 1] = g
             return tuple(out)
 
         # Named per op (its backward node reads "<name>_eagerBackward" in a graph).
@@ -462,6 +472,7 @@ class _Routes:
         spec, args, n_saved, tensor_args = self.spec, self.args, self.n_saved, self.tensor_args
         autocast = AUTOCAST.get(spec.family)
         custom, eager, forward = self.custom_op, self.eager, self.forward
+        replays, layout_key = self.replays, replay.layout_key
 
         n_args = len(args)
 
@@ -471,12 +482,13 @@ class _Routes:
                 values = _autocast(values, autocast)
             values = spec.check(*values)
             if eager_route(values, tensor_args):
+                key = layout_key(values)
                 if torch.is_grad_enabled():
                     for i in tensor_args:
                         v = values[i]
                         if isinstance(v, torch.Tensor) and v.requires_grad:
-                            return eager.apply(*values)
-                return forward(*values)
+                            return eager.apply(key, *values)
+                return replays.run((False, key), values, forward, *values)
             out = custom(*_to_op_args(args, values))
             return out[0] if n_saved else out
 

@@ -1,0 +1,204 @@
+"""The eager route's record/replay of launches (``triton_ops.replay``): a warm call with a seen
+layout repeats the first call's allocations and launches, pointed at its own tensors.
+
+Under the interpreter a replay launches the same kernels through ``LaunchPlan`` with every
+tensor rebuilt from the recorded offsets, so these tests run replayed kernels for real; the
+compiled backend's direct launches are checked argument by argument under the compile-only
+backend (``test_direct_replay_passes_the_arguments_of_a_normal_call``).
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import triton_ops
+from triton_ops import replay, runtime
+from triton_ops.launchers.pointwise import pointwise
+from triton_ops.scalar import identity
+
+from bench import cases
+
+ROOT = Path(__file__).resolve().parents[1]
+OPS = [n for n in triton_ops.registry if n != "identity"]
+
+
+def _args(spec, seed, shape=(3, 5)):
+    shape = (4, 6, 5) if spec.family == "matmul" else shape
+    return cases.make_args(spec, shape, torch.float32, "cpu", torch.Generator().manual_seed(seed))
+
+
+def _grads(spec, args):
+    """Output and gradients of the public function (eager route) with a fixed upstream gradient."""
+    positions = cases.diff_positions(spec, args)
+    args = list(args)
+    for i in positions:
+        args[i] = args[i].detach().clone().requires_grad_(True)
+    out = spec.fn(*args)
+    g = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)
+    return [out, *torch.autograd.grad(out, [args[i] for i in positions], g)], g
+
+
+def _same(a, b):
+    return a.shape == b.shape and a.dtype == b.dtype and torch.equal(torch.nan_to_num(a), torch.nan_to_num(b))
+
+
+@pytest.mark.parametrize("name", OPS)
+def test_warm_call_replays_and_matches_the_launchers(name):
+    """The second call of a layout is a replay (forward and VJP), on new values: its output and
+    gradients equal the raw launchers' on those values, bit for bit."""
+    spec = triton_ops.registry[name]
+    _grads(spec, _args(spec, 0))  # records
+    before = replay.replay_count()
+    args = _args(spec, 1)
+    (out, *grads), g = _grads(spec, args)
+    replayed = replay.replay_count() - before
+    assert replayed == 2, f"{name}: {replayed} of forward + VJP replayed; reasons: {list(spec.replays.reasons.values())}"
+    assert _same(out, spec.forward(*args))
+    needs = spec.default_needs(args)
+    expected = [e for e, n in zip(spec.vjp(*args, g, needs=needs), needs) if n]
+    assert len(expected) == len(grads) and all(_same(a, b) for a, b in zip(grads, expected))
+
+
+def test_replay_of_views_at_other_offsets():
+    """Inputs that are views at different offsets (same strides, same 16-byte alignment class)
+    share one replay, each read at its own offset."""
+    base = torch.randn(8, 64)
+    first, second = base[1:5, 4:20], base[3:7, 36:52]
+    assert first.data_ptr() % 16 == second.data_ptr() % 16
+    triton_ops.gelu(first)
+    before = replay.replay_count()
+    out = triton_ops.gelu(second)
+    assert replay.replay_count() == before + 1
+    assert _same(out, triton_ops.registry["gelu"].forward(second.clone()))
+
+
+def test_aliased_inputs_are_not_recorded_and_replays_take_any_inputs():
+    """``mul(x, x)`` leaves nothing recorded (which input a pointer came from is ambiguous); a
+    layout recorded with distinct inputs replays correctly when they alias."""
+    x, y = torch.randn(4, 7), torch.randn(4, 7)
+    cache = triton_ops.registry["mul"].replays
+    cache.clear()
+    triton_ops.mul(x, x)
+    assert len(cache) == 0
+    triton_ops.mul(x, y)
+    assert len(cache) == 1 and list(cache.values())[0] is not None
+    assert _same(triton_ops.mul(x, x), x * x)
+    assert _same(triton_ops.mul(y, x), y * x)
+
+
+def test_a_call_running_torch_compute_is_not_replayed():
+    """A launcher running any torch op but allocations, views, constant fills and launches keeps
+    its own path: the layout is marked unreplayable, with the reason."""
+    cache = replay.ReplayCache()
+
+    def launcher(x):
+        out = pointwise(identity, torch.empty_like(x), x)
+        return out + 1  # torch arithmetic: not something a replay repeats
+
+    x = torch.randn(3, 4)
+    key = replay.layout_key((x,))
+    for _ in range(2):
+        assert _same(cache.run(key, (x,), launcher, x), x + 1)
+    assert cache[key] is None and "add" in cache.reasons[key]
+
+
+def test_fills_and_outputs_that_alias_inputs_replay():
+    """A new buffer filled with a constant and an output that is an input itself replay as such."""
+    cache = replay.ReplayCache()
+
+    def launcher(x, g):
+        out = torch.empty_like(x).fill_(2.0)
+        return pointwise(identity, out, x, None), g
+
+    for seed in (0, 1):
+        x, g = torch.randn(3, 4, generator=torch.Generator().manual_seed(seed)), torch.randn(3, 4)
+        key = replay.layout_key((x, g))
+        out, same = cache.run(key, (x, g), launcher, x, g)
+        assert same is g and _same(out, x)
+    assert isinstance(cache[key], replay.Replay)
+
+
+def test_layout_key_tells_floats_ints_bools_and_signed_zeros_apart():
+    keys = {replay.layout_key((v,)) for v in (0.0, -0.0, 0, False, 1, 1.0, True, None)}
+    assert len(keys) == 8
+
+
+def test_tuned_configs_clear_the_replays():
+    x = torch.randn(3, 4)
+    triton_ops.gelu(x)
+    cache = triton_ops.registry["gelu"].replays
+    assert len(cache)
+    runtime.clear_plan_caches()
+    assert len(cache) == 0
+
+
+_DIRECT = r"""
+import json, torch
+import triton_ops
+from triton_ops import runtime, replay
+from bench import cases
+
+calls = []
+
+def spy(gx, gy, gz, stream, function, packed, metadata, enter, exit, *args):
+    calls.append([a.data_ptr() if isinstance(a, torch.Tensor) else a for a in args])
+
+runtime._no_launch = spy  # the compile-only backend's driver call, captured when kernels compile
+
+def normalized(inputs, launches):
+    # each pointer as (input, offset) or (n-th new pointer): buffers differ between calls
+    spans = [(t.data_ptr(), t.data_ptr() + t.untyped_storage().nbytes(), i) for i, t in enumerate(inputs)]
+    fresh, out = {}, []
+    for args in launches:
+        row = []
+        for a in args:
+            if type(a) is int and a > 1 << 32:
+                hit = [("in", i, a - lo) for lo, hi, i in spans if lo <= a < hi]
+                row.append(hit[0] if hit else ("new", fresh.setdefault(a, len(fresh))))
+            else:
+                row.append(repr(a))
+        out.append(row)
+    return out
+
+bad = []
+for name in triton_ops.registry:
+    if name == "identity":
+        continue
+    spec = triton_ops.registry[name]
+    shape = (4, 6, 5) if spec.family == "matmul" else (3, 5)
+    seen = []
+    for seed in (0, 1):
+        args = cases.make_args(spec, shape, torch.float32, "cpu", torch.Generator().manual_seed(seed))
+        positions = cases.diff_positions(spec, args)
+        args = list(args)
+        for i in positions:
+            args[i] = args[i].detach().clone().requires_grad_(True)
+        del calls[:]
+        out = spec.fn(*args)
+        g = torch.ones_like(out)
+        torch.autograd.grad(out, [args[i] for i in positions], g)
+        inputs = [a for a in args if isinstance(a, torch.Tensor)] + [g]
+        seen.append(normalized(inputs, calls))
+    if seen[0] != seen[1] or not seen[0]:
+        bad.append(name)
+print(json.dumps({"bad": bad, "replays": replay.replay_count()}))
+"""
+
+
+def test_direct_replay_passes_the_arguments_of_a_normal_call():
+    """Compile-only backend (kernels compiled for sm_90, the driver call captured): for every op,
+    the replayed second call hands the driver the same arguments as the recorded first call,
+    pointers included once read as (input, offset) or (new buffer)."""
+    env = dict(os.environ, TRITON_OPS_COMPILE_ONLY="1", PYTHONPATH=str(ROOT))
+    env.pop("TRITON_INTERPRET", None)
+    proc = subprocess.run([sys.executable, "-c", _DIRECT], env=env, capture_output=True, text=True, timeout=1200,
+                          cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    import json
+
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["bad"] == []
+    assert result["replays"] >= 2 * (len(OPS) - 1)
