@@ -160,28 +160,20 @@ class Recorder(TorchDispatchMode):
         if self.failure:
             raise Unreplayable(self.failure)
         result = self._result_recipe(result)
-        launch = _ViewLaunch if runtime.INTERPRETER or not runtime.DIRECT_LAUNCH else _DirectLaunch
-        used = {i for i in _indices(result)}
+        used = set(_indices(result))
         for kind, data in self.steps:
             if kind == "fill":
                 used.add(data[0])
             elif kind == "launch":
                 used.update(src.index for src, *_ in data[2].values())
-        steps, n = [], len(self.inputs)
-        for kind, data in self.steps:
-            if kind == "alloc":  # a buffer only the planning of a first call needed: not made again
-                steps.append((_ALLOC, data) if n in used else (_UNUSED, None))
-                n += 1
-            else:
-                steps.append((_LAUNCH, launch(*data)) if kind == "launch" else (_FILL, data))
-        return Replay(steps, result)
+        return Replay(self.steps, result, len(self.inputs), used)
 
     def _result_recipe(self, result):
         if result is None:
             return None
         if isinstance(result, torch.Tensor):
             return self._output(result)
-        if isinstance(result, (tuple, list)):
+        if type(result) in (tuple, list):
             return (type(result), [self._result_recipe(r) for r in result])
         raise Unreplayable(f"a launcher result of type {type(result).__name__}")
 
@@ -197,73 +189,67 @@ class Recorder(TorchDispatchMode):
         return ("view", src.index, tuple(t.shape), tuple(t.stride()), src.offset // t.element_size())
 
 
-class _DirectLaunch:
-    """A launch on a compiled backend: the compiled kernel's driver call with every constant
-    argument in place, and for each tensor argument its slot and source."""
-    __slots__ = ("plan", "call", "template", "slots")
-
-    def __init__(self, plan, values, tensors, constants):
-        self.plan = plan
-        kernel, run, function, packed = plan.compiled_for(values)
-        # (run, grid x, y, z, stream, function, metadata, enter and exit hooks, *arguments):
-        # ``ReplayCache.run`` replays only while no launch hook is installed
-        self.call = (run, *plan.grid, function, packed)
-        args = plan.argument_list(values)
-        index = {name: i for i, name in enumerate(plan.kernel.arg_names)}
-        self.slots = tuple((index[name], src.index, src.offset) for name, (src, *_rest) in tensors.items())
-        for i, _, _ in self.slots:
-            args[i] = None
-        self.template = args
-
-
-class _ViewLaunch:
-    """A launch through ``LaunchPlan`` (interpreter; ``TRITON_OPS_DIRECT_LAUNCH=0``): each tensor
-    argument rebuilt as a view of its source's memory, with the recorded dtype and layout."""
-    __slots__ = ("plan", "constants", "tensors")
-
-    def __init__(self, plan, values, tensors, constants):
-        self.plan, self.constants, self.tensors = plan, constants, tensors
-
-
 class Replay:
-    """What one recorded call does, in order: ``("alloc", (shape, strides, dtype, device))``,
-    ``("fill", (buffer, value))``, ``("launch", _DirectLaunch | _ViewLaunch)``; and how to build
-    its result from the inputs and buffers."""
-    __slots__ = ("steps", "result")
+    """One recorded call as a straight-line Python function of the call's inputs (``source``):
+    the allocations, constant fills and launches of the recording, in order, then its result
+    built from the inputs and new buffers. Generated once per call layout: a warm call runs no
+    loop over steps or arguments, only the statements a hand-written launcher would.
 
-    def __init__(self, steps, result):
-        self.steps, self.result = steps, result
+    On a compiled backend each launch is the compiled kernel's driver call with the recorded
+    arguments, pointers as inputs or buffers (plus a byte offset); ``ReplayCache.run`` replays
+    only while no launch hook is installed, so the hooks passed are None. Under the interpreter
+    (and ``TRITON_OPS_DIRECT_LAUNCH=0``) each launch goes through its ``LaunchPlan`` with every
+    tensor rebuilt as a view of the recorded memory."""
+    __slots__ = ("source", "run")
 
-    def __call__(self, inputs):
-        sources = list(inputs)
-        stream = None
-        for kind, data in self.steps:
-            if kind is _LAUNCH:
-                if type(data) is _DirectLaunch:
-                    if stream is None:
-                        stream = runtime.current_stream(runtime.current_device())
-                    args = data.template.copy()
-                    for slot, index, offset in data.slots:
-                        t = sources[index]
-                        args[slot] = t if not offset else t.data_ptr() + offset
-                    run, x, y, z, function, packed = data.call
-                    run(x, y, z, stream, function, packed, None, None, None, *args)
-                else:
-                    values = dict(data.constants)
-                    for name, (src, shape, strides, dtype) in data.tensors.items():
-                        values[name] = _view(sources[src.index], src.offset, shape, strides, dtype)
-                    data.plan(**values)
-            elif kind is _ALLOC:
-                shape, strides, dtype, device = data
-                sources.append(torch.empty_strided(shape, strides, dtype=dtype, device=device))
-            elif kind is _UNUSED:
-                sources.append(None)
+    def __init__(self, steps, result, n_inputs: int, used: set):
+        direct = not runtime.INTERPRETER and runtime.DIRECT_LAUNCH
+        names = {"empty_strided": torch.empty_strided, "current_stream": runtime.current_stream,
+                 "current_device": runtime.current_device, "view": _view}
+
+        def constant(value, hint):
+            name = f"{hint}{len(names)}"
+            names[name] = value
+            return name
+
+        def source(index, offset=0):
+            ref = f"i{index}" if index < n_inputs else f"b{index - n_inputs}"
+            return ref if not offset else f"({ref}.data_ptr() + {offset})"
+
+        lines = ["def replay(inputs):"] + [f"    {''.join(f'i{i}, ' for i in range(n_inputs))}= inputs"] * (n_inputs > 0)
+        buffer, stream = n_inputs, False
+        for kind, data in steps:
+            if kind == "alloc":  # a buffer only the planning of the first call needed is not made again
+                if buffer in used:
+                    shape, strides, dtype, device = data
+                    lines.append(f"    {source(buffer)} = empty_strided({constant(shape, 'shape')}, "
+                                 f"{constant(strides, 'strides')}, dtype={constant(dtype, 'dtype')}, "
+                                 f"device={constant(device, 'device')})")
+                buffer += 1
+            elif kind == "fill":
+                lines.append(f"    {source(data[0])}.fill_({constant(data[1], 'value')})")
+            elif direct:
+                plan, values, tensors, _ = data
+                if not stream:
+                    lines.append("    stream = current_stream(current_device())")
+                    stream = True
+                _, run, function, packed = plan.compiled_for(values)
+                args = [source(tensors[n][0].index, tensors[n][0].offset) if n in tensors else
+                        constant(v, "arg") for n, v in zip(plan.kernel.arg_names, plan.argument_list(values))]
+                lines.append(f"    {constant(run, 'run')}({', '.join(constant(g, 'grid') for g in plan.grid)}, "
+                             f"stream, {constant(function, 'function')}, {constant(packed, 'packed')}, None, None, "
+                             f"None, {', '.join(args)})")
             else:
-                sources[data[0]].fill_(data[1])
-        return _build(self.result, sources)
-
-
-_LAUNCH, _ALLOC, _UNUSED, _FILL = "launch", "alloc", "unused", "fill"
+                plan, _, tensors, constants = data
+                args = [f"{n}={constant(v, 'arg')}" for n, v in constants.items()]
+                args += [f"{n}=view({source(src.index)}, {src.offset}, {constant(shape, 'shape')}, "
+                         f"{constant(strides, 'strides')}, {constant(dtype, 'dtype')})"
+                         for n, (src, shape, strides, dtype) in tensors.items()]
+                lines.append(f"    {constant(plan, 'plan')}({', '.join(args)})")
+        lines.append(f"    return {_expression(result, source, constant)}")
+        self.source = "\n".join(lines)
+        exec(compile(self.source, "<triton_ops replay>", "exec"), names)
+        self.run = names["replay"]
 
 
 def _view(base: torch.Tensor, offset: int, shape, strides, dtype) -> torch.Tensor:
@@ -282,17 +268,20 @@ def _indices(recipe):
             yield from _indices(r)
 
 
-def _build(recipe, sources):
+def _expression(recipe, source, constant) -> str:
+    """Python source of a launcher's result (``Recorder._result_recipe``)."""
     if recipe is None:
-        return None
-    if type(recipe) is tuple and recipe[0] == "same":
-        return sources[recipe[1]]
-    if type(recipe) is tuple and recipe[0] == "view":
+        return "None"
+    if recipe[0] == "same":
+        return source(recipe[1])
+    if recipe[0] == "view":
         _, index, shape, strides, offset = recipe
-        base = sources[index]
-        return base.as_strided(shape, strides, base.storage_offset() + offset)
+        ref = source(index)
+        return (f"{ref}.as_strided({constant(shape, 'shape')}, {constant(strides, 'strides')}, "
+                f"{ref}.storage_offset() + {offset})")
     kind, items = recipe
-    return kind(_build(r, sources) for r in items)
+    inner = "".join(f"{_expression(r, source, constant)}, " for r in items)
+    return f"({inner})" if kind is tuple else f"[{inner}]"
 
 
 # --------------------------------------------------------------------------------------------
@@ -303,65 +292,94 @@ def _float_key(v: float):
     return v.hex()  # 0.0 and -0.0 (equal, one hash) differ in a kernel's bits; NaN equals itself
 
 
-def layout_key(items) -> tuple:
+_PLAIN = (int, bool, str, type(None), torch.dtype)
+
+
+def layout_key(items) -> tuple | None:
     """What a launcher's call depends on: each tensor's shape, strides, dtype, device and 16-byte
     alignment; each other value itself (floats by their bits, with their type: 1, 1.0 and True
-    are one dictionary key)."""
+    are one dictionary key). None when a value is none of these (an object: no key)."""
     key = []
     for v in items:
         if isinstance(v, torch.Tensor):
             key.append((v.shape, v.stride(), v.dtype, v.device, v.data_ptr() & 15))
         elif type(v) is float:
             key.append(v.hex())
-        elif type(v) is list:
-            key.append(("list", *layout_key(v)))
-        else:
+        elif type(v) in _PLAIN:
             key.append((type(v), v))
+        elif type(v) in (list, tuple):
+            inner = layout_key(v)
+            if inner is None:
+                return None
+            key.append((type(v), inner))
+        else:
+            return None
     return tuple(key)
 
 
-_MISSING = object()
-
-
-class ReplayCache(runtime.PlanMemo):
-    """Replays by call layout; ``None`` for a layout whose call cannot be replayed (``reasons``
-    says why). Cleared with the plan caches (a tuned config changes the launches)."""
+class Entry(dict):
+    """One call layout of one op: its replays by slot (forward, forward with statistics, VJP by
+    gradient layout) and, once ``check`` passed without reading a value, the checked non-tensor
+    arguments (``checked``)."""
+    __slots__ = ("checked",)
 
     def __init__(self):
         super().__init__()
-        self.reasons: dict = {}
+        self.checked = None
+
+
+def run(table, slot, inputs, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``, replayed from ``table[slot]`` when that call was recorded.
+    ``inputs``: every tensor (or None) the call may read or return, in an order the slot fixes.
+    The first call records; a call that cannot be replayed leaves the reason in its slot (a
+    string) and keeps the launcher's path. ``table`` None: no layout key, no replay."""
+    if table is None:
+        return fn(*args, **kwargs)
+    replay = table.get(slot)
+    if type(replay) is Replay:
+        if runtime.launch_hooked():
+            return fn(*args, **kwargs)
+        global _replay_count
+        _replay_count += 1
+        return replay.run(inputs)
+    if replay is not None or getattr(runtime._recording, "recorder", None) is not None:
+        return fn(*args, **kwargs)  # not replayable, or a launcher inside a recorded call
+    rec = Recorder(inputs)
+    runtime._recording.recorder = rec
+    try:
+        with rec:
+            result = fn(*args, **kwargs)
+    finally:
+        runtime._recording.recorder = None
+    try:
+        table[slot] = rec.replay(result)
+    except Unreplayable as e:
+        if not rec.aliased:  # aliased inputs: the next call of this layout may record
+            table[slot] = str(e)
+    return result
+
+
+class ReplayCache(runtime.PlanMemo):
+    """An op's ``Entry`` per call layout, cleared with the plan caches (a tuned config changes
+    the launches). ``run`` uses the cache itself as one flat table of slots."""
+
+    def __init__(self):
+        super().__init__()
         runtime.register_plan_cache(self)
 
-    def cache_clear(self) -> None:
-        self.clear()
-        self.reasons.clear()
+    def entry(self, key) -> Entry:
+        entry = self.get(key)
+        if entry is None:
+            entry = self[key] = Entry()
+        return entry
 
-    def run(self, key, inputs, fn, *args, **kwargs):
-        """``fn(*args, **kwargs)``, replayed when its layout ``key`` was seen; ``inputs``: every
-        tensor (or None) the call may read or return, in an order fixed by the key."""
-        replay = self.get(key, _MISSING)
-        if replay is None or runtime.launch_hooked():
-            return fn(*args, **kwargs)
-        if replay is not _MISSING:
-            global _replay_count
-            _replay_count += 1
-            return replay(inputs)
-        if getattr(runtime._recording, "recorder", None) is not None:  # inside a recorded call
-            return fn(*args, **kwargs)
-        rec = Recorder(inputs)
-        runtime._recording.recorder = rec
-        try:
-            with rec:
-                result = fn(*args, **kwargs)
-        finally:
-            runtime._recording.recorder = None
-        try:
-            self[key] = rec.replay(result)
-        except Unreplayable as e:
-            if not rec.aliased:  # aliased inputs: the next call of this layout may record
-                self[key] = None
-                self.reasons[key] = str(e)
-        return result
+    def run(self, slot, inputs, fn, *args, **kwargs):
+        return run(self, slot, inputs, fn, *args, **kwargs)
+
+    def reasons(self) -> list[str]:
+        """Why the calls that are not replayed are not (one line per slot)."""
+        tables = [self] + [e for e in self.values() if isinstance(e, Entry)]
+        return [v for t in tables for v in t.values() if isinstance(v, str)]
 
 
 _replay_count = 0

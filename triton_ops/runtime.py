@@ -209,11 +209,34 @@ def check_devices(op: str, named: dict) -> torch.device | None:
 def has_values(t: torch.Tensor) -> bool:
     """False for a tensor whose values cannot be read: meta and fake tensors (FakeTensorMode,
     torch.export), and any tensor while torch.compile traces. Data-dependent checks skip them."""
+    global _value_reads
     if t.device.type == "meta" or torch.compiler.is_compiling():
         return False
+    _value_reads += 1
     from torch._subclasses.fake_tensor import is_fake
 
     return not is_fake(t)
+
+
+_value_reads = 0  # checks that asked to read values (``has_values``): their result depends on them
+
+
+def value_reads() -> int:
+    """How many checks asked to read tensor values so far: a check that asked none depends only
+    on layouts and Python values, and ``spec`` may skip it for a layout it has passed."""
+    return _value_reads
+
+
+def domain_checks_on() -> bool:
+    return _domain_checks.get()
+
+
+def domain_checks_apply(*tensors) -> bool:
+    """Domain checks are on in this thread and every tensor's values can be read. The flag is
+    read only outside torch.compile, which cannot trace its ContextVar."""
+    if torch.compiler.is_compiling() or not _domain_checks.get():
+        return False
+    return all(has_values(t) for t in tensors)
 
 
 def check_param(op: str, name: str, value, *, positive: bool = False, nonneg: bool = False) -> float:

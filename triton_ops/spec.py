@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.autograd.forward_ad as _forward_ad
 
-from . import replay
+from . import replay, runtime
 
 REQUIRED = inspect.Parameter.empty
 
@@ -357,37 +357,55 @@ class _Routes:
 
     def _autograd_function(self):
         r = self
+        layout_key, run = replay.layout_key, replay.run
+        tensor_args, n_tensors, n_saved, n_values = r.tensor_args, len(r.tensor_args), r.n_saved, len(r.args)
+        launcher = r.forward_saved if n_saved else r.forward
+        slot = "forward_saved" if n_saved else "forward"
+        # every argument a tensor (most ops): ctx keeps the tensors only, in argument order
+        only_tensors = n_tensors == n_values
+        saved_tensors_hooks = torch._C._autograd._top_saved_tensors_default_hooks
 
-        replays, layout_key = r.replays, replay.layout_key
-
-        def forward(ctx, key, *values):
-            if r.n_saved:
-                out, *saved = replays.run((True, key), values, r.forward_saved, *values)
+        def forward(ctx, entry, *values):
+            out = run(entry, slot, values, launcher, *values)
+            if n_saved:
+                out, *saved = out
             else:
-                out, saved = replays.run((False, key), values, r.forward, *values), ()
-            ctx.save_for_backward(*[_tensor_or_none(values[i]) for i in r.tensor_args], *saved)
-            ctx.values = [None if isinstance(v, torch.Tensor) else v for v in values]
+                saved = ()
+            if only_tensors:
+                ctx.save_for_backward(*values, *saved)
+            else:
+                ctx.save_for_backward(*[_tensor_or_none(values[i]) for i in tensor_args], *saved)
+                ctx.values = [None if isinstance(v, torch.Tensor) else v for v in values]
+            # Saved-tensor hooks (offloading, checkpointing) may unpack other layouts than the
+            # forward's: the backward then keys its replay on every layout, not only grad's.
+            ctx.entry = entry if saved_tensors_hooks(False) is None else None
             return _not_a_view(out)
 
-        tensor_args, n_tensors, n_saved, n_values = r.tensor_args, len(r.tensor_args), r.n_saved, len(r.args)
-
         def backward(ctx, grad):
-            values = list(ctx.values)
             stored = ctx.saved_tensors
-            for i, t in zip(tensor_args, stored):
-                if t is not None:  # None: a Python number (kept in ctx.values) or an absent tensor
-                    values[i] = t
+            if only_tensors:
+                values = list(stored[:n_tensors])
+            else:
+                values = list(ctx.values)
+                for i, t in zip(tensor_args, stored):
+                    if t is not None:  # None: a Python number (kept in ctx.values) or an absent tensor
+                        values[i] = t
             needs_input = ctx.needs_input_grad
-            needs = [needs_input[i + 1] for i in tensor_args]  # input 0 is the layout key
+            needs = [needs_input[i + 1] for i in tensor_args]  # input 0 is the call's Entry
             if torch.is_grad_enabled():  # create_graph=True: the VJP op refuses a double backward
                 saved = [list(stored[n_tensors:])] if n_saved else []
                 grads = r.vjp_op(*_to_op_args(r.args, values), *saved, grad, needs)
             else:
-                # the layouts again: saved-tensor hooks (offloading) may hand back other layouts
                 inputs = (*values, *stored[n_tensors:], grad)
-                key = ("vjp", layout_key(inputs), tuple(needs))
+                entry = ctx.entry
+                if entry is not None:  # the forward's layouts, and grad's
+                    key = (grad.shape, grad.stride(), grad.dtype, grad.data_ptr() & 15, *needs)
+                else:
+                    layouts = layout_key(inputs)
+                    entry = layouts and r.replays.entry(("vjp", layouts))
+                    key = tuple(needs)
                 kw = {"saved": list(stored[n_tensors:])} if n_saved else {}
-                grads = replays.run(key, inputs, r.vjp, *values, grad, needs=needs, **kw)
+                grads = run(entry, key, inputs, r.vjp, *values, grad, needs=needs, **kw)
             out = [None] * (n_values + 1)
             for i, g, n in zip(tensor_args, grads, needs):
                 if n:
@@ -397,6 +415,12 @@ class _Routes:
         # Named per op (its backward node reads "<name>_eagerBackward" in a graph).
         return type(f"{self.name}_eager", (torch.autograd.Function,),
                     {"forward": staticmethod(forward), "backward": staticmethod(backward)})
+
+    def eager_apply(self):
+        """``self.eager.apply`` without ``Function.apply``'s Python wrapper (about 2 µs), which
+        binds default arguments (there are none) and unwraps functorch wrappers (``eager_route``
+        admits no functorch transform): the C++ ``apply`` it ends in."""
+        return torch._C._FunctionBase.__dict__["apply"].__get__(None, self.eager)
 
     # -- the torch.library route -------------------------------------------------------------
 
@@ -472,24 +496,47 @@ class _Routes:
         spec, args, n_saved, tensor_args = self.spec, self.args, self.n_saved, self.tensor_args
         autocast = AUTOCAST.get(spec.family)
         custom, eager, forward = self.custom_op, self.eager, self.forward
-        replays, layout_key = self.replays, replay.layout_key
+        layout_key, run, eager_apply = replay.layout_key, replay.run, self.eager_apply()
 
         n_args = len(args)
+        is_tensor = tuple(a.is_tensor for a in args)
+        only_tensors = all(is_tensor)
+        calls = self.replays
+
+        def first_check(key, values):
+            """``check``, and the call's ``Entry`` (None without a layout key). A check that read
+            no value (the interpreter's index range checks and domain checks do) depends on
+            layouts and Python values only: the entry keeps its non-tensor results."""
+            reads = runtime.value_reads()
+            checked = spec.check(*values)
+            if key is None:
+                return checked, None
+            entry = calls.entry(key)
+            if runtime.value_reads() == reads and all(checked[i] is values[i] for i in tensor_args):
+                entry.checked = tuple(None if t else v for v, t in zip(checked, is_tensor))
+            return checked, entry
 
         def public(*a, **kw):
             values = a if not kw and len(a) == n_args else spec.bind(*a, **kw)
             if autocast is not None:
                 values = _autocast(values, autocast)
-            values = spec.check(*values)
             if eager_route(values, tensor_args):
                 key = layout_key(values)
+                entry = calls.get(key) if key is not None else None
+                if entry is None or entry.checked is None or runtime.domain_checks_on():
+                    values, entry = first_check(key, values)
+                    if key is None:  # an object among the arguments (a Broadcast descriptor): checked away
+                        key = layout_key(values)
+                        entry = key and calls.entry(key)
+                elif not only_tensors:
+                    values = tuple(v if t else c for v, c, t in zip(values, entry.checked, is_tensor))
                 if torch.is_grad_enabled():
                     for i in tensor_args:
                         v = values[i]
                         if isinstance(v, torch.Tensor) and v.requires_grad:
-                            return eager.apply(key, *values)
-                return replays.run((False, key), values, forward, *values)
-            out = custom(*_to_op_args(args, values))
+                            return eager_apply(entry, *values)
+                return run(entry, "forward", values, forward, *values)
+            out = custom(*_to_op_args(args, spec.check(*values)))
             return out[0] if n_saved else out
 
         def via_custom_op(*a, **kw):

@@ -131,8 +131,7 @@ def binary_op(name: str, f, df_da, df_db, *, reference, reads=((True, True), (Tr
             bc.check(name, _shape(a), _shape(b))
         if has_param:
             params = [runtime.check_param(name, param[0], params[0], nonneg=param_nonneg)]
-        # values first: torch.compile cannot trace the domain-check flag's ContextVar
-        if domain is not None and all(runtime.has_values(t) for t in tensors.values()) and runtime.domain_checks_enabled():
+        if domain is not None and runtime.domain_checks_apply(*tensors.values()):
             bad = domain(a, b)
             bad = int(bad.sum().item()) if isinstance(bad, torch.Tensor) else int(bad)  # domain mode only
             if bad:

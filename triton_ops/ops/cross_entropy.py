@@ -14,11 +14,12 @@ from .loss import check_reduction, nd, normalize_dim, reduce
 
 
 def check_class_indices(op, target, ignore_index, classes):
-    """Every counted class index in [0, classes). CPU only, and only on real values (not
-    fake/meta tensors, not while torch.compile traces): on CUDA it would be a host sync.
+    """Every counted class index in [0, classes). Interpreter (CPU) only, and only on real values
+    (not fake/meta tensors, not while torch.compile traces): on CUDA it would be a host sync, and
+    the compile-only backend (sm_90 kernels on CPU tensors) runs no kernel that could read.
     Unchecked, an out-of-range index is never read out of bounds; its row's loss (and gradient)
     is NaN."""
-    if target.device.type == "cpu" and target.numel() and runtime.has_values(target):
+    if runtime.INTERPRETER and target.numel() and runtime.has_values(target):
         bad = ((target != ignore_index) & ((target < 0) | (target >= classes))).sum().item()
         if bad:
             raise IndexError(f"triton_ops.{op}: {bad} target index(es) outside [0, {classes})")

@@ -356,9 +356,9 @@ def _emb_check(indices, weight):
     runtime.check_devices(op, {"indices": indices, "weight": weight})
     if weight.dim() != 2:
         raise ValueError(f"triton_ops.{op}: weight must be 2-D [V, E], got {tuple(weight.shape)}")
-    # CPU: checked before launch (real values only: not fake/meta tensors, not while
+    # Interpreter (CPU): checked before launch (real values only: not fake/meta tensors, not while
     # torch.compile traces); CUDA: no host sync, an out-of-range index gives a row of NaN
-    if indices.device.type == "cpu" and indices.numel() and runtime.has_values(indices):
+    if runtime.INTERPRETER and indices.numel() and runtime.has_values(indices):
         lo, hi = int(indices.min()), int(indices.max())
         if lo < 0 or hi >= weight.shape[0]:
             raise IndexError(f"triton_ops.{op}: index {lo if lo < 0 else hi} is out of range for {weight.shape[0]} rows")

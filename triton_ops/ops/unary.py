@@ -43,8 +43,7 @@ def unary_op(name: str, f, df, *, param: tuple[str, float] | None = None, refere
             if param_check is not None:
                 param_check(name, value)
             rest = (value,)
-        # values first: torch.compile cannot trace the domain-check flag's ContextVar
-        if domain is not None and x.numel() and runtime.has_values(x) and runtime.domain_checks_enabled():
+        if domain is not None and x.numel() and runtime.domain_checks_apply(x):
             bad = int(domain(x, *rest).sum().item())  # host sync: domain-check mode only
             if bad:
                 raise runtime.DomainError(f"triton_ops.{name}: {bad} element(s) of x outside the domain")
