@@ -5,7 +5,9 @@ On a GPU the calls launch for real (with the device synchronized around each bat
 triton_ops figure runs under the compile-only backend, in a subprocess (the backend is chosen at
 import): the whole launch path up to the driver's launch, with kernels compiled for sm_90, and
 no kernel run; so it is the host cost minus the driver call. The torch figure is eager PyTorch
-on CPU tensors of the same shapes (its tiny kernels run on the CPU, a few µs).
+on CPU tensors of the same shapes (its tiny kernels run on the CPU, a few µs). On CPU both are
+timed in the calling thread's CPU time (``time.thread_time``), so the machine's other load does
+not count; on a GPU, in wall-clock time.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -52,6 +55,10 @@ def measure(names, providers_=("triton_ops", "torch"), calls=200, repeats=7) -> 
 
     device = "cuda" if runtime.backend() == "cuda" else "cpu"
     sync = torch.cuda.synchronize if device == "cuda" else None
+    # On CPU both providers only compute on this thread: its CPU time is the host cost, and the
+    # machine's other load (a 2-core CI box) does not count. A GPU run times the wall clock, as a
+    # training step sees it.
+    clock = time.perf_counter if device == "cuda" else time.thread_time
     if device == "cpu":  # tiny CPU kernels: extra intra-op threads only add hand-off and contention
         torch.set_num_threads(1)
     rows = []
@@ -63,7 +70,8 @@ def measure(names, providers_=("triton_ops", "torch"), calls=200, repeats=7) -> 
             for provider in providers_:
                 c = providers.call(provider, spec)
                 for direction in ("forward", "full"):
-                    us = timing.host_us(_steps(c.fn, spec, args, direction), calls=calls, repeats=repeats, sync=sync)
+                    us = timing.host_us(_steps(c.fn, spec, args, direction), calls=calls, repeats=repeats, sync=sync,
+                                        clock=clock)
                     rows.append(dict(op=name, family=spec.family, provider=provider, impl=c.impl, direction=direction,
                                      dtype="torch.float32", shape=cases.shape_label(shape), metric="host_us",
                                      value=us, method=f"{runtime.backend()} launches"))

@@ -384,17 +384,17 @@ class _Routes:
         def backward(ctx, grad):
             stored = ctx.saved_tensors
             if only_tensors:
-                values = list(stored[:n_tensors])
+                values = stored[:n_tensors]
             else:
                 values = list(ctx.values)
                 for i, t in zip(tensor_args, stored):
                     if t is not None:  # None: a Python number (kept in ctx.values) or an absent tensor
                         values[i] = t
-            needs_input = ctx.needs_input_grad
-            needs = [needs_input[i + 1] for i in tensor_args]  # input 0 is the call's Entry
+            needs_input = ctx.needs_input_grad  # input 0 is the call's Entry
+            needs = needs_input[1:] if only_tensors else tuple(needs_input[i + 1] for i in tensor_args)
             if torch.is_grad_enabled():  # create_graph=True: the VJP op refuses a double backward
                 saved = [list(stored[n_tensors:])] if n_saved else []
-                grads = r.vjp_op(*_to_op_args(r.args, values), *saved, grad, needs)
+                grads = r.vjp_op(*_to_op_args(r.args, values), *saved, grad, list(needs))
             else:
                 inputs = (*values, *stored[n_tensors:], grad)
                 entry = ctx.entry
@@ -403,9 +403,13 @@ class _Routes:
                 else:
                     layouts = layout_key(inputs)
                     entry = layouts and r.replays.entry(("vjp", layouts))
-                    key = tuple(needs)
-                kw = {"saved": list(stored[n_tensors:])} if n_saved else {}
-                grads = run(entry, key, inputs, r.vjp, *values, grad, needs=needs, **kw)
+                    key = needs
+                if n_saved:
+                    grads = run(entry, key, inputs, r.vjp, *values, grad, needs=needs, saved=list(stored[n_tensors:]))
+                else:
+                    grads = run(entry, key, inputs, r.vjp, *values, grad, needs=needs)
+            if only_tensors:  # a VJP returns None for a gradient not wanted
+                return (None, *grads)
             out = [None] * (n_values + 1)
             for i, g, n in zip(tensor_args, grads, needs):
                 if n:
@@ -561,6 +565,8 @@ AUTOCAST = {"matmul": "lower", "norm": "float32", "loss": "float32"}
 
 
 def _autocast(values, policy):
+    if not torch._C._is_any_autocast_enabled():
+        return values
     for v in values:
         if isinstance(v, torch.Tensor):
             device_type = v.device.type
