@@ -43,6 +43,7 @@ def gpu_plans(monkeypatch):
         proxy.INTERPRETER = False
         proxy.tile_elements = lambda: 4096
         proxy.device_programs = lambda device: programs
+        proxy.min_split_elements = lambda: 1  # split the small interpreted shapes, as large ones are
         for m in modules:
             monkeypatch.setattr(m, "runtime", proxy)
         runtime.clear_plan_caches()
@@ -228,6 +229,19 @@ def test_reduce_back_over_b_blocks(B, b_blocks):
     _check("sum_to", [x, (1, 256)], f"sum_to B={B}")
 
 
+def test_small_reductions_stay_in_one_program(monkeypatch):
+    """On a GPU plan, a reduction is split across programs only while each keeps
+    ``min_split_elements`` to walk: an [8, 16] gradient sum is one program (no partials, no
+    combine launch), a [4096, 256] one fills the device's programs."""
+    from triton_ops.launchers import pointwise
+
+    monkeypatch.setattr(pointwise.runtime, "INTERPRETER", False)
+    monkeypatch.setattr(pointwise.runtime, "device_programs", lambda device: 528)
+    assert pointwise.a_chunks(8, 1, DEVICE, 8 * 16) == 1
+    assert pointwise.a_chunks(4096, 1, DEVICE, 4096 * 256) == 4096 * 256 // runtime.min_split_elements()
+    assert pointwise.a_chunks(1 << 16, 1, DEVICE, (1 << 16) * 1024) == 528
+
+
 @pytest.mark.parametrize("programs", [2, 3])
 def test_pointwise_gpu_plan_a_chunks(gpu_plans, programs):
     from triton_ops.launchers import pointwise
@@ -235,7 +249,7 @@ def test_pointwise_gpu_plan_a_chunks(gpu_plans, programs):
     # out [7, 5, 96]: the program loop runs over A = 5 (forward) / 7 (VJP of x) elements, split
     # in `programs` chunks (the last one shorter); the VJP writes one dx partial row per chunk
     gpu_plans(pointwise, programs=programs)
-    assert pointwise.a_chunks(7, 1, DEVICE) == programs
+    assert pointwise.a_chunks(7, 1, DEVICE, 7 * 96) == programs
     gen = torch.Generator().manual_seed(programs)
     _check("mul", [_rand(1, 5, 96, gen=gen), _rand(7, 1, 96, gen=gen)], f"mul {programs} A chunks")
     _check("mul", [_rand(1, 96, gen=gen), _rand(7, 96, gen=gen)], f"mul row {programs} A chunks")

@@ -337,6 +337,14 @@ def _multiprocessors(index: int) -> int:
 _sm_count: dict = {}
 
 
+def min_split_elements() -> int:
+    """The fewest elements worth a program of its own in a reduction split across programs: a
+    split pays a second launch (the fixed-order combine, a few µs on a GPU) and a partials
+    round trip, while one program streams 16K elements in well under that. Small reductions
+    stay in one pass."""
+    return 1 << 14
+
+
 def tile_elements() -> int:
     """Elements one program holds at a time (registers on a GPU; numpy arrays in the interpreter)."""
     return 1 << 15 if INTERPRETER else 4096

@@ -45,12 +45,14 @@ def tile_shape(B: int, C: int, dtype, numel: int) -> tuple[int, int, int]:
     return block_b, block_c, (cfg["num_warps"] if cfg else runtime.num_warps_for(block_b * block_c))
 
 
-def a_chunks(A: int, tiles: int, device) -> int:
-    """Split the A loop across programs only when the tiles alone cannot fill a GPU."""
+def a_chunks(A: int, tiles: int, device, elements: int) -> int:
+    """Split the A loop across programs only when the tiles alone cannot fill a GPU, and only as
+    far as each chunk keeps ``runtime.min_split_elements()`` of the ``elements`` to walk."""
     if runtime.INTERPRETER:
         return 1
     target = runtime.device_programs(device)
-    return max(1, min(A, target // max(tiles, 1)))
+    worth = elements // (max(tiles, 1) * runtime.min_split_elements())
+    return max(1, min(A, target // max(tiles, 1), worth))
 
 
 def describe(v, N: int) -> tuple:
@@ -79,7 +81,7 @@ def _forward_plan(kernel, fn, arity, has_param, shape, out_strides, out_dtype, x
     A, B, C = plan.A.numel, plan.B.numel, plan.C.numel
     block_b, block_c, num_warps = tile_shape(B, C, out_dtype, N)
     tiles = runtime.cdiv(B, block_b) * runtime.cdiv(C, block_c)
-    a_per_program = runtime.cdiv(A, a_chunks(A, tiles, device))
+    a_per_program = runtime.cdiv(A, a_chunks(A, tiles, device, N))
     zeros = tuple(tuple(0 for _ in grp.sizes) for grp in (plan.A, plan.B, plan.C))
     x_st = plan.strides("x") if "x" in layouts else zeros
     y_st = plan.strides("y") if "y" in layouts else zeros
@@ -288,7 +290,7 @@ def _vjp_plan(kernel, dfx, dfy, arity, has_param, swap, out_shape, gd, xd, yd, x
     block_b, block_c, num_warps = tile_shape(B, C, gd[3], N)
     n_b = runtime.cdiv(B, block_b)
     tiles = n_b * runtime.cdiv(C, block_c)
-    a_per_program = runtime.cdiv(A, a_chunks(A, tiles, device) if need_dx else 1)
+    a_per_program = runtime.cdiv(A, a_chunks(A, tiles, device, N) if need_dx else 1)
     chunks = runtime.cdiv(A, a_per_program)
     g_mode = gd[0]
     if g_mode == Operand.TENSOR and B > 1 and all(s == 0 for s in plan.B.strides["g"]):
