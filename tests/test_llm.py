@@ -359,6 +359,26 @@ def test_linear_cross_entropy_formed_and_recomputed_gradients_agree():
         torch.library.opcheck(spec.custom_op, (*op_args, [True, True, False, True]))
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_linear_cross_entropy_half_gradients_formed_in_range(dtype):
+    # 4096 rows that all push class 0 down: summed over rows, dW[0] would reach about -4096 x 20,
+    # past float16's 65504; the forward forms the mean over rows (1/N), the VJP scales it back.
+    gen = torch.Generator().manual_seed(16)
+    N, H, V = 4096, 4, 8
+    x = (20 + torch.randn(N, H, generator=gen)).to(DEVICE, dtype).requires_grad_()
+    w = (torch.randn(V, H, generator=gen) * 0.05).to(DEVICE, dtype).requires_grad_()
+    t = torch.zeros(N, dtype=torch.int64, device=DEVICE)
+    loss = triton_ops.linear_cross_entropy(x, w, t)
+    dx, dw = torch.autograd.grad(loss, (x, w))
+    x32, w32 = (v.detach().float().requires_grad_() for v in (x, w))
+    ref = F.cross_entropy(F.linear(x32, w32), t)
+    rx, rw = torch.autograd.grad(ref, (x32, w32))
+    assert torch.isfinite(dw).all() and torch.isfinite(dx).all()
+    # half rounding of the logits, dZ and the chunk-by-chunk dW accumulation (as the dtype's own F.linear)
+    torch.testing.assert_close(dw.float(), rw, rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(dx.float(), rx, rtol=2e-2, atol=1e-5)
+
+
 def test_linear_cross_entropy_errors():
     x, w = torch.randn(4, 8, device=DEVICE), torch.randn(10, 8, device=DEVICE)
     t = torch.tensor([0, 1, 2, 3], device=DEVICE)

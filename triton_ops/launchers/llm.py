@@ -16,6 +16,10 @@ Otherwise (no gradient wanted, or reduction "none", whose upstream gradient is p
 weigh every row of dZ before dW sums over rows) the forward runs the logits GEMM only and the VJP
 recomputes the logits chunk by chunk: four GEMMs in a training step.
 
+The formed gradients are the mean over all N rows (dZ scaled by 1/N in the kernel, a host
+number): the row count of a mean is known only after the last chunk, and a plain sum over rows
+could overflow float16's range in dW before the VJP scales it down.
+
 Extra memory: one [chunk, V] buffer (``chunk_rows``)."""
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ from ..bwd.broadcast import broadcast_bwd_kernel
 from ..bwd.matmul import gemm_vjp_kernel
 from ..fwd.matmul import gemm_fwd_kernel
 from ..fwd.reduce import combine_fwd_kernel
-from ..ops.binary import mul_f
+from ..scalar import product
 from ..tiles import split_float
 from .loss import ce_logits_forward_plan, ce_logits_vjp_plan, layout
 from .matmul import gemm
@@ -66,9 +70,9 @@ def _chunks(x2, weight, bias, kernel):
 
 
 def _chunk_grads(first, r0, z, x2, weight, t, g, lse, factor, reduction, label_smoothing, ignore_index, dx, dw,
-                 db):
+                 db, scale=1.0):
     """One chunk's share of the gradients: dZ = g * factor * (softmax(z) - onehot(t) smoothed)
-    written over z, then dX[chunk] = dZ @ W, dW (+)= dZ^T @ X[chunk] and db (+)= its column sums
+    written over z (``factor``: the pointer's for a mean, else ``scale``), then dX[chunk] = dZ @ W, dW (+)= dZ^T @ X[chunk] and db (+)= its column sums
     (``first``: the first chunk writes, the others add, in order)."""
     n = z.shape[0]
     tc, lc = t[r0:r0 + n], lse[r0:r0 + n]
@@ -76,7 +80,7 @@ def _chunk_grads(first, r0, z, x2, weight, t, g, lse, factor, reduction, label_s
     launch = ce_logits_vjp_plan(layout(z), layout(tc), False, layout(gc), layout(z), None, 1, reduction, z.dtype)
     c = launch.fixed["COMPUTE"]
     launch(dz_ptr=z, dt_ptr=z, z_ptr=z, t_ptr=tc, g_ptr=gc, lse_ptr=lc, tsum_ptr=lc, factor_ptr=factor,
-           numbers=(*split_float(label_smoothing, c), *split_float(1.0, c)), ignore_index=ignore_index)
+           numbers=(*split_float(label_smoothing, c), *split_float(scale, c)), ignore_index=ignore_index)
     if dx is not None:
         gemm(z, weight, out_dtype=dx.dtype, out=dx[r0:r0 + n], kernel=gemm_vjp_kernel)
     if dw is not None:
@@ -88,8 +92,8 @@ def linear_cross_entropy_forward(input, weight, target, bias, ignore_index, redu
                                  factor, dx=None, dw=None, db=None):
     """The loss into ``out`` and the log-sum-exp per row into ``lse`` (saved for the VJP);
     ``factor`` receives 1 / (rows counted) for a mean (on the device: no host sync). ``dx``
-    ([N, H]), ``dw``, ``db``: where given, the gradients of the loss summed over rows (g = 1,
-    no mean), formed chunk by chunk (reduction "mean" or "sum" only)."""
+    ([N, H]), ``dw``, ``db``: where given, the gradients of the loss summed over rows and divided
+    by N (g = 1), formed chunk by chunk (reduction "mean" or "sum" only)."""
     factor.fill_(1.0)
     x2, t = input.reshape(-1, input.shape[-1]), target.reshape(-1)
     N, V = x2.shape[0], weight.shape[0]
@@ -115,23 +119,24 @@ def linear_cross_entropy_forward(input, weight, target, bias, ignore_index, redu
         launch(loss_ptr=partials[p0:p0 + p] if reduce else flat[r0:r0 + n], lse_ptr=lse[r0:r0 + n], tsum_ptr=mass,
                z_ptr=z, t_ptr=t[r0:r0 + n], numbers=split_float(label_smoothing, launch.fixed["COMPUTE"]),
                ignore_index=ignore_index)
-        if forming:  # g = 1: ``factor`` holds 1 until the combine below (the VJP scales by g x factor)
+        if forming:  # g = 1 (``factor`` holds 1 until the combine below) and 1/N: see the module's note
             _chunk_grads(r0 == 0, r0, z, x2, weight, t, factor, lse, factor, "sum", label_smoothing, ignore_index,
-                         dx, dw, db)
+                         dx, dw, db, scale=1.0 / N)
         p0 += p
     if reduce:
         combine_partials(partials, out, kernel=combine_fwd_kernel, factor_out=factor)
     return out, lse, factor
 
 
-def linear_cross_entropy_scale(grad, factor, formed):
-    """The gradients a forward formed (summed over rows), each times g x factor: one scalar
-    product, then one read and one write of each."""
+def linear_cross_entropy_scale(grad, factor, formed, rows: int):
+    """The gradients a forward formed (the mean over all ``rows``), each times g x factor x rows:
+    one scalar product, then one read and one write of each."""
     if all(f is None for f in formed):
         return list(formed)
-    s = pointwise(mul_f, factor.new_empty(()), grad, factor.view(()), arity=2, kernel=broadcast_bwd_kernel)
-    return [pointwise(mul_f, torch.empty_like(f), f, s, arity=2, kernel=broadcast_bwd_kernel) if f is not None
-            else None for f in formed]
+    s = pointwise(product, factor.new_empty(()), grad, factor.view(()), float(rows), arity=2,
+                  kernel=broadcast_bwd_kernel)
+    return [pointwise(product, torch.empty_like(f), f, s, 1.0, arity=2, kernel=broadcast_bwd_kernel)
+            if f is not None else None for f in formed]
 
 
 def linear_cross_entropy_vjp(input, weight, target, bias, ignore_index, reduction, label_smoothing, grad, lse,

@@ -258,9 +258,9 @@ def _lce_vjp(input, weight, target, bias, ignore_index, reduction, label_smoothi
     lse, factor, *formed = saved
     need_x, need_w, _, need_b = needs_all(LCE_ARGS, (input, weight, target, bias), needs)
     wanted = [(n, f, t) for n, f, t in zip((need_x, need_w, need_b), formed, (input, weight, bias)) if n]
-    if all(f.shape == t.shape for _, f, t in wanted):  # formed by the forward: scaled by g x factor only
+    if all(f.shape == t.shape for _, f, t in wanted):  # formed by the forward: scaled by g x factor x N only
         dx, dw, db = linear_cross_entropy_scale(grad, factor, [f if n else None for n, f in
-                                                               zip((need_x, need_w, need_b), formed)])
+                                                               zip((need_x, need_w, need_b), formed)], lse.numel())
     else:
         dx, dw, db = linear_cross_entropy_vjp(input, weight, target, bias, ignore_index, reduction, label_smoothing,
                                               grad, lse, factor, need_x, need_w, need_b)
