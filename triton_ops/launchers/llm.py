@@ -6,11 +6,12 @@ Rows are taken a chunk at a time: the chunk's logits come from the GEMM template
 log-sum-exp (loss and the log-sum-exp per row, N floats, saved).
 
 When the call will need gradients (``needs``, reduction "mean" or "sum"), the forward forms them
-while each chunk's logits are live, as Liger-Kernel does: dZ = softmax(z) - onehot(t) (smoothed)
-written over z itself (the cross-entropy VJP kernel with g = 1), then dX[chunk] = dZ @ W and
-dW += dZ^T @ X[chunk], db += column sums of dZ (GEMM with ACCUMULATE, in chunk order: no
-atomics). Three GEMMs per chunk in all; the VJP only scales the saved dX, dW, db by g x factor
-(factor = 1 / rows counted for a mean: known only once every chunk is done, on the device).
+while each chunk's logits are live, as Liger-Kernel does: dZ = (softmax(z) - onehot(t)) / N
+(smoothed) written over z itself (the cross-entropy VJP kernel with g = 1), then dX[chunk] =
+dZ @ W and dW += dZ^T @ X[chunk], db += column sums of dZ (GEMM with ACCUMULATE, in chunk order:
+no atomics). Three GEMMs per chunk in all; the VJP only scales the saved dX, dW, db by
+g x factor x N (factor = 1 / rows counted for a mean: known only once every chunk is done, on
+the device; no host sync).
 
 Otherwise (no gradient wanted, or reduction "none", whose upstream gradient is per row and must
 weigh every row of dZ before dW sums over rows) the forward runs the logits GEMM only and the VJP
@@ -46,6 +47,7 @@ def _fill_rows(V: int, dtype, device) -> int:
     return programs * runtime.cdiv(programs, launched)
 
 
+@runtime.plan_cache
 def chunk_rows(N: int, V: int, H: int, dtype=torch.float32, device=None) -> int:
     """Rows per chunk, a power of two: the logits chunk about the input's size (chunk x V ~ N x H,
     as Liger), raised toward a full wave of the row kernels but at most 4x that size, so the
