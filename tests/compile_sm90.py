@@ -23,6 +23,10 @@ for name in names:
         spec.forward(*args)
         spec.vjp(*args, g)
         assert triton_ops.runtime.compile_count() == before, (name, dtype, "a warm call compiled")
+        if spec.forward_needs:  # the training forward: gradients formed in it, the VJP scaling them
+            values = spec.check(*spec.bind(*args))
+            saved = spec.launchers.forward_saved(*values, needs=[True] * len(spec.tensor_args))[1:]
+            spec.vjp(*args, g, saved=list(saved))
     print("compiled", name, flush=True)
 
 # The int64-offset variants (chosen on the host for tensors past 2^31 elements), forced.

@@ -274,10 +274,109 @@ def test_linear_cross_entropy_never_allocates_n_by_v(reduction):
         g = torch.ones_like(loss)
         torch.autograd.grad(loss, (x, w, b), g)
     biggest = max(fused.numels)
-    chunk = triton_ops.launchers.llm.chunk_rows(N, V, H)
+    chunk = triton_ops.launchers.llm.chunk_rows(N, V, H, x.dtype, x.device)
     assert chunk < N
     assert biggest[0] <= max(chunk * V, V * H), biggest  # the [chunk, V] logits buffer, or dW itself
     assert all(n < N * V for n, _, _ in fused.numels)
+
+
+class _GemmLaunches:
+    """Launches of the GEMM template's entry points (every launch goes through a LaunchPlan)."""
+
+    def __init__(self, monkeypatch):
+        from triton_ops import runtime
+        from triton_ops.bwd.matmul import gemm_vjp_kernel
+        from triton_ops.fwd.matmul import gemm_fwd_kernel
+
+        self.count = 0
+        call = runtime.LaunchPlan.__call__
+
+        def counted(plan, **values):
+            self.count += plan.kernel in (gemm_fwd_kernel, gemm_vjp_kernel)
+            return call(plan, **values)
+
+        monkeypatch.setattr(runtime.LaunchPlan, "__call__", counted)
+
+    def take(self) -> int:
+        n, self.count = self.count, 0
+        return n
+
+
+@pytest.mark.parametrize("route", ["eager", "custom_op", "compiled"])
+def test_linear_cross_entropy_gemm_count(monkeypatch, route):
+    # a training step: 3 GEMMs per chunk, all in the forward (logits, dX, dW), as Liger; the VJP
+    # only scales. reduction="none" recomputes the logits in the VJP (4), no_grad runs 1.
+    gen = torch.Generator().manual_seed(14)
+    N, H, V = 96, 8, 200
+    x, w, t, b = _lce_args(torch.float32, gen, B=1, T=N, H=H, V=V)
+    chunks = -(-N // triton_ops.launchers.llm.chunk_rows(N, V, H, x.dtype, x.device))
+    assert chunks > 1
+    spec = triton_ops.registry["linear_cross_entropy"]
+    torch._dynamo.reset()
+    fn = {"eager": spec.fn, "custom_op": spec.via_custom_op,
+          "compiled": torch.compile(spec.fn, fullgraph=True, dynamic=False)}[route]
+    gemms = _GemmLaunches(monkeypatch)
+    for reduction, forward, backward in (("mean", 3, 0), ("sum", 3, 0), ("none", 1, 3)):
+        loss = fn(x, w, t, b, reduction=reduction)
+        assert gemms.take() == forward * chunks, reduction
+        grads = torch.autograd.grad(loss, (x, w, b), torch.ones_like(loss))
+        assert gemms.take() == backward * chunks, reduction
+        ref = F.cross_entropy(F.linear(x, w, b).flatten(0, 1), t.flatten(), reduction=reduction)
+        for g, r in zip(grads, torch.autograd.grad(ref, (x, w, b), torch.ones_like(ref))):
+            assert_close(g, r, torch.float32, f"{route} {reduction}")
+    with torch.no_grad():
+        fn(x, w, t, b)
+    assert gemms.take() == chunks
+    if route == "eager":  # a frozen weight: the forward forms dX only (dW GEMMs skipped)
+        loss = fn(x, w.detach(), t, b.detach())
+        (dx,) = torch.autograd.grad(loss, x)
+        assert gemms.take() == 2 * chunks
+        assert_close(dx, torch.autograd.grad(F.cross_entropy(F.linear(x, w, b).flatten(0, 1), t.flatten()), x)[0],
+                     torch.float32, "frozen weight")
+
+
+def test_linear_cross_entropy_formed_and_recomputed_gradients_agree():
+    # The raw VJP without the forward's formed gradients recomputes them: both paths, one answer;
+    # the custom op takes ``needs`` (its fake kernel gives the formed gradients' shapes).
+    from triton_ops.spec import _to_op_args
+
+    gen = torch.Generator().manual_seed(15)
+    spec = triton_ops.registry["linear_cross_entropy"]
+    x, w, t, b = (v.detach() if v.is_floating_point() else v for v in _lce_args(torch.float64, gen, T=37))
+    g = torch.tensor(0.7, dtype=torch.float64, device=DEVICE)
+    for reduction in ("mean", "sum"):
+        args = (x, w, t, b, -100, reduction, 0.1)
+        formed = spec.launchers.forward_saved(*args, needs=[True, True, False, True])
+        plain = spec.launchers.forward_saved(*args)
+        assert all(s.shape == (0,) for s in plain[3:]) and formed[3].shape == x.shape and formed[4].shape == w.shape
+        assert torch.equal(formed[0], plain[0]) and torch.equal(formed[1], plain[1])
+        scaled = spec.vjp(*args, g, saved=list(formed[1:]))
+        recomputed = spec.vjp(*args, g, saved=list(plain[1:]))
+        for a, r in zip(scaled, recomputed):
+            if a is not None:
+                torch.testing.assert_close(a, r, rtol=1e-12, atol=1e-15)
+        op_args = tuple(_to_op_args(spec.args, (x.float(), w.float(), t, b.float(), -100, reduction, 0.1)))
+        torch.library.opcheck(spec.custom_op, (*op_args, [True, True, False, True]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_linear_cross_entropy_half_gradients_formed_in_range(dtype):
+    # 4096 rows that all push class 0 down: summed over rows, dW[0] would reach about -4096 x 20,
+    # past float16's 65504; the forward forms the mean over rows (1/N), the VJP scales it back.
+    gen = torch.Generator().manual_seed(16)
+    N, H, V = 4096, 4, 8
+    x = (20 + torch.randn(N, H, generator=gen)).to(DEVICE, dtype).requires_grad_()
+    w = (torch.randn(V, H, generator=gen) * 0.05).to(DEVICE, dtype).requires_grad_()
+    t = torch.zeros(N, dtype=torch.int64, device=DEVICE)
+    loss = triton_ops.linear_cross_entropy(x, w, t)
+    dx, dw = torch.autograd.grad(loss, (x, w))
+    x32, w32 = (v.detach().float().requires_grad_() for v in (x, w))
+    ref = F.cross_entropy(F.linear(x32, w32), t)
+    rx, rw = torch.autograd.grad(ref, (x32, w32))
+    assert torch.isfinite(dw).all() and torch.isfinite(dx).all()
+    # half rounding of the logits, dZ and the chunk-by-chunk dW accumulation (as the dtype's own F.linear)
+    torch.testing.assert_close(dw.float(), rw, rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(dx.float(), rx, rtol=2e-2, atol=1e-5)
 
 
 def test_linear_cross_entropy_errors():

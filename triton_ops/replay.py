@@ -84,8 +84,8 @@ class Recorder(TorchDispatchMode):
             self.failure = why
 
     def source(self, t: torch.Tensor) -> _Source:
-        if t.untyped_storage().nbytes() == 0:
-            raise Unreplayable("a launch argument with no memory")
+        if t.untyped_storage().nbytes() == 0:  # a placeholder no kernel reads (an empty tensor)
+            return _Source(None, 0)
         index = self.by_storage.get(self._storage_key(t), -1)
         if index is None:
             raise Unreplayable("two inputs share the memory a launch argument comes from")
@@ -127,6 +127,8 @@ class Recorder(TorchDispatchMode):
             src = self.source(t)
         except Unreplayable as e:
             return self.fail(f"fills a tensor: {e}")
+        if src.index is None:
+            return  # nothing to fill
         base = self.buffers[src.index - len(self.inputs)] if src.index >= len(self.inputs) else None
         if base is None or src.offset or t.shape != base.shape or t.stride() != base.stride():
             return self.fail("fills something other than a whole new buffer")
@@ -165,7 +167,7 @@ class Recorder(TorchDispatchMode):
             if kind == "fill":
                 used.add(data[0])
             elif kind == "launch":
-                used.update(src.index for src, *_ in data[2].values())
+                used.update(src.index for src, *_ in data[2].values() if src.index is not None)
         return Replay(self.steps, result, len(self.inputs), used)
 
     def _result_recipe(self, result):
@@ -179,6 +181,8 @@ class Recorder(TorchDispatchMode):
 
     def _output(self, t):
         src = self.source(t)
+        if src.index is None:
+            return ("empty", tuple(t.shape), tuple(t.stride()), t.dtype, t.device)
         base = self.inputs[src.index] if src.index < len(self.inputs) else self.buffers[src.index - len(self.inputs)]
         if t.dtype != base.dtype:
             raise Unreplayable("an output of another dtype than its memory's")
@@ -204,7 +208,7 @@ class Replay:
 
     def __init__(self, steps, result, n_inputs: int, used: set):
         direct = not runtime.INTERPRETER and runtime.DIRECT_LAUNCH
-        names = {"empty_strided": torch.empty_strided, "current_stream": runtime.current_stream,
+        names = {"empty_strided": torch.empty_strided, "empty": torch.empty, "current_stream": runtime.current_stream,
                  "current_device": runtime.current_device, "view": _view}
 
         def constant(value, hint):
@@ -213,6 +217,8 @@ class Replay:
             return name
 
         def source(index, offset=0):
+            if index is None:  # a placeholder without memory: a null pointer / a new empty tensor
+                return "0" if direct else "empty(0)"
             ref = f"i{index}" if index < n_inputs else f"b{index - n_inputs}"
             return ref if not offset else f"({ref}.data_ptr() + {offset})"
 
@@ -261,6 +267,8 @@ def _view(base: torch.Tensor, offset: int, shape, strides, dtype) -> torch.Tenso
 def _indices(recipe):
     if recipe is None:
         return
+    if recipe[0] == "empty":
+        return
     if recipe[0] in ("same", "view"):
         yield recipe[1]
     else:
@@ -274,6 +282,10 @@ def _expression(recipe, source, constant) -> str:
         return "None"
     if recipe[0] == "same":
         return source(recipe[1])
+    if recipe[0] == "empty":
+        _, shape, strides, dtype, device = recipe
+        return (f"empty_strided({constant(shape, 'shape')}, {constant(strides, 'strides')}, "
+                f"dtype={constant(dtype, 'dtype')}, device={constant(device, 'device')})")
     if recipe[0] == "view":
         _, index, shape, strides, offset = recipe
         ref = source(index)

@@ -83,3 +83,10 @@ def identity(x):
 def one_xy(x, y):
     """d(x + y)/dy = 1: the VJP template as a plain sum over broadcast axes (``sum``, reduce-back)."""
     return 1.0
+
+
+@triton.jit
+def product(x, y, p):
+    """x * y * p: a tensor times a device scalar and a host number (linear_cross_entropy's VJP
+    scaling the gradients its forward formed)."""
+    return x * y * p

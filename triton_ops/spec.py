@@ -72,6 +72,13 @@ class OpSpec:
     # mean/rstd) save them: ``forward_saved(*args) -> (out, *saved)`` and ``vjp(..., saved=)``.
     forward_saved: Callable | None = None
     n_saved: int = 0
+    # An op that can form its gradients while forward intermediates are live (linear_cross_entropy)
+    # declares ``forward_needs``: ``forward_saved`` and ``alloc`` then take ``needs=`` (per tensor
+    # argument, the gradients the call will ask for; None: none), the routes passing it (eager:
+    # ``ctx.needs_input_grad``; custom op: a trailing ``bool[]? needs=None`` argument that the public
+    # function fills from grad mode and ``requires_grad``). A saved tensor may then be the one a
+    # forward without ``needs`` saves or the one a forward with the VJP's ``needs`` saves.
+    forward_needs: bool = False
     tolerance: dict = field(default_factory=dict)   # dtype -> (rtol, atol) overrides
     extras: dict = field(default_factory=dict)      # family data (a unary op's scalar functions ...)
     flops: Callable | None = None                   # flops(*args) -> (fwd, bwd), for the matmul family
@@ -312,24 +319,28 @@ class _Routes:
 
     # -- validation ------------------------------------------------------------------------
 
-    def check_grad(self, values, grad, saved=None):
+    def check_grad(self, values, grad, saved=None, needs=None):
         """The upstream gradient (and saved statistics) of a raw or custom-op VJP call must be
         what the forward of these arguments returns: shape, dtype, device. Nothing reads out of
         bounds because a caller passed something else."""
         meta = [v.to("meta") if isinstance(v, torch.Tensor) else v for v in values]
         out = self.spec.alloc(*meta)
         outs = tuple(out) if self.n_saved else (out,)
+        if self.spec.forward_needs:  # a VJP's needs=None: every gradient
+            formed = self.spec.alloc(*meta, needs=[True] * len(self.tensor_args) if needs is None else needs)
+        else:
+            formed = outs
         device = next(v.device for v in values if isinstance(v, torch.Tensor))
-        expected = [("grad", grad, outs[0])]
+        expected = [("grad", grad, outs[0], outs[0])]
         if self.n_saved:
             if saved is None or len(saved) != self.n_saved:
                 raise ValueError(f"triton_ops.{self.name}: saved must hold the forward's {self.n_saved} "
                                  f"statistics tensor(s), got {0 if saved is None else len(saved)}")
-            expected += [(f"saved[{i}]", s, o) for i, (s, o) in enumerate(zip(saved, outs[1:]))]
-        for arg, t, like in expected:
+            expected += [(f"saved[{i}]", s, o, f) for i, (s, o, f) in enumerate(zip(saved, outs[1:], formed[1:]))]
+        for arg, t, like, like_formed in expected:
             if not isinstance(t, torch.Tensor):
                 raise TypeError(f"triton_ops.{self.name}: {arg} must be a tensor, got {type(t).__name__}")
-            if tuple(t.shape) != tuple(like.shape):
+            if tuple(t.shape) not in (tuple(like.shape), tuple(like_formed.shape)):
                 raise ValueError(f"triton_ops.{self.name}: {arg} has shape {tuple(t.shape)}, expected "
                                  f"{tuple(like.shape)} (the forward's output)")
             if t.dtype != like.dtype:
@@ -350,7 +361,7 @@ class _Routes:
             return self.vjp(*values, grad, needs=needs)
         if saved is None:  # a raw call without the forward's statistics: recompute them
             saved = list(self.forward_saved(*values)[1:])
-        self.check_grad(values, grad, saved)
+        self.check_grad(values, grad, saved, needs)
         return self.vjp(*values, grad, needs=needs, saved=list(saved))
 
     # -- the eager autograd route ------------------------------------------------------------
@@ -365,8 +376,14 @@ class _Routes:
         only_tensors = n_tensors == n_values
         saved_tensors_hooks = torch._C._autograd._top_saved_tensors_default_hooks
 
+        forward_needs = r.spec.forward_needs
+
         def forward(ctx, entry, *values):
-            out = run(entry, slot, values, launcher, *values)
+            if forward_needs:  # the launcher forms the gradients the call will ask for
+                needs = tuple(ctx.needs_input_grad[i + 1] for i in tensor_args)  # input 0: the Entry
+                out = run(entry, (slot, needs), values, launcher, *values, needs=list(needs))
+            else:
+                out = run(entry, slot, values, launcher, *values)
             if n_saved:
                 out, *saved = out
             else:
@@ -429,9 +446,11 @@ class _Routes:
     # -- the torch.library route -------------------------------------------------------------
 
     def _custom_ops(self):
-        args, n_saved, name = self.args, self.n_saved, self.name
+        args, n_saved, name, forward_needs = self.args, self.n_saved, self.name, self.spec.forward_needs
         returns = "Tensor" if not n_saved else "(" + ", ".join(["Tensor"] * (1 + n_saved)) + ")"
-        schema = "(" + ", ".join(_schema_args(args)) + ") -> " + returns
+        needs_arg = ["bool[]? needs=None"] if forward_needs else []
+        schema = "(" + ", ".join(_schema_args(args) + needs_arg) + ") -> " + returns
+        n_op_args = len(_schema_args(args))
         vjp_extra = (["Tensor[] saved"] if n_saved else []) + ["Tensor grad", "bool[] needs"]
         vjp_schema = "(" + ", ".join(_schema_args(args) + vjp_extra) + ") -> Tensor[]"
         qual = f"triton_ops::{name}"
@@ -441,20 +460,25 @@ class _Routes:
             saved = values.pop() if n_saved else None
             return _from_op_args(args, values), saved, grad, list(needs)
 
+        def needs_kw(op_values):
+            if not forward_needs:
+                return {}
+            return {"needs": op_values[n_op_args] if len(op_values) > n_op_args else None}  # the schema default
+
         def fwd_impl(*op_values):
-            values = self.spec.check(*_from_op_args(args, op_values))
+            values = self.spec.check(*_from_op_args(args, op_values[:n_op_args]))
             if n_saved:
-                return tuple(_not_a_view(t) for t in self.forward_saved(*values))
+                return tuple(_not_a_view(t) for t in self.forward_saved(*values, **needs_kw(op_values)))
             return _not_a_view(self.forward(*values))
 
         def fwd_fake(*op_values):
-            out = self.spec.alloc(*_from_op_args(args, op_values))
+            out = self.spec.alloc(*_from_op_args(args, op_values[:n_op_args]), **needs_kw(op_values))
             return tuple(out) if n_saved else out
 
         def vjp_impl(*op_values):
             values, saved, grad, needs = split_vjp_values(op_values)
             values = self.spec.check(*values)
-            self.check_grad(values, grad, saved)
+            self.check_grad(values, grad, saved, needs)
             kw = {"saved": list(saved)} if n_saved else {}
             grads = self.vjp(*values, grad, needs=needs, **kw)
             return [g if g is not None else grad.new_empty(0) for g in grads]
@@ -475,7 +499,7 @@ class _Routes:
             if saved_outputs:
                 ctx.mark_non_differentiable(*saved_outputs)
             ctx.save_for_backward(*[inputs[p] for p in tensor_positions], *saved_outputs)
-            ctx.op_inputs = [None if isinstance(v, torch.Tensor) else v for v in inputs]
+            ctx.op_inputs = [None if isinstance(v, torch.Tensor) else v for v in inputs[:n_op_args]]
 
         def backward(ctx, grad, *_saved_output_grads):
             values = list(ctx.op_inputs)
@@ -485,7 +509,7 @@ class _Routes:
             needs = [bool(ctx.needs_input_grad[p]) for p in tensor_positions]
             extra = [list(saved_tensors[len(tensor_positions):])] if n_saved else []
             grads = vjp_op(*values, *extra, grad, needs)
-            out = [None] * len(values)
+            out = [None] * (len(values) + len(needs_arg))  # no gradient for ``needs``
             for p, gr, n in zip(tensor_positions, grads, needs):
                 out[p] = gr if n else None
             return tuple(out)
@@ -520,6 +544,13 @@ class _Routes:
                 entry.checked = tuple(None if t else v for v, t in zip(checked, is_tensor))
             return checked, entry
 
+        def needs_of(values):
+            """The custom op's trailing ``needs`` (``forward_needs``): its impl cannot see requires_grad."""
+            if not spec.forward_needs:
+                return ()
+            grad = torch.is_grad_enabled()
+            return ([grad and isinstance(values[i], torch.Tensor) and values[i].requires_grad for i in tensor_args],)
+
         def public(*a, **kw):
             values = a if not kw and len(a) == n_args else spec.bind(*a, **kw)
             if autocast is not None:
@@ -540,7 +571,8 @@ class _Routes:
                         if isinstance(v, torch.Tensor) and v.requires_grad:
                             return eager_apply(entry, *values)
                 return run(entry, "forward", values, forward, *values)
-            out = custom(*_to_op_args(args, spec.check(*values)))
+            values = spec.check(*values)
+            out = custom(*_to_op_args(args, values), *needs_of(values))
             return out[0] if n_saved else out
 
         def via_custom_op(*a, **kw):
@@ -548,7 +580,8 @@ class _Routes:
             values = spec.bind(*a, **kw)
             if autocast is not None:
                 values = _autocast(values, autocast)
-            out = custom(*_to_op_args(args, spec.check(*values)))
+            values = spec.check(*values)
+            out = custom(*_to_op_args(args, values), *needs_of(values))
             return out[0] if n_saved else out
 
         public.__name__ = public.__qualname__ = spec.name

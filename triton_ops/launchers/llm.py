@@ -3,32 +3,58 @@ chunks of rows, so that no N x V tensor ever exists.
 
 Rows are taken a chunk at a time: the chunk's logits come from the GEMM template into one
 [chunk, V] buffer, reused by every chunk; the cross-entropy row kernels read them with an online
-log-sum-exp. Forward: loss and the log-sum-exp per row (N floats, saved). Backward, chunk by
-chunk: the logits again (one GEMM), their gradient formed in place in the same buffer (the
-cross-entropy VJP kernel, g and the mean's 1/count applied there), then dX[chunk] = dZ @ W and
-dW += dZ^T @ X[chunk], db += column sums of dZ (GEMM with ACCUMULATE, in chunk order: no atomics).
-Extra memory: one [chunk, V] buffer, chunk chosen so that it is about the size of the input.
+log-sum-exp (loss and the log-sum-exp per row, N floats, saved).
 
-The forward does not compute the gradients (as Liger-Kernel does when grad is enabled): a custom
-op's forward cannot know whether a gradient will be asked for, reduction="none" needs the
-upstream gradient per row before dW can be formed, and an evaluation forward stays one GEMM. The
-price is one more GEMM per training step (4 instead of 3)."""
+When the call will need gradients (``needs``, reduction "mean" or "sum"), the forward forms them
+while each chunk's logits are live, as Liger-Kernel does: dZ = (softmax(z) - onehot(t)) / N
+(smoothed) written over z itself (the cross-entropy VJP kernel with g = 1), then dX[chunk] =
+dZ @ W and dW += dZ^T @ X[chunk], db += column sums of dZ (GEMM with ACCUMULATE, in chunk order:
+no atomics). Three GEMMs per chunk in all; the VJP only scales the saved dX, dW, db by
+g x factor x N (factor = 1 / rows counted for a mean: known only once every chunk is done, on
+the device; no host sync).
+
+Otherwise (no gradient wanted, or reduction "none", whose upstream gradient is per row and must
+weigh every row of dZ before dW sums over rows) the forward runs the logits GEMM only and the VJP
+recomputes the logits chunk by chunk: four GEMMs in a training step.
+
+The formed gradients are the mean over all N rows (dZ scaled by 1/N in the kernel, a host
+number): the row count of a mean is known only after the last chunk, and a plain sum over rows
+could overflow float16's range in dW before the VJP scales it down.
+
+Extra memory: one [chunk, V] buffer (``chunk_rows``)."""
 from __future__ import annotations
 
+import torch
+
 from .. import runtime
+from ..bwd.broadcast import broadcast_bwd_kernel
 from ..bwd.matmul import gemm_vjp_kernel
 from ..fwd.matmul import gemm_fwd_kernel
 from ..fwd.reduce import combine_fwd_kernel
+from ..scalar import product
 from ..tiles import split_float
 from .loss import ce_logits_forward_plan, ce_logits_vjp_plan, layout
 from .matmul import gemm
+from .pointwise import pointwise
 from .reduce import combine_partials
 
 
-def chunk_rows(N: int, V: int, H: int) -> int:
-    """Rows per chunk: a power of two with chunk x V about N x H (the logits chunk no larger than
-    the input), so the extra memory is a small multiple of the input's."""
-    return max(1, min(runtime.next_pow2(N), runtime.next_pow2(runtime.cdiv(N, runtime.cdiv(V, max(H, 1))))))
+def _fill_rows(V: int, dtype, device) -> int:
+    """Rows for which the cross-entropy row kernels launch one full wave: 2 x device_programs
+    programs (device_programs aims at 4 per SM; a row kernel of 8 warps keeps 8 resident)."""
+    programs = 2 * runtime.device_programs(device)
+    _, launched = ce_logits_forward_plan(((programs, V), (V, 1)), ((programs,), (1,)), False, 1, "mean", dtype)
+    return programs * runtime.cdiv(programs, launched)
+
+
+@runtime.plan_cache
+def chunk_rows(N: int, V: int, H: int, dtype=torch.float32, device=None) -> int:
+    """Rows per chunk, a power of two: the logits chunk about the input's size (chunk x V ~ N x H,
+    as Liger), raised toward a full wave of the row kernels but at most 4x that size, so the
+    extra memory stays a small multiple of the input's."""
+    budget = runtime.next_pow2(runtime.cdiv(N, runtime.cdiv(V, max(H, 1))))
+    chunk = max(budget, min(runtime.next_pow2(_fill_rows(V, dtype, device)), 4 * budget))
+    return max(1, min(runtime.next_pow2(N), chunk))
 
 
 def _chunks(x2, weight, bias, kernel):
@@ -36,7 +62,7 @@ def _chunks(x2, weight, bias, kernel):
     [chunk, V] buffer that every chunk reuses (so each view is valid until the next chunk's)."""
     N, H = x2.shape
     V = weight.shape[0]
-    chunk = chunk_rows(N, V, H)
+    chunk = chunk_rows(N, V, H, x2.dtype, x2.device)
     logits = x2.new_empty((min(chunk, N), V))
     for r0 in range(0, N, chunk):
         n = min(chunk, N - r0)
@@ -45,17 +71,45 @@ def _chunks(x2, weight, bias, kernel):
         yield r0, n, z
 
 
+def _chunk_grads(first, r0, z, x2, weight, t, g, lse, factor, reduction, label_smoothing, ignore_index, dx, dw,
+                 db, scale=1.0):
+    """One chunk's share of the gradients: dZ = g * factor * (softmax(z) - onehot(t) smoothed)
+    written over z (``factor``: the pointer's for a mean, else ``scale``), then dX[chunk] = dZ @ W, dW (+)= dZ^T @ X[chunk] and db (+)= its column sums
+    (``first``: the first chunk writes, the others add, in order)."""
+    n = z.shape[0]
+    tc, lc = t[r0:r0 + n], lse[r0:r0 + n]
+    gc = g if reduction != "none" else g[r0:r0 + n]
+    launch = ce_logits_vjp_plan(layout(z), layout(tc), False, layout(gc), layout(z), None, 1, reduction, z.dtype)
+    c = launch.fixed["COMPUTE"]
+    launch(dz_ptr=z, dt_ptr=z, z_ptr=z, t_ptr=tc, g_ptr=gc, lse_ptr=lc, tsum_ptr=lc, factor_ptr=factor,
+           numbers=(*split_float(label_smoothing, c), *split_float(scale, c)), ignore_index=ignore_index)
+    if dx is not None:
+        gemm(z, weight, out_dtype=dx.dtype, out=dx[r0:r0 + n], kernel=gemm_vjp_kernel)
+    if dw is not None:
+        gemm(z, x2[r0:r0 + n], transpose_a=True, out_dtype=dw.dtype, out=dw, db=db, accumulate=not first,
+             kernel=gemm_vjp_kernel)
+
+
 def linear_cross_entropy_forward(input, weight, target, bias, ignore_index, reduction, label_smoothing, out, lse,
-                                 factor):
+                                 factor, dx=None, dw=None, db=None):
     """The loss into ``out`` and the log-sum-exp per row into ``lse`` (saved for the VJP);
-    ``factor`` receives 1 / (rows counted) for a mean (on the device: no host sync)."""
+    ``factor`` receives 1 / (rows counted) for a mean (on the device: no host sync). ``dx``
+    ([N, H]), ``dw``, ``db``: where given, the gradients of the loss summed over rows and divided
+    by N (g = 1), formed chunk by chunk (reduction "mean" or "sum" only)."""
     factor.fill_(1.0)
     x2, t = input.reshape(-1, input.shape[-1]), target.reshape(-1)
     N, V = x2.shape[0], weight.shape[0]
+    if db is not None and dw is None:  # the bias gradient rides on the dW GEMM
+        dw = weight.new_empty(weight.shape)
     if N == 0:
+        for d in (dw, db):
+            if d is not None:
+                d.zero_()
         return out.zero_(), lse, factor
     reduce = reduction != "none"
-    chunk = min(chunk_rows(N, V, x2.shape[1]), N)
+    forming = dx is not None or dw is not None
+    dx = dx.view(N, -1) if dx is not None else None
+    chunk = min(chunk_rows(N, V, x2.shape[1], x2.dtype, x2.device), N)
     sizes = [min(chunk, N - r0) for r0 in range(0, N, chunk)]
     plans = [ce_logits_forward_plan(((n, V), (V, 1)), ((n,), t.stride()), False, 1, reduction, x2.dtype) for n in sizes]
     # "mean"/"sum": one (sum, count) partial per program of every chunk, added in order at the end
@@ -64,19 +118,33 @@ def linear_cross_entropy_forward(input, weight, target, bias, ignore_index, redu
     flat = out.view(-1)
     p0 = 0
     for (r0, n, z), (launch, p) in zip(_chunks(x2, weight, bias, gemm_fwd_kernel), plans):
-        tc = t[r0:r0 + n]
         launch(loss_ptr=partials[p0:p0 + p] if reduce else flat[r0:r0 + n], lse_ptr=lse[r0:r0 + n], tsum_ptr=mass,
-               z_ptr=z, t_ptr=tc, numbers=split_float(label_smoothing, launch.fixed["COMPUTE"]),
+               z_ptr=z, t_ptr=t[r0:r0 + n], numbers=split_float(label_smoothing, launch.fixed["COMPUTE"]),
                ignore_index=ignore_index)
+        if forming:  # g = 1 (``factor`` holds 1 until the combine below) and 1/N: see the module's note
+            _chunk_grads(r0 == 0, r0, z, x2, weight, t, factor, lse, factor, "sum", label_smoothing, ignore_index,
+                         dx, dw, db, scale=1.0 / N)
         p0 += p
     if reduce:
         combine_partials(partials, out, kernel=combine_fwd_kernel, factor_out=factor)
     return out, lse, factor
 
 
+def linear_cross_entropy_scale(grad, factor, formed, rows: int):
+    """The gradients a forward formed (the mean over all ``rows``), each times g x factor x rows:
+    one scalar product, then one read and one write of each."""
+    if all(f is None for f in formed):
+        return list(formed)
+    s = pointwise(product, factor.new_empty(()), grad, factor.view(()), float(rows), arity=2,
+                  kernel=broadcast_bwd_kernel)
+    return [pointwise(product, torch.empty_like(f), f, s, 1.0, arity=2, kernel=broadcast_bwd_kernel)
+            if f is not None else None for f in formed]
+
+
 def linear_cross_entropy_vjp(input, weight, target, bias, ignore_index, reduction, label_smoothing, grad, lse,
                              factor, need_x, need_w, need_b):
-    """(dinput, dweight, dbias); dweight and dbias accumulated chunk by chunk in a fixed order."""
+    """(dinput, dweight, dbias) with the logits recomputed chunk by chunk; dweight and dbias
+    accumulated in a fixed order."""
     x2, t = input.reshape(-1, input.shape[-1]), target.reshape(-1)
     N, H = x2.shape
     dx = x2.new_empty((N, H)) if need_x else None
@@ -87,20 +155,7 @@ def linear_cross_entropy_vjp(input, weight, target, bias, ignore_index, reductio
             if d is not None:
                 d.zero_()
         return (dx.view(input.shape) if need_x else None), (dw if need_w else None), db
-    g_element = reduction != "none"
-    g = grad if g_element else grad.reshape(-1)
-    for i, (r0, n, z) in enumerate(_chunks(x2, weight, bias, gemm_vjp_kernel)):
-        tc, gc = t[r0:r0 + n], (g if g_element else g[r0:r0 + n])
-        # dZ = g * factor * (softmax(z) - onehot(t) smoothed), written over z itself
-        launch = ce_logits_vjp_plan(layout(z), layout(tc), False, layout(gc), layout(z), None, 1, reduction,
-                                    z.dtype)
-        c = launch.fixed["COMPUTE"]
-        launch(dz_ptr=z, dt_ptr=z, z_ptr=z, t_ptr=tc, g_ptr=gc, lse_ptr=lse[r0:r0 + n], tsum_ptr=lse[r0:r0 + n],
-               factor_ptr=factor, numbers=(*split_float(label_smoothing, c), *split_float(1.0, c)),
-               ignore_index=ignore_index)
-        if need_x:
-            gemm(z, weight, out_dtype=dx.dtype, out=dx[r0:r0 + n], kernel=gemm_vjp_kernel)
-        if need_w or need_b:
-            gemm(z, x2[r0:r0 + n], transpose_a=True, out_dtype=dw.dtype, out=dw, db=db, accumulate=i > 0,
-                 kernel=gemm_vjp_kernel)
+    for r0, n, z in _chunks(x2, weight, bias, gemm_vjp_kernel):
+        _chunk_grads(r0 == 0, r0, z, x2, weight, t, grad.reshape(-1) if reduction == "none" else grad, lse, factor,
+                     reduction, label_smoothing, ignore_index, dx, dw, db)
     return (dx.view(input.shape) if need_x else None), (dw if need_w else None), db

@@ -8,6 +8,7 @@ import triton
 import triton.language as tl
 
 from .. import runtime
+from ..bwd.broadcast import broadcast_bwd_kernel
 from ..bwd.loss import ce_logits_bwd_kernel
 from ..bwd.matmul import gemm_vjp_kernel
 from ..bwd.reduce import combine_vjp_kernel
@@ -18,7 +19,7 @@ from ..fwd.matmul import gemm_fwd_kernel
 from ..fwd.reduce import combine_fwd_kernel
 from ..fwd.rms_norm import rms_norm_fwd_kernel
 from ..fwd.softmax import softmax_fwd_kernel
-from ..launchers.llm import linear_cross_entropy_forward, linear_cross_entropy_vjp
+from ..launchers.llm import linear_cross_entropy_forward, linear_cross_entropy_scale, linear_cross_entropy_vjp
 from ..launchers.norm import rms_norm_forward, rms_norm_vjp, stat_dtype
 from ..launchers.softmax import softmax_forward, softmax_vjp
 from ..spec import Arg, OpSpec, needs_all, register
@@ -224,23 +225,45 @@ def _lce_check(input, weight, target, bias, ignore_index, reduction, label_smoot
     return input, weight, target, bias, ignore_index, reduction, label_smoothing
 
 
-def _lce_alloc(input, weight, target, bias, ignore_index, reduction, label_smoothing):
+def _lce_formed(input, weight, target, bias, reduction, needs) -> tuple[bool, bool, bool]:
+    """Which of dX, dW, db the forward forms (launchers/llm.py): the ones a call will need,
+    unless reduction is "none" (its per-row upstream gradient is known only in the VJP)."""
+    if needs is None or reduction == "none":
+        return False, False, False
+    need_x, need_w, _, need_b = needs_all(LCE_ARGS, (input, weight, target, bias), needs)
+    return need_x, need_w, need_b
+
+
+def _lce_alloc(input, weight, target, bias, ignore_index, reduction, label_smoothing, needs=None):
+    """The loss; saved: the log-sum-exp per row, the mean's factor, and dX, dW, db as the forward
+    forms them (empty where it does not)."""
     stat = stat_dtype(input)
     out_shape = tuple(target.shape) if reduction == "none" else ()
-    return input.new_empty(out_shape), input.new_empty((target.numel(),), dtype=stat), input.new_empty((1,), dtype=stat)
+    formed = _lce_formed(input, weight, target, bias, reduction, needs)
+    grads = [t.new_empty(t.shape if f else (0,)) for t, f in zip((input, weight, bias if bias is not None else input),
+                                                                  formed)]
+    return (input.new_empty(out_shape), input.new_empty((target.numel(),), dtype=stat),
+            input.new_empty((1,), dtype=stat), *grads)
 
 
-def _lce_forward_saved(input, weight, target, bias, ignore_index, reduction, label_smoothing):
-    return linear_cross_entropy_forward(input, weight, target, bias, ignore_index, reduction, label_smoothing,
-                                        *_lce_alloc(input, weight, target, bias, ignore_index, reduction,
-                                                    label_smoothing))
+def _lce_forward_saved(input, weight, target, bias, ignore_index, reduction, label_smoothing, needs=None):
+    args = (input, weight, target, bias, ignore_index, reduction, label_smoothing)
+    out, lse, factor, *grads = _lce_alloc(*args, needs=needs)
+    formed = _lce_formed(input, weight, target, bias, reduction, needs)
+    linear_cross_entropy_forward(*args, out, lse, factor, *(g if f else None for g, f in zip(grads, formed)))
+    return out, lse, factor, *grads
 
 
 def _lce_vjp(input, weight, target, bias, ignore_index, reduction, label_smoothing, grad, needs=None, saved=None):
-    lse, factor = saved
+    lse, factor, *formed = saved
     need_x, need_w, _, need_b = needs_all(LCE_ARGS, (input, weight, target, bias), needs)
-    dx, dw, db = linear_cross_entropy_vjp(input, weight, target, bias, ignore_index, reduction, label_smoothing, grad,
-                                          lse, factor, need_x, need_w, need_b and bias is not None)
+    wanted = [(n, f, t) for n, f, t in zip((need_x, need_w, need_b), formed, (input, weight, bias)) if n]
+    if all(f.shape == t.shape for _, f, t in wanted):  # formed by the forward: scaled by g x factor x N only
+        dx, dw, db = linear_cross_entropy_scale(grad, factor, [f if n else None for n, f in
+                                                               zip((need_x, need_w, need_b), formed)], lse.numel())
+    else:
+        dx, dw, db = linear_cross_entropy_vjp(input, weight, target, bias, ignore_index, reduction, label_smoothing,
+                                              grad, lse, factor, need_x, need_w, need_b)
     return dx, dw, None, db
 
 
@@ -275,17 +298,19 @@ def _lce_min_bytes(input, weight, target, bias=None, ignore_index=-100, reductio
 
 
 def _lce_flops(input, weight, *rest):
+    """The op's GEMMs, as F.linear + F.cross_entropy count them: logits forward, dX and dW backward
+    (a training step here runs the last two in its forward, the VJP only scales)."""
     f = 2 * input.numel() * weight.shape[0]
-    return f, 3 * f
+    return f, 2 * f
 
 
 LCE_ARGS = (Arg("input"), Arg("weight"), Arg("target"), Arg("bias", "tensor?", None), Arg("ignore_index", "int", -100),
             Arg("reduction", "str", "mean"), Arg("label_smoothing", "float", 0.0))
 linear_cross_entropy = register(OpSpec(
     name="linear_cross_entropy", family="matmul", args=LCE_ARGS,
-    forward=None, forward_saved=_lce_forward_saved, n_saved=2, vjp=_lce_vjp, reference=_lce_ref,
+    forward=None, forward_saved=_lce_forward_saved, n_saved=5, forward_needs=True, vjp=_lce_vjp, reference=_lce_ref,
     fwd_kernels=(gemm_fwd_kernel, ce_logits_fwd_kernel, combine_fwd_kernel),
-    bwd_kernels=(gemm_vjp_kernel, ce_logits_bwd_kernel),
+    bwd_kernels=(gemm_vjp_kernel, ce_logits_bwd_kernel, broadcast_bwd_kernel),
     check=_lce_check, alloc=_lce_alloc,
     vjp_alloc=lambda x, w, t, b, *rest: [x.new_empty(x.shape), torch.empty_like(w), None,
                                         b.new_empty(b.shape) if b is not None else None],
