@@ -226,3 +226,34 @@ def test_direct_replay_passes_the_arguments_of_a_normal_call():
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["bad"] == []
     assert result["replays"] >= 2 * (len(OPS) - 1)
+
+
+def test_layout_key_tells_alignment_apart():
+    """A compiled kernel is specialized on 16-byte aligned pointers: a misaligned view of the same
+    shape and strides is another layout."""
+    buf = torch.randn(65)
+    aligned, misaligned = buf[:64].view(4, 16), buf[1:].view(4, 16)
+    assert aligned.data_ptr() % 16 == 0 and misaligned.data_ptr() % 16 == 4
+    assert replay.layout_key((aligned,)) != replay.layout_key((misaligned,))
+
+
+def test_vjp_replays_by_upstream_gradient_layout():
+    """The VJP's replay is keyed on the upstream gradient's layout: after a dense gradient, an
+    expanded one (``out.sum().backward()``) is a call of its own, and both are right."""
+    spec = triton_ops.registry["gelu"]
+    x = torch.randn(3, 5, requires_grad=True)
+    for _ in range(2):
+        (dense,) = torch.autograd.grad(spec.fn(x), [x], torch.ones(3, 5))
+        spec.fn(x).sum().backward()
+    expected = spec.vjp(x.detach(), torch.ones(3, 5))[0]
+    assert _same(dense, expected) and _same(x.grad, 2 * expected)
+
+
+def test_a_check_that_read_values_runs_on_every_call():
+    """The interpreter checks class indices on their values: a layout that passed once is
+    checked again with an index out of range."""
+    z = torch.randn(4, 6)
+    triton_ops.cross_entropy_logits(z, torch.tensor([0, 1, 2, 3]))
+    triton_ops.cross_entropy_logits(z, torch.tensor([0, 1, 2, 3]))
+    with pytest.raises(IndexError):
+        triton_ops.cross_entropy_logits(z, torch.tensor([0, 1, 2, 6]))
