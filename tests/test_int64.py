@@ -22,6 +22,10 @@ CASES = {
                                          torch.randn(4, 10, generator=g, dtype=torch.float64), 1),
     "softmax": lambda g: (torch.randn(9, 6, 5, generator=g, dtype=torch.float64), 1),
     "log_softmax": lambda g: (torch.randn(7, 11, generator=g, dtype=torch.float64).mT, 0),
+    # 100 rows: several row chunks in the dz pass (bias sums combined from partial rows)
+    "linear": lambda g: (torch.randn(100, 12, generator=g, dtype=torch.float64),
+                         torch.randn(7, 12, generator=g, dtype=torch.float64) * 0.3,
+                         torch.randn(7, generator=g, dtype=torch.float64), "gelu", "ieee"),
     "rms_norm": lambda g: (torch.randn(5, 3, 8, generator=g, dtype=torch.float64), [3, 8],
                            torch.randn(3, 8, generator=g, dtype=torch.float64)),
 }

@@ -58,6 +58,32 @@ def test_linear(dtype, activation):
     _check("linear", (x, w, None, activation, "ieee"), dtype, gen, scale=_mm_scale(dtype, 33))
 
 
+@pytest.mark.parametrize("activation", [None, "gelu"])
+def test_linear_backward_dz_once_bias_sums_deterministic(activation):
+    """Enough rows for several row chunks in the dz pass (the bias gradient from partial rows,
+    combined in a fixed order): values, the same bits on a second call, and the launches and
+    bytes of the plan (dz pass + combine + two plain GEMMs; without an activation the GEMMs read
+    g itself and the bias sum is a reduce)."""
+    gen = torch.Generator().manual_seed(11)
+    x = _rand((3, 100, 24), gen).float().to(DEVICE).requires_grad_()
+    w = (_rand((40, 24), gen) * 0.3).float().to(DEVICE).requires_grad_()
+    b = _rand((40,), gen).float().to(DEVICE).requires_grad_()
+    _check("linear", (x, w, b, activation, "ieee"), torch.float32, gen, scale=_mm_scale(torch.float32, 24))
+    spec = triton_ops.registry["linear"]
+    args = spec.check(x.detach(), w.detach(), b.detach(), activation, "ieee")
+    saved = list(spec.forward_saved(*args)[1:])
+    g = _rand((3, 100, 40), gen).float().to(DEVICE)
+    first = spec.vjp(*args, g, saved=saved)
+    with count_bytes() as t:
+        again = spec.vjp(*args, g, saved=saved)
+    for a, b2 in zip(first, again):
+        assert torch.equal(a, b2)
+    # dz pass + combine + dx + dW; without an activation: the reduce (+ a combine when its rows
+    # are split: on a GPU) + dx + dW
+    assert t.launches == (4 if activation or not INTERP else 3), t.launches
+    assert t.total <= 1.05 * spec.min_bytes(*args)[1], (t.total, spec.min_bytes(*args)[1])
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_layer_norm(dtype):
     gen = torch.Generator().manual_seed(2)
