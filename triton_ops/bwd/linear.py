@@ -5,7 +5,7 @@ operands (``dx = dz W``, ``dW = dz^T x``): act'(z) is never recomputed per colum
 import triton
 import triton.language as tl
 
-from ..tiles import call, joined
+from ..tiles import call, column_chunk, joined
 
 
 @triton.jit
@@ -16,16 +16,8 @@ def linear_dz_bwd_kernel(dz_ptr, part_ptr, g_ptr, z_ptr, R, N, rows_per_program,
     # a time: dz is written once in the operand dtype (the GEMMs read it as they would read g) and
     # its column sums stay in registers until one partial row per program (chunk) is written.
     # Bytes: |g| + |z| + |dz| + P x N partials (P = row chunks, a few per column block).
-    n_n = tl.cdiv(N, BLOCK_N)
-    chunk = tl.program_id(0) // n_n
-    cols = (tl.program_id(0) % n_n) * BLOCK_N + tl.arange(0, BLOCK_N)
-    if INDEX_64:
-        chunk = chunk.to(tl.int64)
-        cols = cols.to(tl.int64)
-    c_mask = cols < N
+    chunk, cols, c_mask, start, stop = column_chunk(R, N, rows_per_program, BLOCK_N, INDEX_64)
     p = joined(numbers[0], numbers[1], COMPUTE)
-    start = chunk * rows_per_program
-    stop = tl.minimum(start + rows_per_program, R)
     acc = tl.zeros([BLOCK_R, BLOCK_N], COMPUTE)
     for r0 in range(start, stop, BLOCK_R):
         rows = r0 + tl.arange(0, BLOCK_R)

@@ -7,22 +7,16 @@ import torch
 from .. import runtime
 from ..bwd.linear import linear_dz_bwd_kernel
 from ..tiles import split_float
-from .reduce import combine_partials
+from .reduce import column_chunks, combine_partials
 
 
 @runtime.plan_cache
 def _dz_plan(R, N, g_strides, z_strides, dtype, df, has_param, need_db, device):
-    """(LaunchPlan, row chunks P). Columns first (the store is contiguous along them), then rows up
-    to one tile; the rows are split into chunks only as far as the column blocks leave the device
-    idle (each chunk costs one partial row of N sums)."""
-    block_n = min(runtime.next_pow2(N), 1024 if runtime.INTERPRETER else 256)
-    block_r = max(1, min(runtime.next_pow2(R), runtime.tile_elements() // block_n, 32 if runtime.INTERPRETER else 64))
-    n_n = runtime.cdiv(N, block_n)
-    chunks = max(1, min(runtime.cdiv(R, block_r), runtime.device_programs(device) // n_n))
-    rows_per_program = runtime.cdiv(runtime.cdiv(R, chunks), block_r) * block_r
-    chunks = runtime.cdiv(R, rows_per_program)
+    """(LaunchPlan, row chunks P)."""
+    block_r, block_n, chunks, rows_per_program = column_chunks(R, N, device)
     launch = runtime.LaunchPlan(
-        linear_dz_bwd_kernel, (chunks * n_n,), {"num_warps": runtime.num_warps_for(block_r * block_n)},
+        linear_dz_bwd_kernel, (chunks * runtime.cdiv(N, block_n),),
+        {"num_warps": runtime.num_warps_for(block_r * block_n)},
         R=R, N=N, rows_per_program=rows_per_program, g_r=g_strides[0], g_c=g_strides[1], z_r=z_strides[0],
         z_c=z_strides[1], DF=df, HAS_PARAM=has_param, NEED_DB=need_db, COMPUTE=runtime.compute_dtype(dtype),
         BLOCK_R=block_r, BLOCK_N=block_n,
