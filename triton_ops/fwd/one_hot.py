@@ -32,12 +32,12 @@ def nonfinite_count_fwd_kernel(part_ptr, w_ptr, V, E, rows_per_program, w_v, w_e
 @triton.jit
 def one_hot_gather_fwd_kernel(out_ptr, o_ptr, w_ptr, nf_ptr, N, V, E, o_r, o_v, w_v, w_e,
                               COMPUTE: tl.constexpr, BLOCK_I: tl.constexpr, BLOCK_V: tl.constexpr,
-                              BLOCK_E: tl.constexpr, INDEX_64: tl.constexpr):
+                              BLOCK_K: tl.constexpr, BLOCK_E: tl.constexpr, INDEX_64: tl.constexpr):
     # One program owns BLOCK_I rows of onehot (and of out, every column). It reads its rows once
     # to find each row's nonzero entries (count, last position, value). When every row has at
     # most one, out = value * weight[position] (the other entries' 0 * weight adds +0, or NaN
     # where the column holds a non-finite weight elsewhere: the counts). Otherwise the block is
-    # the product itself, a [BLOCK_I, BLOCK_V] x [BLOCK_V, BLOCK_E] dot per step. Bytes (one-hot
+    # the product itself, a [BLOCK_I, BLOCK_K] x [BLOCK_K, BLOCK_E] dot per step. Bytes (one-hot
     # rows): |onehot| + one weight row per row + |out| + E counts per program.
     rows = tl.program_id(0) * BLOCK_I + tl.arange(0, BLOCK_I)
     if INDEX_64:
@@ -77,8 +77,8 @@ def one_hot_gather_fwd_kernel(out_ptr, o_ptr, w_ptr, nf_ptr, N, V, E, o_r, o_v, 
                 es = es.to(tl.int64)
             e_mask = es < E
             acc = tl.zeros([BLOCK_I, BLOCK_E], COMPUTE)
-            for v0 in range(0, V, BLOCK_V):
-                vs = v0 + tl.arange(0, BLOCK_V)
+            for v0 in range(0, V, BLOCK_K):
+                vs = v0 + tl.arange(0, BLOCK_K)
                 if INDEX_64:
                     vs = vs.to(tl.int64)
                 v_mask = vs < V

@@ -22,16 +22,18 @@ def _plan(N, V, E, o_strides, w_strides, dtype, device):
         V=V, E=E, rows_per_program=rows_per_program, w_v=w_strides[0], w_e=w_strides[1],
         COMPUTE=runtime.compute_dtype(dtype), BLOCK_V=block_v, BLOCK_E=block_e,
         INDEX_64=index_64 or runtime.needs_int64(chunks * E - 1))
-    # gather: tiles of at least 16 (the fallback's dot); on a GPU small enough that the
-    # fallback's [BLOCK_V, BLOCK_E] weight tile stays in registers
+    # gather: tiles of at least 16 (the fallback's dot); on a GPU 16 rows (about one wave at
+    # 8192 rows), a scan step of one tile, and a fallback step whose [BLOCK_K, BLOCK_E] weight
+    # tile stays in registers
     if runtime.INTERPRETER:
         bi, bv, be = (max(16, min(runtime.next_pow2(n), cap)) for n, cap in ((N, 64), (V, 1024), (E, 256)))
+        bk = bv
     else:
-        bi, bv, be = 16, 64, 64  # 16 rows: about one wave at 8192 rows
+        bi, bv, bk, be = 16, 256, 64, 64
     gather = runtime.LaunchPlan(
         one_hot_gather_fwd_kernel, (runtime.cdiv(N, bi),), {"num_warps": 4}, N=N, V=V, E=E, o_r=o_strides[0],
         o_v=o_strides[1], w_v=w_strides[0], w_e=w_strides[1], COMPUTE=runtime.compute_dtype(dtype), BLOCK_I=bi,
-        BLOCK_V=bv, BLOCK_E=be, INDEX_64=index_64)
+        BLOCK_V=bv, BLOCK_K=bk, BLOCK_E=be, INDEX_64=index_64)
     return count, chunks, gather
 
 
