@@ -81,7 +81,8 @@ def test_linear_backward_dz_once_bias_sums_deterministic(activation):
     # dz pass + combine + dx + dW; without an activation: the reduce (+ a combine when its rows
     # are split: on a GPU) + dx + dW
     assert t.launches == (4 if activation or not INTERP else 3), t.launches
-    assert t.total <= 1.05 * spec.min_bytes(*args)[1], (t.total, spec.min_bytes(*args)[1])
+    if INTERP:  # counts need the interpreter
+        assert t.total <= 1.05 * spec.min_bytes(*args)[1], (t.total, spec.min_bytes(*args)[1])
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
@@ -120,7 +121,8 @@ def test_one_hot_embedding_forward_is_a_gather():
         out = spec.forward(onehot, w)
     assert torch.equal(out.cpu(), w.cpu()[onehot.cpu().argmax(1)])
     assert t.launches <= 3, t.launches
-    assert t.total <= 1.05 * spec.min_bytes(onehot, w)[0], (t.total, spec.min_bytes(onehot, w)[0])
+    if INTERP:  # counts need the interpreter
+        assert t.total <= 1.05 * spec.min_bytes(onehot, w)[0], (t.total, spec.min_bytes(onehot, w)[0])
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
