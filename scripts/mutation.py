@@ -77,6 +77,17 @@ MUTANTS = [
     M("gemm-epilogue-dropped", "triton_ops/templates/gemm.py",
       "    if EPILOGUE is not None:\n        acc = call(EPILOGUE, acc, acc, p, 1, HAS_PARAM, False)\n",
       "", "activation epilogue dropped", T_MM),
+    # ---- linear's dz pass and one_hot_embedding's gather (bwd/linear.py, fwd/one_hot.py)
+    M("linear-dz-db-last-rows", "triton_ops/bwd/linear.py", "acc += tl.where(mask, dz, 0.0)",
+      "acc = tl.where(mask, dz, 0.0)", "bias gradient keeps only each chunk's last row block", T_MM),
+    M("linear-dz-partials-unsummed", "triton_ops/launchers/linear.py", "part = db if chunks == 1 or db is None",
+      "part = db if True or db is None", "bias gradient written by every row chunk (last one wins)", T_MM),
+    M("one-hot-nonfinite-ignored", "triton_ops/fwd/one_hot.py", "nf[None, :] - own > 0.0",
+      "nf[None, :] - own > 1e30", "gather drops 0 * inf = NaN from the other weight rows", T_MM),
+    M("one-hot-own-entry-nan", "triton_ops/fwd/one_hot.py", "nf[None, :] - own > 0.0", "nf[None, :] > 0.0",
+      "a row's own non-finite weight turned into NaN", T_MM),
+    M("one-hot-no-product-fallback", "triton_ops/fwd/one_hot.py", "if tl.max(count, axis=0) <= 1:",
+      "if tl.max(count, axis=0) <= 1000000:", "rows with several nonzero entries gathered", T_MM),
     # ---- LayerNorm kernels and launcher (fwd/ bwd/norm.py, launchers/norm.py)
     M("ln-long-unbiased-var", "triton_ops/fwd/norm.py", "rstd = 1.0 / tl.sqrt(m2 / D + eps)",
       "rstd = 1.0 / tl.sqrt(m2 / (D - 1) + eps)", "long-row path uses the unbiased variance", T_LN),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import triton_ops
 from helpers import DEVICE, assert_close, reference_grads
@@ -22,6 +23,14 @@ CASES = {
                                          torch.randn(4, 10, generator=g, dtype=torch.float64), 1),
     "softmax": lambda g: (torch.randn(9, 6, 5, generator=g, dtype=torch.float64), 1),
     "log_softmax": lambda g: (torch.randn(7, 11, generator=g, dtype=torch.float64).mT, 0),
+    # 100 rows: several row chunks in the dz pass (bias sums combined from partial rows)
+    "linear": lambda g: (torch.randn(100, 12, generator=g, dtype=torch.float64),
+                         torch.randn(7, 12, generator=g, dtype=torch.float64) * 0.3,
+                         torch.randn(7, generator=g, dtype=torch.float64), "gelu", "ieee"),
+    # 70 rows: two row blocks, the second with a row of two nonzero entries (the product path)
+    "one_hot_embedding": lambda g: (torch.cat([F.one_hot(torch.randint(0, 9, (69,), generator=g), 9).double(),
+                                               torch.full((1, 9), 0.5, dtype=torch.float64)]),
+                                    torch.randn(9, 5, generator=g, dtype=torch.float64)),
     "rms_norm": lambda g: (torch.randn(5, 3, 8, generator=g, dtype=torch.float64), [3, 8],
                            torch.randn(3, 8, generator=g, dtype=torch.float64)),
 }

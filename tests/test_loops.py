@@ -89,15 +89,22 @@ def test_gemm_k_loop(K, block_k, steps):
     interpreter_plan(cfg["BLOCK_K"] == block_k and runtime.cdiv(K, block_k) == steps)
     gen = torch.Generator().manual_seed(K)
     _check("matmul", [_rand(20, K, gen=gen), _rand(K, 30, gen=gen), "ieee"], f"matmul K={K}")
-    # linear: bias and activation in the GEMM epilogue, the activation's derivative in the
-    # gradient GEMMs' prologue; x [K, 40]: the weight gradient's K loop runs over K rows, and
-    # the bias gradient's row sums with it
+    # linear: bias and activation in the GEMM epilogue; x [K, 40]: the weight gradient's K loop
+    # runs over K rows (dz, or g itself without an activation)
     w, b = _rand(24, K, gen=gen, scale=0.3), _rand(24, gen=gen)
     rows, w2 = _rand(K, 40, gen=gen), _rand(24, 40, gen=gen, scale=0.3)
     interpreter_plan(gemm_config(24, 40, K, F64)["BLOCK_K"] == block_k)
     for activation in (None, "gelu"):
         _check("linear", [_rand(2, 3, K, gen=gen), w, b, activation, "ieee"], f"linear in={K} {activation}")
         _check("linear", [rows, w2, b, activation, "ieee"], f"linear rows={K} {activation}")
+    # the template's bias-gradient row sums (DB: linear_cross_entropy's db) run with the K loop
+    from triton_ops.launchers.matmul import gemm
+
+    a, b2 = _rand(K, 24, gen=gen), _rand(K, 40, gen=gen)
+    db = torch.empty(24, dtype=F64, device=DEVICE)
+    c = gemm(a, b2, transpose_a=True, out_dtype=F64, db=db, precision="ieee")[0]
+    assert_close(c, a.cpu().T @ b2.cpu(), F64, f"gemm a^T b K={K}")
+    assert_close(db, a.cpu().sum(0), F64, f"gemm row sums K={K}")
 
 
 def test_gemm_several_tiles_grouped():
@@ -114,6 +121,77 @@ def test_gemm_several_tiles_grouped():
         _check("matmul", [a3, b3, "ieee"], "batched matmul 5x3 tiles")
         x, w, bias = _rand(70, 40, gen=gen), _rand(33, 40, gen=gen, scale=0.3), _rand(33, gen=gen)
         _check("linear", [x, w, bias, "leaky_relu", "ieee"], "linear 5x3 tiles")
+
+
+# ------------------------------------------------------------------------------------------------
+# linear's dz pass (row loop, row chunks and their bias-sum partials) and one_hot_embedding's
+# gather (the onehot scan, the column loop, the product fallback's K loop, the count chunks)
+
+
+def test_linear_dz_row_loop_and_chunks():
+    from triton_ops.launchers.reduce import column_chunks
+
+    # 600 rows of 32 in 8 programs: 96 rows (3 row blocks) per chunk, 7 chunks (the last one 24
+    # rows), each writing one partial row of the bias sums
+    interpreter_plan(column_chunks(600, 48, DEVICE) == (32, 64, 7, 96))
+    gen = torch.Generator().manual_seed(600)
+    x, w, b = _rand(600, 20, gen=gen), _rand(48, 20, gen=gen, scale=0.3), _rand(48, gen=gen)
+    for activation in ("gelu", "elu"):
+        _check("linear", [x, w, b, activation, "ieee"], f"linear 600 rows {activation}")
+
+
+@pytest.mark.parametrize("sms,chunks", [(1, 4), (4, 9), (64, 18)])
+def test_linear_dz_gpu_plan_chunks(gpu_plans, sms, chunks):
+    from triton_ops.launchers import linear, reduce
+
+    # as on a GPU: 48 columns in one 64-column block, 64-row blocks, min(18, 4 * sms) chunks of
+    # whole row blocks (16 chunks of 69 rows become 9 of 128)
+    gpu_plans(linear, reduce, programs=4 * sms)
+    assert reduce.column_chunks(1100, 48, DEVICE)[:3] == (64, 64, chunks)
+    gen = torch.Generator().manual_seed(sms)
+    x, w, b = _rand(1100, 12, gen=gen), _rand(48, 12, gen=gen, scale=0.3), _rand(48, gen=gen)
+    _check("linear", [x, w, b, "gelu", "ieee"], f"linear {chunks} chunks")
+
+
+def _one_hot_case(N, V, E, gen):
+    """One-hot rows (one scaled, one empty), a row of two nonzero entries (its block runs the
+    product) and non-finite weights in two columns."""
+    onehot = F.one_hot(torch.randint(0, V, (N,), generator=gen), V).to(F64)
+    onehot[1] *= -3.0
+    onehot[2] = 0.0
+    onehot[N - 1, :2] = torch.tensor([0.5, 2.0])
+    w = torch.randn(V, E, generator=gen, dtype=F64)
+    w[V - 1, 1], w[V // 2, E - 1] = float("inf"), float("nan")
+    return onehot.to(DEVICE), w.to(DEVICE)
+
+
+def _check_one_hot(onehot, w, what):
+    out = triton_ops.one_hot_embedding(onehot, w)
+    ref = onehot.cpu() @ w.cpu()
+    assert torch.equal(out.isnan().cpu(), ref.isnan()) and torch.equal(out.isinf().cpu(), ref.isinf()), what
+    assert_close(out.cpu()[ref.isfinite()], ref[ref.isfinite()], F64, what)
+    finite = torch.nan_to_num(w, nan=0.0, posinf=1.0)  # the gradients: the two GEMMs
+    _check("one_hot_embedding", [onehot, finite], f"{what} gradients")
+
+
+def test_one_hot_embedding_loops():
+    # onehot [40, 2000]: the scan runs 2 blocks of 1024 columns; E = 300: 2 column blocks of 256;
+    # the product fallback's K loop 2 steps; weight counts in 8 chunks of 256 rows
+    from triton_ops.launchers.reduce import column_chunks
+
+    interpreter_plan(column_chunks(2000, 300, DEVICE) == (32, 512, 8, 256))
+    _check_one_hot(*_one_hot_case(40, 2000, 300, torch.Generator().manual_seed(40)), "one_hot 40x2000x300")
+
+
+def test_one_hot_embedding_gpu_plan(gpu_plans):
+    from triton_ops.launchers import one_hot, reduce
+
+    # as on a GPU: 16-row blocks (the last of 3 holds the product row), a scan of 256 columns (2
+    # steps over 300), the fallback's K loop of 64 (5 steps), 64-column blocks (2 over 100),
+    # weight counts in 10 chunks of 32 rows
+    gpu_plans(one_hot, reduce, programs=10)
+    assert reduce.column_chunks(300, 100, DEVICE) == (32, 128, 10, 32)
+    _check_one_hot(*_one_hot_case(40, 300, 100, torch.Generator().manual_seed(41)), "one_hot GPU plan")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -210,3 +210,17 @@ def block_columns(BLOCK: tl.constexpr, INDEX_64: tl.constexpr):
     if INDEX_64:
         cols = cols.to(tl.int64)
     return cols
+
+
+@helper
+def column_chunk(R, C, rows_per_program, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr):
+    """This program's chunk of rows [start, stop) and BLOCK_C columns (with their mask) in a
+    column-sum kernel whose programs each write one partial row (``launchers/reduce.column_chunks``)."""
+    n_c = tl.cdiv(C, BLOCK_C)
+    chunk = tl.program_id(0) // n_c
+    cols = (tl.program_id(0) % n_c) * BLOCK_C + tl.arange(0, BLOCK_C)
+    if INDEX_64:
+        chunk = chunk.to(tl.int64)
+        cols = cols.to(tl.int64)
+    start = chunk * rows_per_program
+    return chunk, cols, cols < C, start, tl.minimum(start + rows_per_program, R)

@@ -37,3 +37,15 @@ def combine_partials(partials: torch.Tensor, out: torch.Tensor, scale: float = 1
     s_hi, s_lo = split_float(scale, launch.fixed["COMPUTE"])
     launch(out_ptr=out, aux_ptr=factor_out if divide else out, part_ptr=partials, s_hi=s_hi, s_lo=s_lo)
     return out
+
+
+def column_chunks(R: int, C: int, device) -> tuple[int, int, int, int]:
+    """(BLOCK_R, BLOCK_C, chunks, rows per chunk) of a kernel that sums the columns of R x C into
+    one partial row per program (``tiles.column_chunk``), the chunks then combined: columns
+    first (contiguous stores), rows up to one tile, and the rows split into chunks only as far as
+    the column blocks leave the device idle (each chunk costs one partial row of C sums)."""
+    block_c = min(runtime.next_pow2(C), 1024 if runtime.INTERPRETER else 256)
+    block_r = max(1, min(runtime.next_pow2(R), runtime.tile_elements() // block_c, 32 if runtime.INTERPRETER else 64))
+    chunks = max(1, min(runtime.cdiv(R, block_r), runtime.device_programs(device) // runtime.cdiv(C, block_c)))
+    rows_per_chunk = runtime.cdiv(runtime.cdiv(R, chunks), block_r) * block_r
+    return block_r, block_c, runtime.cdiv(R, rows_per_chunk), rows_per_chunk

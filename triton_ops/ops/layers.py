@@ -5,16 +5,22 @@ from __future__ import annotations
 import torch
 
 from .. import runtime
+from ..bwd.linear import linear_dz_bwd_kernel
 from ..bwd.matmul import gemm_vjp_kernel
 from ..bwd.norm import layer_norm_bwd_kernel
 from ..bwd.reduce import combine_vjp_kernel
 from ..bwd.shape import embedding_bwd_kernel, transpose_vjp_kernel
 from ..fwd.matmul import gemm_fwd_kernel
 from ..fwd.norm import layer_norm_fwd_kernel
+from ..fwd.one_hot import nonfinite_count_fwd_kernel, one_hot_gather_fwd_kernel
+from ..fwd.reduce import combine_fwd_kernel
 from ..bwd.broadcast import broadcast_bwd_kernel
+from ..bwd.pointwise import pointwise_vjp_kernel
 from ..fwd.pointwise import pointwise_fwd_kernel
 from ..fwd.shape import embedding_fwd_kernel, transpose_fwd_kernel
+from ..launchers.linear import linear_dz
 from ..launchers.matmul import gemm
+from ..launchers.one_hot import one_hot_embedding_forward
 from ..launchers.norm import layer_norm_forward, layer_norm_vjp, stat_dtype
 from ..launchers.pointwise import pointwise_vjp, reduce_to
 from ..launchers.shape import embedding_forward, embedding_vjp, transpose as transpose_launch
@@ -143,20 +149,18 @@ def _linear_vjp(x, weight, bias, activation, precision, grad, needs=None, saved=
     need_x, need_w, need_b = needs_all(LINEAR_ARGS, (x, weight, bias), needs)
     act = _activation("linear", activation)
     (z,) = saved
-    out = weight.shape[0]
     g2 = _rows2d(grad)
-    z2 = _rows2d(z) if act else None
-    pro = dict(prologue=act["df"] if act else None, prologue_z=z2, param=act["param"] if act else None,
-               precision=precision, kernel=gemm_vjp_kernel)
-    dx = gemm(g2, weight, out_dtype=x.dtype, **pro)[0].view(x.shape) if need_x else None
-    db = bias.new_empty(bias.shape) if need_b else None  # contiguous: the kernel writes it densely
-    dw = None
-    if need_w or need_b:
-        dw = gemm(g2, _rows2d(x), transpose_a=True, out_dtype=weight.dtype, db=db, **pro)[0]
-        if need_b and x.shape[-1] == 0:  # in_features = 0: no dW tile to add db's row sums in
-            dz = pointwise_vjp(g2, g2.shape, dfx=act["df"], x=z2, param=act["param"], arity=1)[0] if act else g2
-            db = reduce_to(dz, bias.shape)
-    return dx, dw if need_w else None, db
+    db = bias.new_empty(bias.shape) if need_b else None  # contiguous: the kernels write it densely
+    if act:  # dz = g * act'(z) once, the bias sums in the same pass
+        dz = linear_dz(g2, _rows2d(z), act["df"], act["param"], db=db) if need_x or need_w or need_b else None
+    else:
+        dz = g2
+        if need_b:
+            db = reduce_to(g2, bias.shape)
+    mm = dict(precision=precision, kernel=gemm_vjp_kernel)
+    dx = gemm(dz, weight, out_dtype=x.dtype, **mm)[0].view(x.shape) if need_x else None
+    dw = gemm(dz, _rows2d(x), transpose_a=True, out_dtype=weight.dtype, **mm)[0] if need_w else None
+    return dx, dw, db
 
 
 def _linear_ref(x, weight, bias=None, activation=None, precision=None):
@@ -171,7 +175,11 @@ def _linear_min_bytes(x, weight, bias=None, activation=None, precision=None):
     y = x.numel() // x.shape[-1] * weight.shape[0] * x.element_size()
     saved = y if activation is not None else 0
     fwd = runtime.nbytes(x) + runtime.nbytes(weight) + runtime.nbytes(bias) + y + saved
-    bwd = 2 * (y + saved) + 2 * (runtime.nbytes(x) + runtime.nbytes(weight)) + runtime.nbytes(bias)
+    # the two GEMMs read dz (with an activation: g and z read once, dz written once by the dz
+    # pass, which also sums db; without: dz is g, and db takes one more read of g) and x, W
+    # and write dx, dW
+    dz = y + saved + y if activation is not None else (y if bias is not None else 0)
+    bwd = dz + 2 * y + 2 * (runtime.nbytes(x) + runtime.nbytes(weight)) + runtime.nbytes(bias)
     return fwd, bwd
 
 
@@ -180,7 +188,8 @@ LINEAR_ARGS = (Arg("x"), Arg("weight"), Arg("bias", "tensor?", None), Arg("activ
 linear = register(OpSpec(
     name="linear", family="matmul", args=LINEAR_ARGS,
     forward=None, forward_saved=_linear_forward_saved, n_saved=1, vjp=_linear_vjp, reference=_linear_ref,
-    fwd_kernels=(gemm_fwd_kernel,), bwd_kernels=(gemm_vjp_kernel,),
+    fwd_kernels=(gemm_fwd_kernel,),
+    bwd_kernels=(linear_dz_bwd_kernel, combine_vjp_kernel, pointwise_vjp_kernel, gemm_vjp_kernel),
     check=_linear_check, alloc=_linear_alloc,
     vjp_alloc=lambda x, w, b, *rest: [x.new_empty(x.shape), w.new_empty(w.shape),
                                       b.new_empty(b.shape) if b is not None else None],
@@ -190,7 +199,8 @@ linear = register(OpSpec(
                                               randn((shape[-1] // 2 + 1, shape[-1]), dtype, device, gen, 0.2),
                                               randn((shape[-1] // 2 + 1,), dtype, device, gen), "gelu"),
     doc="linear(x, weight, bias=None, activation=None, precision=None): act(x @ weight^T + bias); the bias "
-        "and activation run in the GEMM epilogue, the activation's derivative in the gradient GEMMs' prologue.")).fn
+        "and activation run in the GEMM epilogue; the backward forms dz = g * act'(z) and the bias sums in one pass, "
+        "then dx = dz weight and dW = dz^T x as plain GEMMs.")).fn
 
 
 # --------------------------------------------------------------------------------------------
@@ -210,8 +220,7 @@ def _ohe_check(onehot, weight):
 
 
 def _ohe_forward(onehot, weight):
-    y = gemm(_rows2d(onehot), weight, out_dtype=onehot.dtype, precision="ieee")[0]
-    return y.view(*onehot.shape[:-1], weight.shape[1])
+    return one_hot_embedding_forward(_rows2d(onehot), weight).view(*onehot.shape[:-1], weight.shape[1])
 
 
 def _ohe_vjp(onehot, weight, grad, needs=None):
@@ -224,6 +233,15 @@ def _ohe_vjp(onehot, weight, grad, needs=None):
     return d_onehot, d_weight
 
 
+def _ohe_min_bytes(onehot, weight):
+    out = onehot.numel() // onehot.shape[-1] * weight.shape[1] * onehot.element_size()
+    # forward: onehot read once (each row's nonzero entries), weight read once (its non-finite
+    # entries per column: 0 * inf is NaN in the product), one weight row gathered per output row
+    fwd = runtime.nbytes(onehot) + runtime.nbytes(weight) + 2 * out
+    bwd = 2 * (runtime.nbytes(onehot) + runtime.nbytes(weight)) + 2 * out
+    return fwd, bwd
+
+
 def _onehot_sample(shape, dtype, device, gen):
     V = shape[-1]
     idx = torch.randint(0, V, tuple(shape[:-1]), generator=gen)
@@ -234,14 +252,15 @@ OHE_ARGS = (Arg("onehot"), Arg("weight"))
 one_hot_embedding = register(OpSpec(
     name="one_hot_embedding", family="matmul", args=OHE_ARGS, forward=_ohe_forward, vjp=_ohe_vjp,
     reference=lambda onehot, weight: onehot @ weight,
-    fwd_kernels=(gemm_fwd_kernel,), bwd_kernels=(gemm_vjp_kernel,), check=_ohe_check,
+    fwd_kernels=(nonfinite_count_fwd_kernel, combine_fwd_kernel, one_hot_gather_fwd_kernel),
+    bwd_kernels=(gemm_vjp_kernel,), check=_ohe_check,
     alloc=lambda o, w: o.new_empty((*o.shape[:-1], w.shape[1])),
     vjp_alloc=lambda o, w, grad: [o.new_empty(o.shape), w.new_empty(w.shape)],
-    min_bytes=lambda o, w: (runtime.nbytes(o) + runtime.nbytes(w) + o.numel() // o.shape[-1] * w.shape[1] * o.element_size(),
-                            2 * (runtime.nbytes(o) + runtime.nbytes(w)) + 2 * o.numel() // o.shape[-1] * w.shape[1] * o.element_size()),
+    min_bytes=_ohe_min_bytes,
     flops=lambda o, w: (2 * o.numel() * w.shape[1], 4 * o.numel() * w.shape[1]),
     sample=_onehot_sample,
-    doc="one_hot_embedding(onehot, weight): onehot [..., V] @ weight [V, E] (a real-valued one-hot input).")).fn
+    doc="one_hot_embedding(onehot, weight): onehot [..., V] @ weight [V, E] (a real-valued one-hot input); "
+        "one-hot rows are gathered (a block holding a row with several nonzero entries runs the product).")).fn
 
 
 # --------------------------------------------------------------------------------------------
