@@ -2,8 +2,11 @@
 the tuning store or a heuristic, decided once per plan."""
 from __future__ import annotations
 
+import functools
+
 import torch
 import triton.language as tl
+from triton.tools.tensor_descriptor import TensorDescriptor
 
 from .. import runtime
 from ..fwd.matmul import gemm_fwd_kernel
@@ -20,16 +23,23 @@ def _strides3(shape_strides, transpose: bool = False) -> tuple[int, int, int]:
     return (b, c, r) if transpose else (b, r, c)
 
 
+def default_precision() -> str:
+    """float32 GEMMs without ``precision=``: what ``torch.get_float32_matmul_precision()`` says
+    ('highest': IEEE float32; 'high' / 'medium': TF32). It is the same switch as SPEC's
+    ``torch.backends.cuda.matmul.allow_tf32``: torch sets one from the other."""
+    return "ieee" if torch.get_float32_matmul_precision() == "highest" else "tf32"
+
+
 def resolve_precision(precision, dtype) -> str:
     if precision is None:
-        precision = "tf32" if torch.backends.cuda.matmul.allow_tf32 else "ieee"
+        precision = default_precision()
     if precision not in ("ieee", "tf32"):
         raise ValueError(f"triton_ops: precision must be 'ieee', 'tf32' or None, got {precision!r}")
     return precision if dtype == torch.float32 else "ieee"
 
 
 def gemm_config(M: int, N: int, K: int, dtype) -> dict:
-    """Tile sizes (the tuning store may override them: ``triton_ops.tune``)."""
+    """Tile sizes (the tuning store may override them per shape bucket: ``triton_ops.tune``)."""
     tuned = lookup("gemm", dtype, (M, N, K))
     if tuned:
         return tuned
@@ -38,9 +48,61 @@ def gemm_config(M: int, N: int, K: int, dtype) -> dict:
         # once per column of tiles, each B tile once per row of tiles
         return dict(BLOCK_M=min(128, max(16, runtime.next_pow2(M))), BLOCK_N=min(128, max(16, runtime.next_pow2(N))),
                     BLOCK_K=min(64, max(16, runtime.next_pow2(K))), GROUP_M=8, num_warps=4, num_stages=1)
-    small = dtype in (torch.float16, torch.bfloat16)
-    return dict(BLOCK_M=128, BLOCK_N=128 if N > 64 else 64, BLOCK_K=64 if small else 32, GROUP_M=8,
-                num_warps=8, num_stages=3 if small else 2)
+    if dtype in (torch.float16, torch.bfloat16):
+        # Triton's persistent-matmul tutorial's H100 tile: 128 x 256 x 64, 3 stages (144 KiB of
+        # shared memory: one program per SM), 8 warps (128 accumulator registers a thread)
+        wide = N > 128 and M > 64
+        return dict(BLOCK_M=128, BLOCK_N=256 if wide else 128, BLOCK_K=64, GROUP_M=8, num_warps=8,
+                    num_stages=3 if wide else 4)
+    return dict(BLOCK_M=128, BLOCK_N=128 if N > 64 else 64, BLOCK_K=32, GROUP_M=8, num_warps=8, num_stages=3)
+
+
+SMEM_PER_SM = 228 * 1024  # Hopper; an older GPU holds fewer programs per SM than this assumes
+
+
+def persistent_programs(tiles: int, cfg: dict, itemsize: int, device) -> int:
+    """Programs of the persistent grid: one per resident slot (SMs x programs per SM, from the
+    pipeline's shared memory and the warps), never more than there are tiles."""
+    if runtime.INTERPRETER:
+        return min(tiles, 3)  # programs run one after another: few, each walking several tiles
+    smem = cfg["num_stages"] * (cfg["BLOCK_M"] + cfg["BLOCK_N"]) * cfg["BLOCK_K"] * itemsize + 1024
+    per_sm = max(1, min(SMEM_PER_SM // smem, 64 // cfg["num_warps"]))  # 64 warps an SM
+    return min(tiles, runtime.device_programs(device) // 4 * per_sm)
+
+
+@functools.cache
+def tma_capable(device) -> bool:
+    """Whether tensor descriptors can feed this device's GEMM: Hopper and later (compile-only
+    targets sm_90), and the interpreter, which runs descriptor loads as masked loads."""
+    if runtime.INTERPRETER or runtime.COMPILE_ONLY:
+        return True
+    return device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 9
+
+
+def _tma_layout(layout, transpose: bool, batched: bool):
+    """(descriptor shape, strides, transposed) over an operand's own memory for a TMA read, or
+    None where TMA cannot read it: the innermost stride must be 1 and every other stride a
+    positive multiple of 16 bytes (the base address is checked per call)."""
+    shape, strides, dtype = layout
+    if dtype not in (torch.float16, torch.bfloat16, torch.float32):
+        return None
+    rows, cols = (shape[-1], shape[-2]) if transpose else (shape[-2], shape[-1])
+    _, r_st, c_st = _strides3(layout, transpose)
+    b_st = strides[0] if len(shape) == 3 else 0
+    itemsize = dtype.itemsize
+    if c_st == 1:
+        dims, st, flipped = [rows, cols], [r_st, 1], False
+    elif r_st == 1:
+        dims, st, flipped = [cols, rows], [c_st, 1], True
+    else:
+        return None
+    if batched:
+        if len(shape) != 3:
+            return None
+        dims, st = [shape[0], *dims], [b_st, *st]
+    if 0 in dims or any(s <= 0 or s * itemsize % 16 for s in st[:-1]):
+        return None
+    return dims, st, flipped
 
 
 def _layout(t):
@@ -57,10 +119,11 @@ _memo = runtime.plan_memo()
 
 @runtime.plan_cache
 def _gemm_plan(kernel, a, b, transpose_a, transpose_b, out_dtype, bias, epilogue, prologue, prologue_z, has_param,
-               save_z, db, precision, allow_tf32, out, accumulate):
-    """(out shape, LaunchPlan) for one combination of operand layouts and options; ``a``, ``b``,
-    ``bias``, ``prologue_z``, ``out`` are (shape, strides, dtype) (``out`` None: a fresh
-    contiguous C) and ``db`` a bool."""
+               save_z, db, precision, out, accumulate, device):
+    """(out shape, pointer LaunchPlan, TMA LaunchPlan or None, the two descriptors' (shape,
+    strides, block)) for one combination of operand layouts and options; ``a``, ``b``, ``bias``,
+    ``prologue_z``, ``out`` are (shape, strides, dtype) (``out`` None: a fresh contiguous C),
+    ``db`` a bool and ``precision`` resolved."""
     a_shape, b_shape = a[0], b[0]
     batched = len(a_shape) == 3 or len(b_shape) == 3
     M = a_shape[-1] if transpose_a else a_shape[-2]
@@ -73,18 +136,28 @@ def _gemm_plan(kernel, a, b, transpose_a, transpose_b, out_dtype, bias, epilogue
     compute = torch.float64 if torch.float64 in (a[2], b[2]) else torch.float32
     cfg = gemm_config(M, N, K, a[2])
     options = {k: v for k, v in cfg.items() if k in ("num_warps", "num_stages")}
-    tiles = runtime.cdiv(M, cfg["BLOCK_M"]) * runtime.cdiv(N, cfg["BLOCK_N"])
-    launch = runtime.LaunchPlan(  # a 1-D grid, batch outermost (the template's note)
-        kernel, (tiles * batch,), options, M=M, N=N, K=K,
+    tiles = runtime.cdiv(M, cfg["BLOCK_M"]) * runtime.cdiv(N, cfg["BLOCK_N"]) * batch
+    grid = (max(1, persistent_programs(tiles, cfg, a[2].itemsize, device)),)
+    fixed = dict(
+        M=M, N=N, K=K, BATCH=batch,
         a_st=_strides3(a, transpose_a), b_st=_strides3(b, transpose_b), c_st=c_strides,
         z_st=z_strides if save_z else (0, 0, 0), za_st=_strides3(prologue_z, transpose_a),
         bias_st=bias[1][0] if bias is not None else 0,
         EPILOGUE=epilogue, PROLOGUE=prologue, HAS_PARAM=has_param, HAS_BIAS=bias is not None,
         SAVE_Z=save_z, DB=db, ACCUMULATE=accumulate, PRECISION=resolve_precision(precision, a[2]),
         UPCAST=runtime.INTERPRETER or compute == torch.float64,
-        ACC=tl.float64 if compute == torch.float64 else tl.float32,
+        ACC=tl.float64 if compute == torch.float64 else tl.float32, BATCHED=batched,
+        EVEN_K=K % cfg["BLOCK_K"] == 0, A_T=False, B_T=False,
         BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"], BLOCK_K=cfg["BLOCK_K"], GROUP_M=cfg["GROUP_M"])
-    return out_shape, launch
+    pointers = runtime.LaunchPlan(kernel, grid, options, TMA=False, **fixed)
+    ta, tb = _tma_layout(a, transpose_a, batched), _tma_layout(b, transpose_b, batched)
+    if not (ta and tb and tma_capable(device)):
+        return out_shape, pointers, None, None
+    bm, bn, bk = cfg["BLOCK_M"], cfg["BLOCK_N"], cfg["BLOCK_K"]
+    blocks = ([bk, bm] if ta[2] else [bm, bk]), ([bn, bk] if tb[2] else [bk, bn])
+    descs = tuple((dims, st, [1, *blk] if batched else blk) for (dims, st, _), blk in zip((ta, tb), blocks))
+    tma = runtime.LaunchPlan(kernel, grid, options, TMA=True, **{**fixed, "A_T": ta[2], "B_T": tb[2]})
+    return out_shape, pointers, tma, descs
 
 
 def gemm(a, b, *, out_dtype, transpose_a=False, transpose_b=False, bias=None, epilogue=None, prologue=None,
@@ -94,24 +167,30 @@ def gemm(a, b, *, out_dtype, transpose_a=False, transpose_b=False, bias=None, ep
     when asked (read through strides). ``prologue(z)`` multiplies op(a) element by element
     (``prologue_z`` laid out like op(a)); ``db`` receives the row sums of the (scaled) op(a).
     ``out``: write C there (any strides) instead of a new tensor; ``accumulate``: add to what
-    ``out`` (and ``db``) hold. Returns ``(C, z)`` (z the pre-activation when ``save_z``).
+    ``out`` (and ``db``) hold. ``precision``: float32's 'ieee' | 'tf32', None for
+    ``default_precision()``. Returns ``(C, z)`` (z the pre-activation when ``save_z``).
     ``kernel``: the forward entry point or ``bwd/matmul.gemm_vjp_kernel``."""
-    allow_tf32 = precision is None and torch.backends.cuda.matmul.allow_tf32
+    precision = precision or default_precision()  # resolved per call: the global setting may change
     key = (id(kernel), a.shape, a.stride(), a.dtype, b.shape, b.stride(), b.dtype, transpose_a, transpose_b,
            out_dtype, _key(bias), id(epilogue), id(prologue), _key(prologue_z), param is None, save_z, db is None,
-           precision, allow_tf32, _key(out), accumulate)
+           precision, _key(out), accumulate, a.device)
     planned = _memo.get(key)
     if planned is None:
         planned = _memo[key] = _gemm_plan(
             kernel, _layout(a), _layout(b), transpose_a, transpose_b, out_dtype, _layout(bias), epilogue, prologue,
-            _layout(prologue_z), param is not None, save_z, db is not None, precision, allow_tf32, _layout(out),
-            accumulate)
-    out_shape, launch = planned
+            _layout(prologue_z), param is not None, save_z, db is not None, precision, _layout(out), accumulate,
+            a.device)
+    out_shape, launch, tma, descs = planned
     c = torch.empty(out_shape, dtype=out_dtype, device=a.device) if out is None else out
     z = torch.empty(out_shape, dtype=out_dtype, device=a.device) if save_z else None
     if c.numel() == 0:
         return c, z
+    a_desc, b_desc = a, b  # unused by the pointer path
+    if tma is not None and not (a.data_ptr() | b.data_ptr()) & 15:  # TMA needs 16-byte aligned bases
+        launch = tma
+        a_desc, b_desc = (TensorDescriptor(t, *d) for t, d in zip((a, b), descs))
     launch(c_ptr=c, z_ptr=z if z is not None else c, db_ptr=db if db is not None else c, a_ptr=a, b_ptr=b,
            bias_ptr=bias if bias is not None else c, za_ptr=prologue_z if prologue_z is not None else a,
+           a_desc=a_desc, b_desc=b_desc,
            numbers=split_float(param if param is not None else 0.0, launch.fixed["ACC"]))
     return c, z
