@@ -38,8 +38,12 @@ def resolve_precision(precision, dtype) -> str:
     return precision if dtype == torch.float32 else "ieee"
 
 
-def gemm_config(M: int, N: int, K: int, dtype) -> dict:
-    """Tile sizes (the tuning store may override them per shape bucket: ``triton_ops.tune``)."""
+def gemm_config(M: int, N: int, K: int, dtype, *, fused: bool = False, prologue: bool = False,
+                precision: str = "tf32") -> dict:
+    """Tile sizes (the tuning store may override them per shape bucket: ``triton_ops.tune``).
+    ``fused``: an activation in the epilogue or prologue, whose temporaries beside a 128 x 256
+    accumulator spill registers (sm_90 report): those GEMMs take 128 x 128 tiles; ``prologue``:
+    A passes through registers (g * act'(z)), 32-deep K steps keep it from spilling."""
     tuned = lookup("gemm", dtype, (M, N, K))
     if tuned:
         return tuned
@@ -51,13 +55,18 @@ def gemm_config(M: int, N: int, K: int, dtype) -> dict:
     if dtype in (torch.float16, torch.bfloat16):
         # Triton's persistent-matmul tutorial's H100 tile: 128 x 256 x 64, 3 stages (144 KiB of
         # shared memory: one program per SM), 8 warps (128 accumulator registers a thread)
-        wide = N > 128 and M > 64
-        return dict(BLOCK_M=128, BLOCK_N=256 if wide else 128, BLOCK_K=64, GROUP_M=8, num_warps=8,
-                    num_stages=3 if wide else 4)
-    return dict(BLOCK_M=128, BLOCK_N=128 if N > 64 else 64, BLOCK_K=32, GROUP_M=8, num_warps=8, num_stages=3)
+        wide = N > 128 and M > 64 and not fused
+        return dict(BLOCK_M=128, BLOCK_N=256 if wide else 128, BLOCK_K=32 if prologue else 64, GROUP_M=8,
+                    num_warps=8, num_stages=3 if wide else 4)
+    if dtype == torch.float32 and precision == "tf32":
+        return dict(BLOCK_M=128, BLOCK_N=128 if N > 64 else 64, BLOCK_K=32, GROUP_M=8, num_warps=8, num_stages=3)
+    # IEEE float32 and float64: no tensor cores (FMA), the accumulator and both operand tiles
+    # live in registers: 64 x 64 tiles over 8 warps (4 warps or 128-row tiles spill on sm_90)
+    return dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=32, GROUP_M=8, num_warps=8, num_stages=2)
 
 
 SMEM_PER_SM = 228 * 1024  # Hopper; an older GPU holds fewer programs per SM than this assumes
+REGS_PER_SM = 65536
 
 
 def persistent_programs(tiles: int, cfg: dict, itemsize: int, device) -> int:
@@ -65,9 +74,18 @@ def persistent_programs(tiles: int, cfg: dict, itemsize: int, device) -> int:
     pipeline's shared memory and the warps), never more than there are tiles."""
     if runtime.INTERPRETER:
         return min(tiles, 3)  # programs run one after another: few, each walking several tiles
+    # registers are known only after compiling: assume the most (255 a thread), so that every
+    # program of the grid is resident at once (a late one would walk its tiles after the others)
     smem = cfg["num_stages"] * (cfg["BLOCK_M"] + cfg["BLOCK_N"]) * cfg["BLOCK_K"] * itemsize + 1024
-    per_sm = max(1, min(SMEM_PER_SM // smem, 64 // cfg["num_warps"]))  # 64 warps an SM
-    return min(tiles, runtime.device_programs(device) // 4 * per_sm)
+    per_sm = max(1, min(SMEM_PER_SM // smem, REGS_PER_SM // (256 * 32 * cfg["num_warps"])))
+    return min(tiles, _sms(device) * per_sm)
+
+
+@functools.cache
+def _sms(device) -> int:
+    if runtime.COMPILE_ONLY:
+        return 132  # the H100 SXM the compile-only backend targets
+    return torch.cuda.get_device_properties(device).multi_processor_count
 
 
 @functools.cache
@@ -134,7 +152,8 @@ def _gemm_plan(kernel, a, b, transpose_a, transpose_b, out_dtype, bias, epilogue
     z_strides = (M * N, N, 1) if batched else (0, N, 1)  # a fresh contiguous z (and C without ``out``)
     c_strides = _strides3(out) if out is not None else z_strides
     compute = torch.float64 if torch.float64 in (a[2], b[2]) else torch.float32
-    cfg = gemm_config(M, N, K, a[2])
+    cfg = gemm_config(M, N, K, a[2], fused=epilogue is not None or prologue is not None,
+                      prologue=prologue is not None, precision=resolve_precision(precision, a[2]))
     options = {k: v for k, v in cfg.items() if k in ("num_warps", "num_stages")}
     tiles = runtime.cdiv(M, cfg["BLOCK_M"]) * runtime.cdiv(N, cfg["BLOCK_N"]) * batch
     grid = (max(1, persistent_programs(tiles, cfg, a[2].itemsize, device)),)
