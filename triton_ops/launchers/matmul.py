@@ -123,6 +123,15 @@ def _tma_layout(layout, transpose: bool, batched: bool):
     return dims, st, flipped
 
 
+class _PlannedDescriptor(TensorDescriptor):
+    """A host tensor descriptor whose checks (unit inner stride, 16-byte strides, block shape)
+    the plan made once (``_tma_layout``) and ``gemm`` the base's alignment per call: built per
+    call without them (about 1 µs instead of 4 on this project's CPU)."""
+
+    def __post_init__(self):
+        pass
+
+
 def _layout(t):
     return (tuple(t.shape), tuple(t.stride()), t.dtype) if t is not None else None
 
@@ -207,7 +216,7 @@ def gemm(a, b, *, out_dtype, transpose_a=False, transpose_b=False, bias=None, ep
     a_desc, b_desc = a, b  # unused by the pointer path
     if tma is not None and not (a.data_ptr() | b.data_ptr()) & 15:  # TMA needs 16-byte aligned bases
         launch = tma
-        a_desc, b_desc = (TensorDescriptor(t, *d) for t, d in zip((a, b), descs))
+        a_desc, b_desc = (_PlannedDescriptor(t, *d) for t, d in zip((a, b), descs))
     launch(c_ptr=c, z_ptr=z if z is not None else c, db_ptr=db if db is not None else c, a_ptr=a, b_ptr=b,
            bias_ptr=bias if bias is not None else c, za_ptr=prologue_z if prologue_z is not None else a,
            a_desc=a_desc, b_desc=b_desc,
