@@ -39,11 +39,12 @@ def resolve_precision(precision, dtype) -> str:
 
 
 def gemm_config(M: int, N: int, K: int, dtype, *, fused: bool = False, prologue: bool = False,
-                precision: str = "tf32") -> dict:
+                pointers: bool = False, precision: str = "tf32") -> dict:
     """Tile sizes (the tuning store may override them per shape bucket: ``triton_ops.tune``).
     ``fused``: an activation in the epilogue or prologue, whose temporaries beside a 128 x 256
-    accumulator spill registers (sm_90 report): those GEMMs take 128 x 128 tiles; ``prologue``:
-    A passes through registers (g * act'(z)), 32-deep K steps keep it from spilling."""
+    accumulator spill registers (sm_90 report), and ``pointers``: loads through int64 address
+    tiles instead of TMA (the same): those GEMMs take 128 x 128 tiles; ``prologue``: A passes
+    through registers (g * act'(z)), 32-deep K steps keep it from spilling."""
     tuned = lookup("gemm", dtype, (M, N, K))
     if tuned:
         return tuned
@@ -55,9 +56,9 @@ def gemm_config(M: int, N: int, K: int, dtype, *, fused: bool = False, prologue:
     if dtype in (torch.float16, torch.bfloat16):
         # Triton's persistent-matmul tutorial's H100 tile: 128 x 256 x 64, 3 stages (144 KiB of
         # shared memory: one program per SM), 8 warps (128 accumulator registers a thread)
-        wide = N > 128 and M > 64 and not fused
+        wide = N > 128 and M > 64 and not (fused or pointers)
         return dict(BLOCK_M=128, BLOCK_N=256 if wide else 128, BLOCK_K=32 if prologue else 64, GROUP_M=8,
-                    num_warps=8, num_stages=3 if wide else 4)
+                    num_warps=8, num_stages=3 if wide or pointers else 4)
     if dtype == torch.float32 and precision == "tf32":
         return dict(BLOCK_M=128, BLOCK_N=128 if N > 64 else 64, BLOCK_K=32, GROUP_M=8, num_warps=8, num_stages=3)
     # IEEE float32 and float64: no tensor cores (FMA), the accumulator and both operand tiles
@@ -142,6 +143,7 @@ def _key(t):
 
 
 _memo = runtime.plan_memo()
+BLOCKS = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M")
 
 
 @runtime.plan_cache
@@ -161,30 +163,34 @@ def _gemm_plan(kernel, a, b, transpose_a, transpose_b, out_dtype, bias, epilogue
     z_strides = (M * N, N, 1) if batched else (0, N, 1)  # a fresh contiguous z (and C without ``out``)
     c_strides = _strides3(out) if out is not None else z_strides
     compute = torch.float64 if torch.float64 in (a[2], b[2]) else torch.float32
-    cfg = gemm_config(M, N, K, a[2], fused=epilogue is not None or prologue is not None,
-                      prologue=prologue is not None, precision=resolve_precision(precision, a[2]))
-    options = {k: v for k, v in cfg.items() if k in ("num_warps", "num_stages")}
-    tiles = runtime.cdiv(M, cfg["BLOCK_M"]) * runtime.cdiv(N, cfg["BLOCK_N"]) * batch
-    grid = (max(1, persistent_programs(tiles, cfg, a[2].itemsize, device)),)
+    precision = resolve_precision(precision, a[2])
     fixed = dict(
         M=M, N=N, K=K, BATCH=batch,
         a_st=_strides3(a, transpose_a), b_st=_strides3(b, transpose_b), c_st=c_strides,
         z_st=z_strides if save_z else (0, 0, 0), za_st=_strides3(prologue_z, transpose_a),
         bias_st=bias[1][0] if bias is not None else 0,
         EPILOGUE=epilogue, PROLOGUE=prologue, HAS_PARAM=has_param, HAS_BIAS=bias is not None,
-        SAVE_Z=save_z, DB=db, ACCUMULATE=accumulate, PRECISION=resolve_precision(precision, a[2]),
+        SAVE_Z=save_z, DB=db, ACCUMULATE=accumulate, PRECISION=precision,
         UPCAST=runtime.INTERPRETER or compute == torch.float64,
-        ACC=tl.float64 if compute == torch.float64 else tl.float32, BATCHED=batched,
-        EVEN_K=K % cfg["BLOCK_K"] == 0, A_T=False, B_T=False,
-        BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"], BLOCK_K=cfg["BLOCK_K"], GROUP_M=cfg["GROUP_M"])
-    pointers = runtime.LaunchPlan(kernel, grid, options, TMA=False, **fixed)
+        ACC=tl.float64 if compute == torch.float64 else tl.float32, BATCHED=batched)
+
+    def plan(tma, a_t=False, b_t=False):
+        cfg = gemm_config(M, N, K, a[2], fused=epilogue is not None or prologue is not None,
+                          prologue=prologue is not None, pointers=not tma, precision=precision)
+        tiles = runtime.cdiv(M, cfg["BLOCK_M"]) * runtime.cdiv(N, cfg["BLOCK_N"]) * batch
+        grid = (max(1, persistent_programs(tiles, cfg, a[2].itemsize, device)),)
+        options = {k: v for k, v in cfg.items() if k in ("num_warps", "num_stages")}
+        return runtime.LaunchPlan(kernel, grid, options, **fixed, TMA=tma, A_T=a_t, B_T=b_t,
+                                  EVEN_K=K % cfg["BLOCK_K"] == 0, **{k: cfg[k] for k in BLOCKS})
+
+    pointers = plan(False)
     ta, tb = _tma_layout(a, transpose_a, batched), _tma_layout(b, transpose_b, batched)
     if not (ta and tb and tma_capable(device)):
         return out_shape, pointers, None, None
-    bm, bn, bk = cfg["BLOCK_M"], cfg["BLOCK_N"], cfg["BLOCK_K"]
+    tma = plan(True, ta[2], tb[2])
+    bm, bn, bk = (tma.fixed[k] for k in ("BLOCK_M", "BLOCK_N", "BLOCK_K"))
     blocks = ([bk, bm] if ta[2] else [bm, bk]), ([bn, bk] if tb[2] else [bk, bn])
     descs = tuple((dims, st, [1, *blk] if batched else blk) for (dims, st, _), blk in zip((ta, tb), blocks))
-    tma = runtime.LaunchPlan(kernel, grid, options, TMA=True, **{**fixed, "A_T": ta[2], "B_T": tb[2]})
     return out_shape, pointers, tma, descs
 
 

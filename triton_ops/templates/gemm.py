@@ -68,40 +68,40 @@ def gemm_tiles(c_ptr, z_ptr, db_ptr, a_ptr, b_ptr, bias_ptr, za_ptr, a_desc, b_d
         n_mask = rn < N
         batch64 = batch.to(tl.int64)
         rk = tl.arange(0, BLOCK_K)
-        step = tl.full([], BLOCK_K, tl.int64)  # int64: BLOCK_K x a stride may pass 2^31
-        # pointer path (and the prologue's z): int64 offsets formed once per tile, then stepped
-        a_ptrs = (a_ptr + batch64 * a_st[0] + tl.where(m_mask, rm, 0)[:, None].to(tl.int64) * a_st[1]
-                  + rk[None, :].to(tl.int64) * a_st[2])
-        za_ptrs = (za_ptr + batch64 * za_st[0] + tl.where(m_mask, rm, 0)[:, None].to(tl.int64) * za_st[1]
-                   + rk[None, :].to(tl.int64) * za_st[2])
-        b_ptrs = (b_ptr + batch64 * b_st[0] + tl.where(n_mask, rn, 0)[None, :].to(tl.int64) * b_st[2]
-                  + rk[:, None].to(tl.int64) * b_st[1])
+        # pointer path (and the prologue's z): int64 row (column) addresses formed once per tile,
+        # the K offsets added per step (address tiles carried across steps spill on sm_90)
+        if not TMA:
+            a_rows = a_ptr + batch64 * a_st[0] + tl.where(m_mask, rm, 0).to(tl.int64) * a_st[1]
+            b_cols = b_ptr + batch64 * b_st[0] + tl.where(n_mask, rn, 0).to(tl.int64) * b_st[2]
+        if PROLOGUE is not None:
+            za_rows = za_ptr + batch64 * za_st[0] + tl.where(m_mask, rm, 0).to(tl.int64) * za_st[1]
         acc = tl.zeros([BLOCK_M, BLOCK_N], ACC)
         row_sum = tl.zeros([BLOCK_M], ACC)
         for k0 in range(0, K, BLOCK_K):
             k_mask = rk < K - k0
+            kk = k0 + rk.to(tl.int64)
             if TMA:
                 a = _desc_tile(a_desc, batch, pid_m * BLOCK_M, k0, BATCHED, BLOCK_M, BLOCK_K, A_T)
                 b = _desc_tile(b_desc, batch, k0, pid_n * BLOCK_N, BATCHED, BLOCK_K, BLOCK_N, B_T)
-            elif EVEN_K:
-                a = tl.load(a_ptrs)
-                b = tl.load(b_ptrs)
             else:
-                a = tl.load(a_ptrs, mask=k_mask[None, :], other=0.0)
-                b = tl.load(b_ptrs, mask=k_mask[:, None], other=0.0)
+                a_ptrs = a_rows[:, None] + kk[None, :] * a_st[2]
+                b_ptrs = b_cols[None, :] + kk[:, None] * b_st[1]
+                if EVEN_K:
+                    a = tl.load(a_ptrs)
+                    b = tl.load(b_ptrs)
+                else:
+                    a = tl.load(a_ptrs, mask=k_mask[None, :], other=0.0)
+                    b = tl.load(b_ptrs, mask=k_mask[:, None], other=0.0)
             if PROLOGUE is not None:  # A = g * act'(z), element by element
-                za = tl.load(za_ptrs, mask=k_mask[None, :], other=0.0).to(ACC)
+                za = tl.load(za_rows[:, None] + kk[None, :] * za_st[2], mask=k_mask[None, :], other=0.0).to(ACC)
                 a = tl.where(m_mask[:, None] & k_mask[None, :],
                              a.to(ACC) * call(PROLOGUE, za, za, p, 1, HAS_PARAM, False), 0.0)
-                za_ptrs += step * za_st[2]
             if DB:  # rows past M are clamped copies: their sums are never stored
                 row_sum += tl.sum(a.to(ACC), axis=1)
             if UPCAST:  # the interpreter's dot is exact only in float32/float64
                 acc += tl.dot(a.to(ACC), b.to(ACC))
             else:
                 acc += tl.dot(a.to(b.dtype), b, input_precision=PRECISION, out_dtype=ACC)
-            a_ptrs += step * a_st[2]
-            b_ptrs += step * b_st[1]
         c_mask = m_mask[:, None] & n_mask[None, :]
         if HAS_BIAS:
             acc += tl.load(bias_ptr + rn.to(tl.int64) * bias_st, mask=n_mask, other=0.0).to(ACC)[None, :]
