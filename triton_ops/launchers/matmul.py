@@ -3,6 +3,7 @@ the tuning store or a heuristic, decided once per plan."""
 from __future__ import annotations
 
 import functools
+import os
 
 import torch
 import triton.language as tl
@@ -92,7 +93,10 @@ def _sms(device) -> int:
 @functools.cache
 def tma_capable(device) -> bool:
     """Whether tensor descriptors can feed this device's GEMM: Hopper and later (compile-only
-    targets sm_90), and the interpreter, which runs descriptor loads as masked loads."""
+    targets sm_90), and the interpreter, which runs descriptor loads as masked loads.
+    ``TRITON_OPS_TMA=0`` keeps every GEMM on the pointer path (a Triton whose descriptors fail)."""
+    if os.environ.get("TRITON_OPS_TMA", "1") == "0":
+        return False
     if runtime.INTERPRETER or runtime.COMPILE_ONLY:
         return True
     return device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 9
