@@ -40,6 +40,18 @@ for name in ("gelu", "mul", "sum", "mse_loss", "cross_entropy_logits", "cosine_s
     spec.vjp(*args, torch.randn(out.shape))
 print("compiled int64 variants", flush=True)
 
+# The GEMM's other specializations: batched tensor descriptors, operands stored transposed,
+# float32 as TF32 (torch's 'high') and IEEE, the pointer path (a base off the 16-byte grid).
+for precision in ("high", "highest"):
+    torch.set_float32_matmul_precision(precision)
+    for dtype in (torch.float32, torch.bfloat16):
+        a, b = torch.randn(3, 64, 48).to(dtype), torch.randn(3, 32, 48).to(dtype).transpose(1, 2)
+        spec = triton_ops.registry["matmul"]
+        spec.vjp(a, b, None, spec.forward(a, b, None))
+        spec.forward(torch.randn(64 * 48 + 1).to(dtype)[1:].view(64, 48), b[0], None)
+torch.set_float32_matmul_precision("highest")
+print("gemm variants ok", flush=True)
+
 # Rows longer than one block take the looped path of the row kernels.
 for name in ("softmax", "log_softmax", "rms_norm"):
     spec = triton_ops.registry[name]

@@ -123,6 +123,96 @@ def test_gemm_several_tiles_grouped():
         _check("linear", [x, w, bias, "leaky_relu", "ieee"], "linear 5x3 tiles")
 
 
+@pytest.fixture
+def gemm_launches(monkeypatch):
+    """The fixed arguments (TMA, EVEN_K, PRECISION, BATCH ...) and grid of every GEMM launch."""
+    seen = []
+    call = runtime.LaunchPlan.__call__
+
+    def spy(plan, **values):
+        if "BLOCK_K" in plan.fixed:
+            seen.append({**plan.fixed, "grid": plan.grid})
+        return call(plan, **values)
+
+    monkeypatch.setattr(runtime.LaunchPlan, "__call__", spy)
+    return seen
+
+
+@pytest.mark.parametrize("K", [40, 48])
+def test_gemm_persistent_walk_tma_and_pointer_paths(K, gemm_launches):
+    # 16 x 16 x 16 tiles: 72 x 60 is 20 tiles, walked by 3 programs (the interpreter's persistent
+    # grid; a GPU's is its SM slots): programs 0 and 1 own 7 tiles, program 2 six. K = 48 is
+    # 3 full K steps (the unmasked loop of the pointer path), K = 40 two and a remainder.
+    # float32 operands: contiguous and stored-transposed ones are read through tensor
+    # descriptors; a base off the 16-byte grid or a column step through pointers.
+    cfg = dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=16, GROUP_M=2, num_warps=4, num_stages=1)
+    gen = torch.Generator().manual_seed(K)
+    f32 = lambda t: t.float()  # noqa: E731
+    a, b = _rand(72, K, gen=gen), _rand(K, 60, gen=gen)
+    layouts = {
+        "contiguous": (f32(a), f32(b), True),
+        "stored transposed": (f32(a).t().contiguous().t(), f32(b).t().contiguous().t(), True),
+        "base off 16 bytes": (f32(_rand(72 * K + 1, gen=gen))[1:].view(72, K), f32(b), False),
+        "column step 2": (f32(a), f32(_rand(K, 120, gen=gen))[:, ::2], False),
+    }
+    with tune.forced("gemm", cfg):
+        for what, (x, y, tma) in layouts.items():
+            gemm_launches.clear()
+            c = triton_ops.matmul(x, y, "ieee")
+            assert_close(c, x.double() @ y.double(), torch.float32, f"matmul {what}", scale=K / 4)
+            (launch,) = gemm_launches
+            interpreter_plan(launch["grid"] == (3, 1, 1))
+            assert launch["TMA"] == tma and launch["EVEN_K"] == (K % 16 == 0), what
+            # the VJP GEMMs (dA = g B^T, dB = A^T g) on the same path
+            xr, yr = x.detach().requires_grad_(), y.detach().requires_grad_()
+            g = f32(_rand(72, 60, gen=gen))
+            dx, dy = torch.autograd.grad(triton_ops.matmul(xr, yr, "ieee"), [xr, yr], g)
+            assert_close(dx, g.double() @ y.double().T, torch.float32, f"{what} grad a", scale=60 / 4)
+            assert_close(dy, x.double().T @ g.double(), torch.float32, f"{what} grad b", scale=72 / 4)
+
+
+def test_gemm_batch_is_walked_not_gridded(gemm_launches):
+    # the tiles of every batch entry are one 1-D walk: 7 batch entries x 2 x 2 tiles on 3
+    # programs, and a batch past the grid's y limit (65,535) still plans one grid axis
+    from triton_ops.launchers.matmul import _gemm_plan, _layout
+
+    cfg = dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=16, GROUP_M=2, num_warps=4, num_stages=1)
+    gen = torch.Generator().manual_seed(3)
+    with tune.forced("gemm", cfg):
+        a, b = _rand(7, 20, 24, gen=gen).float(), _rand(7, 24, 32, gen=gen).float()
+        assert_close(triton_ops.matmul(a, b, "ieee"), a.double() @ b.double(), torch.float32, "batched", scale=6)
+        (launch,) = gemm_launches
+        assert launch["BATCH"] == 7 and launch["BATCHED"] and launch["TMA"]
+        interpreter_plan(launch["grid"] == (3, 1, 1))
+        big = torch.empty(70_000, 20, 24), torch.empty(70_000, 24, 32)
+        from triton_ops.fwd.matmul import gemm_fwd_kernel
+        _, pointers, tma, _ = _gemm_plan(gemm_fwd_kernel, *map(_layout, big), False, False, torch.float32, None,
+                                         None, None, None, False, False, False, "ieee", None, False, a.device)
+        for plan in (pointers, tma):
+            assert plan.fixed["BATCH"] == 70_000 and plan.grid[1:] == (1, 1) and plan.grid[0] <= 70_000 * 4
+
+
+def test_gemm_float32_precision_follows_torch(gemm_launches):
+    # float32 without precision= follows torch.get_float32_matmul_precision() (the same switch
+    # as torch.backends.cuda.matmul.allow_tf32), decided per call: plans are cached per setting
+    gen = torch.Generator().manual_seed(4)
+    a, b = _rand(20, 24, gen=gen).float(), _rand(24, 30, gen=gen).float()
+    before = torch.get_float32_matmul_precision()
+    try:
+        for setting, precision, expected in [("highest", None, "ieee"), ("high", None, "tf32"),
+                                             ("medium", None, "tf32"), ("high", "ieee", "ieee"),
+                                             ("highest", "tf32", "tf32")]:
+            torch.set_float32_matmul_precision(setting)
+            gemm_launches.clear()
+            triton_ops.matmul(a, b, precision)
+            assert [launch["PRECISION"] for launch in gemm_launches] == [expected], (setting, precision)
+        gemm_launches.clear()
+        triton_ops.matmul(a.bfloat16(), b.bfloat16())  # 16-bit operands: the precision has no say
+        assert gemm_launches[0]["PRECISION"] == "ieee"
+    finally:
+        torch.set_float32_matmul_precision(before)
+
+
 # ------------------------------------------------------------------------------------------------
 # linear's dz pass (row loop, row chunks and their bias-sum partials) and one_hot_embedding's
 # gather (the onehot scan, the column loop, the product fallback's K loop, the count chunks)

@@ -56,6 +56,8 @@ def test_report_covers_every_op_forward_and_vjp(report):
     assert all(r["registers"] > 0 and r["ctas_per_sm"] > 0 and r["programs"] > 0 for r in report)
     gemms = [r for r in report if r["kernel"] in ("gemm_fwd_kernel", "gemm_vjp_kernel")]
     assert gemms and all(r["wgmma"] for r in gemms), "the GEMM kernels must issue wgmma on sm_90"
+    # the bench's operands are contiguous or stored transposed, 16-byte aligned: TMA feeds them
+    assert all(r["tma"] for r in gemms), "the GEMM kernels must load through TMA on sm_90"
 
 
 def test_no_spills_wide_pointwise_accesses_full_row_waves(report):

@@ -13,6 +13,7 @@ import torch
 
 from . import runtime
 from .spec import registry
+from .launchers.matmul import SMEM_PER_SM
 from .tune import forced, save, store_key, store_path
 
 
@@ -32,6 +33,8 @@ def space(family: str) -> list[dict]:
         for bm, bn, bk, w, s in itertools.product(blocks, blocks, [32, 64], [4, 8], [3, 4] if not runtime.INTERPRETER
                                                   else [1]):
             if runtime.INTERPRETER and (bm > 32 or bn > 32) and (bm, bn) != (64, 64):
+                continue
+            if s * (bm + bn) * bk * 2 > SMEM_PER_SM:  # a 16-bit pipeline that cannot fit one SM
                 continue
             out.append(dict(BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, GROUP_M=8, num_warps=w, num_stages=s))
         return out

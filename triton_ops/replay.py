@@ -20,6 +20,7 @@ the test suite runs the replayed calls' kernels for real.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
@@ -143,18 +144,31 @@ class Recorder(TorchDispatchMode):
             yield
 
     def _launch(self, plan, values: dict) -> None:
-        tensors, constants = {}, {}
+        tensors, constants, descriptors = {}, {}, {}
         try:
             for name, v in values.items():
                 if isinstance(v, torch.Tensor):
                     tensors[name] = self.describe(v)
+                elif _is_descriptor(v):
+                    descriptors[name] = self._descriptor(v)
                 elif type(v) is tuple and any(isinstance(x, torch.Tensor) for x in v):
                     raise Unreplayable("tensors inside a tuple")
                 else:
                     constants[name] = v
         except Unreplayable as e:
             return self.fail(f"launches {plan.kernel.__name__} with {e}")
-        self.steps.append(("launch", (plan, values, tensors, constants)))
+        self.steps.append(("launch", (plan, values, tensors, constants, descriptors)))
+
+    def _descriptor(self, d):
+        """A TMA tensor descriptor (a dataclass whose first field is its base tensor): rebuilt per
+        replay around the new base, the other fields as recorded."""
+        fields = dataclasses.fields(d)
+        if fields[0].name != "base":
+            raise Unreplayable(f"a {type(d).__name__} whose first field is not its base")
+        base = self.describe(d.base)
+        if base[0].index is None or (base[0].offset and not runtime.INTERPRETER):
+            raise Unreplayable("a descriptor over an offset or empty base")
+        return base, type(d), tuple(getattr(d, f.name) for f in fields[1:])
 
     # -- the replay ---------------------------------------------------------------------------
 
@@ -168,6 +182,7 @@ class Recorder(TorchDispatchMode):
                 used.add(data[0])
             elif kind == "launch":
                 used.update(src.index for src, *_ in data[2].values() if src.index is not None)
+                used.update(base[0].index for base, *_ in data[4].values())
         return Replay(self.steps, result, len(self.inputs), used)
 
     def _result_recipe(self, result):
@@ -235,27 +250,44 @@ class Replay:
             elif kind == "fill":
                 lines.append(f"    {source(data[0])}.fill_({constant(data[1], 'value')})")
             elif direct:
-                plan, values, tensors, _ = data
+                plan, values, tensors, _, descriptors = data
                 if not stream:
                     lines.append("    stream = current_stream(current_device())")
                     stream = True
                 _, run, function, packed = plan.compiled_for(values)
-                args = [source(tensors[n][0].index, tensors[n][0].offset) if n in tensors else
-                        constant(v, "arg") for n, v in zip(plan.kernel.arg_names, plan.argument_list(values))]
+
+                def argument(n, v):
+                    if n in tensors:
+                        return source(tensors[n][0].index, tensors[n][0].offset)
+                    if n in descriptors:
+                        (src, *_), cls, fields = descriptors[n]
+                        return f"{constant(cls, 'descriptor')}({source(src.index)}, *{constant(fields, 'fields')})"
+                    return constant(v, "arg")
+
+                args = [argument(n, v) for n, v in zip(plan.kernel.arg_names, plan.argument_list(values))]
                 lines.append(f"    {constant(run, 'run')}({', '.join(constant(g, 'grid') for g in plan.grid)}, "
                              f"stream, {constant(function, 'function')}, {constant(packed, 'packed')}, None, None, "
                              f"None, {', '.join(args)})")
             else:
-                plan, _, tensors, constants = data
+                plan, _, tensors, constants, descriptors = data
+
+                def view(src, shape, strides, dtype):
+                    return (f"view({source(src.index)}, {src.offset}, {constant(shape, 'shape')}, "
+                            f"{constant(strides, 'strides')}, {constant(dtype, 'dtype')})")
+
                 args = [f"{n}={constant(v, 'arg')}" for n, v in constants.items()]
-                args += [f"{n}=view({source(src.index)}, {src.offset}, {constant(shape, 'shape')}, "
-                         f"{constant(strides, 'strides')}, {constant(dtype, 'dtype')})"
-                         for n, (src, shape, strides, dtype) in tensors.items()]
+                args += [f"{n}={view(*t)}" for n, t in tensors.items()]
+                args += [f"{n}={constant(cls, 'descriptor')}({view(*base)}, *{constant(fields, 'fields')})"
+                         for n, (base, cls, fields) in descriptors.items()]
                 lines.append(f"    {constant(plan, 'plan')}({', '.join(args)})")
         lines.append(f"    return {_expression(result, source, constant)}")
         self.source = "\n".join(lines)
         exec(compile(self.source, "<triton_ops replay>", "exec"), names)
         self.run = names["replay"]
+
+
+def _is_descriptor(v) -> bool:
+    return dataclasses.is_dataclass(v) and isinstance(getattr(v, "base", None), torch.Tensor)
 
 
 def _view(base: torch.Tensor, offset: int, shape, strides, dtype) -> torch.Tensor:

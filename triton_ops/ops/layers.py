@@ -88,7 +88,7 @@ matmul = register(OpSpec(
     sample=lambda shape, dtype, device, gen: (randn(shape, dtype, device, gen),
                                               randn(tuple(shape[::-1]), dtype, device, gen)),
     doc="matmul(a, b, precision=None): a @ b for 2-D or batched 3-D tensors; precision 'ieee' | 'tf32' "
-        "(None: torch.backends.cuda.matmul.allow_tf32).")).fn
+        "for float32 (None: torch.get_float32_matmul_precision(), 'highest' -> 'ieee', else 'tf32').")).fn
 
 
 # --------------------------------------------------------------------------------------------
