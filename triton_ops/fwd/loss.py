@@ -52,34 +52,43 @@ def ce_logits_fwd_kernel(loss_ptr, lse_ptr, tsum_ptr, z_ptr, t_ptr, numbers, r_s
                          z_r, t_r, z_c, t_c, ignore_index,
                          PROBS: tl.constexpr, REDUCE: tl.constexpr, MEAN: tl.constexpr, COMPUTE: tl.constexpr,
                          BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr):
-    # One program owns BLOCK_R rows and walks their C classes in BLOCK_C steps with an online
-    # log-sum-exp (max and rescaled sum), so any class count fits. Reads the logits once (and
-    # probability targets once, or one index and one gathered logit per row); writes the loss
-    # per row (or one partial sum and count per program), log-sum-exp and target mass per row.
+    # One program owns BLOCK_R rows and walks their C classes in BLOCK_C steps. Each lane keeps
+    # its own running (max, sum) of an online log-sum-exp (one exp per logit, no cross-lane
+    # reduction inside the loop); the lanes are combined once, after the loop. Any class count
+    # fits. Reads the logits once (and probability targets once, or one index and one gathered
+    # logit per row); writes the loss per row (or one partial sum and count per program),
+    # log-sum-exp and target mass per row. Bytes: |z| (+ |t|) + 8 R (+ 8 per program).
     rows, row_mask, z_row, t_row = rows_of_program(R, r_sizes, z_r, t_r, BLOCK_R, INDEX_64)
     smoothing = joined(numbers[0], numbers[1], COMPUTE)
-    m = tl.full([BLOCK_R], float("-inf"), COMPUTE)
-    s = tl.zeros([BLOCK_R], COMPUTE)
-    z_sum = tl.zeros([BLOCK_R], COMPUTE)
-    t_sum = tl.zeros([BLOCK_R], COMPUTE)
-    tz_sum = tl.zeros([BLOCK_R], COMPUTE)
+    m = tl.full([BLOCK_R, BLOCK_C], float("-inf"), COMPUTE)
+    s = tl.zeros([BLOCK_R, BLOCK_C], COMPUTE)
+    z_acc = tl.zeros([BLOCK_R, BLOCK_C], COMPUTE)
+    t_acc = tl.zeros([BLOCK_R, BLOCK_C], COMPUTE)
+    tz_acc = tl.zeros([BLOCK_R, BLOCK_C], COMPUTE)
     for c0 in range(0, C, BLOCK_C):
         cols = c0 + tl.arange(0, BLOCK_C)
         if INDEX_64:
             cols = cols.to(tl.int64)
         mask = row_mask[:, None] & (cols < C)[None, :]
         z = tl.load(z_ptr + z_row[:, None] + cols[None, :] * z_c, mask=mask, other=float("-inf")).to(COMPUTE)
-        m_new = tl.maximum(m, tl.max(z, axis=1))
-        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # a row of -inf so far: no rescale
-        s = s * tl.exp(m - m_safe) + tl.sum(tl.exp(z - m_safe[:, None]), axis=1)
+        # one exp per logit: exp(-|z - m|) either rescales the old sum (a new max) or is the new term
+        m_new = tl.maximum(m, z, propagate_nan=tl.PropagateNan.ALL)  # a NaN logit: NaN from then on
+        up = z > m
+        e = tl.where(m_new == float("-inf"), 0.0, tl.exp(tl.where(up, m, z) - m_new))  # all -inf so far: 0
+        s = tl.where(up, s * e + 1.0, s + e)
         m = m_new
         z0 = tl.where(mask, z, 0.0)
-        z_sum += tl.sum(z0, axis=1)
+        z_acc += z0
         if PROBS:
             t = tl.load(t_ptr + t_row[:, None] + cols[None, :] * t_c, mask=mask, other=0.0).to(COMPUTE)
-            t_sum += tl.sum(t, axis=1)
-            tz_sum += tl.sum(tl.where(t == 0, 0.0, t * z0), axis=1)  # a -inf logit of mass 0 adds 0, not NaN
-    lse = m + tl.log(s)
+            t_acc += t
+            tz_acc += tl.where(t == 0, 0.0, t * z0)  # a -inf logit of mass 0 adds 0, not NaN
+    row_max = tl.max(m, axis=1)
+    shift = tl.where(row_max == float("-inf"), 0.0, row_max)  # a row of -inf: no rescale (lse = -inf)
+    lse = row_max + tl.log(tl.sum(s * tl.exp(m - shift[:, None]), axis=1))  # a lane of -inf adds 0 * 0
+    z_sum = tl.sum(z_acc, axis=1)
+    t_sum = tl.sum(t_acc, axis=1)
+    tz_sum = tl.sum(tz_acc, axis=1)
     inv_c = 1.0 / tl.cast(C, COMPUTE)
     # Without smoothing the mean logit does not enter the loss: skip it (0 * -inf would be NaN).
     z_sum = tl.where(smoothing == 0, 0.0, z_sum)
