@@ -171,15 +171,18 @@ MUTANTS = [
     M("huber-linear-offset", "triton_ops/ops/loss.py", "return tl.where(d < delta, 0.5 * d * d, delta * (d - 0.5 * delta))",
       "return tl.where(d < delta, 0.5 * d * d, delta * (d - 0.5))", "huber linear branch offset wrong for delta != 1",
       T_LOSS),
-    M("ce-lse-rescale", "triton_ops/fwd/loss.py", "s = s * tl.exp(m - m_safe) + tl.sum(",
-      "s = s + tl.sum(", "online log-sum-exp not rescaled when the max grows", T_LOSS),
+    M("ce-lse-rescale", "triton_ops/fwd/loss.py", "s = tl.where(up, s * e + 1.0, s + e)",
+      "s = tl.where(up, s + 1.0, s + e)", "online log-sum-exp not rescaled when a lane's max grows", T_LOSS),
     M("ce-partial-slot", "triton_ops/fwd/loss.py", "part = tl.program_id(0) * 2", "part = 0",
       "every cross-entropy program writes partial 0", T_LOSS),
     M("cosine-c-loop-last", "triton_ops/fwd/loss.py", "        dot += x * t\n", "        dot = x * t\n",
       "cosine dot product keeps only the last column block", T_LOSS),
-    M("cosine-eps-add", "triton_ops/fwd/loss.py", "tl.maximum(tl.sqrt(xx_r), eps, propagate_nan=tl.PropagateNan.ALL)",
-      "(tl.sqrt(xx_r) + eps)",
+    M("cosine-eps-add", "triton_ops/fwd/loss.py", "tl.maximum(tl.sqrt(xx), eps, propagate_nan=tl.PropagateNan.ALL)",
+      "(tl.sqrt(xx) + eps)",
       "eps added to the norm instead of clamping it", T_LOSS),
+    M("cosine-finish-last-chunk", "triton_ops/fwd/loss.py", "mask = (ps < P)[:, None] & row_mask[None, :]",
+      "mask = (ps < P - 1)[:, None] & row_mask[None, :]", "dim=None cosine drops its last column chunk's partials",
+      T_LOSS),
     # ---- unary kinks
     M("leaky-relu-kink", "triton_ops/ops/unary.py", "return tl.where(x > 0, 1.0, slope)",
       "return tl.where(x >= 0, 1.0, slope)", "leaky_relu'(0) = 1 instead of the slope", T_UNARY),
@@ -285,9 +288,12 @@ MUTANTS = [
     M("nn-fuse-any-param", "triton_ops/nn.py", "if isinstance(act, ELU) and act.alpha == 1.0:",
       "if isinstance(act, ELU):", "fuse_activations folds an ELU/LeakyReLU with a non-default parameter", T_NN),
     # ---- embedding
-    M("emb-bwd-i-loop-short", "triton_ops/bwd/shape.py", "for i0 in range(0, n, BLOCK_I):",
-      "for i0 in range(0, tl.maximum(n - BLOCK_I, 1), BLOCK_I):", "embedding dweight stops one index block early",
+    M("emb-bwd-segment-short", "triton_ops/bwd/shape.py", "for k in range(0, tl.max(count, axis=0)):",
+      "for k in range(0, tl.max(count, axis=0) - 1):", "embedding dweight drops the longest segment's last index",
       T_EMB),
+    M("emb-bwd-upper-bound", "triton_ops/bwd/shape.py", "tl.load(sorted_ptr + mid, mask=active, other=0).to(tl.int64) < value",
+      "tl.load(sorted_ptr + mid, mask=active, other=0).to(tl.int64) <= value",
+      "embedding segments start past their row's indices (upper bound for lower bound)", T_EMB),
 ]
 
 

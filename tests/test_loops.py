@@ -345,6 +345,32 @@ def test_row_kernels_class_loop_interpreter():
     _check("cosine_similarity_loss", [z, t, -1, 1e-6, "none"], "cosine 40000 columns")
 
 
+
+@pytest.mark.parametrize("programs,numel,chunks", [(8, 5000, 3), (2, 10000, 5), (16, 140000, 35), (8, 2048, 1)])
+def test_cosine_dim_none_column_chunks_gpu_plan(gpu_plans, programs, numel, chunks):
+    from triton_ops.launchers import loss
+
+    # as on a GPU: dim=None is one slice of numel elements in 2048-element steps, split over
+    # min(steps, 4 x programs) chunks (whole steps each, the last one partial); the chunks' partial
+    # statistics are added by one finishing program (2 launches forward, as the unsplit path's
+    # partial sum + combine), and the VJP walks the same chunks
+    gpu_plans(loss, programs=programs)
+    assert loss.column_chunks(1, numel, 1, 2048, None)[0] == chunks
+    gen = torch.Generator().manual_seed(numel)
+    x, t = _rand(numel, gen=gen), _rand(numel, gen=gen) + 0.5 * _rand(numel, gen=gen)
+    for reduction in ("mean", "sum", "none"):
+        before = runtime.launch_count()
+        _check("cosine_similarity_loss", [x, t, None, 1e-6, reduction], f"cosine dim=None {chunks} chunks {reduction}")
+        assert runtime.launch_count() - before == (2 if chunks > 1 or reduction != "none" else 1) + 1
+    tiny = x * 1e-9  # |x| < eps: the gradient's eps branch
+    _check("cosine_similarity_loss", [tiny, t, None, 1e-6, "mean"], f"cosine dim=None |x| < eps {chunks} chunks")
+    _check("cosine_similarity_loss", [x.view(2, -1), t.view(2, -1).t().contiguous().t(), None, 1e-6, "sum"],
+           f"cosine dim=None of a 2-D tensor, t column-major, {chunks} chunks")
+    xf = x.float().requires_grad_()
+    runs = [_grads(triton_ops.cosine_similarity_loss(xf, t.float()), [xf], torch.tensor(1.0)) for _ in range(2)]
+    assert all(torch.equal(a, b) for a, b in zip(*runs))  # fixed-order partials: bitwise repeatable
+
+
 # ------------------------------------------------------------------------------------------------
 # embedding weight gradient: the index loop; transpose tiles
 

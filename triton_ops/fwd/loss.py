@@ -5,14 +5,15 @@
   K = kept axes; for ``reduction="none"`` R is empty and this is a plain map).
 * ``ce_logits_fwd_kernel`` - cross-entropy on logits: an online log-sum-exp over the class
   axis, any length, one read of the logits.
-* ``cosine_fwd_kernel`` - cosine similarity per slice: dot and both squared norms in one read.
+* ``cosine_fwd_kernel`` - cosine similarity per slice: dot and both squared norms in one read
+  (few long slices: split into column chunks, whose partials ``cosine_finish_kernel`` adds).
 
 Per-program partial sums are added by ``fwd/reduce.combine_fwd_kernel`` in a fixed order (no atomics).
 """
 import triton
 import triton.language as tl
 
-from ..tiles import call, group_offsets, joined, rows_of_program, slice_tiles
+from ..tiles import call, group_offsets, helper, joined, rows_of_program, slice_tiles
 
 
 @triton.jit
@@ -124,33 +125,84 @@ def ce_logits_fwd_kernel(loss_ptr, lse_ptr, tsum_ptr, z_ptr, t_ptr, numbers, r_s
         tl.store(loss_ptr + rows, loss.to(loss_ptr.dtype.element_ty), mask=row_mask)
 
 
+@helper
+def cosine_loss(dot, xx, tt, eps):
+    """1 - <x,t> / (max(|x|, eps) max(|t|, eps)) from a slice's dot and squared norms."""
+    return 1.0 - dot / (tl.maximum(tl.sqrt(xx), eps, propagate_nan=tl.PropagateNan.ALL)
+                        * tl.maximum(tl.sqrt(tt), eps, propagate_nan=tl.PropagateNan.ALL))
+
+
 @triton.jit
-def cosine_fwd_kernel(loss_ptr, stats_ptr, x_ptr, t_ptr, numbers, r_sizes, c_sizes, R, C,
-                      x_r, t_r, x_c, t_c, REDUCE: tl.constexpr, COMPUTE: tl.constexpr,
+def cosine_fwd_kernel(loss_ptr, stats_ptr, x_ptr, t_ptr, numbers, r_sizes, c_sizes, R, C, c_per_program,
+                      x_r, t_r, x_c, t_c, REDUCE: tl.constexpr, SPLIT: tl.constexpr, COMPUTE: tl.constexpr,
                       BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr):
-    # One program owns BLOCK_R slices and walks their C elements in BLOCK_C steps, adding
-    # <x,t>, |x|^2 and |t|^2. Reads x and t once; writes 3 statistics per slice and the loss
-    # per slice (or one partial sum per program).
+    # One program owns BLOCK_R slices and a chunk of c_per_program of their C elements (all of
+    # them unless SPLIT), walked in BLOCK_C steps adding <x,t>, |x|^2 and |t|^2. Reads x and t
+    # once. Unsplit: writes the 3 statistics and the loss per slice (or one partial sum per
+    # program). SPLIT (few slices, long ones: dim=None is one): writes the chunk's 3 partial
+    # statistics per slice, which cosine_finish_kernel adds in a fixed order.
     rows, row_mask, x_row, t_row = rows_of_program(R, r_sizes, x_r, t_r, BLOCK_R, INDEX_64)
+    chunk = tl.program_id(1)
+    if INDEX_64:
+        chunk = chunk.to(tl.int64)
+    c_start = chunk * c_per_program
+    c_stop = tl.minimum(c_start + c_per_program, C)
     dot = tl.zeros([BLOCK_R, BLOCK_C], COMPUTE)
     xx = tl.zeros([BLOCK_R, BLOCK_C], COMPUTE)
     tt = tl.zeros([BLOCK_R, BLOCK_C], COMPUTE)
-    for c0 in range(0, C, BLOCK_C):
-        cols, mask, x, t = slice_tiles(c0, C, row_mask, x_ptr, x_row, t_ptr, t_row, c_sizes, x_c, t_c, COMPUTE,
-                                       BLOCK_C, INDEX_64)
+    for c0 in range(c_start, c_stop, BLOCK_C):
+        cols, mask, x, t = slice_tiles(c0, c_stop, row_mask, x_ptr, x_row, t_ptr, t_row, c_sizes, x_c, t_c,
+                                       COMPUTE, BLOCK_C, INDEX_64)
         dot += x * t
         xx += x * x
         tt += t * t
     dot_r = tl.sum(dot, axis=1)
     xx_r = tl.sum(xx, axis=1)
     tt_r = tl.sum(tt, axis=1)
+    stats = stats_ptr + chunk * 3 * R + rows  # SPLIT: this chunk's [3, R] slot of the partials
+    tl.store(stats, dot_r, mask=row_mask)
+    tl.store(stats + R, xx_r, mask=row_mask)
+    tl.store(stats + 2 * R, tt_r, mask=row_mask)
+    if not SPLIT:
+        loss = cosine_loss(dot_r, xx_r, tt_r, joined(numbers[0], numbers[1], COMPUTE))
+        if REDUCE:
+            tl.store(loss_ptr + tl.program_id(0), tl.sum(tl.where(row_mask, loss, 0.0), axis=0))
+        else:
+            tl.store(loss_ptr + rows, loss.to(loss_ptr.dtype.element_ty), mask=row_mask)
+
+
+@triton.jit
+def cosine_finish_kernel(loss_ptr, stats_ptr, part_ptr, numbers, R, P, REDUCE: tl.constexpr,
+                         COMPUTE: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_R: tl.constexpr):
+    # One program: adds the P chunks' partial statistics per slice ([P, 3, R], in [BLOCK_P,
+    # BLOCK_R] tiles, a fixed order), writes the 3 statistics and the loss per slice, or the
+    # loss summed and scaled (mean: 1 / R) into the output. Bytes: 12 P R + 12 R + |out|.
     eps = joined(numbers[0], numbers[1], COMPUTE)
-    loss = 1.0 - dot_r / (tl.maximum(tl.sqrt(xx_r), eps, propagate_nan=tl.PropagateNan.ALL)
-                          * tl.maximum(tl.sqrt(tt_r), eps, propagate_nan=tl.PropagateNan.ALL))
-    tl.store(stats_ptr + rows, dot_r, mask=row_mask)
-    tl.store(stats_ptr + R + rows, xx_r, mask=row_mask)
-    tl.store(stats_ptr + 2 * R + rows, tt_r, mask=row_mask)
+    total = tl.zeros([BLOCK_R], COMPUTE)
+    for r0 in range(0, R, BLOCK_R):
+        rows = r0 + tl.arange(0, BLOCK_R)
+        row_mask = rows < R
+        dot = tl.zeros([BLOCK_P, BLOCK_R], COMPUTE)
+        xx = tl.zeros([BLOCK_P, BLOCK_R], COMPUTE)
+        tt = tl.zeros([BLOCK_P, BLOCK_R], COMPUTE)
+        for p0 in range(0, P, BLOCK_P):
+            ps = p0 + tl.arange(0, BLOCK_P)
+            mask = (ps < P)[:, None] & row_mask[None, :]
+            part = part_ptr + ps[:, None].to(tl.int64) * 3 * R + rows[None, :]
+            dot += tl.load(part, mask=mask, other=0.0).to(COMPUTE)
+            xx += tl.load(part + R, mask=mask, other=0.0).to(COMPUTE)
+            tt += tl.load(part + 2 * R, mask=mask, other=0.0).to(COMPUTE)
+        dot_r = tl.sum(dot, axis=0)
+        xx_r = tl.sum(xx, axis=0)
+        tt_r = tl.sum(tt, axis=0)
+        tl.store(stats_ptr + rows, dot_r, mask=row_mask)
+        tl.store(stats_ptr + R + rows, xx_r, mask=row_mask)
+        tl.store(stats_ptr + 2 * R + rows, tt_r, mask=row_mask)
+        loss = cosine_loss(dot_r, xx_r, tt_r, eps)
+        if REDUCE:
+            total += tl.where(row_mask, loss, 0.0)
+        else:
+            tl.store(loss_ptr + rows, loss.to(loss_ptr.dtype.element_ty), mask=row_mask)
     if REDUCE:
-        tl.store(loss_ptr + tl.program_id(0), tl.sum(tl.where(row_mask, loss, 0.0), axis=0))
-    else:
-        tl.store(loss_ptr + rows, loss.to(loss_ptr.dtype.element_ty), mask=row_mask)
+        tl.store(loss_ptr, (tl.sum(total, axis=0) * joined(numbers[2], numbers[3], COMPUTE)).to(
+            loss_ptr.dtype.element_ty))
