@@ -288,8 +288,10 @@ MUTANTS = [
     M("nn-fuse-any-param", "triton_ops/nn.py", "if isinstance(act, ELU) and act.alpha == 1.0:",
       "if isinstance(act, ELU):", "fuse_activations folds an ELU/LeakyReLU with a non-default parameter", T_NN),
     # ---- embedding
-    M("emb-bwd-segment-short", "triton_ops/bwd/shape.py", "for k in range(0, tl.max(count, axis=0)):",
-      "for k in range(0, tl.max(count, axis=0) - 1):", "embedding dweight drops the longest segment's last index",
+    M("emb-bwd-segment-short", "triton_ops/bwd/shape.py", "live = step[None, :] < count[:, None]",
+      "live = step[None, :] < count[:, None] - 1", "embedding dweight drops each segment's last index", T_EMB),
+    M("emb-bwd-step-stride", "triton_ops/bwd/shape.py", "for k in range(0, tl.max(count, axis=0), BLOCK_I):",
+      "for k in range(0, tl.max(count, axis=0), 2 * BLOCK_I):", "embedding dweight skips every other step of a segment",
       T_EMB),
     M("emb-bwd-upper-bound", "triton_ops/bwd/shape.py", "tl.load(sorted_ptr + mid, mask=active, other=0).to(tl.int64) < value",
       "tl.load(sorted_ptr + mid, mask=active, other=0).to(tl.int64) <= value",

@@ -413,13 +413,17 @@ def test_embedding_unchecked_out_of_range_indices_add_nothing():
     assert torch.equal(dw, torch.stack([g[5], g[1] + g[3], torch.zeros(3, dtype=F64), torch.zeros(3, dtype=F64)]))
 
 
-def test_embedding_gpu_plan_vocabulary_blocks(gpu_plans):
+@pytest.mark.parametrize("V,n,blocks", [(200, (5, 41), 50), (3, (300,), 1)])
+def test_embedding_gpu_plan_vocabulary_blocks(gpu_plans, V, n, blocks):
     from triton_ops.launchers import shape
 
-    gpu_plans(shape, programs=8)  # 8-row vocabulary blocks: 200 rows are 25, 70 columns one block
+    # as on a GPU: 4-row vocabulary blocks, up to 4 occurrences per row and step; 3 rows named
+    # ~100 times each walk their segments in ~25 steps
+    gpu_plans(shape, programs=8)
+    assert runtime.cdiv(V, 4) == blocks
     gen = torch.Generator().manual_seed(6)
-    idx = torch.randint(0, 200, (5, 41), generator=gen).to(DEVICE)
-    _check("embedding", [idx, _rand(200, 70, gen=gen)], "embedding 25 vocabulary blocks")
+    idx = torch.randint(0, V, n, generator=gen).to(DEVICE)
+    _check("embedding", [idx, _rand(V, 70, gen=gen)], f"embedding {blocks} vocabulary blocks")
 
 
 def test_transpose_tiles():

@@ -25,8 +25,6 @@ ROW_KERNELS = ("layer_norm_fwd_kernel", "layer_norm_bwd_kernel", "ce_logits_fwd_
 KNOWN = {
     ("replicate", "backward"): "replicate's VJP (a sum of g to a 0-d gradient) plans [1 x 1] tiles with 2 warps: "
                                "16-bit loads of g, 528 programs = 0.12 waves",
-    ("linear_cross_entropy", "forward"): "linear_cross_entropy's chunks of 1024 rows launch ce_logits_fwd_kernel "
-                                         "on 512 programs: 0.65 waves",
     ("linear_cross_entropy", "backward"): "linear_cross_entropy's chunks of 1024 rows launch ce_logits_bwd_kernel "
                                           "on 512 programs: 0.48 waves",
 }

@@ -29,27 +29,39 @@ def lower_bound(sorted_ptr, n, value, steps):
 
 
 @triton.jit
-def embedding_bwd_kernel(dw_ptr, g_ptr, sorted_ptr, order_ptr, n, V, E, steps, i_sizes, g_i, g_e,
-                         COMPUTE: tl.constexpr, BLOCK_V: tl.constexpr, BLOCK_E: tl.constexpr):
-    # One program owns BLOCK_V rows x BLOCK_E columns of dweight. The indices, sorted once
-    # (stably) by the launcher, hold each row's occurrences as one segment in their original
-    # order: two binary searches per row find it, and the rows of g it names are added one
-    # occurrence per step (a fixed order; no atomics). A row no index names is written 0; an
-    # index outside [0, V) (unchecked on CUDA) lies outside every segment and adds nothing.
-    # Bytes: |g| + |dweight| + 8 n (the order) + 16 log2(n) per dweight row (the searches).
+def embedding_bounds_kernel(bounds_ptr, sorted_ptr, n, V, steps, BLOCK: tl.constexpr):
+    # One program owns BLOCK of the V + 1 segment bounds of the sorted indices: bounds[v] = the
+    # first position holding an index >= v, by a binary search per lane. All searches run at
+    # once here, so the gradient kernel's programs start on their loads without a chain of
+    # dependent reads each. Bytes: 8 (V + 1) written, <= 8 log2(n + 1) read per bound.
+    v = (tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)).to(tl.int64)
+    tl.store(bounds_ptr + v, lower_bound(sorted_ptr, n, v, steps), mask=v <= V)
+
+
+@triton.jit
+def embedding_bwd_kernel(dw_ptr, g_ptr, order_ptr, bounds_ptr, V, E, i_sizes, g_i, g_e, COMPUTE: tl.constexpr,
+                         BLOCK_V: tl.constexpr, BLOCK_I: tl.constexpr, BLOCK_E: tl.constexpr):
+    # One program owns BLOCK_V rows x BLOCK_E columns of dweight. Row v's occurrences are the
+    # segment [bounds[v], bounds[v + 1]) of the stably sorted indices, in their original order;
+    # the program adds the rows of g they name, BLOCK_I occurrences per step and row (a fixed
+    # order: a fixed-shape sum per step, steps in sequence; no atomics). A row no index names is
+    # written 0; an index outside [0, V) (unchecked on CUDA) lies outside every segment and adds
+    # nothing. Bytes: |g| + |dweight| + 8 n (the order) + 16 per dweight row (its bounds).
     pid_v = tl.program_id(0)
     pid_e = tl.program_id(1)
     rv = (pid_v * BLOCK_V + tl.arange(0, BLOCK_V)).to(tl.int64)
     re = (pid_e * BLOCK_E + tl.arange(0, BLOCK_E)).to(tl.int64)
     v_mask = rv < V
     e_mask = re < E
-    start = lower_bound(sorted_ptr, n, rv, steps)
-    count = tl.where(v_mask, lower_bound(sorted_ptr, n, rv + 1, steps) - start, 0)
+    start = tl.load(bounds_ptr + rv, mask=v_mask, other=0)
+    count = tl.load(bounds_ptr + rv + 1, mask=v_mask, other=0) - start
     acc = tl.zeros([BLOCK_V, BLOCK_E], COMPUTE)
-    for k in range(0, tl.max(count, axis=0)):
-        live = k < count
-        pos = tl.load(order_ptr + start + k, mask=live, other=0)
-        acc += tl.load(g_ptr + group_offsets(pos, i_sizes, g_i)[:, None] + re[None, :] * g_e,
-                       mask=live[:, None] & e_mask[None, :], other=0.0).to(COMPUTE)
+    for k in range(0, tl.max(count, axis=0), BLOCK_I):
+        step = k + tl.arange(0, BLOCK_I)
+        live = step[None, :] < count[:, None]
+        pos = tl.load(order_ptr + start[:, None] + step[None, :], mask=live, other=0)
+        g = tl.load(g_ptr + group_offsets(pos, i_sizes, g_i)[:, :, None] + re[None, None, :] * g_e,
+                    mask=live[:, :, None] & e_mask[None, None, :], other=0.0)
+        acc += tl.sum(g.to(COMPUTE), axis=1)
     tl.store(dw_ptr + rv[:, None] * E + re[None, :], acc.to(dw_ptr.dtype.element_ty),
              mask=v_mask[:, None] & e_mask[None, :])
