@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+
 from .. import runtime
 from ..bwd.shape import embedding_bounds_kernel, embedding_bwd_kernel, transpose_vjp_kernel
 from ..fwd.shape import embedding_fwd_kernel, transpose_fwd_kernel
