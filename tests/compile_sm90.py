@@ -29,9 +29,15 @@ for name in names:
             spec.vjp(*args, g, saved=list(saved))
     print("compiled", name, flush=True)
 
+# dim=None cosine of 64000 elements: column chunks and the program that adds their partials.
+cosine = triton_ops.registry["cosine_similarity_loss"]
+cos_args = (torch.randn(64, 1000), torch.randn(64, 1000), None, 1e-6, "mean")
+cosine.vjp(*cos_args, cosine.forward(*cos_args))
+
 # The int64-offset variants (chosen on the host for tensors past 2^31 elements), forced.
 triton_ops.runtime.needs_int64 = lambda *extents: True
 triton_ops.runtime.clear_plan_caches()
+cosine.vjp(*cos_args, cosine.forward(*cos_args))
 for name in ("gelu", "mul", "sum", "mse_loss", "cross_entropy_logits", "cosine_similarity_loss", "layer_norm",
              "softmax", "rms_norm", "linear_cross_entropy"):
     spec = triton_ops.registry[name]

@@ -527,26 +527,85 @@ def test_row_kernels_class_loop_interpreter():
     _check("cosine_similarity_loss", [z, t, -1, 1e-6, "none"], "cosine 40000 columns")
 
 
+
+@pytest.mark.parametrize("programs,numel,chunks", [(8, 5000, 3), (2, 10000, 5), (16, 140000, 35), (8, 2048, 1)])
+def test_cosine_dim_none_column_chunks_gpu_plan(gpu_plans, programs, numel, chunks):
+    from triton_ops.launchers import loss
+
+    # as on a GPU: dim=None is one slice of numel elements in 2048-element steps, split over
+    # min(steps, 4 x programs) chunks (whole steps each, the last one partial); the chunks' partial
+    # statistics are added by one finishing program (2 launches forward, as the unsplit path's
+    # partial sum + combine), and the VJP walks the same chunks
+    gpu_plans(loss, programs=programs)
+    assert loss.column_chunks(1, numel, 1, 2048, None)[0] == chunks
+    gen = torch.Generator().manual_seed(numel)
+    x, t = _rand(numel, gen=gen), _rand(numel, gen=gen) + 0.5 * _rand(numel, gen=gen)
+    for reduction in ("mean", "sum", "none"):
+        before = runtime.launch_count()
+        _check("cosine_similarity_loss", [x, t, None, 1e-6, reduction], f"cosine dim=None {chunks} chunks {reduction}")
+        assert runtime.launch_count() - before == (2 if chunks > 1 or reduction != "none" else 1) + 1
+    tiny = x * 1e-9  # |x| < eps: the gradient's eps branch
+    _check("cosine_similarity_loss", [tiny, t, None, 1e-6, "mean"], f"cosine dim=None |x| < eps {chunks} chunks")
+    _check("cosine_similarity_loss", [x.view(2, -1), t.view(2, -1).t().contiguous().t(), None, 1e-6, "sum"],
+           f"cosine dim=None of a 2-D tensor, t column-major, {chunks} chunks")
+    xf = x.float().requires_grad_()
+    runs = [_grads(triton_ops.cosine_similarity_loss(xf, t.float()), [xf], torch.tensor(1.0)) for _ in range(2)]
+    assert all(torch.equal(a, b) for a, b in zip(*runs))  # fixed-order partials: bitwise repeatable
+
+
 # ------------------------------------------------------------------------------------------------
 # embedding weight gradient: the index loop; transpose tiles
 
 
-@pytest.mark.parametrize("n,steps", [(1, 1), (64, 1), (150, 3)])
-def test_embedding_index_loop(n, steps):
-    assert runtime.cdiv(n, 64) == steps  # BLOCK_I = 64 indices per step
+@pytest.mark.parametrize("n,V", [(1, 30), (64, 30), (150, 30), (300, 3), (7, 4096)])
+def test_embedding_segment_loop(n, V):
+    """Segments of the sorted indices: one occurrence, several, a row named by every index
+    (V=3: segments of ~100 steps), and rows no index names (written 0)."""
     gen = torch.Generator().manual_seed(n)
-    idx = torch.randint(0, 30, (n,), generator=gen).to(DEVICE)
-    idx[0] = 29
-    _check("embedding", [idx, _rand(30, 20, gen=gen)], f"embedding n={n}")
+    idx = torch.randint(0, V, (n,), generator=gen).to(DEVICE)
+    idx[0] = V - 1
+    out = _check("embedding", [idx, _rand(V, 20, gen=gen)], f"embedding n={n} V={V}")
+    assert out.shape == (n, 20)
 
 
-def test_embedding_gpu_plan_vocabulary_blocks(gpu_plans):
+def test_embedding_weight_gradient_layouts_and_unnamed_rows():
+    """int32 and 2-D strided indices, a transposed upstream gradient, the VJP launcher called
+    directly (exact shape, untouched rows exactly 0, the sum in index order bitwise repeatable)."""
+    gen = torch.Generator().manual_seed(11)
+    w = _rand(40, 9, gen=gen)
+    idx = torch.randint(0, 20, (12, 7), generator=gen).to(DEVICE).t()  # rows 20..39 never named
+    g = _rand(9, 7, 12, gen=gen).permute(2, 1, 0).transpose(0, 1)      # [7, 12, 9], strided
+    vjp = triton_ops.registry["embedding"].vjp
+    for indices in (idx, idx.to(torch.int32)):
+        _, dw = vjp(indices, w, g)
+        ref = torch.zeros_like(w).index_add_(0, idx.reshape(-1), g.reshape(-1, 9))
+        assert dw.shape == w.shape
+        assert_close(dw, ref, F64, "embedding dweight")
+        assert torch.equal(dw[20:], torch.zeros_like(dw[20:]))
+        assert torch.equal(vjp(indices, w, g)[1], dw)
+
+
+def test_embedding_unchecked_out_of_range_indices_add_nothing():
+    """What CUDA gets (no pre-launch check there): an index outside [0, V) lies outside every
+    segment of the sorted indices, so it adds to no row and is never read past the table."""
+    w = torch.zeros(4, 3, dtype=F64, device=DEVICE)
+    idx = torch.tensor([-5, 1, 9, 1, 4, 0], device=DEVICE)
+    g = torch.arange(18, dtype=F64, device=DEVICE).view(6, 3)
+    _, dw = triton_ops.registry["embedding"].launchers.vjp(idx, w, g)
+    assert torch.equal(dw, torch.stack([g[5], g[1] + g[3], torch.zeros(3, dtype=F64), torch.zeros(3, dtype=F64)]))
+
+
+@pytest.mark.parametrize("V,n,blocks", [(200, (5, 41), 50), (3, (300,), 1)])
+def test_embedding_gpu_plan_vocabulary_blocks(gpu_plans, V, n, blocks):
     from triton_ops.launchers import shape
 
-    gpu_plans(shape, programs=8)  # 64-row vocabulary blocks: 200 rows are 4 (one partial)
+    # as on a GPU: 4-row vocabulary blocks, up to 4 occurrences per row and step; 3 rows named
+    # ~100 times each walk their segments in ~25 steps
+    gpu_plans(shape, programs=8)
+    assert runtime.cdiv(V, 4) == blocks
     gen = torch.Generator().manual_seed(6)
-    idx = torch.randint(0, 200, (5, 41), generator=gen).to(DEVICE)
-    _check("embedding", [idx, _rand(200, 70, gen=gen)], "embedding 4 vocabulary blocks")
+    idx = torch.randint(0, V, n, generator=gen).to(DEVICE)
+    _check("embedding", [idx, _rand(V, 70, gen=gen)], f"embedding {blocks} vocabulary blocks")
 
 
 def test_transpose_tiles():

@@ -100,11 +100,13 @@ def ce_logits_bwd_kernel(dz_ptr, dt_ptr, z_ptr, t_ptr, g_ptr, lse_ptr, tsum_ptr,
 
 @triton.jit
 def cosine_bwd_kernel(dx_ptr, dt_ptr, x_ptr, t_ptr, g_ptr, stats_ptr, numbers, r_sizes, c_sizes, R, C,
-                      x_r, t_r, x_c, t_c, g_r, dx_r, dx_c, dt_r, dt_c,
+                      c_per_program, x_r, t_r, x_c, t_c, g_r, dx_r, dx_c, dt_r, dt_c,
                       G_ELEMENT: tl.constexpr, NEED_DX: tl.constexpr, NEED_DT: tl.constexpr, COMPUTE: tl.constexpr,
                       BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr):
-    # One program owns BLOCK_R slices; from the forward's <x,t>, |x|^2, |t|^2 it writes
-    # dx = g*(<x,t> x/(|x|^3 n_t) - t/(|x| n_t)) (and dt alike) in one pass over x and t.
+    # One program owns BLOCK_R slices and a chunk of c_per_program of their elements (few long
+    # slices, as dim=None's one, are split over programs like that); from the forward's <x,t>,
+    # |x|^2, |t|^2 it writes dx = g*(<x,t> x/(|x|^3 n_t) - t/(|x| n_t)) (and dt alike) in one
+    # pass over x and t. Bytes: |x| + |t| + |dx| + |dt| + 24 per slice and program.
     rows, row_mask, x_row, t_row = rows_of_program(R, r_sizes, x_r, t_r, BLOCK_R, INDEX_64)
     eps = joined(numbers[0], numbers[1], COMPUTE)
     scale = joined(numbers[2], numbers[3], COMPUTE)
@@ -124,9 +126,14 @@ def cosine_bwd_kernel(dx_ptr, dt_ptr, x_ptr, t_ptr, g_ptr, stats_ptr, numbers, r
     b_x = (-g / (nx * nt))[:, None]
     a_t = tl.where(big_t, g * dot / (norm_t * norm_t * norm_t * nx), 0.0)[:, None]
     b_t = (-g / (nt * nx))[:, None]
-    for c0 in range(0, C, BLOCK_C):
-        cols, mask, x, t = slice_tiles(c0, C, row_mask, x_ptr, x_row, t_ptr, t_row, c_sizes, x_c, t_c, COMPUTE,
-                                       BLOCK_C, INDEX_64)
+    chunk = tl.program_id(1)
+    if INDEX_64:
+        chunk = chunk.to(tl.int64)
+    c_start = chunk * c_per_program
+    c_stop = tl.minimum(c_start + c_per_program, C)
+    for c0 in range(c_start, c_stop, BLOCK_C):
+        cols, mask, x, t = slice_tiles(c0, c_stop, row_mask, x_ptr, x_row, t_ptr, t_row, c_sizes, x_c, t_c,
+                                       COMPUTE, BLOCK_C, INDEX_64)
         if NEED_DX:
             tl.store(dx_ptr + group_offsets(rows, r_sizes, dx_r)[:, None] + group_offsets(cols, c_sizes, dx_c)[None, :],
                      (a_x * x + b_x * t).to(dx_ptr.dtype.element_ty), mask=mask)

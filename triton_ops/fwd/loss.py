@@ -5,14 +5,15 @@
   K = kept axes; for ``reduction="none"`` R is empty and this is a plain map).
 * ``ce_logits_fwd_kernel`` - cross-entropy on logits: an online log-sum-exp over the class
   axis, any length, one read of the logits.
-* ``cosine_fwd_kernel`` - cosine similarity per slice: dot and both squared norms in one read.
+* ``cosine_fwd_kernel`` - cosine similarity per slice: dot and both squared norms in one read
+  (few long slices: split into column chunks, whose partials ``cosine_finish_kernel`` adds).
 
 Per-program partial sums are added by ``fwd/reduce.combine_fwd_kernel`` in a fixed order (no atomics).
 """
 import triton
 import triton.language as tl
 
-from ..tiles import call, group_offsets, joined, rows_of_program, slice_tiles
+from ..tiles import call, group_offsets, helper, joined, rows_of_program, slice_tiles
 
 
 @triton.jit
@@ -52,34 +53,43 @@ def ce_logits_fwd_kernel(loss_ptr, lse_ptr, tsum_ptr, z_ptr, t_ptr, numbers, r_s
                          z_r, t_r, z_c, t_c, ignore_index,
                          PROBS: tl.constexpr, REDUCE: tl.constexpr, MEAN: tl.constexpr, COMPUTE: tl.constexpr,
                          BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr):
-    # One program owns BLOCK_R rows and walks their C classes in BLOCK_C steps with an online
-    # log-sum-exp (max and rescaled sum), so any class count fits. Reads the logits once (and
-    # probability targets once, or one index and one gathered logit per row); writes the loss
-    # per row (or one partial sum and count per program), log-sum-exp and target mass per row.
+    # One program owns BLOCK_R rows and walks their C classes in BLOCK_C steps. Each lane keeps
+    # its own running (max, sum) of an online log-sum-exp (one exp per logit, no cross-lane
+    # reduction inside the loop); the lanes are combined once, after the loop. Any class count
+    # fits. Reads the logits once (and probability targets once, or one index and one gathered
+    # logit per row); writes the loss per row (or one partial sum and count per program),
+    # log-sum-exp and target mass per row. Bytes: |z| (+ |t|) + 8 R (+ 8 per program).
     rows, row_mask, z_row, t_row = rows_of_program(R, r_sizes, z_r, t_r, BLOCK_R, INDEX_64)
     smoothing = joined(numbers[0], numbers[1], COMPUTE)
-    m = tl.full([BLOCK_R], float("-inf"), COMPUTE)
-    s = tl.zeros([BLOCK_R], COMPUTE)
-    z_sum = tl.zeros([BLOCK_R], COMPUTE)
-    t_sum = tl.zeros([BLOCK_R], COMPUTE)
-    tz_sum = tl.zeros([BLOCK_R], COMPUTE)
+    m = tl.full([BLOCK_R, BLOCK_C], float("-inf"), COMPUTE)
+    s = tl.zeros([BLOCK_R, BLOCK_C], COMPUTE)
+    z_acc = tl.zeros([BLOCK_R, BLOCK_C], COMPUTE)
+    t_acc = tl.zeros([BLOCK_R, BLOCK_C], COMPUTE)
+    tz_acc = tl.zeros([BLOCK_R, BLOCK_C], COMPUTE)
     for c0 in range(0, C, BLOCK_C):
         cols = c0 + tl.arange(0, BLOCK_C)
         if INDEX_64:
             cols = cols.to(tl.int64)
         mask = row_mask[:, None] & (cols < C)[None, :]
         z = tl.load(z_ptr + z_row[:, None] + cols[None, :] * z_c, mask=mask, other=float("-inf")).to(COMPUTE)
-        m_new = tl.maximum(m, tl.max(z, axis=1))
-        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # a row of -inf so far: no rescale
-        s = s * tl.exp(m - m_safe) + tl.sum(tl.exp(z - m_safe[:, None]), axis=1)
+        # one exp per logit: exp(-|z - m|) either rescales the old sum (a new max) or is the new term
+        m_new = tl.maximum(m, z, propagate_nan=tl.PropagateNan.ALL)  # a NaN logit: NaN from then on
+        up = z > m
+        e = tl.where(m_new == float("-inf"), 0.0, tl.exp(tl.where(up, m, z) - m_new))  # all -inf so far: 0
+        s = tl.where(up, s * e + 1.0, s + e)
         m = m_new
         z0 = tl.where(mask, z, 0.0)
-        z_sum += tl.sum(z0, axis=1)
+        z_acc += z0
         if PROBS:
             t = tl.load(t_ptr + t_row[:, None] + cols[None, :] * t_c, mask=mask, other=0.0).to(COMPUTE)
-            t_sum += tl.sum(t, axis=1)
-            tz_sum += tl.sum(tl.where(t == 0, 0.0, t * z0), axis=1)  # a -inf logit of mass 0 adds 0, not NaN
-    lse = m + tl.log(s)
+            t_acc += t
+            tz_acc += tl.where(t == 0, 0.0, t * z0)  # a -inf logit of mass 0 adds 0, not NaN
+    row_max = tl.max(m, axis=1)
+    shift = tl.where(row_max == float("-inf"), 0.0, row_max)  # a row of -inf: no rescale (lse = -inf)
+    lse = row_max + tl.log(tl.sum(s * tl.exp(m - shift[:, None]), axis=1))  # a lane of -inf adds 0 * 0
+    z_sum = tl.sum(z_acc, axis=1)
+    t_sum = tl.sum(t_acc, axis=1)
+    tz_sum = tl.sum(tz_acc, axis=1)
     inv_c = 1.0 / tl.cast(C, COMPUTE)
     # Without smoothing the mean logit does not enter the loss: skip it (0 * -inf would be NaN).
     z_sum = tl.where(smoothing == 0, 0.0, z_sum)
@@ -115,33 +125,84 @@ def ce_logits_fwd_kernel(loss_ptr, lse_ptr, tsum_ptr, z_ptr, t_ptr, numbers, r_s
         tl.store(loss_ptr + rows, loss.to(loss_ptr.dtype.element_ty), mask=row_mask)
 
 
+@helper
+def cosine_loss(dot, xx, tt, eps):
+    """1 - <x,t> / (max(|x|, eps) max(|t|, eps)) from a slice's dot and squared norms."""
+    return 1.0 - dot / (tl.maximum(tl.sqrt(xx), eps, propagate_nan=tl.PropagateNan.ALL)
+                        * tl.maximum(tl.sqrt(tt), eps, propagate_nan=tl.PropagateNan.ALL))
+
+
 @triton.jit
-def cosine_fwd_kernel(loss_ptr, stats_ptr, x_ptr, t_ptr, numbers, r_sizes, c_sizes, R, C,
-                      x_r, t_r, x_c, t_c, REDUCE: tl.constexpr, COMPUTE: tl.constexpr,
+def cosine_fwd_kernel(loss_ptr, stats_ptr, x_ptr, t_ptr, numbers, r_sizes, c_sizes, R, C, c_per_program,
+                      x_r, t_r, x_c, t_c, REDUCE: tl.constexpr, SPLIT: tl.constexpr, COMPUTE: tl.constexpr,
                       BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr):
-    # One program owns BLOCK_R slices and walks their C elements in BLOCK_C steps, adding
-    # <x,t>, |x|^2 and |t|^2. Reads x and t once; writes 3 statistics per slice and the loss
-    # per slice (or one partial sum per program).
+    # One program owns BLOCK_R slices and a chunk of c_per_program of their C elements (all of
+    # them unless SPLIT), walked in BLOCK_C steps adding <x,t>, |x|^2 and |t|^2. Reads x and t
+    # once. Unsplit: writes the 3 statistics and the loss per slice (or one partial sum per
+    # program). SPLIT (few slices, long ones: dim=None is one): writes the chunk's 3 partial
+    # statistics per slice, which cosine_finish_kernel adds in a fixed order.
     rows, row_mask, x_row, t_row = rows_of_program(R, r_sizes, x_r, t_r, BLOCK_R, INDEX_64)
+    chunk = tl.program_id(1)
+    if INDEX_64:
+        chunk = chunk.to(tl.int64)
+    c_start = chunk * c_per_program
+    c_stop = tl.minimum(c_start + c_per_program, C)
     dot = tl.zeros([BLOCK_R, BLOCK_C], COMPUTE)
     xx = tl.zeros([BLOCK_R, BLOCK_C], COMPUTE)
     tt = tl.zeros([BLOCK_R, BLOCK_C], COMPUTE)
-    for c0 in range(0, C, BLOCK_C):
-        cols, mask, x, t = slice_tiles(c0, C, row_mask, x_ptr, x_row, t_ptr, t_row, c_sizes, x_c, t_c, COMPUTE,
-                                       BLOCK_C, INDEX_64)
+    for c0 in range(c_start, c_stop, BLOCK_C):
+        cols, mask, x, t = slice_tiles(c0, c_stop, row_mask, x_ptr, x_row, t_ptr, t_row, c_sizes, x_c, t_c,
+                                       COMPUTE, BLOCK_C, INDEX_64)
         dot += x * t
         xx += x * x
         tt += t * t
     dot_r = tl.sum(dot, axis=1)
     xx_r = tl.sum(xx, axis=1)
     tt_r = tl.sum(tt, axis=1)
+    stats = stats_ptr + chunk * 3 * R + rows  # SPLIT: this chunk's [3, R] slot of the partials
+    tl.store(stats, dot_r, mask=row_mask)
+    tl.store(stats + R, xx_r, mask=row_mask)
+    tl.store(stats + 2 * R, tt_r, mask=row_mask)
+    if not SPLIT:
+        loss = cosine_loss(dot_r, xx_r, tt_r, joined(numbers[0], numbers[1], COMPUTE))
+        if REDUCE:
+            tl.store(loss_ptr + tl.program_id(0), tl.sum(tl.where(row_mask, loss, 0.0), axis=0))
+        else:
+            tl.store(loss_ptr + rows, loss.to(loss_ptr.dtype.element_ty), mask=row_mask)
+
+
+@triton.jit
+def cosine_finish_kernel(loss_ptr, stats_ptr, part_ptr, numbers, R, P, REDUCE: tl.constexpr,
+                         COMPUTE: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_R: tl.constexpr):
+    # One program: adds the P chunks' partial statistics per slice ([P, 3, R], in [BLOCK_P,
+    # BLOCK_R] tiles, a fixed order), writes the 3 statistics and the loss per slice, or the
+    # loss summed and scaled (mean: 1 / R) into the output. Bytes: 12 P R + 12 R + |out|.
     eps = joined(numbers[0], numbers[1], COMPUTE)
-    loss = 1.0 - dot_r / (tl.maximum(tl.sqrt(xx_r), eps, propagate_nan=tl.PropagateNan.ALL)
-                          * tl.maximum(tl.sqrt(tt_r), eps, propagate_nan=tl.PropagateNan.ALL))
-    tl.store(stats_ptr + rows, dot_r, mask=row_mask)
-    tl.store(stats_ptr + R + rows, xx_r, mask=row_mask)
-    tl.store(stats_ptr + 2 * R + rows, tt_r, mask=row_mask)
+    total = tl.zeros([BLOCK_R], COMPUTE)
+    for r0 in range(0, R, BLOCK_R):
+        rows = r0 + tl.arange(0, BLOCK_R)
+        row_mask = rows < R
+        dot = tl.zeros([BLOCK_P, BLOCK_R], COMPUTE)
+        xx = tl.zeros([BLOCK_P, BLOCK_R], COMPUTE)
+        tt = tl.zeros([BLOCK_P, BLOCK_R], COMPUTE)
+        for p0 in range(0, P, BLOCK_P):
+            ps = p0 + tl.arange(0, BLOCK_P)
+            mask = (ps < P)[:, None] & row_mask[None, :]
+            part = part_ptr + ps[:, None].to(tl.int64) * 3 * R + rows[None, :]
+            dot += tl.load(part, mask=mask, other=0.0).to(COMPUTE)
+            xx += tl.load(part + R, mask=mask, other=0.0).to(COMPUTE)
+            tt += tl.load(part + 2 * R, mask=mask, other=0.0).to(COMPUTE)
+        dot_r = tl.sum(dot, axis=0)
+        xx_r = tl.sum(xx, axis=0)
+        tt_r = tl.sum(tt, axis=0)
+        tl.store(stats_ptr + rows, dot_r, mask=row_mask)
+        tl.store(stats_ptr + R + rows, xx_r, mask=row_mask)
+        tl.store(stats_ptr + 2 * R + rows, tt_r, mask=row_mask)
+        loss = cosine_loss(dot_r, xx_r, tt_r, eps)
+        if REDUCE:
+            total += tl.where(row_mask, loss, 0.0)
+        else:
+            tl.store(loss_ptr + rows, loss.to(loss_ptr.dtype.element_ty), mask=row_mask)
     if REDUCE:
-        tl.store(loss_ptr + tl.program_id(0), tl.sum(tl.where(row_mask, loss, 0.0), axis=0))
-    else:
-        tl.store(loss_ptr + rows, loss.to(loss_ptr.dtype.element_ty), mask=row_mask)
+        tl.store(loss_ptr, (tl.sum(total, axis=0) * joined(numbers[2], numbers[3], COMPUTE)).to(
+            loss_ptr.dtype.element_ty))

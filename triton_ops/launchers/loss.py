@@ -8,7 +8,7 @@ import torch
 from .. import runtime
 from ..broadcast import aligned_strides, contiguous_strides, plan_reduce
 from ..bwd.loss import ce_logits_bwd_kernel, cosine_bwd_kernel, loss_vjp_kernel
-from ..fwd.loss import ce_logits_fwd_kernel, cosine_fwd_kernel, loss_reduce_kernel
+from ..fwd.loss import ce_logits_fwd_kernel, cosine_finish_kernel, cosine_fwd_kernel, loss_reduce_kernel
 from ..fwd.reduce import combine_fwd_kernel
 from ..tiles import split_float
 from .reduce import combine_partials
@@ -269,37 +269,69 @@ def _cos_groups(x, t, class_dims, extra):
     return plan_reduce(shape, class_dims, layouts)
 
 
+def column_chunks(R: int, C: int, block_r: int, block_c: int, device) -> tuple[int, int]:
+    """(chunks, columns per chunk) of a row kernel whose few long slices leave the device idle
+    (dim=None's single slice): each slice's columns are split over programs, in whole BLOCK_C
+    steps, until the launch fills the device. Enough slices to fill it: one chunk."""
+    programs = runtime.cdiv(R, block_r)
+    chunks = 1
+    if 2 * programs <= runtime.device_programs(device):
+        # device_programs aims at 4 programs per SM; these are light (4 warps, <= 72 registers
+        # on sm_90: 7 to 12 fit per SM), so 4x that many make >= 1 full wave
+        target = 4 * runtime.device_programs(device)
+        chunks = max(1, min(runtime.cdiv(C, block_c), target // programs))
+    per_chunk = runtime.cdiv(runtime.cdiv(C, chunks), block_c) * block_c
+    return runtime.cdiv(C, per_chunk), per_chunk
+
+
 @runtime.plan_cache
-def _cos_forward_plan(x, t, class_dims, reduction, x_dtype, t_dtype):
+def _cos_forward_plan(x, t, class_dims, reduction, x_dtype, t_dtype, device):
     cls, rows = _cos_groups(x, t, class_dims, {})
     R, C = rows.numel, cls.numel
     block_r, block_c = rows_config(R, C)
     programs = runtime.cdiv(R, block_r)
+    chunks, per_chunk = column_chunks(R, C, block_r, block_c, device)
+    compute = runtime.compute_dtype(x_dtype, t_dtype)
     launch = runtime.LaunchPlan(
-        cosine_fwd_kernel, (programs,), {"num_warps": runtime.num_warps_for(block_r * block_c)},
-        r_sizes=rows.sizes, c_sizes=cls.sizes, R=R, C=C, x_r=rows.strides["x"], t_r=rows.strides["t"],
-        x_c=cls.strides["x"], t_c=cls.strides["t"], REDUCE=reduction != "none",
-        COMPUTE=runtime.compute_dtype(x_dtype, t_dtype), BLOCK_R=block_r, BLOCK_C=block_c,
-        INDEX_64=runtime.needs_int64(*_extents(x, t), 3 * R - 1))  # last offsets: the loss rows, 3 stats per row
-    return launch, programs, R
+        cosine_fwd_kernel, (programs, chunks), {"num_warps": runtime.num_warps_for(block_r * block_c)},
+        r_sizes=rows.sizes, c_sizes=cls.sizes, R=R, C=C, c_per_program=per_chunk, x_r=rows.strides["x"],
+        t_r=rows.strides["t"], x_c=cls.strides["x"], t_c=cls.strides["t"], REDUCE=reduction != "none",
+        SPLIT=chunks > 1, COMPUTE=compute, BLOCK_R=block_r, BLOCK_C=block_c,
+        INDEX_64=runtime.needs_int64(*_extents(x, t), 3 * R * chunks - 1))  # last offsets: 3 stats per row and chunk
+    finish = None
+    if chunks > 1:
+        finish_r = min(runtime.next_pow2(R), 256)
+        # a quarter tile: three accumulators and three loads of it stay in registers
+        finish_p = min(runtime.next_pow2(chunks), max(1, runtime.tile_elements() // 4 // finish_r))
+        finish = runtime.LaunchPlan(cosine_finish_kernel, (1,), {"num_warps": 4}, R=R, P=chunks,
+                                    REDUCE=reduction != "none", COMPUTE=compute, BLOCK_P=finish_p, BLOCK_R=finish_r)
+    return launch, finish, programs, chunks, R
 
 
 def cosine_forward(x, t, class_dims, eps, reduction, out, stats):
-    """The loss into ``out`` and per slice <x,t>, |x|^2, |t|^2 into ``stats`` (saved for the VJP)."""
+    """The loss into ``out`` and per slice <x,t>, |x|^2, |t|^2 into ``stats`` (saved for the VJP).
+    Few long slices: column chunks write partial statistics, one finishing program adds them."""
     if x.numel() == 0:
         return out.zero_(), stats.zero_()
-    launch, programs, R = _cos_forward_plan(layout(x), layout(t), class_dims, reduction, x.dtype, t.dtype)
+    launch, finish, programs, chunks, R = _cos_forward_plan(layout(x), layout(t), class_dims, reduction, x.dtype,
+                                                            t.dtype, x.device)
     reduce = reduction != "none"
+    c = launch.fixed["COMPUTE"]
+    scale = 1.0 / R if reduction == "mean" else 1.0
+    if finish is not None:
+        parts = torch.empty((chunks, 3, R), dtype=stats.dtype, device=x.device)
+        launch(loss_ptr=out, stats_ptr=parts, x_ptr=x, t_ptr=t, numbers=split_float(eps, c))
+        finish(loss_ptr=out, stats_ptr=stats, part_ptr=parts, numbers=(*split_float(eps, c), *split_float(scale, c)))
+        return out, stats
     loss_target = torch.empty((programs, 1), dtype=stats.dtype, device=x.device) if reduce else out
-    launch(loss_ptr=loss_target, stats_ptr=stats, x_ptr=x, t_ptr=t,
-           numbers=split_float(eps, launch.fixed["COMPUTE"]))
+    launch(loss_ptr=loss_target, stats_ptr=stats, x_ptr=x, t_ptr=t, numbers=split_float(eps, c))
     if reduce:
-        combine_partials(loss_target, out, scale=1.0 / R if reduction == "mean" else 1.0, kernel=combine_fwd_kernel)
+        combine_partials(loss_target, out, scale=scale, kernel=combine_fwd_kernel)
     return out, stats
 
 
 @runtime.plan_cache
-def _cos_vjp_plan(x, t, g, dx, dt, class_dims, g_dim, x_dtype, t_dtype):
+def _cos_vjp_plan(x, t, g, dx, dt, class_dims, g_dim, x_dtype, t_dtype, device):
     extra = {} if g_dim is None else {"g": aligned_strides(_meta(g).unsqueeze(g_dim), x[0])}
     for name, v in (("dx", dx), ("dt", dt)):
         if v is not None:
@@ -308,9 +340,11 @@ def _cos_vjp_plan(x, t, g, dx, dt, class_dims, g_dim, x_dtype, t_dtype):
     R, C = rows.numel, cls.numel
     r_zeros, c_zeros = tuple(0 for _ in rows.sizes), tuple(0 for _ in cls.sizes)
     block_r, block_c = rows_config(R, C)
+    chunks, per_chunk = column_chunks(R, C, block_r, block_c, device)
     launch = runtime.LaunchPlan(
-        cosine_bwd_kernel, (runtime.cdiv(R, block_r),), {"num_warps": runtime.num_warps_for(block_r * block_c)},
-        r_sizes=rows.sizes, c_sizes=cls.sizes, R=R, C=C, x_r=rows.strides["x"], t_r=rows.strides["t"],
+        cosine_bwd_kernel, (runtime.cdiv(R, block_r), chunks), {"num_warps": runtime.num_warps_for(block_r * block_c)},
+        r_sizes=rows.sizes, c_sizes=cls.sizes, R=R, C=C, c_per_program=per_chunk, x_r=rows.strides["x"],
+        t_r=rows.strides["t"],
         x_c=cls.strides["x"], t_c=cls.strides["t"], g_r=rows.strides.get("g", r_zeros),
         dx_r=rows.strides.get("dx", r_zeros), dx_c=cls.strides.get("dx", c_zeros),
         dt_r=rows.strides.get("dt", r_zeros), dt_c=cls.strides.get("dt", c_zeros),
@@ -327,7 +361,7 @@ def cosine_vjp(x, t, class_dims, g_dim, eps, reduction, grad, stats, need_x, nee
     if x.numel() == 0 or not (need_x or need_t):
         return dx, dt
     launch, R = _cos_vjp_plan(layout(x), layout(t), layout(grad), layout(dx) if need_x else None,
-                              layout(dt) if need_t else None, class_dims, g_dim, x.dtype, t.dtype)
+                              layout(dt) if need_t else None, class_dims, g_dim, x.dtype, t.dtype, x.device)
     scale = 1.0 / R if reduction == "mean" else 1.0
     c = launch.fixed["COMPUTE"]
     launch(dx_ptr=dx if need_x else grad, dt_ptr=dt if need_t else grad, x_ptr=x, t_ptr=t, g_ptr=grad,

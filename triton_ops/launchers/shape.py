@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import torch
-import triton.language as tl
 
 from .. import runtime
-from ..bwd.shape import embedding_bwd_kernel, transpose_vjp_kernel
+from ..bwd.shape import embedding_bounds_kernel, embedding_bwd_kernel, transpose_vjp_kernel
 from ..fwd.shape import embedding_fwd_kernel, transpose_fwd_kernel
 from .pointwise import broadcast_to
 
@@ -54,26 +53,37 @@ def embedding_forward(indices, weight):
 
 
 @runtime.plan_cache
-def _scatter_plan(i_layout, V, E, g_strides, dtype):
+def _scatter_plans(i_layout, V, E, g_strides, dtype):
     n = runtime.numel(i_layout[0])
-    if runtime.INTERPRETER:
-        bv, be, bi = max(16, min(runtime.next_pow2(V), 4096)), max(16, min(runtime.next_pow2(E), 256)), 64
-        one_hot = tl.float64 if dtype == torch.float64 else tl.float32
-    else:
-        bv, be, bi = 64, 64, 64
-        one_hot = {torch.float16: tl.float16, torch.bfloat16: tl.bfloat16, torch.float32: tl.float32,
-                   torch.float64: tl.float64}[dtype]
-    return runtime.LaunchPlan(embedding_bwd_kernel, (runtime.cdiv(V, bv), runtime.cdiv(E, be)), {"num_warps": 4},
-                              n=n, V=V, E=E, i_sizes=i_layout[0], i_st=i_layout[1], g_i=g_strides[:-1] or (0,),
-                              g_e=g_strides[-1], ONE_HOT_DTYPE=one_hot, BLOCK_V=bv, BLOCK_I=bi, BLOCK_E=be)
+    bounds_block = min(runtime.next_pow2(V + 1), 1024)
+    bounds = runtime.LaunchPlan(embedding_bounds_kernel, (runtime.cdiv(V + 1, bounds_block),),
+                                {"num_warps": runtime.num_warps_for(bounds_block)}, n=n, V=V, steps=n.bit_length(),
+                                BLOCK=bounds_block)
+    if runtime.INTERPRETER:  # few, large programs
+        be = min(runtime.next_pow2(E), 256)
+        bv = min(runtime.next_pow2(V), max(1, runtime.tile_elements() // be), 4096)
+        bi = min(64, max(1, runtime.tile_elements() // (bv * be)))
+    else:  # a [4, 4, 256] tile: up to 4 occurrences of 4 rows per step, 128-bit loads of g's rows
+        bv, bi, be = 4, 4, min(runtime.next_pow2(E), 256)
+    gather = runtime.LaunchPlan(embedding_bwd_kernel, (runtime.cdiv(V, bv), runtime.cdiv(E, be)),
+                                {"num_warps": runtime.num_warps_for(bv * bi * be)}, V=V, E=E,
+                                i_sizes=i_layout[0], g_i=g_strides[:-1] or (0,), g_e=g_strides[-1],
+                                COMPUTE=runtime.compute_dtype(dtype), BLOCK_V=bv, BLOCK_I=bi, BLOCK_E=be)
+    return bounds, gather
 
 
 def embedding_vjp(indices, weight, grad):
-    """The weight gradient (rows owned by programs: deterministic, no atomics)."""
+    """The weight gradient: the indices sorted once (stable); the bounds of each row's segment
+    found by a parallel binary search; then each row of dweight sums its segment of g's rows in
+    their original order (row ownership: deterministic, no atomics)."""
     V, E = weight.shape
     dw = torch.empty_like(weight, memory_format=torch.contiguous_format)
     if indices.numel() == 0 or E == 0:
         return dw.zero_()
-    _scatter_plan(_index_layout(indices), V, E, tuple(grad.stride()), weight.dtype)(dw_ptr=dw, g_ptr=grad,
-                                                                                     idx_ptr=indices)
+    # a torch op on the hot path (no record/replay of this launcher): one device sort of n keys
+    ordered, order = torch.sort(indices.reshape(-1), stable=True)
+    bounds, gather = _scatter_plans(_index_layout(indices), V, E, tuple(grad.stride()), weight.dtype)
+    segments = torch.empty(V + 1, dtype=torch.int64, device=indices.device)
+    bounds(bounds_ptr=segments, sorted_ptr=ordered)
+    gather(dw_ptr=dw, g_ptr=grad, order_ptr=order, bounds_ptr=segments)
     return dw

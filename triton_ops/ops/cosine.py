@@ -6,7 +6,7 @@ import torch
 
 from .. import runtime
 from ..bwd.loss import cosine_bwd_kernel
-from ..fwd.loss import cosine_fwd_kernel
+from ..fwd.loss import cosine_finish_kernel, cosine_fwd_kernel
 from ..fwd.reduce import combine_fwd_kernel
 from ..launchers.loss import cosine_forward, cosine_vjp, partial_dtype
 from ..spec import Arg, OpSpec, needs_all, register
@@ -74,7 +74,7 @@ COS_ARGS = (Arg("x"), Arg("t"), Arg("dim", "int?", None), Arg("eps", "float", 1e
 cosine_similarity_loss = register(OpSpec(
     name="cosine_similarity_loss", family="loss", args=COS_ARGS,
     forward=None, forward_saved=_cos_forward_saved, n_saved=1, vjp=_cos_vjp, reference=_cos_ref,
-    fwd_kernels=(cosine_fwd_kernel, combine_fwd_kernel), bwd_kernels=(cosine_bwd_kernel,),
+    fwd_kernels=(cosine_fwd_kernel, combine_fwd_kernel, cosine_finish_kernel), bwd_kernels=(cosine_bwd_kernel,),
     check=_cos_check, alloc=_cos_alloc,
     vjp_alloc=lambda x, t, *rest: [torch.empty_like(x), torch.empty_like(t)],
     min_bytes=_cos_min_bytes,
