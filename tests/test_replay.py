@@ -109,20 +109,28 @@ def test_aliased_inputs_are_not_recorded_and_replays_take_any_inputs():
     assert _same(triton_ops.mul(y, x), y * x)
 
 
-def test_a_call_running_torch_compute_is_not_replayed():
-    """A launcher running any torch op but allocations, views, constant fills and launches keeps
-    its own path: the layout is marked unreplayable, with the reason."""
+def test_torch_ops_replay_as_calls_but_not_ones_that_read_values():
+    """A torch op on a launcher's path (a sort, arithmetic) replays as the same call on the new
+    tensors; one whose output shape depends on values (``nonzero``), or that hands a value to
+    Python, keeps the launcher's own path, with the reason."""
     cache = replay.ReplayCache()
 
     def launcher(x):
         out = pointwise(identity, torch.empty_like(x), x)
-        return out + 1  # torch arithmetic: not something a replay repeats
+        return torch.sort(out + 1, dim=-1, stable=True).values
 
-    x = torch.randn(3, 4)
-    key = replay.layout_key((x,))
-    for _ in range(2):
-        assert _same(cache.run(key, (x,), launcher, x), x + 1)
-    assert isinstance(cache[key], str) and "add" in cache[key] and cache.reasons() == [cache[key]]
+    for seed in (0, 1):
+        x = torch.randn(3, 4, generator=torch.Generator().manual_seed(seed))
+        key = replay.layout_key((x,))
+        assert _same(cache.run(key, (x,), launcher, x), torch.sort(x + 1, dim=-1).values)
+    assert isinstance(cache[key], replay.Replay) and "sort" in str(cache[key].run.__globals__)
+
+    values = replay.ReplayCache()
+    for n in (3, 5):
+        x = (torch.arange(8.0) < n).float()
+        key = replay.layout_key((x,))
+        assert _same(values.run(key, (x,), torch.nonzero, x), torch.nonzero(x))
+    assert isinstance(values[key], str) and "nonzero" in values[key] and values.reasons() == [values[key]]
 
 
 def test_fills_and_outputs_that_alias_inputs_replay():

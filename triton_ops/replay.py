@@ -5,15 +5,14 @@ devices, 16-byte alignment) and their Python values, never from tensor values: s
 the same layout allocate the same buffers and make the same launches with the same arguments,
 except for the pointers. ``ReplayCache.run`` runs a launcher's first call per layout while
 watching it - a ``TorchDispatchMode`` sees every allocation and every other torch op, and
-``runtime.LaunchPlan`` reports every launch - and keeps a ``Replay`` when the call did nothing
-but allocate, take views, fill new buffers with constants and launch through ``LaunchPlan``s.
-Each pointer is then an offset into an input or a buffer of the call. A warm call with that
-layout does the allocations and the driver calls, with one pointer addition per tensor
-argument and no Python planning at all.
+``runtime.LaunchPlan`` reports every launch - and keeps a ``Replay``: its allocations, constant
+fills, other torch ops (a sort) and ``LaunchPlan`` launches, each tensor an offset into an input
+or a buffer of the call. A warm call with that layout does the allocations, the torch ops and
+the driver calls, with no Python planning at all.
 
-A launcher that runs any other torch op (a ``copy_``, an ``argsort``, arithmetic) is not
-replayed: its calls keep the launcher's own path. So is a call under a launch hook (a
-profiler), which must see each launch's metadata. Under the interpreter the replay rebuilds
+A launcher that runs a torch op whose output shape depends on values (``nonzero``), or that
+hands a value to Python (``.item()``), is not replayed: its calls keep the launcher's own path.
+So is a call under a launch hook (a profiler), which must see each launch's metadata. Under the interpreter the replay rebuilds
 each launch's tensors as views of the same memory and launches through the ``LaunchPlan``, so
 the test suite runs the replayed calls' kernels for real.
 """
@@ -36,6 +35,9 @@ _ZERO_ALLOCATIONS = {aten.zeros.default, aten.zeros_like.default, aten.new_zeros
 _FILLS = {aten.fill_.Scalar: lambda args: args[1], aten.zero_.default: lambda args: 0}
 # metadata ops that return a view of (or modify only the metadata of) an existing tensor
 _VIEW_LIKE = {aten.set_.source_Storage_storage_offset, aten.set_.source_Storage}
+# ops that hand a value to Python, or whose outputs' shapes depend on values: never replayed
+_HOST_VALUES = {aten._local_scalar_dense.default, aten.equal.default, aten.is_nonzero.default}
+_VALUE_SHAPED = (torch.Tag.dynamic_output_shape, torch.Tag.data_dependent_output)
 
 def _tensors(x):
     if isinstance(x, torch.Tensor):
@@ -114,8 +116,48 @@ class Recorder(TorchDispatchMode):
         elif func in _FILLS:
             self._fill(args[0], _FILLS[func](args))
         elif not (func.is_view or func in _VIEW_LIKE):
-            self.fail(f"runs {func}")
+            self._op(func, args, kwargs, out)
         return out
+
+    def _op(self, func, args, kwargs, out) -> None:
+        """Another torch op (a sort, a copy): replayed as the same call on the new call's tensors,
+        when its outputs' shapes do not depend on values and Python never sees a value."""
+        if func in _HOST_VALUES or any(tag in func.tags for tag in _VALUE_SHAPED):
+            return self.fail(f"runs {func}, whose result depends on values on the host")
+        try:
+            spec_args = [self._argument(a) for a in args]
+            spec_kwargs = {k: self._argument(v) for k, v in kwargs.items()}
+        except Unreplayable as e:
+            return self.fail(f"runs {func} on {e}")
+        outs = out if type(out) in (tuple, list) else (out,)
+        if not all(isinstance(t, torch.Tensor) for t in outs):
+            return self.fail(f"runs {func}, which returns {type(out).__name__}")
+        targets = []
+        for t in outs:
+            if self.by_storage.get(self._storage_key(t), -1) >= 0 or t.untyped_storage().nbytes() == 0:
+                targets.append(None)  # in place on (or a view of) an input or a buffer
+            else:
+                targets.append(len(self.inputs) + len(self.buffers))
+                self.buffers.append(t)
+                self.by_storage[self._storage_key(t)] = targets[-1]
+        self.steps.append(("op", (func, spec_args, spec_kwargs, targets, type(out) in (tuple, list))))
+
+    def _argument(self, v):
+        if isinstance(v, torch.Tensor):
+            src, shape, strides, dtype = self.describe(v)
+            if src.index is None:
+                raise Unreplayable("a tensor with no memory")
+            base = self.inputs[src.index] if src.index < len(self.inputs) else self.buffers[src.index - len(self.inputs)]
+            exact = not src.offset and (base.shape, base.stride(), base.dtype) == (v.shape, v.stride(), v.dtype)
+            if not exact and (dtype != base.dtype or src.offset % v.element_size()):
+                raise Unreplayable("a reinterpreted view")
+            return ("tensor", src.index, exact, shape, strides, src.offset // v.element_size())
+        if type(v) in (list, tuple):
+            return (type(v), [self._argument(x) for x in v])
+        if v is None or type(v) in (int, float, bool, str, torch.dtype, torch.device, torch.layout,
+                                    torch.memory_format):
+            return ("constant", v)
+        raise Unreplayable(f"an argument of type {type(v).__name__}")
 
     def _new_buffer(self, t: torch.Tensor) -> None:
         index = len(self.inputs) + len(self.buffers)
@@ -180,6 +222,9 @@ class Recorder(TorchDispatchMode):
         for kind, data in self.steps:
             if kind == "fill":
                 used.add(data[0])
+            elif kind == "op":
+                used.update(_argument_indices(data[1]))
+                used.update(_argument_indices(list(data[2].values())))
             elif kind == "launch":
                 used.update(src.index for src, *_ in data[2].values() if src.index is not None)
                 used.update(base[0].index for base, *_ in data[4].values())
@@ -249,6 +294,25 @@ class Replay:
                 buffer += 1
             elif kind == "fill":
                 lines.append(f"    {source(data[0])}.fill_({constant(data[1], 'value')})")
+            elif kind == "op":
+                func, op_args, op_kwargs, targets, several = data
+
+                def arg(a):
+                    if a[0] == "tensor":
+                        _, index, exact, shape, strides, offset = a
+                        ref = source(index)
+                        return ref if exact else (f"{ref}.as_strided({constant(shape, 'shape')}, "
+                                                  f"{constant(strides, 'strides')}, {ref}.storage_offset() + {offset})")
+                    if a[0] == "constant":
+                        return constant(a[1], "value")
+                    inner = "".join(f"{arg(x)}, " for x in a[1])
+                    return f"({inner})" if a[0] is tuple else f"[{inner}]"
+
+                call = ", ".join([arg(a) for a in op_args] + [f"{k}={arg(a)}" for k, a in op_kwargs.items()])
+                names_out = [source(t) if t is not None else "_" for t in targets]
+                buffer += sum(t is not None for t in targets)
+                lhs = "".join(f"{n}, " for n in names_out) if several else names_out[0]
+                lines.append(f"    {lhs} = {constant(func, 'op')}({call})")
             elif direct:
                 plan, values, tensors, _, descriptors = data
                 if not stream:
@@ -284,6 +348,14 @@ class Replay:
         self.source = "\n".join(lines)
         exec(compile(self.source, "<triton_ops replay>", "exec"), names)
         self.run = names["replay"]
+
+
+def _argument_indices(args):
+    for a in args:
+        if a[0] == "tensor":
+            yield a[1]
+        elif a[0] in (list, tuple):
+            yield from _argument_indices(a[1])
 
 
 def _is_descriptor(v) -> bool:

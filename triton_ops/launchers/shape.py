@@ -80,7 +80,7 @@ def embedding_vjp(indices, weight, grad):
     dw = torch.empty_like(weight, memory_format=torch.contiguous_format)
     if indices.numel() == 0 or E == 0:
         return dw.zero_()
-    # a torch op on the hot path (no record/replay of this launcher): one device sort of n keys
+    # one device sort of n keys (a torch op: replayed as the same call, see replay.py)
     ordered, order = torch.sort(indices.reshape(-1), stable=True)
     bounds, gather = _scatter_plans(_index_layout(indices), V, E, tuple(grad.stride()), weight.dtype)
     segments = torch.empty(V + 1, dtype=torch.int64, device=indices.device)
