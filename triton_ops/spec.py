@@ -419,7 +419,8 @@ class _Routes:
             self.check_grad(values, grad, saved)
             kw = {"saved": list(saved)} if n_saved else {}
             grads = self.vjp(*values, grad, needs=needs, **kw)
-            return [g if g is not None else grad.new_empty(0) for g in grads]
+            # a custom op may not return its input: a gradient that is g itself (add's) is copied
+            return [grad.new_empty(0) if g is None else g.clone() if g is grad else g for g in grads]
 
         def vjp_fake(*op_values):
             values, _, grad, needs = split_vjp_values(op_values)
