@@ -200,6 +200,26 @@ def test_combine_partials_p_loop(P, steps):
     assert_close(out, 0.5 * partials.sum(0), F64, f"combine P={P}")
 
 
+@pytest.mark.parametrize("programs,block_k,p_steps", [(8, 128, 4), (64, 16, 1)])
+def test_combine_partials_gpu_plan_column_blocks(gpu_plans, programs, block_k, p_steps):
+    from triton_ops.launchers import reduce
+
+    # as on a GPU aiming at `programs` programs: K = 1000 columns in blocks of K / programs
+    # (rounded up to a power of 2) -> 8 or 63 programs, each adding 100 partial rows in blocks of
+    # 4096 / block_k rows; the (sum, count) pair of a division stays in one program
+    gpu_plans(reduce, programs=programs)
+    assert reduce.combine_block_k(1000, torch.float32, DEVICE, False) == block_k
+    assert runtime.cdiv(100, min(128, 4096 // block_k)) == p_steps
+    assert reduce.combine_block_k(2, torch.float32, DEVICE, True) == 2
+    assert reduce.combine_block_k(1000, F64, DEVICE, False) >= 2  # 16 bytes a row at least
+    gen = torch.Generator().manual_seed(programs)
+    partials = torch.randn(100, 1000, generator=gen, dtype=F64).to(DEVICE)
+    runs = [reduce.combine_partials(partials, torch.empty(1000, dtype=F64, device=DEVICE), scale=0.5)
+            for _ in range(2)]
+    assert_close(runs[0], 0.5 * partials.sum(0), F64, f"combine {programs} programs")
+    assert torch.equal(runs[0], runs[1])
+
+
 # ------------------------------------------------------------------------------------------------
 # pointwise templates: column blocks, B blocks (dy partials) and A chunks (dx partials)
 
