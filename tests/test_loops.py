@@ -263,6 +263,20 @@ def test_pointwise_gpu_plan_a_chunks(gpu_plans, programs):
     _check("div", [_rand(7, 96, gen=gen), _rand(1, 96, gen=gen, shift=3.0)], f"div {programs} A chunks")
 
 
+def test_sum_of_everything_gpu_plan_b_blocks(gpu_plans):
+    from triton_ops.launchers import pointwise
+
+    # replicate's gradient (and sum over every axis) on a GPU: the 0-d result stays in slot 1, so
+    # that all 15000 elements are tile rows (4 blocks of 4096, one partial sum each) rather than
+    # a one-element tile looped over every axis
+    gpu_plans(pointwise, programs=8)
+    assert not pointwise.vjp_should_swap((300, 50), (300, 50), (), False, True)
+    assert pointwise.tile_shape(15000, 1, F64, 15000)[:2] == (4096, 1)
+    gen = torch.Generator().manual_seed(5)
+    _check("replicate", [_rand(gen=gen), [300, 50]], "replicate 4 B blocks")
+    _check("sum", [_rand(300, 50, gen=gen), [0, 1], False], "sum of everything 4 B blocks")
+
+
 def test_reductions_repeat_bitwise(gpu_plans):
     from triton_ops.launchers import pointwise
 

@@ -143,6 +143,10 @@ def vjp_should_swap(out_shape, x_shape, y_shape, need_dx: bool, need_dy: bool) -
         return should_swap(out_shape, x_shape, y_shape)
     reduce_x = broadcast_numel(out_shape, x_shape) if need_dx else 0
     reduce_y = broadcast_numel(out_shape, y_shape) if need_dy else 0
+    if runtime.numel(y_shape) == 1 < runtime.numel(out_shape):
+        # a sum of everything (replicate's gradient): in slot 0 its tile would be one element
+        # looped over every axis; in slot 1 all axes are tile rows, each tile a column sum
+        return False
     return reduce_y > reduce_x
 
 
