@@ -249,6 +249,23 @@ def test_reduce_back_over_b_blocks(B, b_blocks):
     _check("sum_to", [x, (1, 256)], f"sum_to B={B}")
 
 
+def test_reduce_back_tile_takes_64_rows():
+    from triton_ops.launchers.pointwise import REDUCE_ROWS, tile_shape
+
+    # [64, 1000] * [1, 1000]: the default tile is 32 rows of 1024 columns; b's gradient (a column
+    # sum over the rows) takes 64 rows of 512 instead: one B block, so no partial rows to write,
+    # read back and combine (a second launch, 2/32 more bytes)
+    interpreter_plan(tile_shape(64, 1000, F64, 64000)[:2] == (32, 1024) and REDUCE_ROWS == 64)
+    gen = torch.Generator().manual_seed(6)
+    a, b, g = _rand(64, 1000, gen=gen), _rand(1, 1000, gen=gen), _rand(64, 1000, gen=gen)
+    spec = triton_ops.registry["mul"]
+    before = runtime.launch_count()
+    da, db = spec.vjp(a, b, g)
+    interpreter_plan(runtime.launch_count() - before == 1)
+    assert_close(db, (g * a).sum(0, keepdim=True), F64, "mul db 64 rows")
+    assert_close(da, g * b, F64, "mul da 64 rows")
+
+
 @pytest.mark.parametrize("programs", [2, 3])
 def test_pointwise_gpu_plan_a_chunks(gpu_plans, programs):
     from triton_ops.launchers import pointwise
@@ -281,7 +298,7 @@ def test_reductions_repeat_bitwise(gpu_plans):
     from triton_ops.launchers import pointwise
 
     gen = torch.Generator().manual_seed(4)
-    # 300 x 128: 2 B blocks of 256 rows in the interpreter, 10 of 32 rows on a GPU
+    # 300 x 128: 2 B blocks of 256 rows in the interpreter, 5 of 64 rows (64 columns wide) on a GPU
     x, y = _rand(300, 128, gen=gen).float().requires_grad_(), _rand(1, 128, gen=gen).float().requires_grad_()
     g = _rand(300, 128, gen=gen).float()
     for plan in ("interpreter", "gpu"):
