@@ -164,6 +164,9 @@ def test_layer_norm_gpu_plan_partials(gpu_plans, sms):
     x2, w2, b2 = _rand(7, 9000, gen=gen), _rand(9000, gen=gen, shift=1.0), _rand(9000, gen=gen)
     assert norm.ln_config(7, 9000, DEVICE, backward=True)[:2] == (4, 2048)  # long rows on a GPU: 4 a step
     _check("layer_norm", [x2, [9000], w2, b2, 1e-5], f"layer_norm long rows {programs} programs")
+    # RMSNorm plans its rows the same way (one dweight partial row per program)
+    _check("rms_norm", [x, [48], w, 1e-5], f"rms_norm {programs} programs")
+    _check("rms_norm", [x2, [9000], w2, 1e-5], f"rms_norm long rows {programs} programs")
 
 
 def test_layer_norm_parameter_gradients_repeat_bitwise(gpu_plans):

@@ -3,7 +3,7 @@
 import triton
 import triton.language as tl
 
-from ..tiles import c_offsets, group_offsets, helper, load_tile, row_block
+from ..tiles import c_offsets, group_offsets, helper, load_tile, row_block, row_share
 
 
 @helper
@@ -22,12 +22,12 @@ def _chunk(c0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w_ptr, mean, rstd, c
 
 @triton.jit
 def layer_norm_bwd_kernel(dx_ptr, dw_part_ptr, db_part_ptr, x_ptr, w_ptr, g_ptr, mean_ptr, rstd_ptr,
-                          r_sizes, c_sizes, R, D, row_step, x_r, x_c, x_c1, g_r, g_c, g_c1, dx_r, dx_c, dx_c1,
+                          r_sizes, c_sizes, R, D, x_r, x_c, x_c1, g_r, g_c, g_c1, dx_r, dx_c, dx_c1,
                           w_c, w_c1, HAS_W: tl.constexpr, NEED_DW: tl.constexpr, NEED_DB: tl.constexpr, SINGLE: tl.constexpr,
                           COMPUTE: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr,
                           INDEX_64: tl.constexpr):
-    # A persistent program (one per SM) owns the row blocks pid, pid + programs, ... of
-    # BLOCK_R rows (row_step apart). dx = rstd * (g w - mean(g w) - x_hat mean(g w x_hat)).
+    # A persistent program (one per SM) owns an equal share of the row blocks (row_share),
+    # BLOCK_R rows at a time. dx = rstd * (g w - mean(g w) - x_hat mean(g w x_hat)).
     # SINGLE: x and g read once; dw/db accumulate in registers and are written once per
     # program (one partial row each). Longer rows: a statistics pass and an output pass over
     # x and g, and the partial rows updated chunk by chunk (each program owns its own row).
@@ -48,8 +48,9 @@ def layer_norm_bwd_kernel(dx_ptr, dw_part_ptr, db_part_ptr, x_ptr, w_ptr, g_ptr,
                 tl.store(dw_part_ptr + pid * D + c0 + cols, tl.zeros([BLOCK_D], COMPUTE), mask=cm)
             if NEED_DB:
                 tl.store(db_part_ptr + pid * D + c0 + cols, tl.zeros([BLOCK_D], COMPUTE), mask=cm)
-    for r0 in range(tl.program_id(0) * BLOCK_R, R, row_step):  # row blocks pid, pid + programs, ...
-        rows, r_mask = row_block(r0, R, BLOCK_R)
+    start, stop = row_share(R, BLOCK_R)
+    for r0 in range(start, stop, BLOCK_R):
+        rows, r_mask = row_block(r0, stop, BLOCK_R)
         x_row = group_offsets(rows, r_sizes, x_r)
         g_row = group_offsets(rows, r_sizes, g_r)
         dx_row = group_offsets(rows, r_sizes, dx_r)[:, None]

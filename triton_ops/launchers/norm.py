@@ -20,9 +20,9 @@ def ln_config(R, D, device, backward: bool):
     ``row_warps`` (16) warps per SM (``BWD_PROGRAMS_PER_SM``) walking [BLOCK_R, BLOCK_D] steps of
     ``2 * tile_elements()`` elements (several short rows a step; rows past 8192 columns in
     2048-column chunks of 4 rows, so that a chunked row's partial-row update serves 4 rows), so
-    that the dweight/dbias partials stay small (programs x D floats). The norm kernels take row
-    block ``pid``, ``pid + programs``, ... (``row_step = programs * BLOCK_R``); rows per program
-    is the most one program walks (contiguous-range kernels: softmax's forward)."""
+    that the dweight/dbias partials stay small (programs x D floats). The norm kernels split the
+    row blocks evenly (``tiles.row_share``); rows per program is the most one program walks (the
+    contiguous ranges of softmax's forward)."""
     single_d = 1 << 14 if runtime.INTERPRETER else 8192
     block_d = min(runtime.next_pow2(D), single_d)
     tile = runtime.tile_elements()
@@ -99,7 +99,7 @@ def _forward_plan(shape, x_strides, y_strides, d, dtype, w_strides, b_strides, d
     (w_c, w_c1), (b_c, b_c1) = _param_strides(cols, "w"), _param_strides(cols, "b")
     return runtime.LaunchPlan(
         layer_norm_fwd_kernel, (programs,), {"num_warps": runtime.num_warps_for(block_r * block_d)},
-        r_sizes=rows.sizes, c_sizes=cols.sizes, R=R, D=D, row_step=programs * block_r,
+        r_sizes=rows.sizes, c_sizes=cols.sizes, R=R, D=D,
         x_r=rows.strides["x"], x_c=cols.strides["x"], x_c1=cols.strides["x"][-1],
         y_r=rows.strides["y"], y_c=cols.strides["y"], y_c1=cols.strides["y"][-1],
         w_c=w_c, w_c1=w_c1, b_c=b_c, b_c1=b_c1,
@@ -128,7 +128,7 @@ def _vjp_plan(shape, x_strides, g_strides, dx_strides, d, dtype, w_strides, need
     w_c, w_c1 = _param_strides(cols, "w")
     launch = runtime.LaunchPlan(
         layer_norm_bwd_kernel, (programs,), {"num_warps": row_warps(block_r, block_d, True)},
-        r_sizes=rows.sizes, c_sizes=cols.sizes, R=R, D=D, row_step=programs * block_r,
+        r_sizes=rows.sizes, c_sizes=cols.sizes, R=R, D=D,
         x_r=rows.strides["x"], x_c=cols.strides["x"], x_c1=cols.strides["x"][-1],
         g_r=rows.strides["g"], g_c=cols.strides["g"], g_c1=cols.strides["g"][-1],
         dx_r=rows.strides["dx"], dx_c=cols.strides["dx"], dx_c1=cols.strides["dx"][-1], w_c=w_c, w_c1=w_c1,
@@ -180,7 +180,7 @@ def _rms_plan(shape, layouts, w_strides, d, dtype, need_dw, device, backward):
     flags = {"NEED_DW": need_dw} if backward else {}
     launch = runtime.LaunchPlan(
         kernel, (programs,), {"num_warps": row_warps(block_r, block_d, backward)},
-        r_sizes=rows.sizes, c_sizes=cols.sizes, R=R, D=D, row_step=programs * block_r, **strides,
+        r_sizes=rows.sizes, c_sizes=cols.sizes, R=R, D=D, **strides,
         w_c=w_c, w_c1=w_c1, HAS_W=w_strides is not None, **flags, SINGLE=D <= block_d,
         COMPUTE=runtime.compute_dtype(dtype), BLOCK_R=block_r, BLOCK_D=block_d,
         INDEX_64=runtime.needs_int64(*_extents(shape, d, layouts, params), programs * D if need_dw else 0))

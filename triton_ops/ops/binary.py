@@ -167,7 +167,8 @@ def binary_op(name: str, f, df_da, df_db, *, reference, reads=((True, True), (Tr
         p = p_of(rest)
         # A gradient that is g itself (as eager's): no kernel, no bytes. The custom-op route
         # copies it (``spec``: a custom op may not return one of its inputs).
-        is_g = [need and _is_g(v, alias, p, grad, out_shape) for v, alias, need in zip((a, b), aliases, (need_a, need_b))]
+        is_g = [need and _is_g(v, alias, p, grad, out_shape)
+                for v, alias, need in zip((a, b), aliases, (need_a, need_b))]
         need_a, need_b = need_a and not is_g[0], need_b and not is_g[1]
         grads = (None, None)
         if need_a or need_b:
