@@ -264,3 +264,34 @@ def test_vjp_both_operand_orientations(a_shape, b_shape, monkeypatch):
         assert da.shape == a.shape and db.shape == b.shape
         assert_close(da, ra, torch.float64, f"da swap={swap}")
         assert_close(db, rb, torch.float64, f"db swap={swap}")
+
+
+def test_add_sub_gradients_that_are_g_itself():
+    from triton_ops import runtime
+
+    gen = torch.Generator().manual_seed(11)
+    a, b, g = (torch.randn(6, 7, generator=gen).to(DEVICE) for _ in range(3))
+
+    def vjp(name, x, y, alpha=1.0):
+        before = runtime.launch_count()
+        grads = triton_ops.registry[name].vjp(x, y, alpha, None, g)
+        return grads, runtime.launch_count() - before
+
+    # d/da = 1 (and d/db = 1 for add at alpha = 1), same shape, dtype and layout: g itself, no kernel
+    (da, db), launches = vjp("add", a, b)
+    assert da is g and db is g and launches == 0
+    (da, db), launches = vjp("sub", a, b)
+    assert da is g and db is not g and launches == 1
+    assert torch.equal(db, -g)
+    (da, db), launches = vjp("add", a, b, alpha=2.0)
+    assert da is g and torch.equal(db, 2.0 * g) and launches == 1
+    # another dtype or layout than g's: the kernel writes the operand's own gradient
+    (da, db), _ = vjp("add", a.half(), b)
+    assert da.dtype == torch.float16 and db is g
+    at = a.t().contiguous().t()
+    (da, db), _ = vjp("add", at, b)
+    assert da is not g and da.stride() == at.stride() and torch.equal(da, g) and db is g
+    # the custom-op route may not return its input: a copy, bitwise equal
+    spec = triton_ops.registry["add"]
+    da, db = spec.vjp_op(*_to_op_args(spec.args, (a, b, 1.0, None)), g, [True, True])
+    assert da is not g and db is not g and torch.equal(da, g) and torch.equal(db, g)

@@ -320,22 +320,26 @@ def test_layer_norm_long_row_loops(D, single, col_blocks):
 def test_layer_norm_gpu_plan_partials(gpu_plans, sms):
     from triton_ops.launchers import norm
 
-    # as on a GPU with `sms` multiprocessors: 64-row blocks, min(18 blocks, sms) programs, each
-    # writing one partial row of dweight/dbias for the fixed-order combine
+    # as on a GPU with `sms` multiprocessors: 128-row blocks (8192-element steps), min(9 blocks,
+    # sms) persistent programs, each walking blocks sms apart and writing one partial row of
+    # dweight/dbias for the fixed-order combine
     gpu_plans(norm, programs=4 * sms)
     block_r, block_d, programs, rows_per_program = norm.ln_config(1100, 48, DEVICE, backward=True)
-    assert (block_r, block_d, programs) == (64, 64, min(18, sms))
+    assert (block_r, block_d, programs) == (128, 64, min(9, sms))
     assert sms == 64 or rows_per_program > block_r  # several row blocks per program
     gen = torch.Generator().manual_seed(sms)
     x, w, b = _rand(1100, 48, gen=gen, scale=2.0), _rand(48, gen=gen, shift=1.0), _rand(48, gen=gen)
     _check("layer_norm", [x, [48], w, b, 1e-5], f"layer_norm {programs} programs")
     x2, w2, b2 = _rand(7, 9000, gen=gen), _rand(9000, gen=gen, shift=1.0), _rand(9000, gen=gen)
-    assert norm.ln_config(7, 9000, DEVICE, backward=True)[1] == 8192  # long rows on a GPU
+    assert norm.ln_config(7, 9000, DEVICE, backward=True)[:2] == (4, 2048)  # long rows on a GPU: 4 a step
     _check("layer_norm", [x2, [9000], w2, b2, 1e-5], f"layer_norm long rows {programs} programs")
+    # RMSNorm plans its rows the same way (one dweight partial row per program)
+    _check("rms_norm", [x, [48], w, 1e-5], f"rms_norm {programs} programs")
+    _check("rms_norm", [x2, [9000], w2, 1e-5], f"rms_norm long rows {programs} programs")
 
 
 def test_layer_norm_parameter_gradients_repeat_bitwise(gpu_plans):
-    # 1100 x 48: 18 programs on a GPU (one program in the interpreter); then the GPU plan itself
+    # 1100 x 48: 9 programs on a GPU (one program in the interpreter); then the GPU plan itself
     from triton_ops.launchers import norm
 
     gen = torch.Generator().manual_seed(3)
@@ -344,7 +348,7 @@ def test_layer_norm_parameter_gradients_repeat_bitwise(gpu_plans):
     g = _rand(1100, 48, gen=gen).float()
     first = [_grads(triton_ops.layer_norm(x, [48], w, b), (x, w, b), g) for _ in range(2)]
     gpu_plans(norm, programs=4 * 132)
-    assert norm.ln_config(1100, 48, DEVICE, backward=True)[2] == 18
+    assert norm.ln_config(1100, 48, DEVICE, backward=True)[2] == 9
     second = [_grads(triton_ops.layer_norm(x, [48], w, b), (x, w, b), g) for _ in range(2)]
     for runs in (first, second):
         assert all(torch.equal(p, q) for p, q in zip(*runs))
@@ -366,6 +370,26 @@ def test_combine_partials_p_loop(P, steps):
     partials = torch.randn(P, K, generator=torch.Generator().manual_seed(P), dtype=F64).to(DEVICE)
     out = combine_partials(partials, torch.empty(K, dtype=F64, device=DEVICE), scale=0.5)
     assert_close(out, 0.5 * partials.sum(0), F64, f"combine P={P}")
+
+
+@pytest.mark.parametrize("programs,block_k,p_steps", [(8, 128, 4), (64, 16, 1)])
+def test_combine_partials_gpu_plan_column_blocks(gpu_plans, programs, block_k, p_steps):
+    from triton_ops.launchers import reduce
+
+    # as on a GPU aiming at `programs` programs: K = 1000 columns in blocks of K / programs
+    # (rounded up to a power of 2) -> 8 or 63 programs, each adding 100 partial rows in blocks of
+    # 4096 / block_k rows; the (sum, count) pair of a division stays in one program
+    gpu_plans(reduce, programs=programs)
+    assert reduce.combine_block_k(1000, torch.float32, DEVICE, False) == block_k
+    assert runtime.cdiv(100, min(128, 4096 // block_k)) == p_steps
+    assert reduce.combine_block_k(2, torch.float32, DEVICE, True) == 2
+    assert reduce.combine_block_k(1000, F64, DEVICE, False) >= 2  # 16 bytes a row at least
+    gen = torch.Generator().manual_seed(programs)
+    partials = torch.randn(100, 1000, generator=gen, dtype=F64).to(DEVICE)
+    runs = [reduce.combine_partials(partials, torch.empty(1000, dtype=F64, device=DEVICE), scale=0.5)
+            for _ in range(2)]
+    assert_close(runs[0], 0.5 * partials.sum(0), F64, f"combine {programs} programs")
+    assert torch.equal(runs[0], runs[1])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -410,6 +434,23 @@ def test_small_reductions_stay_in_one_program(monkeypatch):
     assert pointwise.a_chunks(1 << 16, 1, DEVICE, (1 << 16) * 1024) == 528
 
 
+def test_reduce_back_tile_takes_64_rows():
+    from triton_ops.launchers.pointwise import REDUCE_ROWS, tile_shape
+
+    # [64, 1000] * [1, 1000]: the default tile is 32 rows of 1024 columns; b's gradient (a column
+    # sum over the rows) takes 64 rows of 512 instead: one B block, so no partial rows to write,
+    # read back and combine (a second launch, 2/32 more bytes)
+    interpreter_plan(tile_shape(64, 1000, F64, 64000)[:2] == (32, 1024) and REDUCE_ROWS == 64)
+    gen = torch.Generator().manual_seed(6)
+    a, b, g = _rand(64, 1000, gen=gen), _rand(1, 1000, gen=gen), _rand(64, 1000, gen=gen)
+    spec = triton_ops.registry["mul"]
+    before = runtime.launch_count()
+    da, db = spec.vjp(a, b, g)
+    interpreter_plan(runtime.launch_count() - before == 1)
+    assert_close(db, (g * a).sum(0, keepdim=True), F64, "mul db 64 rows")
+    assert_close(da, g * b, F64, "mul da 64 rows")
+
+
 @pytest.mark.parametrize("programs", [2, 3])
 def test_pointwise_gpu_plan_a_chunks(gpu_plans, programs):
     from triton_ops.launchers import pointwise
@@ -424,11 +465,25 @@ def test_pointwise_gpu_plan_a_chunks(gpu_plans, programs):
     _check("div", [_rand(7, 96, gen=gen), _rand(1, 96, gen=gen, shift=3.0)], f"div {programs} A chunks")
 
 
+def test_sum_of_everything_gpu_plan_b_blocks(gpu_plans):
+    from triton_ops.launchers import pointwise
+
+    # replicate's gradient (and sum over every axis) on a GPU: the 0-d result stays in slot 1, so
+    # that all 15000 elements are tile rows (4 blocks of 4096, one partial sum each) rather than
+    # a one-element tile looped over every axis
+    gpu_plans(pointwise, programs=8)
+    assert not pointwise.vjp_should_swap((300, 50), (300, 50), (), False, True)
+    assert pointwise.tile_shape(15000, 1, F64, 15000)[:2] == (4096, 1)
+    gen = torch.Generator().manual_seed(5)
+    _check("replicate", [_rand(gen=gen), [300, 50]], "replicate 4 B blocks")
+    _check("sum", [_rand(300, 50, gen=gen), [0, 1], False], "sum of everything 4 B blocks")
+
+
 def test_reductions_repeat_bitwise(gpu_plans):
     from triton_ops.launchers import pointwise
 
     gen = torch.Generator().manual_seed(4)
-    # 300 x 128: 2 B blocks of 256 rows in the interpreter, 10 of 32 rows on a GPU
+    # 300 x 128: 2 B blocks of 256 rows in the interpreter, 5 of 64 rows (64 columns wide) on a GPU
     x, y = _rand(300, 128, gen=gen).float().requires_grad_(), _rand(1, 128, gen=gen).float().requires_grad_()
     g = _rand(300, 128, gen=gen).float()
     for plan in ("interpreter", "gpu"):

@@ -375,6 +375,7 @@ class _Routes:
         # every argument a tensor (most ops): ctx keeps the tensors only, in argument order
         only_tensors = n_tensors == n_values
         saved_tensors_hooks = torch._C._autograd._top_saved_tensors_default_hooks
+        context = LAUNCH_CONTEXT.get(r.spec.family)
 
         forward_needs = r.spec.forward_needs
 
@@ -421,6 +422,8 @@ class _Routes:
                     layouts = layout_key(inputs)
                     entry = layouts and r.replays.entry(("vjp", layouts))
                     key = needs
+                if context is not None:  # read when the VJP runs
+                    key = (*key, context())
                 if n_saved:
                     grads = run(entry, key, inputs, r.vjp, *values, grad, needs=needs, saved=list(stored[n_tensors:]))
                 else:
@@ -481,7 +484,8 @@ class _Routes:
             self.check_grad(values, grad, saved, needs)
             kw = {"saved": list(saved)} if n_saved else {}
             grads = self.vjp(*values, grad, needs=needs, **kw)
-            return [g if g is not None else grad.new_empty(0) for g in grads]
+            # a custom op may not return its input: a gradient that is g itself (add's) is copied
+            return [grad.new_empty(0) if g is None else g.clone() if g is grad else g for g in grads]
 
         def vjp_fake(*op_values):
             values, _, grad, needs = split_vjp_values(op_values)
@@ -525,6 +529,7 @@ class _Routes:
         autocast = AUTOCAST.get(spec.family)
         custom, eager, forward = self.custom_op, self.eager, self.forward
         layout_key, run, eager_apply = replay.layout_key, replay.run, self.eager_apply()
+        context = LAUNCH_CONTEXT.get(spec.family)
 
         n_args = len(args)
         is_tensor = tuple(a.is_tensor for a in args)
@@ -557,11 +562,15 @@ class _Routes:
                 values = _autocast(values, autocast)
             if eager_route(values, tensor_args):
                 key = layout_key(values)
+                if context is not None and key is not None:
+                    key = (*key, context())
                 entry = calls.get(key) if key is not None else None
                 if entry is None or entry.checked is None or runtime.domain_checks_on():
                     values, entry = first_check(key, values)
                     if key is None:  # an object among the arguments (a Broadcast descriptor): checked away
                         key = layout_key(values)
+                        if context is not None and key is not None:
+                            key = (*key, context())
                         entry = key and calls.entry(key)
                 elif not only_tensors:
                     values = tuple(v if t else c for v, c, t in zip(values, entry.checked, is_tensor))
@@ -590,6 +599,11 @@ class _Routes:
         public.__module__ = "triton_ops"
         spec.via_custom_op = via_custom_op
         return public
+
+
+# Global settings a family's launchers read (beside the arguments): part of a call's layout key,
+# so that a replay recorded under one setting never answers a call under another.
+LAUNCH_CONTEXT = {"matmul": torch.get_float32_matmul_precision}   # float32 GEMMs: IEEE or TF32
 
 
 # Under torch.autocast, as PyTorch's own ops: the matmul family runs in the autocast dtype, norms

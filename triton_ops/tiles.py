@@ -197,6 +197,16 @@ def row_range(rows_per_program, R):
 
 
 @helper
+def row_share(R, BLOCK_R: tl.constexpr):
+    """The rows [start, stop) of this program in a persistent row kernel: an equal share (to one
+    block) of the row blocks, contiguous, so that the row loop steps by the constant BLOCK_R."""
+    steps = (R + BLOCK_R - 1) // BLOCK_R
+    pid = tl.program_id(0).to(tl.int64)
+    programs = tl.num_programs(0)
+    return (pid * steps // programs) * BLOCK_R, tl.minimum(((pid + 1) * steps // programs) * BLOCK_R, R)
+
+
+@helper
 def row_block(r0, stop, BLOCK_R: tl.constexpr):
     rows = (r0 + tl.arange(0, BLOCK_R)).to(tl.int64)
     return rows, rows < stop

@@ -3,7 +3,7 @@
 import triton
 import triton.language as tl
 
-from ..tiles import c_offsets, group_offsets, helper, load_tile, row_block, row_range
+from ..tiles import c_offsets, group_offsets, helper, load_tile, row_block, row_share
 
 
 @helper
@@ -22,11 +22,12 @@ def _chunk(c0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w_ptr, mean, rstd, c
 
 @triton.jit
 def layer_norm_bwd_kernel(dx_ptr, dw_part_ptr, db_part_ptr, x_ptr, w_ptr, g_ptr, mean_ptr, rstd_ptr,
-                          r_sizes, c_sizes, R, D, rows_per_program, x_r, x_c, x_c1, g_r, g_c, g_c1, dx_r, dx_c, dx_c1,
+                          r_sizes, c_sizes, R, D, x_r, x_c, x_c1, g_r, g_c, g_c1, dx_r, dx_c, dx_c1,
                           w_c, w_c1, HAS_W: tl.constexpr, NEED_DW: tl.constexpr, NEED_DB: tl.constexpr, SINGLE: tl.constexpr,
                           COMPUTE: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr,
                           INDEX_64: tl.constexpr):
-    # One program owns rows_per_program rows. dx = rstd * (g w - mean(g w) - x_hat mean(g w x_hat)).
+    # A persistent program (one per SM) owns an equal share of the row blocks (row_share),
+    # BLOCK_R rows at a time. dx = rstd * (g w - mean(g w) - x_hat mean(g w x_hat)).
     # SINGLE: x and g read once; dw/db accumulate in registers and are written once per
     # program (one partial row each). Longer rows: a statistics pass and an output pass over
     # x and g, and the partial rows updated chunk by chunk (each program owns its own row).
@@ -47,7 +48,7 @@ def layer_norm_bwd_kernel(dx_ptr, dw_part_ptr, db_part_ptr, x_ptr, w_ptr, g_ptr,
                 tl.store(dw_part_ptr + pid * D + c0 + cols, tl.zeros([BLOCK_D], COMPUTE), mask=cm)
             if NEED_DB:
                 tl.store(db_part_ptr + pid * D + c0 + cols, tl.zeros([BLOCK_D], COMPUTE), mask=cm)
-    start, stop = row_range(rows_per_program, R)
+    start, stop = row_share(R, BLOCK_R)
     for r0 in range(start, stop, BLOCK_R):
         rows, r_mask = row_block(r0, stop, BLOCK_R)
         x_row = group_offsets(rows, r_sizes, x_r)
@@ -60,14 +61,17 @@ def layer_norm_bwd_kernel(dx_ptr, dw_part_ptr, db_part_ptr, x_ptr, w_ptr, g_ptr,
             x = load_tile(x_ptr, x_row, cols, c_sizes, x_c, x_c1, mask, COMPUTE)
             g = load_tile(g_ptr, g_row, cols, c_sizes, g_c, g_c1, mask, COMPUTE)
             x_hat = tl.where(mask, (x - mean) * rstd, 0.0)
+            # the parameter sums first: g is not needed past gw (fewer live registers)
+            if NEED_DW:
+                dw_acc += tl.sum(g * x_hat, axis=0)
+            if NEED_DB:
+                db_acc += tl.sum(g, axis=0)
             gw = g * w[None, :] if HAS_W else g
             c1 = tl.sum(gw * x_hat, axis=1)[:, None] / D
             c2 = tl.sum(gw, axis=1)[:, None] / D
             dx = (gw - x_hat * c1 - c2) * rstd
             tl.store(dx_ptr + dx_row + c_offsets(cols, c_sizes, dx_c, dx_c1)[None, :], dx.to(dx_ptr.dtype.element_ty),
                      mask=mask)
-            dw_acc += tl.sum(g * x_hat, axis=0)
-            db_acc += tl.sum(g, axis=0)
         else:
             s1 = tl.zeros([BLOCK_R], COMPUTE)
             s2 = tl.zeros([BLOCK_R], COMPUTE)

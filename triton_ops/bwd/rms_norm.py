@@ -4,7 +4,7 @@ import triton
 import triton.language as tl
 
 from ..templates.rms_norm import rms_tile
-from ..tiles import block_columns, c_offsets, group_offsets, helper, load_tile, row_block, row_range
+from ..tiles import block_columns, c_offsets, group_offsets, helper, load_tile, row_block, row_share
 
 
 @helper
@@ -19,10 +19,11 @@ def _grad_tile(c0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w_ptr, rstd, c_s
 
 @triton.jit
 def rms_norm_bwd_kernel(dx_ptr, dw_part_ptr, x_ptr, w_ptr, g_ptr, rstd_ptr, r_sizes, c_sizes, R, D,
-                        rows_per_program, x_r, x_c, x_c1, g_r, g_c, g_c1, dx_r, dx_c, dx_c1, w_c, w_c1,
+                        x_r, x_c, x_c1, g_r, g_c, g_c1, dx_r, dx_c, dx_c1, w_c, w_c1,
                         HAS_W: tl.constexpr, NEED_DW: tl.constexpr, SINGLE: tl.constexpr, COMPUTE: tl.constexpr,
                         BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr, INDEX_64: tl.constexpr):
-    # One program owns rows_per_program rows. dx = rstd (g w - x_hat mean(g w x_hat)), x_hat =
+    # A persistent program (one per SM) owns an equal share of the row blocks (row_share),
+    # BLOCK_R rows at a time. dx = rstd (g w - x_hat mean(g w x_hat)), x_hat =
     # x rstd; dw = sum over rows of g x_hat. SINGLE: x and g read once, dw accumulated in
     # registers and written once per program (one partial row). Longer rows: a pass for the row
     # sum and a pass for dx, the program's own partial row updated chunk by chunk.
@@ -32,7 +33,7 @@ def rms_norm_bwd_kernel(dx_ptr, dw_part_ptr, x_ptr, w_ptr, g_ptr, rstd_ptr, r_si
     if NEED_DW:
         for c0 in range(0, D, BLOCK_D):
             tl.store(dw_part_ptr + pid * D + c0 + cols, tl.zeros([BLOCK_D], COMPUTE), mask=(c0 + cols) < D)
-    start, stop = row_range(rows_per_program, R)
+    start, stop = row_share(R, BLOCK_R)
     for r0 in range(start, stop, BLOCK_R):
         rows, r_mask = row_block(r0, stop, BLOCK_R)
         x_row = group_offsets(rows, r_sizes, x_r)

@@ -2,19 +2,20 @@
 import triton
 import triton.language as tl
 
-from ..tiles import c_offsets, group_offsets, joined, load_tile, row_block, row_range
+from ..tiles import c_offsets, group_offsets, joined, load_tile, row_block, row_share
 
 
 @triton.jit
 def layer_norm_fwd_kernel(y_ptr, mean_ptr, rstd_ptr, x_ptr, w_ptr, b_ptr, numbers, r_sizes, c_sizes, R, D,
-                          rows_per_program, x_r, x_c, x_c1, y_r, y_c, y_c1, w_c, w_c1, b_c, b_c1,
+                          x_r, x_c, x_c1, y_r, y_c, y_c1, w_c, w_c1, b_c, b_c1,
                           HAS_W: tl.constexpr, HAS_B: tl.constexpr, SINGLE: tl.constexpr, COMPUTE: tl.constexpr,
                           BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr, INDEX_64: tl.constexpr):
-    # One program owns rows_per_program rows, BLOCK_R at a time. SINGLE (D <= BLOCK_D): x is
-    # read once, kept in registers for the mean, the variance (two-pass, no cancellation) and
-    # the output: bytes |x| + |y| + 8 per row (+ w, b once per program). Longer rows: chunked
-    # Welford statistics, then a second read of x to normalize. w and b are read through their
-    # own strides over the normalized axes (sliced or stride-0 parameters are never copied).
+    # One program owns an equal share of the row blocks (row_share: one block, as launched),
+    # BLOCK_R rows at a time. SINGLE (D <= BLOCK_D): x is read once, kept in registers for the
+    # mean, the variance (two-pass, no cancellation) and the output: bytes |x| + |y| + 8 per row
+    # (+ w, b once per program). Longer rows: chunked Welford statistics, then a second read of x
+    # to normalize. w and b are read through their own strides over the normalized axes (sliced
+    # or stride-0 parameters are never copied).
     eps = joined(numbers[0], numbers[1], COMPUTE)
     cols = tl.arange(0, BLOCK_D)
     if INDEX_64:  # rows are always int64 (row_block); column offsets only when they can pass 2^31
@@ -25,7 +26,7 @@ def layer_norm_fwd_kernel(y_ptr, mean_ptr, rstd_ptr, x_ptr, w_ptr, b_ptr, number
             w = tl.load(w_ptr + c_offsets(cols, c_sizes, w_c, w_c1), mask=c_mask, other=0.0).to(COMPUTE)
         if HAS_B:
             b = tl.load(b_ptr + c_offsets(cols, c_sizes, b_c, b_c1), mask=c_mask, other=0.0).to(COMPUTE)
-    start, stop = row_range(rows_per_program, R)
+    start, stop = row_share(R, BLOCK_R)
     for r0 in range(start, stop, BLOCK_R):
         rows, r_mask = row_block(r0, stop, BLOCK_R)
         x_row = group_offsets(rows, r_sizes, x_r)

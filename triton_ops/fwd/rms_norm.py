@@ -3,23 +3,24 @@ import triton
 import triton.language as tl
 
 from ..templates.rms_norm import rms_tile
-from ..tiles import block_columns, c_offsets, group_offsets, joined, row_block, row_range
+from ..tiles import block_columns, c_offsets, group_offsets, joined, row_block, row_share
 
 
 @triton.jit
-def rms_norm_fwd_kernel(y_ptr, rstd_ptr, x_ptr, w_ptr, numbers, r_sizes, c_sizes, R, D, rows_per_program,
+def rms_norm_fwd_kernel(y_ptr, rstd_ptr, x_ptr, w_ptr, numbers, r_sizes, c_sizes, R, D,
                         x_r, x_c, x_c1, y_r, y_c, y_c1, w_c, w_c1,
                         HAS_W: tl.constexpr, SINGLE: tl.constexpr, COMPUTE: tl.constexpr,
                         BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr, INDEX_64: tl.constexpr):
-    # One program owns rows_per_program rows, BLOCK_R at a time. SINGLE (D <= BLOCK_D): x read
-    # once and kept in registers: bytes |x| + |y| + 4 per row (+ w once per program). Longer
-    # rows: a sum-of-squares pass, then a second read of x (and w) to write y.
+    # One program owns an equal share of the row blocks (row_share: one block, as launched),
+    # BLOCK_R rows at a time. SINGLE (D <= BLOCK_D): x read once and kept in registers: bytes
+    # |x| + |y| + 4 per row (+ w once per program). Longer rows: a sum-of-squares pass, then a
+    # second read of x (and w) to write y.
     eps = joined(numbers[0], numbers[1], COMPUTE)
     cols = block_columns(BLOCK_D, INDEX_64)
     if SINGLE:
         w_single = tl.load(w_ptr + c_offsets(cols, c_sizes, w_c, w_c1), mask=cols < D,
                            other=0.0).to(COMPUTE)[None, :] if HAS_W else 1.0
-    start, stop = row_range(rows_per_program, R)
+    start, stop = row_share(R, BLOCK_R)
     for r0 in range(start, stop, BLOCK_R):
         rows, r_mask = row_block(r0, stop, BLOCK_R)
         x_row = group_offsets(rows, r_sizes, x_r)

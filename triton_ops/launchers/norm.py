@@ -16,18 +16,48 @@ from .reduce import combine_partials
 
 def ln_config(R, D, device, backward: bool):
     """(BLOCK_R, BLOCK_D, programs, rows per program). Forward: one row block per program (as
-    many programs as rows allow). Backward: about one program per SM, so that the dweight/dbias
-    partials stay small (programs x D floats)."""
-    block_d = min(runtime.next_pow2(D), 1 << 14 if runtime.INTERPRETER else 8192)
-    block_r = min(runtime.next_pow2(R), max(1, runtime.tile_elements() // block_d))
+    many programs as rows allow). Backward on a GPU: a persistent row kernel, one program of
+    ``row_warps`` (16) warps per SM (``BWD_PROGRAMS_PER_SM``) walking [BLOCK_R, BLOCK_D] steps of
+    ``2 * tile_elements()`` elements (several short rows a step; rows past 8192 columns in
+    2048-column chunks of 4 rows, so that a chunked row's partial-row update serves 4 rows), so
+    that the dweight/dbias partials stay small (programs x D floats). The norm kernels split the
+    row blocks evenly (``tiles.row_share``); rows per program is the most one program walks (the
+    contiguous ranges of softmax's forward)."""
+    single_d = 1 << 14 if runtime.INTERPRETER else 8192
+    block_d = min(runtime.next_pow2(D), single_d)
+    tile = runtime.tile_elements()
+    if backward and not runtime.INTERPRETER:
+        tile *= 2
+        if D > single_d:
+            block_d = tile // 4
+    block_r = min(runtime.next_pow2(R), max(1, tile // block_d))
+    steps = runtime.cdiv(R, block_r)
     if runtime.INTERPRETER:
         programs = 1
     elif backward:
-        programs = min(runtime.cdiv(R, block_r), max(1, runtime.device_programs(device) // 4))
+        programs = min(steps, _sms(device) * BWD_PROGRAMS_PER_SM)
     else:
-        programs = runtime.cdiv(R, block_r)
-    rows_per_program = runtime.cdiv(runtime.cdiv(R, max(programs, 1)), block_r) * block_r
-    return block_r, block_d, runtime.cdiv(R, rows_per_program), rows_per_program
+        programs = steps
+    return block_r, block_d, programs, runtime.cdiv(steps, programs) * block_r
+
+
+# The backward's steps of 2 x 4096 elements in 16 warps hold 16 elements of each tile a thread,
+# under 128 registers (no spills): one program per SM (65,536 registers), one full wave.
+BWD_PROGRAMS_PER_SM = 1
+
+
+def _sms(device):
+    """Multiprocessors (``device_programs`` aims at 4 programs per SM)."""
+    return max(1, runtime.device_programs(device) // 4)
+
+
+def row_warps(block_r, block_d, backward: bool) -> int:
+    """Warps of a row kernel's program: 16 for the backward's 8192-element steps (16 elements of
+    a tile per thread), else as many as the tile asks."""
+    elements = block_r * block_d
+    if backward and not runtime.INTERPRETER and elements >= 8192:
+        return 16
+    return runtime.num_warps_for(elements)
 
 
 def stat_dtype(x):
@@ -65,11 +95,11 @@ def _forward_plan(shape, x_strides, y_strides, d, dtype, w_strides, b_strides, d
     layouts, params = {"x": x_strides, "y": y_strides}, {"w": w_strides, "b": b_strides}
     cols, rows = _groups(shape, d, layouts, params)
     R, D = rows.numel, cols.numel
-    block_r, block_d, programs, rows_per_program = ln_config(R, D, device, backward=False)
+    block_r, block_d, programs, _ = ln_config(R, D, device, backward=False)
     (w_c, w_c1), (b_c, b_c1) = _param_strides(cols, "w"), _param_strides(cols, "b")
     return runtime.LaunchPlan(
         layer_norm_fwd_kernel, (programs,), {"num_warps": runtime.num_warps_for(block_r * block_d)},
-        r_sizes=rows.sizes, c_sizes=cols.sizes, R=R, D=D, rows_per_program=rows_per_program,
+        r_sizes=rows.sizes, c_sizes=cols.sizes, R=R, D=D,
         x_r=rows.strides["x"], x_c=cols.strides["x"], x_c1=cols.strides["x"][-1],
         y_r=rows.strides["y"], y_c=cols.strides["y"], y_c1=cols.strides["y"][-1],
         w_c=w_c, w_c1=w_c1, b_c=b_c, b_c1=b_c1,
@@ -94,11 +124,11 @@ def _vjp_plan(shape, x_strides, g_strides, dx_strides, d, dtype, w_strides, need
     layouts, params = {"x": x_strides, "g": g_strides, "dx": dx_strides}, {"w": w_strides}
     cols, rows = _groups(shape, d, layouts, params)
     R, D = rows.numel, cols.numel
-    block_r, block_d, programs, rows_per_program = ln_config(R, D, device, backward=True)
+    block_r, block_d, programs, _ = ln_config(R, D, device, backward=True)
     w_c, w_c1 = _param_strides(cols, "w")
     launch = runtime.LaunchPlan(
-        layer_norm_bwd_kernel, (programs,), {"num_warps": runtime.num_warps_for(block_r * block_d)},
-        r_sizes=rows.sizes, c_sizes=cols.sizes, R=R, D=D, rows_per_program=rows_per_program,
+        layer_norm_bwd_kernel, (programs,), {"num_warps": row_warps(block_r, block_d, True)},
+        r_sizes=rows.sizes, c_sizes=cols.sizes, R=R, D=D,
         x_r=rows.strides["x"], x_c=cols.strides["x"], x_c1=cols.strides["x"][-1],
         g_r=rows.strides["g"], g_c=cols.strides["g"], g_c1=cols.strides["g"][-1],
         dx_r=rows.strides["dx"], dx_c=cols.strides["dx"], dx_c1=cols.strides["dx"][-1], w_c=w_c, w_c1=w_c1,
@@ -142,15 +172,15 @@ def _rms_plan(shape, layouts, w_strides, d, dtype, need_dw, device, backward):
     layouts, params = dict(layouts), {"w": w_strides}
     cols, rows = _groups(shape, d, layouts, params)
     R, D = rows.numel, cols.numel
-    block_r, block_d, programs, rows_per_program = ln_config(R, D, device, backward=backward)
+    block_r, block_d, programs, _ = ln_config(R, D, device, backward=backward)
     strides = {}
     for k in layouts:
         strides.update({f"{k}_r": rows.strides[k], f"{k}_c": cols.strides[k], f"{k}_c1": cols.strides[k][-1]})
     w_c, w_c1 = _param_strides(cols, "w")
     flags = {"NEED_DW": need_dw} if backward else {}
     launch = runtime.LaunchPlan(
-        kernel, (programs,), {"num_warps": runtime.num_warps_for(block_r * block_d)},
-        r_sizes=rows.sizes, c_sizes=cols.sizes, R=R, D=D, rows_per_program=rows_per_program, **strides,
+        kernel, (programs,), {"num_warps": row_warps(block_r, block_d, backward)},
+        r_sizes=rows.sizes, c_sizes=cols.sizes, R=R, D=D, **strides,
         w_c=w_c, w_c1=w_c1, HAS_W=w_strides is not None, **flags, SINGLE=D <= block_d,
         COMPUTE=runtime.compute_dtype(dtype), BLOCK_R=block_r, BLOCK_D=block_d,
         INDEX_64=runtime.needs_int64(*_extents(shape, d, layouts, params), programs * D if need_dw else 0))

@@ -45,6 +45,10 @@ def tile_shape(B: int, C: int, dtype, numel: int) -> tuple[int, int, int]:
     return block_b, block_c, (cfg["num_warps"] if cfg else runtime.num_warps_for(block_b * block_c))
 
 
+# rows of a VJP tile whose slot-1 gradient is a column sum: partial rows <= 2/64 of g's bytes
+REDUCE_ROWS = 64
+
+
 def a_chunks(A: int, tiles: int, device, elements: int) -> int:
     """Split the A loop across programs only when the tiles alone cannot fill a GPU, and only as
     far as each chunk keeps ``runtime.min_split_elements()`` of the ``elements`` to walk."""
@@ -145,6 +149,10 @@ def vjp_should_swap(out_shape, x_shape, y_shape, need_dx: bool, need_dy: bool) -
         return should_swap(out_shape, x_shape, y_shape)
     reduce_x = broadcast_numel(out_shape, x_shape) if need_dx else 0
     reduce_y = broadcast_numel(out_shape, y_shape) if need_dy else 0
+    if runtime.numel(y_shape) == 1 < runtime.numel(out_shape):
+        # a sum of everything (replicate's gradient): in slot 0 its tile would be one element
+        # looped over every axis; in slot 1 all axes are tile rows, each tile a column sum
+        return False
     return reduce_y > reduce_x
 
 
@@ -288,6 +296,10 @@ def _vjp_plan(kernel, dfx, dfy, arity, has_param, swap, out_shape, gd, xd, yd, x
     plan = plan_pointwise(out_shape, x_shape, y_shape, layouts)
     A, B, C = plan.A.numel, plan.B.numel, plan.C.numel
     block_b, block_c, num_warps = tile_shape(B, C, gd[3], N)
+    if need_dy and block_b < min(B, REDUCE_ROWS):
+        # dy's partial rows (one per B block, written, then read by the combine) cost 2 / BLOCK_B
+        # of g's bytes: narrower columns for at least REDUCE_ROWS rows, the same tile size
+        block_b, block_c = min(runtime.next_pow2(B), REDUCE_ROWS), max(1, block_b * block_c // REDUCE_ROWS)
     n_b = runtime.cdiv(B, block_b)
     tiles = n_b * runtime.cdiv(C, block_c)
     a_per_program = runtime.cdiv(A, a_chunks(A, tiles, device, N) if need_dx else 1)

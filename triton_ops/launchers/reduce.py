@@ -11,9 +11,22 @@ from ..tiles import split_float
 _memo = runtime.plan_memo()
 
 
+def combine_block_k(K: int, part_dtype, device, divide: bool) -> int:
+    """Columns per program: on a GPU as few as fill the device (``device_programs``, 4 per SM),
+    but at least 16 bytes a row (one 128-bit load) and at most 256; the (sum, count) pair of a
+    division stays in one program. The interpreter: few, wide programs."""
+    if divide:
+        return runtime.next_pow2(K)
+    if runtime.INTERPRETER:
+        return min(runtime.next_pow2(K), 1024)
+    widest = max(1, 16 // runtime.dtype_size(part_dtype))
+    wanted = runtime.next_pow2(runtime.cdiv(K, runtime.device_programs(device)))
+    return min(runtime.next_pow2(K), 256, max(wanted, widest))
+
+
 @runtime.plan_cache
-def _combine_plan(kernel, P: int, K: int, part_dtype, divide: bool) -> runtime.LaunchPlan:
-    block_k = min(runtime.next_pow2(K), 1024 if runtime.INTERPRETER else 256)
+def _combine_plan(kernel, P: int, K: int, part_dtype, divide: bool, device) -> runtime.LaunchPlan:
+    block_k = combine_block_k(K, part_dtype, device, divide)
     block_p = min(runtime.next_pow2(P), max(1, runtime.tile_elements() // block_k))
     return runtime.LaunchPlan(kernel, (runtime.cdiv(K, block_k),), {"num_warps": 4}, P=P, K=K, DIVIDE=divide,
                               COMPUTE=runtime.compute_dtype(part_dtype), BLOCK_P=block_p, BLOCK_K=block_k,
@@ -29,11 +42,11 @@ def combine_partials(partials: torch.Tensor, out: torch.Tensor, scale: float = 1
     ``factor_out`` (a "mean over the rows counted", with no host sync). ``kernel``: the VJP
     entry point, or ``fwd/reduce.combine_fwd_kernel`` in a forward."""
     divide = factor_out is not None
-    key = (id(kernel), partials.shape, partials.dtype, divide)
+    key = (id(kernel), partials.shape, partials.dtype, divide, partials.device)
     launch = _memo.get(key)
     if launch is None:
         P, K = partials.shape
-        launch = _memo[key] = _combine_plan(kernel, P, K, partials.dtype, divide)
+        launch = _memo[key] = _combine_plan(kernel, P, K, partials.dtype, divide, partials.device)
     s_hi, s_lo = split_float(scale, launch.fixed["COMPUTE"])
     launch(out_ptr=out, aux_ptr=factor_out if divide else out, part_ptr=partials, s_hi=s_hi, s_lo=s_lo)
     return out

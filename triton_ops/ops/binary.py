@@ -89,6 +89,14 @@ def result_dtype(a, b) -> torch.dtype:
     return torch.result_type(a, b)
 
 
+def _is_g(v, alias, p, grad, out_shape) -> bool:
+    """Whether operand ``v``'s gradient is ``grad`` itself: d/dv = 1 at this parameter (``alias``),
+    and ``v`` has g's shape, dtype and (contiguous) layout, the layout its gradient is promised
+    (``grad_like``)."""
+    return ((alias(p) if callable(alias) else alias) and isinstance(v, torch.Tensor) and v.shape == out_shape
+            and v.dtype == grad.dtype and v.is_contiguous() and grad.is_contiguous())
+
+
 def binary_op(name: str, f, df_da, df_db, *, reference, reads=((True, True), (True, True)),
               aliases=(False, False), param: tuple[str, float] | None = None, param_nonneg: bool = True,
               domain=None, sample=None,
@@ -155,10 +163,19 @@ def binary_op(name: str, f, df_da, df_db, *, reference, reads=((True, True), (Tr
         *rest, _bc, grad = rest
         need_a, need_b = needs_all(args, (a, b), needs)
         out_shape = broadcast_shapes(name, _shape(a), _shape(b))
-        load_a = (need_a and reads[0][0]) or (need_b and reads[1][0])
-        load_b = (need_a and reads[0][1]) or (need_b and reads[1][1])
-        return pointwise_vjp(grad, out_shape, df_da if need_a else None, df_db if need_b else None,
-                             x=a, y=b, load_x=load_a, load_y=load_b, param=p_of(rest), arity=2)
+        p = p_of(rest)
+        # A gradient that is g itself (as eager's): no kernel, no bytes. The custom-op route
+        # copies it (``spec``: a custom op may not return one of its inputs).
+        is_g = [need and _is_g(v, alias, p, grad, out_shape)
+                for v, alias, need in zip((a, b), aliases, (need_a, need_b))]
+        need_a, need_b = need_a and not is_g[0], need_b and not is_g[1]
+        grads = (None, None)
+        if need_a or need_b:
+            load_a = (need_a and reads[0][0]) or (need_b and reads[1][0])
+            load_b = (need_a and reads[0][1]) or (need_b and reads[1][1])
+            grads = pointwise_vjp(grad, out_shape, df_da if need_a else None, df_db if need_b else None,
+                                  x=a, y=b, load_x=load_a, load_y=load_b, param=p, arity=2)
+        return tuple(grad if own else d for own, d in zip(is_g, grads))
 
     def vjp_alloc(a, b, *rest):
         *_, grad = rest
