@@ -391,7 +391,7 @@ class _Routes:
                 saved = ()
             if only_tensors:
                 ctx.save_for_backward(*values, *saved)
-            else:
+            else:  # tensors only as saved ones: freed after the backward, version-checked
                 ctx.save_for_backward(*[_tensor_or_none(values[i]) for i in tensor_args], *saved)
                 ctx.values = [None if isinstance(v, torch.Tensor) else v for v in values]
             # Saved-tensor hooks (offloading, checkpointing) may unpack other layouts than the
