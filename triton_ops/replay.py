@@ -268,8 +268,9 @@ class Replay:
 
     def __init__(self, steps, result, n_inputs: int, used: set):
         direct = not runtime.INTERPRETER and runtime.DIRECT_LAUNCH
-        names = {"empty_strided": torch.empty_strided, "empty": torch.empty, "current_stream": runtime.current_stream,
-                 "current_device": runtime.current_device, "view": _view}
+        names = {"empty_strided": torch.empty_strided, "empty": torch.empty, "view": _view}
+        if direct:
+            names["current_device"], names["current_stream"] = runtime.stream_getters()
 
         def constant(value, hint):
             name = f"{hint}{len(names)}"
@@ -418,7 +419,8 @@ def layout_key(items) -> tuple | None:
     key = []
     for v in items:
         if isinstance(v, torch.Tensor):
-            key.append((v.shape, v.stride(), v.dtype, v.device, v.data_ptr() & 15))
+            # get_device(): the CUDA index (-1 on CPU), cheaper to make and hash than a torch.device
+            key.append((v.shape, v.stride(), v.dtype, v.get_device(), v.data_ptr() & 15))
         elif type(v) is float:
             key.append(v.hex())
         elif type(v) in _PLAIN:

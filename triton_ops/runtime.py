@@ -490,6 +490,12 @@ def current_stream(device: int):
     return _driver.active.get_current_stream(device)
 
 
+def stream_getters():
+    """The active driver's (current device, current stream) functions themselves, for callers
+    that query them on every launch (a replay binds them once)."""
+    return _driver.active.get_current_device, _driver.active.get_current_stream
+
+
 def launch_hooked() -> bool:
     """Whether a launch hook is installed (a replayed call must then launch as a normal one)."""
     return not INTERPRETER and _hooked(_knobs.runtime.launch_enter_hook)

@@ -374,6 +374,12 @@ class _Routes:
         slot = "forward_saved" if n_saved else "forward"
         # every argument a tensor (most ops): ctx keeps the tensors only, in argument order
         only_tensors = n_tensors == n_values
+        # tensor arguments first, then Python values (elu's alpha, a loss's reduction, add's
+        # alpha): when the call's tensor arguments are all tensors (not numbers, not None), the
+        # tensors are saved and the values kept as the tail of the arguments (a tuple in ctx.values)
+        tensors_first = tensor_args == tuple(range(n_tensors))
+        required = all(r.args[i].kind == "tensor" for i in tensor_args)
+        tail_grads = (None,) * (n_values - n_tensors)
         saved_tensors_hooks = torch._C._autograd._top_saved_tensors_default_hooks
         context = LAUNCH_CONTEXT.get(r.spec.family)
 
@@ -391,6 +397,9 @@ class _Routes:
                 saved = ()
             if only_tensors:
                 ctx.save_for_backward(*values, *saved)
+            elif tensors_first and (required or all(isinstance(values[i], torch.Tensor) for i in tensor_args)):
+                ctx.save_for_backward(*values[:n_tensors], *saved)
+                ctx.values = values[n_tensors:]
             else:  # tensors only as saved ones: freed after the backward, version-checked
                 ctx.save_for_backward(*[_tensor_or_none(values[i]) for i in tensor_args], *saved)
                 ctx.values = [None if isinstance(v, torch.Tensor) else v for v in values]
@@ -401,15 +410,18 @@ class _Routes:
 
         def backward(ctx, grad):
             stored = ctx.saved_tensors
-            if only_tensors:
-                values = stored[:n_tensors]
+            tail = () if only_tensors else ctx.values
+            fast = type(tail) is tuple  # the tensors saved in argument order, then the tail of values
+            if fast:
+                values = (*stored[:n_tensors], *tail) if tail else stored[:n_tensors]
             else:
                 values = list(ctx.values)
                 for i, t in zip(tensor_args, stored):
                     if t is not None:  # None: a Python number (kept in ctx.values) or an absent tensor
                         values[i] = t
             needs_input = ctx.needs_input_grad  # input 0 is the call's Entry
-            needs = needs_input[1:] if only_tensors else tuple(needs_input[i + 1] for i in tensor_args)
+            needs = (needs_input[1:n_tensors + 1] if only_tensors or tensors_first
+                     else tuple(needs_input[i + 1] for i in tensor_args))
             if torch.is_grad_enabled():  # create_graph=True: the VJP op refuses a double backward
                 saved = [list(stored[n_tensors:])] if n_saved else []
                 grads = r.vjp_op(*_to_op_args(r.args, values), *saved, grad, list(needs))
@@ -428,8 +440,8 @@ class _Routes:
                     grads = run(entry, key, inputs, r.vjp, *values, grad, needs=needs, saved=list(stored[n_tensors:]))
                 else:
                     grads = run(entry, key, inputs, r.vjp, *values, grad, needs=needs)
-            if only_tensors:  # a VJP returns None for a gradient not wanted
-                return (None, *grads)
+            if fast:  # a VJP returns None for a gradient not wanted (and for a number)
+                return (None, *grads, *tail_grads)
             out = [None] * (n_values + 1)
             for i, g, n in zip(tensor_args, grads, needs):
                 if n:
@@ -530,10 +542,13 @@ class _Routes:
         custom, eager, forward = self.custom_op, self.eager, self.forward
         layout_key, run, eager_apply = replay.layout_key, replay.run, self.eager_apply()
         context = LAUNCH_CONTEXT.get(spec.family)
+        domain_checks_on = runtime.domain_checks_on
 
         n_args = len(args)
         is_tensor = tuple(a.is_tensor for a in args)
         only_tensors = all(is_tensor)
+        n_tensor_args = len(tensor_args)
+        tensors_first = tensor_args == tuple(range(n_tensor_args))
         calls = self.replays
 
         def first_check(key, values):
@@ -565,13 +580,15 @@ class _Routes:
                 if context is not None and key is not None:
                     key = (*key, context())
                 entry = calls.get(key) if key is not None else None
-                if entry is None or entry.checked is None or runtime.domain_checks_on():
+                if entry is None or entry.checked is None or domain_checks_on():
                     values, entry = first_check(key, values)
                     if key is None:  # an object among the arguments (a Broadcast descriptor): checked away
                         key = layout_key(values)
                         if context is not None and key is not None:
                             key = (*key, context())
                         entry = key and calls.entry(key)
+                elif tensors_first:
+                    values = (*values[:n_tensor_args], *entry.checked[n_tensor_args:])
                 elif not only_tensors:
                     values = tuple(v if t else c for v, c, t in zip(values, entry.checked, is_tensor))
                 if torch.is_grad_enabled():
