@@ -266,3 +266,19 @@ def test_matmul_tile_reads():
     print(f"matmul {M}x{K}x{N}, tiles {cfg['BLOCK_M']}x{cfg['BLOCK_N']}x{cfg['BLOCK_K']}: loads {c.loads} B "
           f"= |A| x {n_tiles} + |B| x {m_tiles}; stores {c.stores} B")
     assert c.loads == expected_loads and c.stores == 4 * M * N
+
+
+def test_layer_norm_forward_alone_stores_no_statistics():
+    """Under no_grad the forward writes y only (8 bytes a row less), bit for bit the y of the
+    training forward, which also stores mean and rstd."""
+    spec = triton_ops.registry["layer_norm"]
+    x, w, b = torch.randn(6, 40), torch.randn(40), torch.randn(40)
+    args = (x, [40], w, b, 1e-5)
+    with count_bytes() as alone:
+        y = spec.forward(*args)
+    with count_bytes() as training:
+        y_saved, mean, rstd = spec.forward_saved(*args)
+    assert torch.equal(y, y_saved)
+    assert training.total - alone.total == 2 * 6 * 4
+    with torch.no_grad():
+        assert torch.equal(triton_ops.layer_norm(*args), y)

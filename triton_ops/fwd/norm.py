@@ -9,13 +9,15 @@ from ..tiles import c_offsets, group_offsets, joined, load_tile, row_block, row_
 def layer_norm_fwd_kernel(y_ptr, mean_ptr, rstd_ptr, x_ptr, w_ptr, b_ptr, numbers, r_sizes, c_sizes, R, D,
                           x_r, x_c, x_c1, y_r, y_c, y_c1, w_c, w_c1, b_c, b_c1,
                           HAS_W: tl.constexpr, HAS_B: tl.constexpr, SINGLE: tl.constexpr, COMPUTE: tl.constexpr,
-                          BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr, INDEX_64: tl.constexpr):
+                          BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr, INDEX_64: tl.constexpr,
+                          STATS: tl.constexpr):
     # One program owns an equal share of the row blocks (row_share: one block, as launched),
     # BLOCK_R rows at a time. SINGLE (D <= BLOCK_D): x is read once, kept in registers for the
     # mean, the variance (two-pass, no cancellation) and the output: bytes |x| + |y| + 8 per row
     # (+ w, b once per program). Longer rows: chunked Welford statistics, then a second read of x
     # to normalize. w and b are read through their own strides over the normalized axes (sliced
-    # or stride-0 parameters are never copied).
+    # or stride-0 parameters are never copied). STATS: mean and rstd stored for the VJP (a
+    # forward whose caller needs no gradient stores neither: 8 bytes a row less).
     eps = joined(numbers[0], numbers[1], COMPUTE)
     cols = tl.arange(0, BLOCK_D)
     if INDEX_64:  # rows are always int64 (row_block); column offsets only when they can pass 2^31
@@ -73,5 +75,6 @@ def layer_norm_fwd_kernel(y_ptr, mean_ptr, rstd_ptr, x_ptr, w_ptr, b_ptr, number
                     y = y + tl.load(b_ptr + c_offsets(cc, c_sizes, b_c, b_c1), mask=cm, other=0.0).to(COMPUTE)[None, :]
                 tl.store(y_ptr + y_row + c_offsets(cc, c_sizes, y_c, y_c1)[None, :], y.to(y_ptr.dtype.element_ty),
                          mask=mask)
-        tl.store(mean_ptr + rows, mean, mask=r_mask)
-        tl.store(rstd_ptr + rows, rstd, mask=r_mask)
+        if STATS:
+            tl.store(mean_ptr + rows, mean, mask=r_mask)
+            tl.store(rstd_ptr + rows, rstd, mask=r_mask)

@@ -91,7 +91,7 @@ def _param_strides(cols, name):
 
 
 @runtime.plan_cache
-def _forward_plan(shape, x_strides, y_strides, d, dtype, w_strides, b_strides, device):
+def _forward_plan(shape, x_strides, y_strides, d, dtype, w_strides, b_strides, stats, device):
     layouts, params = {"x": x_strides, "y": y_strides}, {"w": w_strides, "b": b_strides}
     cols, rows = _groups(shape, d, layouts, params)
     R, D = rows.numel, cols.numel
@@ -105,17 +105,20 @@ def _forward_plan(shape, x_strides, y_strides, d, dtype, w_strides, b_strides, d
         w_c=w_c, w_c1=w_c1, b_c=b_c, b_c1=b_c1,
         HAS_W=w_strides is not None, HAS_B=b_strides is not None, SINGLE=D <= block_d,
         COMPUTE=runtime.compute_dtype(dtype), BLOCK_R=block_r, BLOCK_D=block_d,
-        INDEX_64=runtime.needs_int64(*_extents(shape, d, layouts, params)))
+        INDEX_64=runtime.needs_int64(*_extents(shape, d, layouts, params)), STATS=stats)
 
 
-def layer_norm_forward(x, normalized_shape, weight, bias, eps, y, mean, rstd):
-    """y = LayerNorm(x) into ``y``, with the per-row mean and rstd (saved for the VJP)."""
+def layer_norm_forward(x, normalized_shape, weight, bias, eps, y, mean=None, rstd=None):
+    """y = LayerNorm(x) into ``y``, with the per-row mean and rstd (saved for the VJP) when
+    given; returns (y, mean, rstd)."""
     if x.numel() == 0:
         return y, mean, rstd
+    stats = mean is not None
     launch = _forward_plan(tuple(x.shape), tuple(x.stride()), tuple(y.stride()), len(normalized_shape), x.dtype,
-                           _strides(weight), _strides(bias), x.device)
-    launch(y_ptr=y, mean_ptr=mean, rstd_ptr=rstd, x_ptr=x, w_ptr=weight if weight is not None else x,
-           b_ptr=bias if bias is not None else x, numbers=split_float(eps, launch.fixed["COMPUTE"]))
+                           _strides(weight), _strides(bias), stats, x.device)
+    launch(y_ptr=y, mean_ptr=mean if stats else y, rstd_ptr=rstd if stats else y, x_ptr=x,
+           w_ptr=weight if weight is not None else x, b_ptr=bias if bias is not None else x,
+           numbers=split_float(eps, launch.fixed["COMPUTE"]))
     return y, mean, rstd
 
 

@@ -294,6 +294,11 @@ def _ln_alloc(x, normalized_shape, weight, bias, eps):
     return torch.empty_like(x), x.new_empty((R,), dtype=stat_dtype(x)), x.new_empty((R,), dtype=stat_dtype(x))
 
 
+def _ln_forward(x, normalized_shape, weight, bias, eps):
+    """The forward alone (no gradient will be asked for): no statistics written."""
+    return layer_norm_forward(x, normalized_shape, weight, bias, eps, torch.empty_like(x))[0]
+
+
 def _ln_forward_saved(x, normalized_shape, weight, bias, eps):
     return layer_norm_forward(x, normalized_shape, weight, bias, eps,
                               *_ln_alloc(x, normalized_shape, weight, bias, eps))
@@ -310,7 +315,7 @@ def _ln_min_bytes(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     R = x.numel() // max(D, 1)
     params = runtime.nbytes(weight) + runtime.nbytes(bias)
     stats = 2 * R * (8 if x.dtype == torch.float64 else 4)
-    fwd = 2 * runtime.nbytes(x) + params + stats
+    fwd = 2 * runtime.nbytes(x) + params  # the forward alone stores no statistics (a training forward adds them)
     bwd = 3 * runtime.nbytes(x) + runtime.nbytes(weight) + stats + params
     return fwd, bwd
 
@@ -319,7 +324,7 @@ LN_ARGS = (Arg("x"), Arg("normalized_shape", "int[]"), Arg("weight", "tensor?", 
            Arg("eps", "float", 1e-5))
 layer_norm = register(OpSpec(
     name="layer_norm", family="norm", args=LN_ARGS,
-    forward=None, forward_saved=_ln_forward_saved, n_saved=2, vjp=_ln_vjp,
+    forward=_ln_forward, forward_saved=_ln_forward_saved, n_saved=2, vjp=_ln_vjp,
     reference=lambda x, normalized_shape, weight=None, bias=None, eps=1e-5: torch.nn.functional.layer_norm(
         x, list(normalized_shape), weight, bias, eps),
     fwd_kernels=(layer_norm_fwd_kernel,), bwd_kernels=(layer_norm_bwd_kernel, combine_vjp_kernel),
