@@ -305,3 +305,13 @@ def test_a_check_that_read_values_runs_on_every_call():
     triton_ops.cross_entropy_logits(z, torch.tensor([0, 1, 2, 3]))
     with pytest.raises(IndexError):
         triton_ops.cross_entropy_logits(z, torch.tensor([0, 1, 2, 6]))
+
+
+def test_replay_can_be_switched_off(monkeypatch):
+    """``TRITON_OPS_REPLAY=0`` (``replay.ENABLED``): every call runs its launcher."""
+    monkeypatch.setattr(replay, "ENABLED", False)
+    x = torch.randn(3, 7)
+    before = replay.replay_count()
+    for _ in range(3):
+        assert _same(triton_ops.gelu(x), triton_ops.registry["gelu"].forward(x))
+    assert replay.replay_count() == before

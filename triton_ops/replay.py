@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
@@ -446,12 +447,17 @@ class Entry(dict):
         self.checked = None
 
 
+# ``TRITON_OPS_REPLAY=0``: every call runs its launcher (a switch to compare against, should a
+# replay ever be suspected on a new Triton or GPU)
+ENABLED = os.environ.get("TRITON_OPS_REPLAY", "1") != "0"
+
+
 def run(table, slot, inputs, fn, *args, **kwargs):
     """``fn(*args, **kwargs)``, replayed from ``table[slot]`` when that call was recorded.
     ``inputs``: every tensor (or None) the call may read or return, in an order the slot fixes.
     The first call records; a call that cannot be replayed leaves the reason in its slot (a
     string) and keeps the launcher's path. ``table`` None: no layout key, no replay."""
-    if table is None:
+    if table is None or not ENABLED:
         return fn(*args, **kwargs)
     replay = table.get(slot)
     if type(replay) is Replay:
