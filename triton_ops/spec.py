@@ -425,6 +425,7 @@ class _Routes:
             if torch.is_grad_enabled():  # create_graph=True: the VJP op refuses a double backward
                 saved = [list(stored[n_tensors:])] if n_saved else []
                 grads = r.vjp_op(*_to_op_args(r.args, values), *saved, grad, list(needs))
+                grads = [g if n else None for g, n in zip(grads, needs)]  # the op's empty placeholders
             else:
                 inputs = (*values, *stored[n_tensors:], grad)
                 entry = ctx.entry
