@@ -115,7 +115,7 @@ def test_unary_kinks():
 
 
 def test_fused_activation_kink_in_linear():
-    # pre-activation exactly 0: the GEMM prologue uses act'(0) (slope, alpha)
+    # pre-activation exactly 0: the dz pass uses act'(0) (slope, alpha)
     x = torch.zeros(3, 4, dtype=F64, device=DEVICE, requires_grad=True)
     w = torch.ones(2, 4, dtype=F64, device=DEVICE, requires_grad=True)
     b = torch.zeros(2, dtype=F64, device=DEVICE, requires_grad=True)

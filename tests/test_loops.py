@@ -187,7 +187,7 @@ def test_gemm_batch_is_walked_not_gridded(gemm_launches):
         big = torch.empty(70_000, 20, 24), torch.empty(70_000, 24, 32)
         from triton_ops.fwd.matmul import gemm_fwd_kernel
         _, pointers, tma, _ = _gemm_plan(gemm_fwd_kernel, *map(_layout, big), False, False, torch.float32, None,
-                                         None, None, None, False, False, False, "ieee", None, False, a.device)
+                                         None, False, False, False, "ieee", None, False, a.device)
         for plan in (pointers, tma):
             assert plan.fixed["BATCH"] == 70_000 and plan.grid[1:] == (1, 1) and plan.grid[0] <= 70_000 * 4
 

@@ -7,15 +7,15 @@ from ..templates.gemm import gemm_tiles
 
 
 @triton.jit
-def gemm_fwd_kernel(c_ptr, z_ptr, db_ptr, a_ptr, b_ptr, bias_ptr, za_ptr, a_desc, b_desc, M, N, K, BATCH,
-                    numbers, a_st, b_st, c_st, z_st, za_st, bias_st,
-                    EPILOGUE: tl.constexpr, PROLOGUE: tl.constexpr, HAS_PARAM: tl.constexpr, HAS_BIAS: tl.constexpr,
+def gemm_fwd_kernel(c_ptr, z_ptr, db_ptr, a_ptr, b_ptr, bias_ptr, a_desc, b_desc, M, N, K, BATCH,
+                    numbers, a_st, b_st, c_st, z_st, bias_st,
+                    EPILOGUE: tl.constexpr, HAS_PARAM: tl.constexpr, HAS_BIAS: tl.constexpr,
                     SAVE_Z: tl.constexpr, DB: tl.constexpr, ACCUMULATE: tl.constexpr,
                     PRECISION: tl.constexpr, UPCAST: tl.constexpr, TMA: tl.constexpr, A_T: tl.constexpr,
                     B_T: tl.constexpr, BATCHED: tl.constexpr, EVEN_K: tl.constexpr,
                     ACC: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
                     GROUP_M: tl.constexpr):
     # C = act(A @ B + bias), z = A @ B + bias saved when asked (templates/gemm.py).
-    gemm_tiles(c_ptr, z_ptr, db_ptr, a_ptr, b_ptr, bias_ptr, za_ptr, a_desc, b_desc, M, N, K, BATCH, numbers,
-        a_st, b_st, c_st, z_st, za_st, bias_st, EPILOGUE, PROLOGUE, HAS_PARAM, HAS_BIAS, SAVE_Z, DB, ACCUMULATE,
+    gemm_tiles(c_ptr, z_ptr, db_ptr, a_ptr, b_ptr, bias_ptr, a_desc, b_desc, M, N, K, BATCH, numbers,
+        a_st, b_st, c_st, z_st, bias_st, EPILOGUE, HAS_PARAM, HAS_BIAS, SAVE_Z, DB, ACCUMULATE,
         PRECISION, UPCAST, TMA, A_T, B_T, BATCHED, EVEN_K, ACC, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M)

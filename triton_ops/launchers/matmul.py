@@ -39,13 +39,12 @@ def resolve_precision(precision, dtype) -> str:
     return precision if dtype == torch.float32 else "ieee"
 
 
-def gemm_config(M: int, N: int, K: int, dtype, *, fused: bool = False, prologue: bool = False,
-                pointers: bool = False, precision: str = "tf32") -> dict:
+def gemm_config(M: int, N: int, K: int, dtype, *, fused: bool = False, pointers: bool = False,
+                precision: str = "tf32") -> dict:
     """Tile sizes (the tuning store may override them per shape bucket: ``triton_ops.tune``).
-    ``fused``: an activation in the epilogue or prologue, whose temporaries beside a 128 x 256
-    accumulator spill registers (sm_90 report), and ``pointers``: loads through int64 address
-    tiles instead of TMA (the same): those GEMMs take 128 x 128 tiles; ``prologue``: A passes
-    through registers (g * act'(z)), 32-deep K steps keep it from spilling."""
+    ``fused``: an activation in the epilogue, whose temporaries beside a 128 x 256 accumulator
+    spill registers (sm_90 report), and ``pointers``: loads through int64 address tiles instead
+    of TMA (the same): those GEMMs take 128 x 128 tiles."""
     tuned = lookup("gemm", dtype, (M, N, K))
     if tuned:
         return tuned
@@ -58,7 +57,7 @@ def gemm_config(M: int, N: int, K: int, dtype, *, fused: bool = False, prologue:
         # Triton's persistent-matmul tutorial's H100 tile: 128 x 256 x 64, 3 stages (144 KiB of
         # shared memory: one program per SM), 8 warps (128 accumulator registers a thread)
         wide = N > 128 and M > 64 and not (fused or pointers)
-        return dict(BLOCK_M=128, BLOCK_N=256 if wide else 128, BLOCK_K=32 if prologue else 64, GROUP_M=8,
+        return dict(BLOCK_M=128, BLOCK_N=256 if wide else 128, BLOCK_K=64, GROUP_M=8,
                     num_warps=8, num_stages=3 if wide or pointers else 4)
     if dtype == torch.float32 and precision == "tf32":
         return dict(BLOCK_M=128, BLOCK_N=128 if N > 64 else 64, BLOCK_K=32, GROUP_M=8, num_warps=8, num_stages=3)
@@ -151,11 +150,11 @@ BLOCKS = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M")
 
 
 @runtime.plan_cache
-def _gemm_plan(kernel, a, b, transpose_a, transpose_b, out_dtype, bias, epilogue, prologue, prologue_z, has_param,
+def _gemm_plan(kernel, a, b, transpose_a, transpose_b, out_dtype, bias, epilogue, has_param,
                save_z, db, precision, out, accumulate, device):
     """(out shape, pointer LaunchPlan, TMA LaunchPlan or None, the two descriptors' (shape,
     strides, block)) for one combination of operand layouts and options; ``a``, ``b``, ``bias``,
-    ``prologue_z``, ``out`` are (shape, strides, dtype) (``out`` None: a fresh contiguous C),
+    ``out`` are (shape, strides, dtype) (``out`` None: a fresh contiguous C),
     ``db`` a bool and ``precision`` resolved."""
     a_shape, b_shape = a[0], b[0]
     batched = len(a_shape) == 3 or len(b_shape) == 3
@@ -171,16 +170,15 @@ def _gemm_plan(kernel, a, b, transpose_a, transpose_b, out_dtype, bias, epilogue
     fixed = dict(
         M=M, N=N, K=K, BATCH=batch,
         a_st=_strides3(a, transpose_a), b_st=_strides3(b, transpose_b), c_st=c_strides,
-        z_st=z_strides if save_z else (0, 0, 0), za_st=_strides3(prologue_z, transpose_a),
+        z_st=z_strides if save_z else (0, 0, 0),
         bias_st=bias[1][0] if bias is not None else 0,
-        EPILOGUE=epilogue, PROLOGUE=prologue, HAS_PARAM=has_param, HAS_BIAS=bias is not None,
+        EPILOGUE=epilogue, HAS_PARAM=has_param, HAS_BIAS=bias is not None,
         SAVE_Z=save_z, DB=db, ACCUMULATE=accumulate, PRECISION=precision,
         UPCAST=runtime.INTERPRETER or compute == torch.float64,
         ACC=tl.float64 if compute == torch.float64 else tl.float32, BATCHED=batched)
 
     def plan(tma, a_t=False, b_t=False):
-        cfg = gemm_config(M, N, K, a[2], fused=epilogue is not None or prologue is not None,
-                          prologue=prologue is not None, pointers=not tma, precision=precision)
+        cfg = gemm_config(M, N, K, a[2], fused=epilogue is not None, pointers=not tma, precision=precision)
         tiles = runtime.cdiv(M, cfg["BLOCK_M"]) * runtime.cdiv(N, cfg["BLOCK_N"]) * batch
         grid = (max(1, persistent_programs(tiles, cfg, a[2].itemsize, device)),)
         options = {k: v for k, v in cfg.items() if k in ("num_warps", "num_stages")}
@@ -198,26 +196,23 @@ def _gemm_plan(kernel, a, b, transpose_a, transpose_b, out_dtype, bias, epilogue
     return out_shape, pointers, tma, descs
 
 
-def gemm(a, b, *, out_dtype, transpose_a=False, transpose_b=False, bias=None, epilogue=None, prologue=None,
-         prologue_z=None, param=None, save_z=False, db=None, precision=None, kernel=gemm_fwd_kernel, out=None,
-         accumulate=False):
+def gemm(a, b, *, out_dtype, transpose_a=False, transpose_b=False, bias=None, epilogue=None, param=None,
+         save_z=False, db=None, precision=None, kernel=gemm_fwd_kernel, out=None, accumulate=False):
     """``C = epilogue(op(a) @ op(b) + bias)`` for 2-D or batched 3-D a and b, op = transpose
-    when asked (read through strides). ``prologue(z)`` multiplies op(a) element by element
-    (``prologue_z`` laid out like op(a)); ``db`` receives the row sums of the (scaled) op(a).
+    when asked (read through strides); ``db`` receives the row sums of op(a).
     ``out``: write C there (any strides) instead of a new tensor; ``accumulate``: add to what
     ``out`` (and ``db``) hold. ``precision``: float32's 'ieee' | 'tf32', None for
     ``default_precision()``. Returns ``(C, z)`` (z the pre-activation when ``save_z``).
     ``kernel``: the forward entry point or ``bwd/matmul.gemm_vjp_kernel``."""
     precision = precision or default_precision()  # resolved per call: the global setting may change
     key = (id(kernel), a.shape, a.stride(), a.dtype, b.shape, b.stride(), b.dtype, transpose_a, transpose_b,
-           out_dtype, _key(bias), id(epilogue), id(prologue), _key(prologue_z), param is None, save_z, db is None,
+           out_dtype, _key(bias), id(epilogue), param is None, save_z, db is None,
            precision, _key(out), accumulate, a.device)
     planned = _memo.get(key)
     if planned is None:
         planned = _memo[key] = _gemm_plan(
-            kernel, _layout(a), _layout(b), transpose_a, transpose_b, out_dtype, _layout(bias), epilogue, prologue,
-            _layout(prologue_z), param is not None, save_z, db is not None, precision, _layout(out), accumulate,
-            a.device)
+            kernel, _layout(a), _layout(b), transpose_a, transpose_b, out_dtype, _layout(bias), epilogue,
+            param is not None, save_z, db is not None, precision, _layout(out), accumulate, a.device)
     out_shape, launch, tma, descs = planned
     c = torch.empty(out_shape, dtype=out_dtype, device=a.device) if out is None else out
     z = torch.empty(out_shape, dtype=out_dtype, device=a.device) if save_z else None
@@ -228,7 +223,6 @@ def gemm(a, b, *, out_dtype, transpose_a=False, transpose_b=False, bias=None, ep
         launch = tma
         a_desc, b_desc = (_PlannedDescriptor(t, *d) for t, d in zip((a, b), descs))
     launch(c_ptr=c, z_ptr=z if z is not None else c, db_ptr=db if db is not None else c, a_ptr=a, b_ptr=b,
-           bias_ptr=bias if bias is not None else c, za_ptr=prologue_z if prologue_z is not None else a,
-           a_desc=a_desc, b_desc=b_desc,
+           bias_ptr=bias if bias is not None else c, a_desc=a_desc, b_desc=b_desc,
            numbers=split_float(param if param is not None else 0.0, launch.fixed["ACC"]))
     return c, z

@@ -3,7 +3,6 @@
 transposed operand is never materialized). Optional pieces, all ``tl.constexpr``:
 
 * epilogue: bias, the pre-activation saved for the backward (``SAVE_Z``), an activation;
-* prologue: ``A = g * act'(z)`` computed while loading A (the linear VJP's dz, never stored);
 * ``DB``: the row sums of A (the linear bias gradient) added in the same loop;
 * ``ACCUMULATE``: C (and the DB row sums) added to what the output already holds, so that a
   gradient summed over row chunks (``linear_cross_entropy``'s dW, db) needs no extra buffer.
@@ -33,9 +32,9 @@ def _desc_tile(desc, batch, r0, c0, BATCHED: tl.constexpr, R: tl.constexpr, C: t
 
 
 @helper
-def gemm_tiles(c_ptr, z_ptr, db_ptr, a_ptr, b_ptr, bias_ptr, za_ptr, a_desc, b_desc, M, N, K, BATCH, numbers,
-               a_st, b_st, c_st, z_st, za_st, bias_st,
-               EPILOGUE: tl.constexpr, PROLOGUE: tl.constexpr, HAS_PARAM: tl.constexpr, HAS_BIAS: tl.constexpr,
+def gemm_tiles(c_ptr, z_ptr, db_ptr, a_ptr, b_ptr, bias_ptr, a_desc, b_desc, M, N, K, BATCH, numbers,
+               a_st, b_st, c_st, z_st, bias_st,
+               EPILOGUE: tl.constexpr, HAS_PARAM: tl.constexpr, HAS_BIAS: tl.constexpr,
                SAVE_Z: tl.constexpr, DB: tl.constexpr, ACCUMULATE: tl.constexpr, PRECISION: tl.constexpr,
                UPCAST: tl.constexpr, TMA: tl.constexpr, A_T: tl.constexpr, B_T: tl.constexpr,
                BATCHED: tl.constexpr, EVEN_K: tl.constexpr,
@@ -68,13 +67,11 @@ def gemm_tiles(c_ptr, z_ptr, db_ptr, a_ptr, b_ptr, bias_ptr, za_ptr, a_desc, b_d
         n_mask = rn < N
         batch64 = batch.to(tl.int64)
         rk = tl.arange(0, BLOCK_K)
-        # pointer path (and the prologue's z): int64 row (column) addresses formed once per tile,
+        # pointer path: int64 row (column) addresses formed once per tile,
         # the K offsets added per step (address tiles carried across steps spill on sm_90)
         if not TMA:
             a_rows = a_ptr + batch64 * a_st[0] + tl.where(m_mask, rm, 0).to(tl.int64) * a_st[1]
             b_cols = b_ptr + batch64 * b_st[0] + tl.where(n_mask, rn, 0).to(tl.int64) * b_st[2]
-        if PROLOGUE is not None:
-            za_rows = za_ptr + batch64 * za_st[0] + tl.where(m_mask, rm, 0).to(tl.int64) * za_st[1]
         acc = tl.zeros([BLOCK_M, BLOCK_N], ACC)
         row_sum = tl.zeros([BLOCK_M], ACC)
         for k0 in range(0, K, BLOCK_K):
@@ -92,10 +89,6 @@ def gemm_tiles(c_ptr, z_ptr, db_ptr, a_ptr, b_ptr, bias_ptr, za_ptr, a_desc, b_d
                 else:
                     a = tl.load(a_ptrs, mask=k_mask[None, :], other=0.0)
                     b = tl.load(b_ptrs, mask=k_mask[:, None], other=0.0)
-            if PROLOGUE is not None:  # A = g * act'(z), element by element
-                za = tl.load(za_rows[:, None] + kk[None, :] * za_st[2], mask=k_mask[None, :], other=0.0).to(ACC)
-                a = tl.where(m_mask[:, None] & k_mask[None, :],
-                             a.to(ACC) * call(PROLOGUE, za, za, p, 1, HAS_PARAM, False), 0.0)
             if DB:  # rows past M are clamped copies: their sums are never stored
                 row_sum += tl.sum(a.to(ACC), axis=1)
             if UPCAST:  # the interpreter's dot is exact only in float32/float64
