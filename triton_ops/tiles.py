@@ -213,13 +213,20 @@ def row_block(r0, stop, BLOCK_R: tl.constexpr):
 
 
 @helper
+def block_span(start, BLOCK: tl.constexpr, INDEX_64: tl.constexpr):
+    """The indices [start, start + BLOCK) of one block of a loop or a grid, int64 when an offset
+    formed from them may pass int32."""
+    idx = start + tl.arange(0, BLOCK)
+    if INDEX_64:
+        idx = idx.to(tl.int64)
+    return idx
+
+
+@helper
 def block_columns(BLOCK: tl.constexpr, INDEX_64: tl.constexpr):
     """The column indices [0, BLOCK) of a row kernel's tile, int64 when a column offset may pass
     int32 (``row_block``'s rows are int64 already)."""
-    cols = tl.arange(0, BLOCK)
-    if INDEX_64:
-        cols = cols.to(tl.int64)
-    return cols
+    return block_span(0, BLOCK, INDEX_64)
 
 
 @helper

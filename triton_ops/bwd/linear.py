@@ -5,7 +5,7 @@ operands (``dx = dz W``, ``dW = dz^T x``): act'(z) is never recomputed per colum
 import triton
 import triton.language as tl
 
-from ..tiles import call, column_chunk, joined
+from ..tiles import block_span, call, column_chunk, joined
 
 
 @triton.jit
@@ -20,9 +20,7 @@ def linear_dz_bwd_kernel(dz_ptr, part_ptr, g_ptr, z_ptr, R, N, rows_per_program,
     p = joined(numbers[0], numbers[1], COMPUTE)
     acc = tl.zeros([BLOCK_R, BLOCK_N], COMPUTE)
     for r0 in range(start, stop, BLOCK_R):
-        rows = r0 + tl.arange(0, BLOCK_R)
-        if INDEX_64:
-            rows = rows.to(tl.int64)
+        rows = block_span(r0, BLOCK_R, INDEX_64)
         mask = (rows < stop)[:, None] & c_mask[None, :]
         g = tl.load(g_ptr + rows[:, None] * g_r + cols[None, :] * g_c, mask=mask, other=0.0).to(COMPUTE)
         z = tl.load(z_ptr + rows[:, None] * z_r + cols[None, :] * z_c, mask=mask, other=0.0).to(COMPUTE)

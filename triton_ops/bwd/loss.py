@@ -6,7 +6,7 @@ value per kept element / row (``"none"``: read once per tile column or row), pos
 import triton
 import triton.language as tl
 
-from ..tiles import call, group_offsets, joined, rows_of_program, slice_tiles
+from ..tiles import block_span, call, group_offsets, joined, rows_of_program, slice_tiles
 
 
 @triton.jit
@@ -75,9 +75,7 @@ def ce_logits_bwd_kernel(dz_ptr, dt_ptr, z_ptr, t_ptr, g_ptr, lse_ptr, tsum_ptr,
         out_of_range = valid & ((target < 0) | (target >= C))[:, None]
     inv_c = 1.0 / tl.cast(C, COMPUTE)
     for c0 in range(0, C, BLOCK_C):
-        cols = c0 + tl.arange(0, BLOCK_C)
-        if INDEX_64:
-            cols = cols.to(tl.int64)
+        cols = block_span(c0, BLOCK_C, INDEX_64)
         mask = row_mask[:, None] & (cols < C)[None, :]
         z = tl.load(z_ptr + z_row[:, None] + cols[None, :] * z_c, mask=mask, other=0.0).to(COMPUTE)
         softmax = tl.exp(z - lse[:, None])

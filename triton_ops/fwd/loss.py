@@ -13,7 +13,7 @@ Per-program partial sums are added by ``fwd/reduce.combine_fwd_kernel`` in a fix
 import triton
 import triton.language as tl
 
-from ..tiles import call, group_offsets, helper, joined, rows_of_program, slice_tiles
+from ..tiles import block_span, call, group_offsets, helper, joined, rows_of_program, slice_tiles
 
 
 @triton.jit
@@ -67,9 +67,7 @@ def ce_logits_fwd_kernel(loss_ptr, lse_ptr, tsum_ptr, z_ptr, t_ptr, numbers, r_s
     t_acc = tl.zeros([BLOCK_R, BLOCK_C], COMPUTE)
     tz_acc = tl.zeros([BLOCK_R, BLOCK_C], COMPUTE)
     for c0 in range(0, C, BLOCK_C):
-        cols = c0 + tl.arange(0, BLOCK_C)
-        if INDEX_64:
-            cols = cols.to(tl.int64)
+        cols = block_span(c0, BLOCK_C, INDEX_64)
         mask = row_mask[:, None] & (cols < C)[None, :]
         z = tl.load(z_ptr + z_row[:, None] + cols[None, :] * z_c, mask=mask, other=float("-inf")).to(COMPUTE)
         # one exp per logit: exp(-|z - m|) either rescales the old sum (a new max) or is the new term

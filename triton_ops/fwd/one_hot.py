@@ -8,7 +8,7 @@ column holds one outside the row's own entry."""
 import triton
 import triton.language as tl
 
-from ..tiles import column_chunk
+from ..tiles import block_span, column_chunk
 
 
 @triton.jit
@@ -20,9 +20,7 @@ def nonfinite_count_fwd_kernel(part_ptr, w_ptr, V, E, rows_per_program, w_v, w_e
     chunk, cols, e_mask, start, stop = column_chunk(V, E, rows_per_program, BLOCK_E, INDEX_64)
     acc = tl.zeros([BLOCK_V, BLOCK_E], tl.float32)
     for v0 in range(start, stop, BLOCK_V):
-        rows = v0 + tl.arange(0, BLOCK_V)
-        if INDEX_64:
-            rows = rows.to(tl.int64)
+        rows = block_span(v0, BLOCK_V, INDEX_64)
         mask = (rows < stop)[:, None] & e_mask[None, :]
         w = tl.load(w_ptr + rows[:, None] * w_v + cols[None, :] * w_e, mask=mask, other=0.0).to(COMPUTE)
         acc += tl.where(w * 0.0 != 0.0, 1.0, 0.0)  # w * 0 is NaN exactly for +-inf and NaN
@@ -39,17 +37,13 @@ def one_hot_gather_fwd_kernel(out_ptr, o_ptr, w_ptr, nf_ptr, N, V, E, o_r, o_v, 
     # where the column holds a non-finite weight elsewhere: the counts). Otherwise the block is
     # the product itself, a [BLOCK_I, BLOCK_K] x [BLOCK_K, BLOCK_E] dot per step. Bytes (one-hot
     # rows): |onehot| + one weight row per row + |out| + E counts per program.
-    rows = tl.program_id(0) * BLOCK_I + tl.arange(0, BLOCK_I)
-    if INDEX_64:
-        rows = rows.to(tl.int64)
+    rows = block_span(tl.program_id(0) * BLOCK_I, BLOCK_I, INDEX_64)
     r_mask = rows < N
     count = tl.zeros([BLOCK_I], tl.int32)
     pos = tl.full([BLOCK_I], -1, rows.dtype)
     val = tl.zeros([BLOCK_I], COMPUTE)
     for v0 in range(0, V, BLOCK_V):
-        vs = v0 + tl.arange(0, BLOCK_V)
-        if INDEX_64:
-            vs = vs.to(tl.int64)
+        vs = block_span(v0, BLOCK_V, INDEX_64)
         mask = r_mask[:, None] & (vs < V)[None, :]
         o = tl.load(o_ptr + rows[:, None] * o_r + vs[None, :] * o_v, mask=mask, other=0.0).to(COMPUTE)
         nz = o != 0.0  # NaN counts as a nonzero entry (it must reach the output)
@@ -59,9 +53,7 @@ def one_hot_gather_fwd_kernel(out_ptr, o_ptr, w_ptr, nf_ptr, N, V, E, o_r, o_v, 
     hit = r_mask & (count == 1)
     if tl.max(count, axis=0) <= 1:
         for e0 in range(0, E, BLOCK_E):
-            es = e0 + tl.arange(0, BLOCK_E)
-            if INDEX_64:
-                es = es.to(tl.int64)
+            es = block_span(e0, BLOCK_E, INDEX_64)
             e_mask = es < E
             w = tl.load(w_ptr + pos[:, None] * w_v + es[None, :] * w_e, mask=hit[:, None] & e_mask[None, :],
                         other=0.0).to(COMPUTE)
@@ -72,15 +64,11 @@ def one_hot_gather_fwd_kernel(out_ptr, o_ptr, w_ptr, nf_ptr, N, V, E, o_r, o_v, 
                      mask=r_mask[:, None] & e_mask[None, :])
     else:
         for e0 in range(0, E, BLOCK_E):
-            es = e0 + tl.arange(0, BLOCK_E)
-            if INDEX_64:
-                es = es.to(tl.int64)
+            es = block_span(e0, BLOCK_E, INDEX_64)
             e_mask = es < E
             acc = tl.zeros([BLOCK_I, BLOCK_E], COMPUTE)
             for v0 in range(0, V, BLOCK_K):
-                vs = v0 + tl.arange(0, BLOCK_K)
-                if INDEX_64:
-                    vs = vs.to(tl.int64)
+                vs = block_span(v0, BLOCK_K, INDEX_64)
                 v_mask = vs < V
                 o = tl.load(o_ptr + rows[:, None] * o_r + vs[None, :] * o_v, mask=r_mask[:, None] & v_mask[None, :],
                             other=0.0).to(COMPUTE)

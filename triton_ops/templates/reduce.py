@@ -2,7 +2,7 @@
 import triton
 import triton.language as tl
 
-from ..tiles import helper, joined
+from ..tiles import block_span, helper, joined
 
 
 @helper
@@ -12,15 +12,11 @@ def combine_rows(out_ptr, aux_ptr, part_ptr, P, K, s_hi, s_lo,
     # One program owns BLOCK_K columns of the [P, K] partials and adds all P rows, a
     # [BLOCK_P, BLOCK_K] tile at a time, then one fixed tree (tl.sum): the same bits every call.
     # Bytes: P*K partials read once, K results written once.
-    cols = tl.program_id(0) * BLOCK_K + tl.arange(0, BLOCK_K)
-    if INDEX_64:
-        cols = cols.to(tl.int64)
+    cols = block_span(tl.program_id(0) * BLOCK_K, BLOCK_K, INDEX_64)
     col_mask = cols < K
     acc = tl.zeros([BLOCK_P, BLOCK_K], COMPUTE)
     for p0 in range(0, P, BLOCK_P):
-        rows = p0 + tl.arange(0, BLOCK_P)
-        if INDEX_64:
-            rows = rows.to(tl.int64)
+        rows = block_span(p0, BLOCK_P, INDEX_64)
         mask = (rows < P)[:, None] & col_mask[None, :]
         acc += tl.load(part_ptr + rows[:, None] * K + cols[None, :], mask=mask, other=0.0).to(COMPUTE)
     total = tl.sum(acc, axis=0)
