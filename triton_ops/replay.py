@@ -365,7 +365,7 @@ def _is_descriptor(v) -> bool:
 
 
 def _view(base: torch.Tensor, offset: int, shape, strides, dtype) -> torch.Tensor:
-    es = torch.empty((), dtype=dtype).element_size()
+    es = dtype.itemsize
     start = base.storage_offset() * base.element_size() + offset
     return base.new_empty(0, dtype=dtype).set_(base.untyped_storage(), start // es, shape, strides)
 

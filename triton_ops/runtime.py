@@ -227,10 +227,6 @@ def value_reads() -> int:
     return _value_reads
 
 
-def domain_checks_on() -> bool:
-    return _domain_checks.get()
-
-
 def domain_checks_apply(*tensors) -> bool:
     """Domain checks are on in this thread and every tensor's values can be read. The flag is
     read only outside torch.compile, which cannot trace its ContextVar."""
@@ -480,14 +476,6 @@ def launch_compiled(compiled, grid, stream, args) -> None:
     hook = _knobs.runtime.launch_enter_hook
     metadata = kernel.launch_metadata(grid, stream, *args) if _hooked(hook) else None
     run(grid[0], grid[1], grid[2], stream, function, packed, metadata, hook, _knobs.runtime.launch_exit_hook, *args)
-
-
-def current_device() -> int:
-    return _driver.active.get_current_device()
-
-
-def current_stream(device: int):
-    return _driver.active.get_current_stream(device)
 
 
 def stream_getters():

@@ -543,7 +543,7 @@ class _Routes:
         custom, eager, forward = self.custom_op, self.eager, self.forward
         layout_key, run, eager_apply = replay.layout_key, replay.run, self.eager_apply()
         context = LAUNCH_CONTEXT.get(spec.family)
-        domain_checks_on = runtime.domain_checks_on
+        domain_checks_on = runtime.domain_checks_enabled
 
         n_args = len(args)
         is_tensor = tuple(a.is_tensor for a in args)
