@@ -72,3 +72,23 @@ def reference_grads(ref, args, grad, tensor_idx):
     grads = torch.autograd.grad(out, leaves, grad.double().cpu(), allow_unused=True)
     grads = [torch.zeros_like(l) if g is None else g for l, g in zip(leaves, grads)]
     return out.detach(), grads
+
+
+def small_args(spec, seed, shape=None):
+    """The bench's sample arguments of ``spec`` at a small shape (a few interpreter programs)."""
+    from bench import cases
+    shape = shape or ((4, 6, 5) if spec.family == "matmul" else (3, 5))
+    return cases.make_args(spec, shape, torch.float32, "cpu", torch.Generator().manual_seed(seed))
+
+
+def eager_grads(spec, args):
+    """Output and gradients of the public function (eager route) with a fixed upstream gradient,
+    and that gradient."""
+    from bench import cases
+    positions = cases.diff_positions(spec, args)
+    args = list(args)
+    for i in positions:
+        args[i] = args[i].detach().clone().requires_grad_(True)
+    out = spec.fn(*args)
+    g = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)
+    return [out, *torch.autograd.grad(out, [args[i] for i in positions], g)], g

@@ -17,6 +17,7 @@ ROOT = Path(triton_ops.__file__).parent
 LAYERS = [
     ("runtime", ["runtime"]),
     ("launch replay", ["replay"]),
+    ("eager warm path", ["eager"]),
     ("shape logic and configs", ["broadcast", "tune"]),
     ("device helpers", ["tiles"]),
     ("scalar math", ["scalar"]),

@@ -20,25 +20,10 @@ from triton_ops.launchers.pointwise import pointwise
 from triton_ops.scalar import identity
 
 from bench import cases
+from helpers import eager_grads as _grads, small_args as _args
 
 ROOT = Path(__file__).resolve().parents[1]
 OPS = [n for n in triton_ops.registry if n != "identity"]
-
-
-def _args(spec, seed, shape=None):
-    shape = shape or ((4, 6, 5) if spec.family == "matmul" else (3, 5))
-    return cases.make_args(spec, shape, torch.float32, "cpu", torch.Generator().manual_seed(seed))
-
-
-def _grads(spec, args):
-    """Output and gradients of the public function (eager route) with a fixed upstream gradient."""
-    positions = cases.diff_positions(spec, args)
-    args = list(args)
-    for i in positions:
-        args[i] = args[i].detach().clone().requires_grad_(True)
-    out = spec.fn(*args)
-    g = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)
-    return [out, *torch.autograd.grad(out, [args[i] for i in positions], g)], g
 
 
 def _same(a, b):

@@ -229,7 +229,43 @@ class Recorder(TorchDispatchMode):
             elif kind == "launch":
                 used.update(src.index for src, *_ in data[2].values() if src.index is not None)
                 used.update(base[0].index for base, *_ in data[4].values())
+        result = self._allocate_as_returned(result)
         return Replay(self.steps, result, len(self.inputs), used)
+
+    def _allocate_as_returned(self, result):
+        """A new buffer the call returns as a view of all of its memory (a reduction's output
+        allocated with its kept axes, returned without them) is allocated in the returned shape:
+        a launch sees only its pointer, and the caller gets a tensor that is not a view (which
+        ``spec`` would otherwise rebuild, 2 µs). Not for a buffer a fill or torch op uses as a
+        tensor, nor one returned twice. Returns the result's recipe with those views as "same"."""
+        allocs, index = {}, len(self.inputs)
+        for position, (kind, data) in enumerate(self.steps):
+            if kind == "alloc":
+                allocs[index] = position
+                index += 1
+            elif kind == "op":
+                index += sum(t is not None for t in data[3])
+        as_tensor = {data[0] for kind, data in self.steps if kind == "fill"}
+        for kind, data in self.steps:
+            if kind == "op":
+                as_tensor.update(_argument_indices(data[1]))
+                as_tensor.update(_argument_indices(list(data[2].values())))
+        returned = list(_indices(result))
+
+        def rewrite(recipe):
+            if recipe is None or recipe[0] in ("same", "empty"):
+                return recipe
+            if recipe[0] != "view":
+                return (recipe[0], [rewrite(r) for r in recipe[1]])
+            _, index, shape, strides, offset = recipe
+            if offset or index not in allocs or index in as_tensor or returned.count(index) != 1:
+                return recipe
+            old_shape, old_strides, dtype, device = self.steps[allocs[index]][1]
+            if _extent(shape, strides) != _extent(old_shape, old_strides):
+                return recipe
+            self.steps[allocs[index]] = ("alloc", (shape, strides, dtype, device))
+            return ("same", index)
+        return rewrite(result)
 
     def _result_recipe(self, result):
         if result is None:
@@ -254,6 +290,10 @@ class Recorder(TorchDispatchMode):
         return ("view", src.index, tuple(t.shape), tuple(t.stride()), src.offset // t.element_size())
 
 
+# calls answered by a replay (a list: the generated replays add to it in place)
+_replay_count = [0]
+
+
 class Replay:
     """One recorded call as a straight-line Python function of the call's inputs (``source``):
     the allocations, constant fills and launches of the recording, in order, then its result
@@ -269,7 +309,7 @@ class Replay:
 
     def __init__(self, steps, result, n_inputs: int, used: set):
         direct = not runtime.INTERPRETER and runtime.DIRECT_LAUNCH
-        names = {"empty_strided": torch.empty_strided, "empty": torch.empty, "view": _view}
+        names = {"empty_strided": torch.empty_strided, "empty": torch.empty, "view": _view, "count": _replay_count}
         if direct:
             names["current_device"], names["current_stream"] = runtime.stream_getters()
 
@@ -284,7 +324,8 @@ class Replay:
             ref = f"i{index}" if index < n_inputs else f"b{index - n_inputs}"
             return ref if not offset else f"({ref}.data_ptr() + {offset})"
 
-        lines = ["def replay(inputs):"] + [f"    {''.join(f'i{i}, ' for i in range(n_inputs))}= inputs"] * (n_inputs > 0)
+        lines = ["def replay(inputs):", "    count[0] += 1"]
+        lines += [f"    {''.join(f'i{i}, ' for i in range(n_inputs))}= inputs"] * (n_inputs > 0)
         buffer, stream = n_inputs, False
         for kind, data in steps:
             if kind == "alloc":  # a buffer only the planning of the first call needed is not made again
@@ -360,6 +401,13 @@ def _argument_indices(args):
             yield from _argument_indices(a[1])
 
 
+def _extent(shape, strides) -> int:
+    """Elements from a tensor's first to one past its last (0 when it has none)."""
+    if any(n == 0 for n in shape):
+        return 0
+    return 1 + sum((n - 1) * st for n, st in zip(shape, strides))
+
+
 def _is_descriptor(v) -> bool:
     return dataclasses.is_dataclass(v) and isinstance(getattr(v, "base", None), torch.Tensor)
 
@@ -406,34 +454,30 @@ def _expression(recipe, source, constant) -> str:
 # the cache: one replay per call layout
 
 
-def _float_key(v: float):
-    return v.hex()  # 0.0 and -0.0 (equal, one hash) differ in a kernel's bits; NaN equals itself
-
-
 _PLAIN = (int, bool, str, type(None), torch.dtype)
 
 
+def value_key(v):
+    """What a launcher's call depends on in one value: a tensor's shape, strides, dtype, device
+    and 16-byte alignment; any other value itself (floats by their bits, with their type: 1, 1.0
+    and True are three keys). None when the value is none of these (an object: no key)."""
+    if isinstance(v, torch.Tensor):
+        # get_device(): the CUDA index (-1 on CPU), cheaper to make and hash than a torch.device
+        return (v.shape, v.stride(), v.dtype, v.get_device(), v.data_ptr() & 15)
+    if type(v) is float:
+        return v.hex()
+    if type(v) in _PLAIN:
+        return (type(v), v)
+    if type(v) in (list, tuple):
+        inner = layout_key(v)
+        return None if inner is None else (type(v), inner)
+    return None
+
+
 def layout_key(items) -> tuple | None:
-    """What a launcher's call depends on: each tensor's shape, strides, dtype, device and 16-byte
-    alignment; each other value itself (floats by their bits, with their type: 1, 1.0 and True
-    are one dictionary key). None when a value is none of these (an object: no key)."""
-    key = []
-    for v in items:
-        if isinstance(v, torch.Tensor):
-            # get_device(): the CUDA index (-1 on CPU), cheaper to make and hash than a torch.device
-            key.append((v.shape, v.stride(), v.dtype, v.get_device(), v.data_ptr() & 15))
-        elif type(v) is float:
-            key.append(v.hex())
-        elif type(v) in _PLAIN:
-            key.append((type(v), v))
-        elif type(v) in (list, tuple):
-            inner = layout_key(v)
-            if inner is None:
-                return None
-            key.append((type(v), inner))
-        else:
-            return None
-    return tuple(key)
+    """``value_key`` of every item; None when one has no key."""
+    key = tuple(value_key(v) for v in items)
+    return None if None in key else key
 
 
 class Entry(dict):
@@ -463,8 +507,6 @@ def run(table, slot, inputs, fn, *args, **kwargs):
     if type(replay) is Replay:
         if runtime.launch_hooked():
             return fn(*args, **kwargs)
-        global _replay_count
-        _replay_count += 1
         return replay.run(inputs)
     if replay is not None or getattr(runtime._recording, "recorder", None) is not None:
         return fn(*args, **kwargs)  # not replayable, or a launcher inside a recorded call
@@ -506,9 +548,6 @@ class ReplayCache(runtime.PlanMemo):
         return [v for t in tables for v in t.values() if isinstance(v, str)]
 
 
-_replay_count = 0
-
-
 def replay_count() -> int:
     """Calls answered by a replay so far (tests check that warm calls take this path)."""
-    return _replay_count
+    return _replay_count[0]

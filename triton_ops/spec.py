@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.autograd.forward_ad as _forward_ad
 
-from . import replay, runtime
+from . import eager, replay, runtime
 
 REQUIRED = inspect.Parameter.empty
 
@@ -315,7 +315,6 @@ class _Routes:
         self.custom_op, self.vjp_op = self._custom_ops()
         # eager calls replay their launchers' allocations and launches per call layout
         self.replays = replay.ReplayCache()
-        self.eager = self._autograd_function()
 
     # -- validation ------------------------------------------------------------------------
 
@@ -366,98 +365,12 @@ class _Routes:
 
     # -- the eager autograd route ------------------------------------------------------------
 
-    def _autograd_function(self):
-        r = self
-        layout_key, run = replay.layout_key, replay.run
-        tensor_args, n_tensors, n_saved, n_values = r.tensor_args, len(r.tensor_args), r.n_saved, len(r.args)
-        launcher = r.forward_saved if n_saved else r.forward
-        slot = "forward_saved" if n_saved else "forward"
-        # every argument a tensor (most ops): ctx keeps the tensors only, in argument order
-        only_tensors = n_tensors == n_values
-        # tensor arguments first, then Python values (elu's alpha, a loss's reduction, add's
-        # alpha): when the call's tensor arguments are all tensors (not numbers, not None), the
-        # tensors are saved and the values kept as the tail of the arguments (a tuple in ctx.values)
-        tensors_first = tensor_args == tuple(range(n_tensors))
-        required = all(r.args[i].kind == "tensor" for i in tensor_args)
-        tail_grads = (None,) * (n_values - n_tensors)
-        saved_tensors_hooks = torch._C._autograd._top_saved_tensors_default_hooks
-        context = LAUNCH_CONTEXT.get(r.spec.family)
-
-        forward_needs = r.spec.forward_needs
-
-        def forward(ctx, entry, *values):
-            if forward_needs:  # the launcher forms the gradients the call will ask for
-                needs = tuple(ctx.needs_input_grad[i + 1] for i in tensor_args)  # input 0: the Entry
-                out = run(entry, (slot, needs), values, launcher, *values, needs=list(needs))
-            else:
-                out = run(entry, slot, values, launcher, *values)
-            if n_saved:
-                out, *saved = out
-            else:
-                saved = ()
-            if only_tensors:
-                ctx.save_for_backward(*values, *saved)
-            elif tensors_first and (required or all(isinstance(values[i], torch.Tensor) for i in tensor_args)):
-                ctx.save_for_backward(*values[:n_tensors], *saved)
-                ctx.values = values[n_tensors:]
-            else:  # tensors only as saved ones: freed after the backward, version-checked
-                ctx.save_for_backward(*[_tensor_or_none(values[i]) for i in tensor_args], *saved)
-                ctx.values = [None if isinstance(v, torch.Tensor) else v for v in values]
-            # Saved-tensor hooks (offloading, checkpointing) may unpack other layouts than the
-            # forward's: the backward then keys its replay on every layout, not only grad's.
-            ctx.entry = entry if saved_tensors_hooks(False) is None else None
-            return _not_a_view(out)
-
-        def backward(ctx, grad):
-            stored = ctx.saved_tensors
-            tail = () if only_tensors else ctx.values
-            fast = type(tail) is tuple  # the tensors saved in argument order, then the tail of values
-            if fast:
-                values = (*stored[:n_tensors], *tail) if tail else stored[:n_tensors]
-            else:
-                values = list(ctx.values)
-                for i, t in zip(tensor_args, stored):
-                    if t is not None:  # None: a Python number (kept in ctx.values) or an absent tensor
-                        values[i] = t
-            needs_input = ctx.needs_input_grad  # input 0 is the call's Entry
-            needs = (needs_input[1:n_tensors + 1] if only_tensors or tensors_first
-                     else tuple(needs_input[i + 1] for i in tensor_args))
-            if torch.is_grad_enabled():  # create_graph=True: the VJP op refuses a double backward
-                saved = [list(stored[n_tensors:])] if n_saved else []
-                grads = r.vjp_op(*_to_op_args(r.args, values), *saved, grad, list(needs))
-                grads = [g if n else None for g, n in zip(grads, needs)]  # the op's empty placeholders
-            else:
-                inputs = (*values, *stored[n_tensors:], grad)
-                entry = ctx.entry
-                if entry is not None:  # the forward's layouts, and grad's
-                    key = (grad.shape, grad.stride(), grad.dtype, grad.data_ptr() & 15, *needs)
-                else:
-                    layouts = layout_key(inputs)
-                    entry = layouts and r.replays.entry(("vjp", layouts))
-                    key = needs
-                if context is not None:  # read when the VJP runs
-                    key = (*key, context())
-                if n_saved:
-                    grads = run(entry, key, inputs, r.vjp, *values, grad, needs=needs, saved=list(stored[n_tensors:]))
-                else:
-                    grads = run(entry, key, inputs, r.vjp, *values, grad, needs=needs)
-            if fast:  # a VJP returns None for a gradient not wanted (and for a number)
-                return (None, *grads, *tail_grads)
-            out = [None] * (n_values + 1)
-            for i, g, n in zip(tensor_args, grads, needs):
-                if n:
-                    out[i + 1] = g
-            return tuple(out)
-
-        # Named per op (its backward node reads "<name>_eagerBackward" in a graph).
-        return type(f"{self.name}_eager", (torch.autograd.Function,),
-                    {"forward": staticmethod(forward), "backward": staticmethod(backward)})
-
-    def eager_apply(self):
-        """``self.eager.apply`` without ``Function.apply``'s Python wrapper (about 2 µs), which
-        binds default arguments (there are none) and unwraps functorch wrappers (``eager_route``
-        admits no functorch transform): the C++ ``apply`` it ends in."""
-        return torch._C._FunctionBase.__dict__["apply"].__get__(None, self.eager)
+    def _double_backward(self, values, saved, grad, needs):
+        """A backward under ``create_graph``: the VJP custom op (which refuses a double backward)."""
+        wanted = [needs[i + 1] for i in self.tensor_args]  # needs[0]: the call's Entry
+        extra = [list(saved)] if self.n_saved else []
+        grads = self.vjp_op(*_to_op_args(self.args, values), *extra, grad, wanted)
+        return [g if n else None for g, n in zip(grads, wanted)]  # the op's empty placeholders
 
     # -- the torch.library route -------------------------------------------------------------
 
@@ -540,8 +453,8 @@ class _Routes:
     def public_function(self):
         spec, args, n_saved, tensor_args = self.spec, self.args, self.n_saved, self.tensor_args
         autocast = AUTOCAST.get(spec.family)
-        custom, eager, forward = self.custom_op, self.eager, self.forward
-        layout_key, run, eager_apply = replay.layout_key, replay.run, self.eager_apply()
+        custom, forward = self.custom_op, self.forward
+        layout_key, run = replay.layout_key, replay.run
         context = LAUNCH_CONTEXT.get(spec.family)
         domain_checks_on = runtime.domain_checks_enabled
 
@@ -572,8 +485,8 @@ class _Routes:
             grad = torch.is_grad_enabled()
             return ([grad and isinstance(values[i], torch.Tensor) and values[i].requires_grad for i in tensor_args],)
 
-        def public(*a, **kw):
-            values = a if not kw and len(a) == n_args else spec.bind(*a, **kw)
+        def general(*values):
+            """Every call the generated warm path (``eager.EagerPath``) does not answer."""
             if autocast is not None:
                 values = _autocast(values, autocast)
             if eager_route(values, tensor_args):
@@ -596,7 +509,7 @@ class _Routes:
                     for i in tensor_args:
                         v = values[i]
                         if isinstance(v, torch.Tensor) and v.requires_grad:
-                            return eager_apply(entry, *values)
+                            return path.apply(entry, *values)
                 return run(entry, "forward", values, forward, *values)
             values = spec.check(*values)
             out = custom(*_to_op_args(args, values), *needs_of(values))
@@ -611,7 +524,15 @@ class _Routes:
             out = custom(*_to_op_args(args, values), *needs_of(values))
             return out[0] if n_saved else out
 
-        public.__name__ = public.__qualname__ = spec.name
+        path = eager.EagerPath(
+            name=spec.name, args=args, tensor_args=tensor_args, n_saved=n_saved,
+            forward_needs=spec.forward_needs, replays=calls,
+            launcher=self.forward_saved if n_saved else forward, vjp=self.vjp,
+            double=self._double_backward, general=general, not_a_view=_not_a_view,
+            context=context, autocast=autocast is not None)
+        self.eager_path = path
+        public = path.public
+        public.__qualname__ = spec.name
         public.__signature__ = spec.signature
         public.__doc__ = spec.doc
         public.__module__ = "triton_ops"

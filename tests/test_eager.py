@@ -1,0 +1,129 @@
+"""The generated warm path of the eager route (``triton_ops.eager``): a warm call answers from
+its layout's entry without the general code in ``spec``, and every call the warm path does not
+cover reaches that general code."""
+import inspect
+
+import pytest
+import torch
+
+import triton_ops
+from triton_ops import replay
+
+from helpers import eager_grads, small_args
+
+OPS = [n for n in triton_ops.registry if n != "identity"]
+
+
+def _path(name):
+    return triton_ops.registry[name].fn.__globals__
+
+
+class _Refused(Exception):
+    pass
+
+
+def _refuse(*a, **kw):
+    raise _Refused
+
+
+@pytest.mark.parametrize("name", OPS)
+def test_warm_calls_never_reach_the_general_code(name, monkeypatch):
+    """Once a layout is recorded, a call with and without gradient and its backward run the
+    generated code alone: the general route and the recording paths are never entered."""
+    spec = triton_ops.registry[name]
+    args = small_args(spec, 0)
+    expected, _ = eager_grads(spec, args)
+    with torch.no_grad():
+        expected_no_grad = spec.fn(*args)
+    names = _path(name)
+    # Under the interpreter the index range checks (cross-entropy targets, embedding indices)
+    # read values, so those calls pass through the general code to be checked each time.
+    reads_values = all(e.checked is None for e in spec.replays.values() if isinstance(e, replay.Entry))
+    assert reads_values == (name in ("cross_entropy_logits", "embedding", "linear_cross_entropy"))
+    if not reads_values:
+        monkeypatch.setitem(names, "_general", _refuse)
+    monkeypatch.setitem(names, "_vjp", _refuse)
+    monkeypatch.setitem(names, "_run", _refuse)
+    before = replay.replay_count()
+    got, _ = eager_grads(spec, args)
+    with torch.no_grad():
+        got_no_grad = spec.fn(*args)
+    assert replay.replay_count() - before == 3
+    assert all(torch.equal(a.nan_to_num(), b.nan_to_num()) for a, b in zip(got, expected))
+    assert torch.equal(got_no_grad.nan_to_num(), expected_no_grad.nan_to_num())
+
+
+class _Counting:
+    def __init__(self, fn):
+        self.fn, self.calls = fn, 0
+
+    def __call__(self, *a):
+        self.calls += 1
+        return self.fn(*a)
+
+
+class _Sub(torch.Tensor):
+    pass
+
+
+@pytest.mark.parametrize("case", ["subclass", "meta", "autocast", "domain_checks", "descriptor", "saved_hooks"])
+def test_calls_outside_the_warm_path_take_the_general_code(case, monkeypatch):
+    """Each case the warm path leaves out reaches ``spec``'s general code (and is right)."""
+    name = {"autocast": "layer_norm", "descriptor": "mul"}.get(case, "log")
+    spec = triton_ops.registry[name]
+    args = list(small_args(spec, 1))
+    if name == "log":
+        args[0] = args[0].abs() + 0.5
+    spec.fn(*args)
+    spec.fn(*args)  # recorded, checked: warm from here on
+    general = _Counting(_path(name)["_general"])
+    monkeypatch.setitem(_path(name), "_general", general)
+    if case == "subclass":
+        out = spec.fn(args[0].as_subclass(_Sub))
+        assert torch.allclose(out.as_subclass(torch.Tensor), torch.log(args[0]))
+    elif case == "meta":
+        out = spec.fn(args[0].to("meta"))
+        assert out.is_meta and out.shape == args[0].shape
+    elif case == "autocast":
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = spec.fn(*args)
+        assert out.dtype == torch.float32  # norms run in float32 under autocast, as PyTorch's
+    elif case == "domain_checks":
+        with triton_ops.domain_checks(), pytest.raises(triton_ops.DomainError):
+            spec.fn(-args[0])
+    elif case == "descriptor":
+        a, b = args[0], args[1]
+        out = spec.fn(a, b, triton_ops.Broadcast(a.shape, b.shape))
+        assert torch.equal(out, a * b)
+    elif case == "saved_hooks":  # the backward keys its replay on every layout
+        x = args[0].clone().requires_grad_(True)
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: t * 1, lambda t: t):
+            out = spec.fn(x)
+        (g,) = torch.autograd.grad(out, x, torch.ones_like(out))
+        assert torch.allclose(g, 1 / x.detach())
+        return
+    assert general.calls == 1
+
+
+def test_the_public_function_binds_as_its_signature_says():
+    spec = triton_ops.registry["leaky_relu"]
+    x = torch.randn(3, 5)
+    assert str(inspect.signature(spec.fn)) == "(x, negative_slope=0.01)"
+    assert torch.equal(spec.fn(x, negative_slope=0.2), spec.fn(x, 0.2))
+    assert torch.equal(spec.fn(x=x), spec.fn(x, 0.01))
+    with pytest.raises(TypeError):
+        spec.fn(x, 0.2, 0.3)
+    with pytest.raises(TypeError):
+        spec.fn(x, slope=0.2)
+
+
+def test_a_number_operand_is_warm_too():
+    """Binary ops take a Python number for either operand; such calls replay like tensor ones."""
+    x = torch.randn(3, 5)
+    triton_ops.mul(x, 2.0)
+    triton_ops.mul(x, 2.0)
+    before = replay.replay_count()
+    assert torch.equal(triton_ops.mul(x, 2.0), x * 2.0)
+    assert torch.equal(triton_ops.mul(3, x), 3 * x)  # another layout: recorded
+    assert torch.equal(triton_ops.mul(x, 2.0), x * 2.0)
+    assert replay.replay_count() - before == 2

@@ -1,0 +1,208 @@
+"""The eager route's warm path, generated per op.
+
+A warm eager call (a call layout already checked and recorded, see ``replay``) needs little:
+the layout key of its arguments, one dictionary lookup, and the forward's replay - inside an
+``autograd.Function`` when a gradient is wanted, whose backward looks up the VJP's replay by the
+gradient's layout. Written as a generic loop over an op's arguments, that is a few µs of tuple
+building and slicing per call; ``EagerPath`` writes it instead as straight-line Python for the
+op's own argument list (``source``), as ``replay`` writes a launcher call: the public signature
+binds the arguments, each argument's key is one expression for its kind, and the forward and
+backward unpack exactly the tensors they saved.
+
+Every case the warm path does not cover - a layout not seen yet or whose check must run again
+(domain checks on, a check that reads values), autocast, tracing (torch.compile, torch.export,
+jit), a dispatch mode, functorch, forward-mode AD, tensor subclasses and meta tensors, a launch
+hook, double backward, saved-tensor hooks - goes to the general code in ``spec`` that the warm
+path abbreviates, with the same keys and the same replays.
+"""
+from __future__ import annotations
+
+import inspect
+
+import torch
+import torch.autograd.forward_ad as _forward_ad
+
+from . import replay, runtime
+
+_PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
+_NUMBERS = (int, float, bool)
+REQUIRED = inspect.Parameter.empty
+_TENSOR_KEY = "({0}.shape, {0}.stride(), {0}.dtype, {0}.get_device(), {0}.data_ptr() & 15)"
+
+# what ``replay.layout_key`` makes of a value of each argument kind, as one inline expression
+# (the kind's usual Python type inline, anything else through ``value_key``)
+_VALUE_KEYS = {
+    "float": "({0}.hex() if {0}.__class__ is float else _value_key({0}))",
+    "int": "((int, {0}) if {0}.__class__ is int else _value_key({0}))",
+    "bool": "((bool, {0}) if {0}.__class__ is bool else _value_key({0}))",
+    "str": "((str, {0}) if {0}.__class__ is str else _value_key({0}))",
+}
+
+
+def _tensor_ok(name: str) -> str:
+    return f"({name}.__class__ in _PLAIN_TENSORS and not {name}.is_meta)"
+
+
+class EagerPath:
+    """An op's generated warm path: ``public`` (the public function, ``general`` behind it) and
+    ``function`` (the ``autograd.Function`` whose forward and backward both the warm path and
+    ``general`` apply).
+
+    ``args``: the op's ``Arg`` list; ``tensor_args``: the positions of its tensor arguments;
+    ``launcher``: the forward launcher the Function runs (``forward_saved`` when ``n_saved``);
+    ``vjp``: the VJP launcher;
+    ``double``: ``double(values, saved, grad, needs) -> grads`` for a backward under
+    ``create_graph`` (the VJP custom op); ``context``: a global setting in the layout key (the
+    float32 matmul precision) or None; ``autocast``: whether ``general`` applies an autocast
+    policy (the warm path then leaves autocast regions to it)."""
+
+    def __init__(self, *, name, args, tensor_args, n_saved, forward_needs, replays, launcher,
+                 vjp, double, general, not_a_view, context=None, autocast=False):
+        self.replays = replays
+        self.tensor_args = tuple(tensor_args)
+        self.n_saved = n_saved
+        self.context = context
+        self.vjp = vjp
+        names = [a.name for a in args]
+        kinds = [a.kind for a in args]
+        tensors = [names[i] for i in self.tensor_args]
+        call = "".join(f"{n}, " for n in names)
+        saved = "".join(f"_s{k}, " for k in range(n_saved))
+        slot = "forward_saved" if n_saved else "forward"
+        context_key = ", _context()" if context is not None else ""
+
+        # -- the public function: the warm path, else ``general`` ---------------------------
+        guards, keys, wants_grad = [], [], []
+        for n, kind in zip(names, kinds):
+            tensor_key = _TENSOR_KEY.format(n)
+            if kind == "tensor":
+                guards.append(_tensor_ok(n))
+                keys.append(tensor_key)
+                wants_grad.append(f"{n}.requires_grad")
+            elif kind == "tensor?":
+                guards.append(f"({n} is None or {_tensor_ok(n)})")
+                keys.append(f"(_NONE_KEY if {n} is None else {tensor_key})")
+                wants_grad.append(f"({n} is not None and {n}.requires_grad)")
+            elif kind == "operand":
+                guards.append(f"({n}.__class__ in _NUMBERS or {_tensor_ok(n)})")
+                keys.append(f"({tensor_key} if {n}.__class__ in _PLAIN_TENSORS else _value_key({n}))")
+                wants_grad.append(f"({n}.__class__ in _PLAIN_TENSORS and {n}.requires_grad)")
+            else:  # a value: an object (a Broadcast) keys as None, which no entry has
+                keys.append(_VALUE_KEYS.get(kind, "_value_key({0})").format(n))
+        state = ("_is_compiling() or _dispatch_modes() or _tracing() or _functorch() "
+                 "or _forward_ad._current_level >= 0" + (" or _autocast()" if autocast else ""))
+        # a warm call passes the checked values of its non-tensor arguments (``check`` normalizes
+        # them: dim=-1 becomes 1); ``general`` gets the call's own
+        checked_call = "".join(f"{n}, " if i in self.tensor_args else f"_checked[{i}], "
+                               for i, n in enumerate(names))
+        # the public signature itself binds the arguments: defaults as named constants
+        defaults = {f"_default_{n}": a.default for n, a in zip(names, args) if a.default is not REQUIRED}
+        params = [f"{n}=_default_{n}" if f"_default_{n}" in defaults else n for n in names]
+        lines = [
+            f"def {name}({', '.join(params)}):",
+            f"    if not ({state}) and {' and '.join(guards)}:",
+            f"        _entry = _get(({''.join(k + ', ' for k in keys)}{context_key[2:]}))",
+            "        _checked = _entry is not None and _entry.checked",
+            "        if _checked and not _domain_checks():",
+            f"            if _grad_enabled() and ({' or '.join(wants_grad)}):",
+            f"                return _apply(_entry, {checked_call})",
+            "            _r = _entry.get('forward')",
+            "            if _r.__class__ is _Replay and not _hooked():",
+            f"                return _r.run(({checked_call}))",
+            f"    return _general({call})",
+        ]
+        public_source = "\n".join(lines)
+
+        # -- the autograd.Function: forward ------------------------------------------------
+        needs_of = "(" + "".join(f"_needs[{i + 1}], " for i in self.tensor_args) + ")"
+        if forward_needs:  # the launcher forms the gradients the call will ask for
+            slot_lines = ["    _needs = _ctx.needs_input_grad", f"    _slot = ({slot!r}, {needs_of})"]
+            launch_kw = "needs=list(_slot[1])"
+        else:
+            slot_lines, launch_kw = [f"    _slot = {slot!r}"], ""
+        kept = [n if k != "operand" else f"({n} if isinstance({n}, _Tensor) else None)"
+                for n, k in zip(names, kinds) if k in ("tensor", "tensor?", "operand")]
+        values = [n if k != "operand" else f"(None if isinstance({n}, _Tensor) else {n})"
+                  for n, k in zip(names, kinds) if k not in ("tensor", "tensor?")]
+        lines = [
+            f"def forward(_ctx, _entry, {call}):",
+            *slot_lines,
+            "    _r = _entry.get(_slot)",
+            "    if _r.__class__ is _Replay and not _hooked():",
+            f"        _out = _r.run(({call}))",
+            "    else:",
+            f"        _out = _run(_entry, _slot, ({call}), _launcher, {call}{launch_kw})",
+            *([f"    _out, {saved}= _out"] if n_saved else []),
+            f"    _ctx.save_for_backward({''.join(k + ', ' for k in kept)}{saved})",
+            *([f"    _ctx.values = ({''.join(v + ', ' for v in values)})"] if values else []),
+            # saved-tensor hooks (offloading, checkpointing) may unpack other layouts than the
+            # forward's: the backward then keys its replay on every layout, not only grad's
+            "    _ctx.entry = _entry if _saved_tensors_hooks(False) is None else None",
+            "    return _out if _out._base is None else _not_a_view(_out)",
+        ]
+        forward_source = "\n".join(lines)
+
+        # -- the autograd.Function: backward -----------------------------------------------
+        value_names = [n if k != "operand" else f"_v_{n}" for n, k in zip(names, kinds) if k not in ("tensor", "tensor?")]
+        grads = [f"_g{j}" for j in range(len(self.tensor_args))]
+        returned = ["None"] * (len(names) + 1)
+        for j, i in enumerate(self.tensor_args):
+            returned[i + 1] = grads[j]
+        lines = [
+            "def backward(_ctx, _grad):",
+            f"    {''.join(n + ', ' for n in tensors)}{saved}= _ctx.saved_tensors",
+            *([f"    {''.join(v + ', ' for v in value_names)}= _ctx.values"] if value_names else []),
+            *[f"    if {n} is None:\n        {n} = _v_{n}" for n, k in zip(names, kinds) if k == "operand"],
+            "    _needs = _ctx.needs_input_grad",
+            "    if _grad_enabled():  # create_graph=True",
+            f"        _grads = _double(({call}), ({saved}), _grad, _needs)",
+            "    else:",
+            "        _entry = _ctx.entry",
+            "        _key = _entry is not None and "
+            f"(_grad.shape, _grad.stride(), _grad.dtype, _grad.data_ptr() & 15, _needs{context_key})",
+            "        _r = _key and _entry.get(_key)",
+            "        if _r.__class__ is _Replay and not _hooked():",
+            f"            _grads = _r.run(({call}{saved}_grad))",
+            "        else:",
+            f"            _grads = _vjp(_entry, _key, ({call}), ({saved}), _grad, _needs)",
+            f"    {''.join(g + ', ' for g in grads)}= _grads",
+            f"    return {', '.join(returned)}",
+        ]
+        backward_source = "\n".join(lines)
+
+        names_space = {
+            "_PLAIN_TENSORS": _PLAIN_TENSORS, "_NUMBERS": _NUMBERS, "_Tensor": torch.Tensor,
+            "_NONE_KEY": replay.value_key(None), "_value_key": replay.value_key, "_Replay": replay.Replay,
+            "_is_compiling": torch.compiler.is_compiling, "_dispatch_modes": torch._C._len_torch_dispatch_stack,
+            "_tracing": torch._C._get_tracing_state, "_functorch": torch._C._are_functorch_transforms_active,
+            "_forward_ad": _forward_ad, "_autocast": torch._C._is_any_autocast_enabled,
+            "_grad_enabled": torch.is_grad_enabled, "_domain_checks": runtime.domain_checks_enabled,
+            "_hooked": runtime.launch_hooked, "_get": replays.get, "_run": replay.run, "_context": context,
+            "_general": general, "_launcher": launcher, "_double": double, "_vjp": self._vjp,
+            "_saved_tensors_hooks": torch._C._autograd._top_saved_tensors_default_hooks,
+            "_not_a_view": not_a_view, **defaults,
+        }
+        self.source = "\n\n".join([public_source, forward_source, backward_source])
+        exec(compile(self.source, f"<triton_ops eager {name}>", "exec"), names_space)
+        # Named per op (its backward node reads "<name>_eagerBackward" in a graph).
+        self.function = type(f"{name}_eager", (torch.autograd.Function,),
+                             {"forward": staticmethod(names_space["forward"]),
+                              "backward": staticmethod(names_space["backward"])})
+        # ``Function.apply`` without its Python wrapper (about 2 µs), which binds default
+        # arguments (there are none) and unwraps functorch wrappers (the warm path and
+        # ``spec.eager_route`` admit no functorch transform): the C++ ``apply`` it ends in.
+        self.apply = torch._C._FunctionBase.__dict__["apply"].__get__(None, self.function)
+        names_space["_apply"] = self.apply
+        self.public = names_space[name]
+
+    def _vjp(self, entry, key, values, saved, grad, needs):
+        """The VJP launcher under ``replay.run``: recorded on its first call per slot. ``entry``
+        None (saved-tensor hooks were active): keyed on every layout of the call."""
+        wanted = [needs[i + 1] for i in self.tensor_args]  # needs[0]: the Entry argument
+        inputs = (*values, *saved, grad)
+        if entry is None:
+            layouts = replay.layout_key(inputs)
+            entry = layouts and self.replays.entry(("vjp", layouts))
+            key = (tuple(wanted), self.context()) if self.context is not None else tuple(wanted)
+        kw = {"saved": list(saved)} if self.n_saved else {}
+        return replay.run(entry, key, inputs, self.vjp, *values, grad, needs=wanted, **kw)
