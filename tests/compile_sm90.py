@@ -56,6 +56,22 @@ for precision in ("high", "highest"):
         spec.vjp(a, b, None, spec.forward(a, b, None))
         spec.forward(torch.randn(64 * 48 + 1).to(dtype)[1:].view(64, 48), b[0], None)
 torch.set_float32_matmul_precision("highest")
+# One output tile takes the pointer path (no descriptor to build per call), two tiles TMA: the
+# 2-D TMA variants compile at a two-tile shape, forward and both gradients.
+from triton_ops.launchers import matmul as gemm_launcher  # noqa: E402
+
+
+def plans_tma(a, b):
+    return gemm_launcher._gemm_plan(gemm_launcher.gemm_fwd_kernel, gemm_launcher._layout(a), gemm_launcher._layout(b),
+                                    False, False, a.dtype, None, None, False, False, False, "ieee", None, False,
+                                    a.device)[2] is not None
+
+
+assert not plans_tma(torch.randn(16, 16), torch.randn(16, 16))
+assert plans_tma(torch.randn(256, 48), torch.randn(48, 64))
+for dtype in (torch.float32, torch.bfloat16):
+    a, b = torch.randn(256, 48).to(dtype), torch.randn(48, 64).to(dtype)
+    spec.vjp(a, b, None, spec.forward(a, b, None))
 print("gemm variants ok", flush=True)
 
 # Rows longer than one block take the looped path of the row kernels.

@@ -32,7 +32,7 @@ _TENSOR_KEY = "({0}.shape, {0}.stride(), {0}.dtype, {0}.get_device(), {0}.data_p
 # what ``replay.layout_key`` makes of a value of each argument kind, as one inline expression
 # (the kind's usual Python type inline, anything else through ``value_key``)
 _VALUE_KEYS = {
-    "float": "({0}.hex() if {0}.__class__ is float else _value_key({0}))",
+    "float": "({0} if {0}.__class__ is float and {0} and {0} == {0} else _value_key({0}))",
     "int": "((int, {0}) if {0}.__class__ is int else _value_key({0}))",
     "bool": "((bool, {0}) if {0}.__class__ is bool else _value_key({0}))",
     "str": "((str, {0}) if {0}.__class__ is str else _value_key({0}))",
@@ -73,7 +73,7 @@ class EagerPath:
 
         # -- the public function: the warm path, else ``general`` ---------------------------
         guards, keys, wants_grad = [], [], []
-        for n, kind in zip(names, kinds):
+        for n, kind, a in zip(names, kinds, args):
             tensor_key = _TENSOR_KEY.format(n)
             if kind == "tensor":
                 guards.append(_tensor_ok(n))
@@ -84,11 +84,14 @@ class EagerPath:
                 keys.append(f"(_NONE_KEY if {n} is None else {tensor_key})")
                 wants_grad.append(f"({n} is not None and {n}.requires_grad)")
             elif kind == "operand":
-                guards.append(f"({n}.__class__ in _NUMBERS or {_tensor_ok(n)})")
+                guards.append(f"({_tensor_ok(n)} or {n}.__class__ in _NUMBERS)")
                 keys.append(f"({tensor_key} if {n}.__class__ in _PLAIN_TENSORS else _value_key({n}))")
                 wants_grad.append(f"({n}.__class__ in _PLAIN_TENSORS and {n}.requires_grad)")
             else:  # a value: an object (a Broadcast) keys as None, which no entry has
-                keys.append(_VALUE_KEYS.get(kind, "_value_key({0})").format(n))
+                key = _VALUE_KEYS.get(kind, "_value_key({0})")
+                if a.default is None:  # mostly left out
+                    key = "(_NONE_KEY if {0} is None else " + key + ")"
+                keys.append(key.format(n))
         state = ("_is_compiling() or _dispatch_modes() or _tracing() or _functorch() "
                  "or _forward_ad._current_level >= 0" + (" or _autocast()" if autocast else ""))
         # a warm call passes the checked values of its non-tensor arguments (``check`` normalizes

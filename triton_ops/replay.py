@@ -465,7 +465,8 @@ def value_key(v):
         # get_device(): the CUDA index (-1 on CPU), cheaper to make and hash than a torch.device
         return (v.shape, v.stride(), v.dtype, v.get_device(), v.data_ptr() & 15)
     if type(v) is float:
-        return v.hex()
+        # a float's bits: 0.0 and -0.0 (equal) differ in a kernel, NaN never equals itself
+        return v if v and v == v else v.hex()
     if type(v) in _PLAIN:
         return (type(v), v)
     if type(v) in (list, tuple):
