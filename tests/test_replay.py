@@ -221,8 +221,9 @@ for name in triton_ops.registry:
     if name == "identity":
         continue
     spec = triton_ops.registry[name]
-    # GEMMs at a shape whose rows are 16-byte multiples: TMA descriptors (on sm_90 and here)
-    shape = (16, 32, 32) if spec.family == "matmul" else (3, 5)
+    # GEMMs at a shape whose rows are 16-byte multiples, of more than one output tile: TMA
+    # descriptors (on sm_90 and here)
+    shape = (128, 32, 32) if spec.family == "matmul" else (3, 5)
     seen = []
     for seed in (0, 1):
         args = cases.make_args(spec, shape, torch.float32, "cpu", torch.Generator().manual_seed(seed))
