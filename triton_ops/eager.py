@@ -27,12 +27,12 @@ from . import replay, runtime
 _PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
 _NUMBERS = (int, float, bool)
 REQUIRED = inspect.Parameter.empty
-_TENSOR_KEY = "({0}.shape, {0}.stride(), {0}.dtype, {0}.get_device(), {0}.data_ptr() & 15)"
+_TENSOR_KEY = replay.TENSOR_KEY
 
-# what ``replay.layout_key`` makes of a value of each argument kind, as one inline expression
+# what ``replay.value_key`` makes of a value of each argument kind, as one inline expression
 # (the kind's usual Python type inline, anything else through ``value_key``)
 _VALUE_KEYS = {
-    "float": "({0} if {0}.__class__ is float and {0} and {0} == {0} else _value_key({0}))",
+    "float": "(" + replay.FLOAT_KEY + " if {0}.__class__ is float else _value_key({0}))",
     "int": "((int, {0}) if {0}.__class__ is int else _value_key({0}))",
     "bool": "((bool, {0}) if {0}.__class__ is bool else _value_key({0}))",
     "str": "((str, {0}) if {0}.__class__ is str else _value_key({0}))",

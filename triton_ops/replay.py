@@ -457,16 +457,25 @@ def _expression(recipe, source, constant) -> str:
 _PLAIN = (int, bool, str, type(None), torch.dtype)
 
 
+# A tensor's and a float's part of a layout key as Python expressions of the value ``{0}``: one
+# source for ``value_key`` and for the warm paths ``eager`` generates (which inline them).
+# get_device(): the CUDA index (-1 on CPU), cheaper to make and hash than a torch.device; the
+# 16-byte alignment decides vector widths and TMA. A float by value, by its bits where value
+# and bits part: 0.0 and -0.0 (equal) differ in a kernel, NaN never equals itself.
+TENSOR_KEY = "({0}.shape, {0}.stride(), {0}.dtype, {0}.get_device(), {0}.data_ptr() & 15)"
+FLOAT_KEY = "({0} if {0} and {0} == {0} else {0}.hex())"
+_tensor_key = eval(f"lambda v: {TENSOR_KEY.format('v')}")
+_float_key = eval(f"lambda v: {FLOAT_KEY.format('v')}")
+
+
 def value_key(v):
-    """What a launcher's call depends on in one value: a tensor's shape, strides, dtype, device
-    and 16-byte alignment; any other value itself (floats by their bits, with their type: 1, 1.0
-    and True are three keys). None when the value is none of these (an object: no key)."""
+    """What a launcher's call depends on in one value: a tensor's layout (``TENSOR_KEY``); any
+    other value itself (floats by ``FLOAT_KEY``, others with their type: 1, 1.0 and True are
+    three keys). None when the value is none of these (an object: no key)."""
     if isinstance(v, torch.Tensor):
-        # get_device(): the CUDA index (-1 on CPU), cheaper to make and hash than a torch.device
-        return (v.shape, v.stride(), v.dtype, v.get_device(), v.data_ptr() & 15)
+        return _tensor_key(v)
     if type(v) is float:
-        # a float's bits: 0.0 and -0.0 (equal) differ in a kernel, NaN never equals itself
-        return v if v and v == v else v.hex()
+        return _float_key(v)
     if type(v) in _PLAIN:
         return (type(v), v)
     if type(v) in (list, tuple):
