@@ -105,6 +105,10 @@ def _softmax_op(name: str, log: bool, reference):
     def alloc(x, dim):
         return torch.empty_like(x), x.new_empty((_rows(x, dim),), dtype=stat_dtype(x))
 
+    def forward(x, dim):
+        """The forward alone (no gradient will be asked for): no log-sum-exp allocated or written."""
+        return softmax_forward(x, _dim(dim, x.dim()), log, torch.empty_like(x))[0]
+
     def forward_saved(x, dim):
         return softmax_forward(x, _dim(dim, x.dim()), log, *alloc(x, dim))
 
@@ -115,11 +119,12 @@ def _softmax_op(name: str, log: bool, reference):
 
     def min_bytes(x, dim=-1):
         stats = _rows(x, dim) * 4
-        return 2 * runtime.nbytes(x) + stats, 3 * runtime.nbytes(x) + stats
+        # the forward alone stores no log-sum-exp (a training forward adds it)
+        return 2 * runtime.nbytes(x), 3 * runtime.nbytes(x) + stats
 
     args = (Arg("input"), Arg("dim", "int", -1))
     return register(OpSpec(
-        name=name, family="norm", args=args, forward=None, forward_saved=forward_saved, n_saved=1, vjp=vjp,
+        name=name, family="norm", args=args, forward=forward, forward_saved=forward_saved, n_saved=1, vjp=vjp,
         reference=reference, fwd_kernels=(softmax_fwd_kernel,), bwd_kernels=(softmax_bwd_kernel,),
         check=check, alloc=alloc, vjp_alloc=lambda x, dim, grad: [torch.empty_like(x)], min_bytes=min_bytes,
         sample=lambda shape, dtype, device, gen: (randn(shape, dtype, device, gen, 3.0), -1),
