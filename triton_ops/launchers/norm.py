@@ -182,9 +182,10 @@ def layer_norm_vjp(x, normalized_shape, weight, bias, grad, stats, need_x, need_
 
 
 @runtime.plan_cache
-def _rms_plan(shape, layouts, w_strides, d, dtype, need_dw, device, backward):
+def _rms_plan(shape, layouts, w_strides, d, dtype, need_dw, device, backward, stats=False):
     """``layouts``: ((name, strides), ...) of x and the tensors of x's shape the kernel reads or
-    writes (``<name>_r``, ``<name>_c``, ``<name>_c1``); the weight is read through its own strides."""
+    writes (``<name>_r``, ``<name>_c``, ``<name>_c1``); the weight is read through its own strides.
+    ``stats``: the forward stores rstd."""
     kernel = rms_norm_bwd_kernel if backward else rms_norm_fwd_kernel
     layouts, params = dict(layouts), {"w": w_strides}
     cols, rows = _groups(shape, d, layouts, params)
@@ -195,7 +196,7 @@ def _rms_plan(shape, layouts, w_strides, d, dtype, need_dw, device, backward):
     for k in layouts:
         strides.update({f"{k}_r": rows.strides[k], f"{k}_c": cols.strides[k], f"{k}_c1": cols.strides[k][-1]})
     w_c, w_c1 = _param_strides(cols, "w")
-    flags = {"NEED_DW": need_dw} if backward else {}
+    flags = {"NEED_DW": need_dw} if backward else {"STATS": stats}
     launch = runtime.LaunchPlan(
         kernel, (programs,), {"num_warps": row_warps(block_r, block_d, backward)},
         r_sizes=rows.sizes, c_sizes=cols.sizes, R=R, D=D, **strides,
@@ -205,13 +206,14 @@ def _rms_plan(shape, layouts, w_strides, d, dtype, need_dw, device, backward):
     return launch, parts
 
 
-def rms_norm_forward(x, normalized_shape, weight, eps, y, rstd):
-    """y = x / sqrt(mean(x^2) + eps) * w into ``y``, with the per-row rstd (saved for the VJP)."""
+def rms_norm_forward(x, normalized_shape, weight, eps, y, rstd=None):
+    """y = x / sqrt(mean(x^2) + eps) * w into ``y``, with the per-row rstd (saved for the VJP)
+    when given."""
     if x.numel() == 0:
         return y, rstd
     launch, _ = _rms_plan(tuple(x.shape), (("x", tuple(x.stride())), ("y", tuple(y.stride()))), _strides(weight),
-                          len(normalized_shape), x.dtype, False, x.device, False)
-    launch(y_ptr=y, rstd_ptr=rstd, x_ptr=x, w_ptr=weight if weight is not None else x,
+                          len(normalized_shape), x.dtype, False, x.device, False, rstd is not None)
+    launch(y_ptr=y, rstd_ptr=rstd if rstd is not None else y, x_ptr=x, w_ptr=weight if weight is not None else x,
            numbers=split_float(eps, launch.fixed["COMPUTE"]))
     return y, rstd
 
