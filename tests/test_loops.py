@@ -398,18 +398,25 @@ def test_layer_norm_combine_mixed_parameter_dtypes(gpu_plans):
     assert_close(db, g.cpu().sum(0), F64, "layer_norm dbias (float64 bias)")
 
 
-def test_layer_norm_parameter_gradients_repeat_bitwise(gpu_plans):
-    # 1100 x 48: 9 programs on a GPU (one program in the interpreter); then the GPU plan itself
+@pytest.mark.parametrize("name", ["layer_norm", "rms_norm"])
+def test_norm_parameter_gradients_repeat_bitwise(gpu_plans, name):
+    # 1100 x 48: one program in the interpreter (the row kernel writes dW/db itself), then the
+    # GPU plan: 9 programs, partial rows and the fixed-order combine
     from triton_ops.launchers import norm
 
     gen = torch.Generator().manual_seed(3)
     x = _rand(1100, 48, gen=gen).float().requires_grad_()
     w, b = _rand(48, gen=gen).float().requires_grad_(), _rand(48, gen=gen).float().requires_grad_()
     g = _rand(1100, 48, gen=gen).float()
-    first = [_grads(triton_ops.layer_norm(x, [48], w, b), (x, w, b), g) for _ in range(2)]
+    params = (w, b) if name == "layer_norm" else (w,)
+
+    def call():
+        return _grads(triton_ops.registry[name].fn(x, [48], *params, 1e-5), (x, *params), g)
+
+    first = [call() for _ in range(2)]
     gpu_plans(norm, programs=4 * 132)
     assert norm.ln_config(1100, 48, DEVICE, backward=True)[2] == 9
-    second = [_grads(triton_ops.layer_norm(x, [48], w, b), (x, w, b), g) for _ in range(2)]
+    second = [call() for _ in range(2)]
     for runs in (first, second):
         assert all(torch.equal(p, q) for p, q in zip(*runs))
     for p, q in zip(first[0], second[0]):  # another summation order: equal to float32 rounding only
