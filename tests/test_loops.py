@@ -363,6 +363,32 @@ def test_norm_vjp_one_program_writes_parameter_gradients(R, D, grad_args, _):
     assert _launched(lambda: _check("rms_norm", [x, [D], w, 1e-5], f"rms_norm {R}x{D}", rms_args)) == 1 + 1
 
 
+@pytest.mark.parametrize("name", ["layer_norm", "rms_norm"])
+def test_norm_long_rows_parameter_gradients_rounded_once(name):
+    # bfloat16 parameters, rows of 16385 walked in 3 row blocks by one program: the sums stay in
+    # a float32 partial row and are rounded to bfloat16 once (writing into dW block by block
+    # would round every block's running sum: errors of about 2^-9 of the running sum)
+    block_r, block_d, programs, _ = _ln_plan(5, 16385)
+    interpreter_plan(programs == 1 and 16385 > block_d and runtime.cdiv(5, block_r) == 3)
+    gen = torch.Generator().manual_seed(11)
+    bf16 = torch.bfloat16
+    x, w, b, g = (_rand(5, 16385, gen=gen, scale=2.0).to(bf16), _rand(16385, gen=gen, shift=1.0).to(bf16),
+                  _rand(16385, gen=gen).to(bf16), _rand(5, 16385, gen=gen).to(bf16))
+    spec = triton_ops.registry[name]
+    args = (x, [16385], w, b, 1e-5) if name == "layer_norm" else (x, [16385], w, 1e-5)
+    grads = spec.vjp(*args, g, saved=list(spec.forward_saved(*args)[1:]))
+    x64, g64 = x.double().cpu(), g.double().cpu()
+    x_hat = (torch.nn.functional.layer_norm(x64, [16385], eps=1e-5) if name == "layer_norm"
+             else x64 * torch.rsqrt(x64.pow(2).mean(-1, keepdim=True) + 1e-5))
+    expected = [(g64 * x_hat).sum(0)] + ([g64.sum(0)] if name == "layer_norm" else [])
+    for got, ref in zip(grads[1:], expected):
+        # in bfloat16 ulps of the exact sum: one rounding (the interpreter truncates: under 1 ulp,
+        # 0.5 on average) against one per row block (3.5 on average, measured)
+        ulp = torch.exp2(torch.floor(torch.log2(ref.abs().clamp_min(1e-30))) - 7)  # bfloat16: 8 significant bits
+        err = (got.double().cpu() - ref).abs() / (ulp + 1e-6)  # + 1e-6: sums that cancel to about 0
+        assert float(err.mean()) < 1.0 and float(err.max()) < 2.0, (name, float(err.mean()), float(err.max()))
+
+
 @pytest.mark.parametrize("grad_args,vjp_launches", NORM_NEEDS)
 def test_norm_vjp_partials_one_combine(gpu_plans, grad_args, vjp_launches):
     # 4 persistent programs over 9 row blocks (as on a GPU): one partials buffer holds every
