@@ -44,6 +44,7 @@ class Mutant:
 # so the same table runs against an older test suite).
 T_MM = ("tests/test_loops.py", "tests/test_layers.py")
 T_LN = ("tests/test_loops.py", "tests/test_edges.py", "tests/test_layers.py")
+T_LLM = ("tests/test_loops.py", "tests/test_llm.py")
 T_LOSS = ("tests/test_loops.py", "tests/test_edges.py", "tests/test_losses.py")
 T_PW = ("tests/test_loops.py", "tests/test_binary.py", "tests/test_unary.py")
 T_UNARY = ("tests/test_edges.py", "tests/test_unary.py")
@@ -128,6 +129,10 @@ MUTANTS = [
       'numbers=split_float(eps, launch.fixed["COMPUTE"]))\n    return y, stats',
       'numbers=split_float(1e-5, launch.fixed["COMPUTE"]))\n    return y, stats',
       "LayerNorm ignores eps", T_LN),
+    M("rms-partials-one-slot", "triton_ops/bwd/rms_norm.py", "tl.store(dw_ptr + pid * D + cols, dw_acc",
+      "tl.store(dw_ptr + cols, dw_acc", "RMSNorm: every program writes dweight partial row 0", T_LLM),
+    M("softmax-stats-dropped", "triton_ops/launchers/softmax.py", "x.dtype, x.device, lse is not None)",
+      "x.dtype, x.device, False)", "softmax: the training forward stores no log-sum-exp", T_LLM),
     # ---- deterministic combine of partials (templates/reduce.py)
     M("combine-read-order", "triton_ops/templates/reduce.py", "part_ptr + rows[:, None] * K + cols[None, :]",
       "part_ptr + rows[:, None] + cols[None, :] * P", "partials read transposed ([K, P] instead of [P, K])",
