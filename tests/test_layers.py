@@ -277,8 +277,12 @@ def test_layer_norm_forward_alone_stores_no_statistics():
     with count_bytes() as alone:
         y = spec.forward(*args)
     with count_bytes() as training:
-        y_saved, mean, rstd = spec.forward_saved(*args)
+        y_saved, stats = spec.forward_saved(*args)
     assert torch.equal(y, y_saved)
+    # one [2, R] allocation: the mean, then rstd
+    assert stats.shape == (2, 6)
+    torch.testing.assert_close(stats[0], x.mean(-1))
+    torch.testing.assert_close(stats[1], torch.rsqrt(x.var(-1, unbiased=False) + 1e-5))
     assert training.total - alone.total == 2 * 6 * 4
     with torch.no_grad():
         assert torch.equal(triton_ops.layer_norm(*args), y)

@@ -82,6 +82,27 @@ def test_softmax_reads_strided_input_without_a_copy():
     assert not [n for n in ops.names if "copy" in n or "clone" in n or "contiguous" in n], ops.names
 
 
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "rms_norm"])
+def test_forward_alone_stores_no_statistics(name):
+    """Under no_grad the forward writes y only (no log-sum-exp / rstd allocated, 4 bytes a row
+    less), bit for bit the y of the training forward, which saves the statistic."""
+    from triton_ops.counting import count_bytes
+
+    spec = triton_ops.registry[name]
+    x = torch.randn(6, 40, device=DEVICE)
+    args = (x, [40], torch.randn(40, device=DEVICE), 1e-5) if name == "rms_norm" else (x, -1)
+    with count_bytes() as alone:
+        y = spec.forward(*args)
+    with count_bytes() as training:
+        y_saved, stat = spec.forward_saved(*args)
+    assert torch.equal(y, y_saved)
+    assert training.total - alone.total == 6 * 4
+    expected = torch.rsqrt(x.pow(2).mean(-1) + 1e-5) if name == "rms_norm" else torch.logsumexp(x, -1)
+    torch.testing.assert_close(stat, expected)
+    with torch.no_grad():
+        assert torch.equal(spec.fn(*args), y)
+
+
 @pytest.mark.parametrize("name", ["softmax", "log_softmax"])
 def test_softmax_minus_inf_entries_as_torch(name):
     ref = getattr(torch, name)

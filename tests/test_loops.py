@@ -338,18 +338,111 @@ def test_layer_norm_gpu_plan_partials(gpu_plans, sms):
     _check("rms_norm", [x2, [9000], w2, 1e-5], f"rms_norm long rows {programs} programs")
 
 
-def test_layer_norm_parameter_gradients_repeat_bitwise(gpu_plans):
-    # 1100 x 48: 9 programs on a GPU (one program in the interpreter); then the GPU plan itself
+def _launched(fn):
+    before = runtime.launch_count()
+    fn()
+    return runtime.launch_count() - before
+
+
+# (gradients asked for, LayerNorm VJP launches with partials: the row kernel, then one combine
+# for dweight and dbias together, or for the one asked for)
+NORM_NEEDS = [((0, 2, 3), 2), ((0, 2), 2), ((0, 3), 2), ((0,), 1)]
+
+
+@pytest.mark.parametrize("R,D", [(20, 48), (2, 16385)])
+@pytest.mark.parametrize("grad_args,_", NORM_NEEDS)
+def test_norm_vjp_one_program_writes_parameter_gradients(R, D, grad_args, _):
+    # one program owns every row (SINGLE rows kept in registers, or long rows in one row block):
+    # the row kernel writes dweight/dbias itself, no partials and no combine (one launch)
+    block_r, block_d, programs, _rows = _ln_plan(R, D)
+    assert programs == 1 and (D <= block_d or R <= block_r)
+    gen = torch.Generator().manual_seed(R)
+    x, w, b = _rand(R, D, gen=gen, scale=2.0, shift=1.0), _rand(D, gen=gen, shift=1.0), _rand(D, gen=gen)
+    assert _launched(lambda: _check("layer_norm", [x, [D], w, b, 1e-5], f"layer_norm {R}x{D}", grad_args)) == 1 + 1
+    rms_args = [i for i in grad_args if i != 3]
+    assert _launched(lambda: _check("rms_norm", [x, [D], w, 1e-5], f"rms_norm {R}x{D}", rms_args)) == 1 + 1
+
+
+@pytest.mark.parametrize("name", ["layer_norm", "rms_norm"])
+def test_norm_long_rows_parameter_gradients_rounded_once(name):
+    # bfloat16 parameters, rows of 16385 walked in 3 row blocks by one program: the sums stay in
+    # a float32 partial row and are rounded to bfloat16 once (writing into dW block by block
+    # would round every block's running sum: errors of about 2^-9 of the running sum)
+    block_r, block_d, programs, _ = _ln_plan(5, 16385)
+    interpreter_plan(programs == 1 and 16385 > block_d and runtime.cdiv(5, block_r) == 3)
+    gen = torch.Generator().manual_seed(11)
+    bf16 = torch.bfloat16
+    x, w, b, g = (_rand(5, 16385, gen=gen, scale=2.0).to(bf16), _rand(16385, gen=gen, shift=1.0).to(bf16),
+                  _rand(16385, gen=gen).to(bf16), _rand(5, 16385, gen=gen).to(bf16))
+    spec = triton_ops.registry[name]
+    args = (x, [16385], w, b, 1e-5) if name == "layer_norm" else (x, [16385], w, 1e-5)
+    grads = spec.vjp(*args, g, saved=list(spec.forward_saved(*args)[1:]))
+    x64, g64 = x.double().cpu(), g.double().cpu()
+    x_hat = (torch.nn.functional.layer_norm(x64, [16385], eps=1e-5) if name == "layer_norm"
+             else x64 * torch.rsqrt(x64.pow(2).mean(-1, keepdim=True) + 1e-5))
+    expected = [(g64 * x_hat).sum(0)] + ([g64.sum(0)] if name == "layer_norm" else [])
+    for got, ref in zip(grads[1:], expected):
+        # in bfloat16 ulps of the exact sum: one rounding (the interpreter truncates: under 1 ulp,
+        # 0.5 on average) against one per row block (3.5 on average, measured)
+        ulp = torch.exp2(torch.floor(torch.log2(ref.abs().clamp_min(1e-30))) - 7)  # bfloat16: 8 significant bits
+        err = (got.double().cpu() - ref).abs() / (ulp + 1e-6)  # + 1e-6: sums that cancel to about 0
+        assert float(err.mean()) < 1.0 and float(err.max()) < 2.0, (name, float(err.mean()), float(err.max()))
+
+
+@pytest.mark.parametrize("grad_args,vjp_launches", NORM_NEEDS)
+def test_norm_vjp_partials_one_combine(gpu_plans, grad_args, vjp_launches):
+    # 4 persistent programs over 9 row blocks (as on a GPU): one partials buffer holds every
+    # program's dweight row and dbias row, added by one combine launch
+    from triton_ops.launchers import norm
+
+    gpu_plans(norm, programs=4 * 4)
+    assert norm.ln_config(1100, 48, DEVICE, backward=True)[2] == 4
+    gen = torch.Generator().manual_seed(len(grad_args))
+    x, w, b = _rand(1100, 48, gen=gen, scale=2.0), _rand(48, gen=gen, shift=1.0), _rand(48, gen=gen)
+    assert _launched(lambda: _check("layer_norm", [x, [48], w, b, 1e-5], "layer_norm partials", grad_args)) \
+        == 1 + vjp_launches
+    rms_args = [i for i in grad_args if i != 3]
+    assert _launched(lambda: _check("rms_norm", [x, [48], w, 1e-5], "rms_norm partials", rms_args)) \
+        == 1 + (2 if 2 in rms_args else 1)
+
+
+def test_layer_norm_combine_mixed_parameter_dtypes(gpu_plans):
+    # the one combine of both parameters' (float64) partial rows stores each half in its own
+    # parameter's dtype: a float32 dweight rounded once, a float64 dbias
+    from triton_ops.launchers import norm
+
+    gpu_plans(norm, programs=4 * 4)
+    gen = torch.Generator().manual_seed(5)
+    x, w, b, g = _rand(1100, 48, gen=gen), _rand(48, gen=gen, shift=1.0).float(), _rand(48, gen=gen), \
+        _rand(1100, 48, gen=gen)
+    spec = triton_ops.registry["layer_norm"]
+    args = (x, [48], w, b, 1e-5)
+    _, dw, db = spec.vjp(*args, g, saved=list(spec.forward_saved(*args)[1:]))
+    assert (dw.dtype, db.dtype) == (torch.float32, F64)
+    x_hat = torch.nn.functional.layer_norm(x.cpu(), [48], eps=1e-5)
+    assert_close(dw, (g.cpu() * x_hat).sum(0), torch.float32, "layer_norm dweight (float32 weight)")
+    assert_close(db, g.cpu().sum(0), F64, "layer_norm dbias (float64 bias)")
+
+
+@pytest.mark.parametrize("name", ["layer_norm", "rms_norm"])
+def test_norm_parameter_gradients_repeat_bitwise(gpu_plans, name):
+    # 1100 x 48: one program in the interpreter (the row kernel writes dW/db itself), then the
+    # GPU plan: 9 programs, partial rows and the fixed-order combine
     from triton_ops.launchers import norm
 
     gen = torch.Generator().manual_seed(3)
     x = _rand(1100, 48, gen=gen).float().requires_grad_()
     w, b = _rand(48, gen=gen).float().requires_grad_(), _rand(48, gen=gen).float().requires_grad_()
     g = _rand(1100, 48, gen=gen).float()
-    first = [_grads(triton_ops.layer_norm(x, [48], w, b), (x, w, b), g) for _ in range(2)]
+    params = (w, b) if name == "layer_norm" else (w,)
+
+    def call():
+        return _grads(triton_ops.registry[name].fn(x, [48], *params, 1e-5), (x, *params), g)
+
+    first = [call() for _ in range(2)]
     gpu_plans(norm, programs=4 * 132)
     assert norm.ln_config(1100, 48, DEVICE, backward=True)[2] == 9
-    second = [_grads(triton_ops.layer_norm(x, [48], w, b), (x, w, b), g) for _ in range(2)]
+    second = [call() for _ in range(2)]
     for runs in (first, second):
         assert all(torch.equal(p, q) for p, q in zip(*runs))
     for p, q in zip(first[0], second[0]):  # another summation order: equal to float32 rounding only

@@ -1,8 +1,10 @@
-"""LayerNorm VJP: dx in one fused pass per row block; dweight/dbias as per-program partial sums
-(added in a fixed order by ``bwd/reduce.combine_partials``: no atomics)."""
+"""LayerNorm VJP: dx in one fused pass per row block; dweight/dbias written by the row kernel
+itself when one program owns every row, else as per-program partial rows (added in a fixed order
+by one ``bwd/reduce.combine_partials`` launch for both: no atomics)."""
 import triton
 import triton.language as tl
 
+from ..templates.norm import add_to_row
 from ..tiles import c_offsets, group_offsets, helper, load_tile, row_block, row_share
 
 
@@ -21,7 +23,7 @@ def _chunk(c0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w_ptr, mean, rstd, c
 
 
 @triton.jit
-def layer_norm_bwd_kernel(dx_ptr, dw_part_ptr, db_part_ptr, x_ptr, w_ptr, g_ptr, mean_ptr, rstd_ptr,
+def layer_norm_bwd_kernel(dx_ptr, dw_ptr, db_ptr, x_ptr, w_ptr, g_ptr, stats_ptr, part_stride,
                           r_sizes, c_sizes, R, D, x_r, x_c, x_c1, g_r, g_c, g_c1, dx_r, dx_c, dx_c1,
                           w_c, w_c1, HAS_W: tl.constexpr, NEED_DW: tl.constexpr, NEED_DB: tl.constexpr, SINGLE: tl.constexpr,
                           COMPUTE: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr,
@@ -31,6 +33,10 @@ def layer_norm_bwd_kernel(dx_ptr, dw_part_ptr, db_part_ptr, x_ptr, w_ptr, g_ptr,
     # SINGLE: x and g read once; dw/db accumulate in registers and are written once per
     # program (one partial row each). Longer rows: a statistics pass and an output pass over
     # x and g, and the partial rows updated chunk by chunk (each program owns its own row).
+    # dw_ptr/db_ptr: this program's partial row at pid * part_stride (fp32; one [P, 2D] buffer
+    # holds both), or, when one program owns every row (SINGLE, or one row block), dweight and
+    # dbias themselves: no partials, no combine launch, the same single rounding.
+    # mean and rstd: stats_ptr [2, R].
     pid = tl.program_id(0)
     cols = tl.arange(0, BLOCK_D)
     if INDEX_64:  # rows are always int64 (row_block); column offsets only when they can pass 2^31
@@ -45,17 +51,17 @@ def layer_norm_bwd_kernel(dx_ptr, dw_part_ptr, db_part_ptr, x_ptr, w_ptr, g_ptr,
         for c0 in range(0, D, BLOCK_D):
             cm = (c0 + cols) < D
             if NEED_DW:
-                tl.store(dw_part_ptr + pid * D + c0 + cols, tl.zeros([BLOCK_D], COMPUTE), mask=cm)
+                tl.store(dw_ptr + pid * part_stride + c0 + cols, tl.zeros([BLOCK_D], dw_ptr.dtype.element_ty), mask=cm)
             if NEED_DB:
-                tl.store(db_part_ptr + pid * D + c0 + cols, tl.zeros([BLOCK_D], COMPUTE), mask=cm)
+                tl.store(db_ptr + pid * part_stride + c0 + cols, tl.zeros([BLOCK_D], db_ptr.dtype.element_ty), mask=cm)
     start, stop = row_share(R, BLOCK_R)
     for r0 in range(start, stop, BLOCK_R):
         rows, r_mask = row_block(r0, stop, BLOCK_R)
         x_row = group_offsets(rows, r_sizes, x_r)
         g_row = group_offsets(rows, r_sizes, g_r)
         dx_row = group_offsets(rows, r_sizes, dx_r)[:, None]
-        mean = tl.load(mean_ptr + rows, mask=r_mask, other=0.0).to(COMPUTE)[:, None]
-        rstd = tl.load(rstd_ptr + rows, mask=r_mask, other=0.0).to(COMPUTE)[:, None]
+        mean = tl.load(stats_ptr + rows, mask=r_mask, other=0.0).to(COMPUTE)[:, None]
+        rstd = tl.load(stats_ptr + R + rows, mask=r_mask, other=0.0).to(COMPUTE)[:, None]
         if SINGLE:
             mask = r_mask[:, None] & c_mask[None, :]
             x = load_tile(x_ptr, x_row, cols, c_sizes, x_c, x_c1, mask, COMPUTE)
@@ -89,13 +95,11 @@ def layer_norm_bwd_kernel(dx_ptr, dw_part_ptr, db_part_ptr, x_ptr, w_ptr, g_ptr,
                 tl.store(dx_ptr + dx_row + c_offsets(cc, c_sizes, dx_c, dx_c1)[None, :], dx.to(dx_ptr.dtype.element_ty),
                          mask=mask)
                 if NEED_DW:
-                    part = dw_part_ptr + pid * D + cc
-                    tl.store(part, tl.load(part, mask=cm, other=0.0) + tl.sum(g * x_hat, axis=0), mask=cm)
+                    add_to_row(dw_ptr + pid * part_stride + cc, cm, tl.sum(g * x_hat, axis=0), COMPUTE)
                 if NEED_DB:
-                    part = db_part_ptr + pid * D + cc
-                    tl.store(part, tl.load(part, mask=cm, other=0.0) + tl.sum(g, axis=0), mask=cm)
+                    add_to_row(db_ptr + pid * part_stride + cc, cm, tl.sum(g, axis=0), COMPUTE)
     if SINGLE:
         if NEED_DW:
-            tl.store(dw_part_ptr + pid * D + cols, dw_acc, mask=c_mask)
+            tl.store(dw_ptr + pid * part_stride + cols, dw_acc.to(dw_ptr.dtype.element_ty), mask=c_mask)
         if NEED_DB:
-            tl.store(db_part_ptr + pid * D + cols, db_acc, mask=c_mask)
+            tl.store(db_ptr + pid * part_stride + cols, db_acc.to(db_ptr.dtype.element_ty), mask=c_mask)

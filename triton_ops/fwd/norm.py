@@ -16,8 +16,10 @@ def layer_norm_fwd_kernel(y_ptr, mean_ptr, rstd_ptr, x_ptr, w_ptr, b_ptr, number
     # mean, the variance (two-pass, no cancellation) and the output: bytes |x| + |y| + 8 per row
     # (+ w, b once per program). Longer rows: chunked Welford statistics, then a second read of x
     # to normalize. w and b are read through their own strides over the normalized axes (sliced
-    # or stride-0 parameters are never copied). STATS: mean and rstd stored for the VJP (a
-    # forward whose caller needs no gradient stores neither: 8 bytes a row less).
+    # or stride-0 parameters are never copied). STATS: mean and rstd stored for the VJP, the two
+    # rows of one [2, R] buffer (one allocation per call; passed as two pointers, which keeps
+    # 127 registers where an offset from one pointer needs 128); a forward whose caller needs no
+    # gradient stores neither: 8 bytes a row less.
     eps = joined(numbers[0], numbers[1], COMPUTE)
     cols = tl.arange(0, BLOCK_D)
     if INDEX_64:  # rows are always int64 (row_block); column offsets only when they can pass 2^31

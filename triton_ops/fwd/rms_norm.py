@@ -10,7 +10,7 @@ from ..tiles import block_columns, c_offsets, group_offsets, joined, row_block, 
 def rms_norm_fwd_kernel(y_ptr, rstd_ptr, x_ptr, w_ptr, numbers, r_sizes, c_sizes, R, D,
                         x_r, x_c, x_c1, y_r, y_c, y_c1, w_c, w_c1,
                         HAS_W: tl.constexpr, SINGLE: tl.constexpr, COMPUTE: tl.constexpr,
-                        BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr, INDEX_64: tl.constexpr):
+                        BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr, INDEX_64: tl.constexpr, STATS: tl.constexpr):
     # One program owns an equal share of the row blocks (row_share: one block, as launched),
     # BLOCK_R rows at a time. SINGLE (D <= BLOCK_D): x read once and kept in registers: bytes
     # |x| + |y| + 4 per row (+ w once per program). Longer rows: a sum-of-squares pass, then a
@@ -44,4 +44,5 @@ def rms_norm_fwd_kernel(y_ptr, rstd_ptr, x_ptr, w_ptr, numbers, r_sizes, c_sizes
                                               HAS_W, COMPUTE)
             tl.store(y_ptr + y_row + c_offsets(cc, c_sizes, y_c, y_c1)[None, :],
                      (x * rstd[:, None] * w).to(y_ptr.dtype.element_ty), mask=mask)
-        tl.store(rstd_ptr + rows, rstd, mask=r_mask)
+        if STATS:  # rstd saved for the VJP (a forward whose caller needs no gradient stores none)
+            tl.store(rstd_ptr + rows, rstd, mask=r_mask)

@@ -10,10 +10,11 @@ from ..tiles import block_columns, group_offsets, row_block, row_range
 @triton.jit
 def softmax_fwd_kernel(y_ptr, lse_ptr, x_ptr, r_sizes, R, C, rows_per_program, x_r, x_c, y_r, y_c,
                        LOG: tl.constexpr, SINGLE: tl.constexpr, COMPUTE: tl.constexpr,
-                       BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr):
+                       BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr, STATS: tl.constexpr):
     # One program owns rows_per_program rows, BLOCK_R at a time. SINGLE (C <= BLOCK_C): x read
-    # once and kept in registers: bytes |x| + |y| + 4 per row (the log-sum-exp the VJP reuses).
-    # Longer rows: an online max/sum pass, then a second read of x to write y.
+    # once and kept in registers: bytes |x| + |y| + 4 per row (STATS: the log-sum-exp the VJP
+    # reuses; a forward whose caller needs no gradient stores none, and its caller allocates
+    # none). Longer rows: an online max/sum pass, then a second read of x to write y.
     cols = block_columns(BLOCK_C, INDEX_64)
     start, stop = row_range(rows_per_program, R)
     for r0 in range(start, stop, BLOCK_R):
@@ -40,4 +41,5 @@ def softmax_fwd_kernel(y_ptr, lse_ptr, x_ptr, r_sizes, R, C, rows_per_program, x
                 x, mask = row_tile(x_ptr, x_row, c0, cols, C, x_c, r_mask, float("-inf"), COMPUTE)
                 y = x - (m + tl.log(s))[:, None] if LOG else tl.exp(x - m[:, None]) / s[:, None]
                 tl.store(y_ptr + y_row + (c0 + cols)[None, :] * y_c, y.to(y_ptr.dtype.element_ty), mask=mask)
-        tl.store(lse_ptr + rows, m + tl.log(s), mask=r_mask)
+        if STATS:
+            tl.store(lse_ptr + rows, m + tl.log(s), mask=r_mask)

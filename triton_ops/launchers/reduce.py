@@ -25,30 +25,34 @@ def combine_block_k(K: int, part_dtype, device, divide: bool) -> int:
 
 
 @runtime.plan_cache
-def _combine_plan(kernel, P: int, K: int, part_dtype, divide: bool, device) -> runtime.LaunchPlan:
+def _combine_plan(kernel, P: int, K: int, part_dtype, divide: bool, split: bool, device) -> runtime.LaunchPlan:
     block_k = combine_block_k(K, part_dtype, device, divide)
     block_p = min(runtime.next_pow2(P), max(1, runtime.tile_elements() // block_k))
     return runtime.LaunchPlan(kernel, (runtime.cdiv(K, block_k),), {"num_warps": 4}, P=P, K=K, DIVIDE=divide,
-                              COMPUTE=runtime.compute_dtype(part_dtype), BLOCK_P=block_p, BLOCK_K=block_k,
+                              SPLIT=split, COMPUTE=runtime.compute_dtype(part_dtype), BLOCK_P=block_p, BLOCK_K=block_k,
                               INDEX_64=runtime.needs_int64(P * K - 1))
 
 
 def combine_partials(partials: torch.Tensor, out: torch.Tensor, scale: float = 1.0, kernel=combine_vjp_kernel,
-                     factor_out: torch.Tensor | None = None) -> torch.Tensor:
+                     factor_out: torch.Tensor | None = None, second: torch.Tensor | None = None) -> torch.Tensor:
     """``out.view(-1) = scale * partials.sum(0)`` for contiguous ``partials`` [P, K] and ``out``.
+
+    With ``second`` (contiguous, as ``out``), the columns are two results of K / 2 each: the first
+    half goes to ``out``, the second to ``second`` (two parameter gradients, one launch).
 
     With ``factor_out`` (a one-element tensor), ``partials`` is [P, 2] of (sum, count) and
     ``out = scale * sum / max(count, 1)``, the factor ``scale / max(count, 1)`` going to
     ``factor_out`` (a "mean over the rows counted", with no host sync). ``kernel``: the VJP
     entry point, or ``fwd/reduce.combine_fwd_kernel`` in a forward."""
-    divide = factor_out is not None
-    key = (id(kernel), partials.shape, partials.dtype, divide, partials.device)
+    divide, split = factor_out is not None, second is not None
+    key = (id(kernel), partials.shape, partials.dtype, divide, split, partials.device)
     launch = _memo.get(key)
     if launch is None:
         P, K = partials.shape
-        launch = _memo[key] = _combine_plan(kernel, P, K, partials.dtype, divide, partials.device)
+        launch = _memo[key] = _combine_plan(kernel, P, K, partials.dtype, divide, split, partials.device)
     s_hi, s_lo = split_float(scale, launch.fixed["COMPUTE"])
-    launch(out_ptr=out, aux_ptr=factor_out if divide else out, part_ptr=partials, s_hi=s_hi, s_lo=s_lo)
+    aux = factor_out if divide else second if split else out
+    launch(out_ptr=out, aux_ptr=aux, part_ptr=partials, s_hi=s_hi, s_lo=s_lo)
     return out
 
 

@@ -17,9 +17,10 @@ def _layout(t):
 
 
 @runtime.plan_cache
-def _plan(backward, layouts, dim, log, dtype, device):
+def _plan(backward, layouts, dim, log, dtype, device, stats=False):
     """``layouts``: ((name, (shape, strides)), ...) of the tensors the kernel reads or writes,
-    all of x's shape; the kernel takes ``<name>_r`` (row strides) and ``<name>_c`` (class stride)."""
+    all of x's shape; the kernel takes ``<name>_r`` (row strides) and ``<name>_c`` (class stride).
+    ``stats``: the forward stores the log-sum-exp per row."""
     kernel = softmax_bwd_kernel if backward else softmax_fwd_kernel
     shape = layouts[0][1][0]
     meta = {k: aligned_strides(torch.empty_strided(shape, st, device="meta"), shape) for k, (_, st) in layouts}
@@ -35,15 +36,16 @@ def _plan(backward, layouts, dim, log, dtype, device):
         kernel, (programs,), {"num_warps": runtime.num_warps_for(block_r * block_c)},
         r_sizes=rows.sizes, R=R, C=C, rows_per_program=rows_per_program, **strides, LOG=log, SINGLE=C <= block_c,
         COMPUTE=runtime.compute_dtype(dtype), BLOCK_R=block_r, BLOCK_C=block_c,
-        INDEX_64=runtime.needs_int64(*(runtime.max_offset(*lay) for _, lay in layouts)))
+        INDEX_64=runtime.needs_int64(*(runtime.max_offset(*lay) for _, lay in layouts)),
+        **({} if backward else {"STATS": stats}))
 
 
-def softmax_forward(x, dim, log, y, lse):
+def softmax_forward(x, dim, log, y, lse=None):
     """softmax (log_softmax when ``log``) of x along ``dim`` (non-negative) into ``y``, and the
-    log-sum-exp per row into ``lse`` (saved for the VJP)."""
+    log-sum-exp per row into ``lse`` (saved for the VJP) when given."""
     if x.numel():
-        launch = _plan(False, (("x", _layout(x)), ("y", _layout(y))), dim, log, x.dtype, x.device)
-        launch(y_ptr=y, lse_ptr=lse, x_ptr=x)
+        launch = _plan(False, (("x", _layout(x)), ("y", _layout(y))), dim, log, x.dtype, x.device, lse is not None)
+        launch(y_ptr=y, lse_ptr=lse if lse is not None else y, x_ptr=x)
     return y, lse
 
 

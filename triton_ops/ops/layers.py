@@ -289,9 +289,10 @@ def _ln_check(x, normalized_shape, weight, bias, eps):
 
 
 def _ln_alloc(x, normalized_shape, weight, bias, eps):
+    """y, and the per-row mean and rstd saved for the VJP: one [2, R] tensor (one allocation)."""
     D = runtime.numel(normalized_shape)
     R = x.numel() // D if D else 0
-    return torch.empty_like(x), x.new_empty((R,), dtype=stat_dtype(x)), x.new_empty((R,), dtype=stat_dtype(x))
+    return torch.empty_like(x), x.new_empty((2, R), dtype=stat_dtype(x))
 
 
 def _ln_forward(x, normalized_shape, weight, bias, eps):
@@ -305,9 +306,9 @@ def _ln_forward_saved(x, normalized_shape, weight, bias, eps):
 
 
 def _ln_vjp(x, normalized_shape, weight, bias, eps, grad, needs=None, saved=None):
-    mean, rstd = saved
+    (stats,) = saved
     need_x, need_w, need_b = needs_all(LN_ARGS, (x, normalized_shape, weight, bias, eps), needs)
-    return layer_norm_vjp(x, normalized_shape, weight, bias, grad, mean, rstd, need_x, need_w, need_b)
+    return layer_norm_vjp(x, normalized_shape, weight, bias, grad, stats, need_x, need_w, need_b)
 
 
 def _ln_min_bytes(x, normalized_shape, weight=None, bias=None, eps=1e-5):
@@ -324,7 +325,7 @@ LN_ARGS = (Arg("x"), Arg("normalized_shape", "int[]"), Arg("weight", "tensor?", 
            Arg("eps", "float", 1e-5))
 layer_norm = register(OpSpec(
     name="layer_norm", family="norm", args=LN_ARGS,
-    forward=_ln_forward, forward_saved=_ln_forward_saved, n_saved=2, vjp=_ln_vjp,
+    forward=_ln_forward, forward_saved=_ln_forward_saved, n_saved=1, vjp=_ln_vjp,
     reference=lambda x, normalized_shape, weight=None, bias=None, eps=1e-5: torch.nn.functional.layer_norm(
         x, list(normalized_shape), weight, bias, eps),
     fwd_kernels=(layer_norm_fwd_kernel,), bwd_kernels=(layer_norm_bwd_kernel, combine_vjp_kernel),

@@ -105,6 +105,10 @@ def _softmax_op(name: str, log: bool, reference):
     def alloc(x, dim):
         return torch.empty_like(x), x.new_empty((_rows(x, dim),), dtype=stat_dtype(x))
 
+    def forward(x, dim):
+        """The forward alone (no gradient will be asked for): no log-sum-exp allocated or written."""
+        return softmax_forward(x, _dim(dim, x.dim()), log, torch.empty_like(x))[0]
+
     def forward_saved(x, dim):
         return softmax_forward(x, _dim(dim, x.dim()), log, *alloc(x, dim))
 
@@ -115,11 +119,12 @@ def _softmax_op(name: str, log: bool, reference):
 
     def min_bytes(x, dim=-1):
         stats = _rows(x, dim) * 4
-        return 2 * runtime.nbytes(x) + stats, 3 * runtime.nbytes(x) + stats
+        # the forward alone stores no log-sum-exp (a training forward adds it)
+        return 2 * runtime.nbytes(x), 3 * runtime.nbytes(x) + stats
 
     args = (Arg("input"), Arg("dim", "int", -1))
     return register(OpSpec(
-        name=name, family="norm", args=args, forward=None, forward_saved=forward_saved, n_saved=1, vjp=vjp,
+        name=name, family="norm", args=args, forward=forward, forward_saved=forward_saved, n_saved=1, vjp=vjp,
         reference=reference, fwd_kernels=(softmax_fwd_kernel,), bwd_kernels=(softmax_bwd_kernel,),
         check=check, alloc=alloc, vjp_alloc=lambda x, dim, grad: [torch.empty_like(x)], min_bytes=min_bytes,
         sample=lambda shape, dtype, device, gen: (randn(shape, dtype, device, gen, 3.0), -1),
@@ -155,6 +160,11 @@ def _rms_alloc(x, normalized_shape, weight, eps):
     return torch.empty_like(x), x.new_empty((x.numel() // D if D else 0,), dtype=stat_dtype(x))
 
 
+def _rms_forward(x, normalized_shape, weight, eps):
+    """The forward alone (no gradient will be asked for): no rstd allocated or written."""
+    return rms_norm_forward(x, normalized_shape, weight, eps, torch.empty_like(x))[0]
+
+
 def _rms_forward_saved(x, normalized_shape, weight, eps):
     return rms_norm_forward(x, normalized_shape, weight, eps, *_rms_alloc(x, normalized_shape, weight, eps))
 
@@ -175,14 +185,14 @@ def _rms_ref(x, normalized_shape, weight=None, eps=None):
 
 def _rms_min_bytes(x, normalized_shape, weight=None, eps=None):
     stats = x.numel() // max(runtime.numel(normalized_shape), 1) * 4
-    fwd = 2 * runtime.nbytes(x) + runtime.nbytes(weight) + stats
+    fwd = 2 * runtime.nbytes(x) + runtime.nbytes(weight)  # the forward alone stores no rstd
     return fwd, 3 * runtime.nbytes(x) + 2 * runtime.nbytes(weight) + stats
 
 
 RMS_ARGS = (Arg("input"), Arg("normalized_shape", "int[]"), Arg("weight", "tensor?", None), Arg("eps", "float", None))
 rms_norm = register(OpSpec(
     name="rms_norm", family="norm", args=RMS_ARGS,
-    forward=None, forward_saved=_rms_forward_saved, n_saved=1, vjp=_rms_vjp, reference=_rms_ref,
+    forward=_rms_forward, forward_saved=_rms_forward_saved, n_saved=1, vjp=_rms_vjp, reference=_rms_ref,
     fwd_kernels=(rms_norm_fwd_kernel,), bwd_kernels=(rms_norm_bwd_kernel, combine_vjp_kernel),
     check=_rms_check, alloc=_rms_alloc,
     vjp_alloc=lambda x, ns, w, eps, grad: [torch.empty_like(x), w.new_empty(w.shape) if w is not None else None],

@@ -7,7 +7,7 @@ from ..tiles import block_span, helper, joined
 
 @helper
 def combine_rows(out_ptr, aux_ptr, part_ptr, P, K, s_hi, s_lo,
-                 DIVIDE: tl.constexpr, COMPUTE: tl.constexpr, BLOCK_P: tl.constexpr,
+                 DIVIDE: tl.constexpr, SPLIT: tl.constexpr, COMPUTE: tl.constexpr, BLOCK_P: tl.constexpr,
                  BLOCK_K: tl.constexpr, INDEX_64: tl.constexpr):
     # One program owns BLOCK_K columns of the [P, K] partials and adds all P rows, a
     # [BLOCK_P, BLOCK_K] tile at a time, then one fixed tree (tl.sum): the same bits every call.
@@ -25,5 +25,9 @@ def combine_rows(out_ptr, aux_ptr, part_ptr, P, K, s_hi, s_lo,
         factor = scale / tl.maximum(tl.sum(tl.where(cols == 1, total, 0.0), axis=0), 1.0)
         tl.store(out_ptr, (tl.sum(tl.where(cols == 0, total, 0.0), axis=0) * factor).to(out_ptr.dtype.element_ty))
         tl.store(aux_ptr, factor.to(aux_ptr.dtype.element_ty))
+    elif SPLIT:  # two results of K / 2 columns each (LayerNorm's dweight and dbias): one launch for both
+        half = K // 2
+        tl.store(out_ptr + cols, (total * scale).to(out_ptr.dtype.element_ty), mask=cols < half)
+        tl.store(aux_ptr + (cols - half), (total * scale).to(aux_ptr.dtype.element_ty), mask=col_mask & (cols >= half))
     else:
         tl.store(out_ptr + cols, (total * scale).to(out_ptr.dtype.element_ty), mask=col_mask)
