@@ -127,3 +127,37 @@ def test_a_number_operand_is_warm_too():
     assert torch.equal(triton_ops.mul(3, x), 3 * x)  # another layout: recorded
     assert torch.equal(triton_ops.mul(x, 2.0), x * 2.0)
     assert replay.replay_count() - before == 2
+
+
+LAYOUT_ONLY = [(n, a) for n, s in triton_ops.registry.items() for a in s.vjp_layout_only]
+
+
+@pytest.mark.parametrize("name,arg", LAYOUT_ONLY)
+def test_a_layout_only_argument_is_never_read_by_the_vjp(name, arg):
+    """``vjp_layout_only`` is a promise: the VJP's gradients do not change when that argument's
+    values do (NaN here, or an index out of range: anything read would show). The eager route
+    then keeps it unsaved, so changing it in place before the backward is harmless."""
+    spec = triton_ops.registry[name]
+    args = list(small_args(spec, 2))
+    i = [a.name for a in spec.args].index(arg)
+    # the forward's statistics (linear's pre-activation) come from the true arguments
+    out, *saved = spec.launchers.forward_saved(*args) if spec.n_saved else (spec.forward(*args),)
+    kw = {"saved": saved} if spec.n_saved else {}
+    g = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)
+    needs = [True if isinstance(args[j], torch.Tensor) and args[j].is_floating_point() else False
+             for j in spec.tensor_args]
+    expected = spec.vjp(*args, g, needs=needs, **kw)
+    poisoned = list(args)
+    poisoned[i] = torch.full_like(args[i], float("nan") if args[i].is_floating_point() else -7)
+    got = spec.vjp(*poisoned, g, needs=needs, **kw)
+    assert all((e is None and r is None) or torch.equal(e, r) for e, r in zip(expected, got))
+    # eager: the argument changed in place between forward and backward
+    grad_args = [a.detach().clone().requires_grad_(True) if isinstance(a, torch.Tensor) and n else a
+                 for a, n in zip(args, [j in spec.tensor_args and needs[spec.tensor_args.index(j)]
+                                        for j in range(len(args))])]
+    out = spec.fn(*grad_args)
+    with torch.no_grad():
+        grad_args[i].fill_(float("nan") if grad_args[i].is_floating_point() else -7)
+    wanted = [grad_args[j] for j in spec.tensor_args if needs[spec.tensor_args.index(j)]]
+    got = torch.autograd.grad(out, wanted, g)
+    assert all(torch.equal(e, r) for e, r in zip([e for e in expected if e is not None], got))

@@ -26,6 +26,7 @@ from . import replay, runtime
 
 _PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
 _NUMBERS = (int, float, bool)
+_TENSOR_KINDS = ("tensor", "tensor?", "operand")
 REQUIRED = inspect.Parameter.empty
 _TENSOR_KEY = replay.TENSOR_KEY
 
@@ -54,10 +55,11 @@ class EagerPath:
     ``double``: ``double(values, saved, grad, needs) -> grads`` for a backward under
     ``create_graph`` (the VJP custom op); ``context``: a global setting in the layout key (the
     float32 matmul precision) or None; ``autocast``: whether ``general`` applies an autocast
-    policy (the warm path then leaves autocast regions to it)."""
+    policy (the warm path then leaves autocast regions to it); ``layout_only``: the names of
+    tensor arguments whose values the VJP never reads (``OpSpec.vjp_layout_only``)."""
 
     def __init__(self, *, name, args, tensor_args, n_saved, forward_needs, replays, launcher,
-                 vjp, double, general, not_a_view, context=None, autocast=False):
+                 vjp, double, general, not_a_view, context=None, autocast=False, layout_only=()):
         self.replays = replays
         self.tensor_args = tuple(tensor_args)
         self.n_saved = n_saved
@@ -65,7 +67,6 @@ class EagerPath:
         self.vjp = vjp
         names = [a.name for a in args]
         kinds = [a.kind for a in args]
-        tensors = [names[i] for i in self.tensor_args]
         call = "".join(f"{n}, " for n in names)
         saved = "".join(f"_s{k}, " for k in range(n_saved))
         slot = "forward_saved" if n_saved else "forward"
@@ -123,10 +124,19 @@ class EagerPath:
             launch_kw = "needs=list(_slot[1])"
         else:
             slot_lines, launch_kw = [f"    _slot = {slot!r}"], ""
-        kept = [n if k != "operand" else f"({n} if isinstance({n}, _Tensor) else None)"
-                for n, k in zip(names, kinds) if k in ("tensor", "tensor?", "operand")]
-        values = [n if k != "operand" else f"(None if isinstance({n}, _Tensor) else {n})"
-                  for n, k in zip(names, kinds) if k not in ("tensor", "tensor?")]
+        # Saved for the backward (version-checked, through saved-tensor hooks): the tensor
+        # arguments whose values the VJP reads. The others (``layout_only``: the VJP reads only
+        # their layout, fixed by the entry) and the Python values are kept as a tuple in ctx.
+        saved_args = [(n, k) for n, k in zip(names, kinds) if k in _TENSOR_KINDS and n not in layout_only]
+        kept = [n if k != "operand" else f"({n} if isinstance({n}, _Tensor) else None)" for n, k in saved_args]
+        values, value_names = [], []
+        for n, k in zip(names, kinds):
+            if (n, k) not in saved_args:
+                values.append(n)
+                value_names.append(n)
+            elif k == "operand":  # a number operand: in the values (None saved in its place)
+                values.append(f"(None if isinstance({n}, _Tensor) else {n})")
+                value_names.append(f"_v_{n}")
         lines = [
             f"def forward(_ctx, _entry, {call}):",
             *slot_lines,
@@ -136,7 +146,7 @@ class EagerPath:
             "    else:",
             f"        _out = _run(_entry, _slot, ({call}), _launcher, {call}{launch_kw})",
             *([f"    _out, {saved}= _out"] if n_saved else []),
-            f"    _ctx.save_for_backward({''.join(k + ', ' for k in kept)}{saved})",
+            *([f"    _ctx.save_for_backward({''.join(k + ', ' for k in kept)}{saved})"] if kept or n_saved else []),
             *([f"    _ctx.values = ({''.join(v + ', ' for v in values)})"] if values else []),
             # saved-tensor hooks (offloading, checkpointing) may unpack other layouts than the
             # forward's: the backward then keys its replay on every layout, not only grad's
@@ -146,16 +156,15 @@ class EagerPath:
         forward_source = "\n".join(lines)
 
         # -- the autograd.Function: backward -----------------------------------------------
-        value_names = [n if k != "operand" else f"_v_{n}" for n, k in zip(names, kinds) if k not in ("tensor", "tensor?")]
         grads = [f"_g{j}" for j in range(len(self.tensor_args))]
         returned = ["None"] * (len(names) + 1)
         for j, i in enumerate(self.tensor_args):
             returned[i + 1] = grads[j]
         lines = [
             "def backward(_ctx, _grad):",
-            f"    {''.join(n + ', ' for n in tensors)}{saved}= _ctx.saved_tensors",
+            *([f"    {''.join(n + ', ' for n, _ in saved_args)}{saved}= _ctx.saved_tensors"] if saved_args or n_saved else []),
             *([f"    {''.join(v + ', ' for v in value_names)}= _ctx.values"] if value_names else []),
-            *[f"    if {n} is None:\n        {n} = _v_{n}" for n, k in zip(names, kinds) if k == "operand"],
+            *[f"    if {n} is None:\n        {n} = _v_{n}" for n, k in saved_args if k == "operand"],
             "    _needs = _ctx.needs_input_grad",
             "    if _grad_enabled():  # create_graph=True",
             f"        _grads = _double(({call}), ({saved}), _grad, _needs)",

@@ -79,6 +79,11 @@ class OpSpec:
     # function fills from grad mode and ``requires_grad``). A saved tensor may then be the one a
     # forward without ``needs`` saves or the one a forward with the VJP's ``needs`` saves.
     forward_needs: bool = False
+    # Tensor arguments whose values the VJP never reads, only their layout (a bias whose gradient
+    # is a column sum of g, add's operands): the eager Function keeps them as references, not as
+    # saved tensors (no SavedVariable to make and unpack, no version check: changing their
+    # values in place before the backward changes nothing it computes).
+    vjp_layout_only: tuple = ()
     tolerance: dict = field(default_factory=dict)   # dtype -> (rtol, atol) overrides
     extras: dict = field(default_factory=dict)      # family data (a unary op's scalar functions ...)
     flops: Callable | None = None                   # flops(*args) -> (fwd, bwd), for the matmul family
@@ -285,6 +290,8 @@ def register(spec: OpSpec) -> OpSpec:
         raise ValueError(f"triton_ops: an op named {spec.name!r} is already registered")
     if spec.forward is None and spec.forward_saved is None:
         raise ValueError(f"triton_ops.{spec.name}: an OpSpec declares forward or forward_saved")
+    if not set(spec.vjp_layout_only) <= {a.name for a in spec.args if a.is_tensor}:
+        raise ValueError(f"triton_ops.{spec.name}: vjp_layout_only names tensor arguments, got {spec.vjp_layout_only}")
     if bool(spec.n_saved) != (spec.forward_saved is not None):
         raise ValueError(f"triton_ops.{spec.name}: forward_saved and n_saved go together")
     spec.launchers = Launchers(spec.forward, spec.forward_saved, spec.vjp)
@@ -529,7 +536,7 @@ class _Routes:
             forward_needs=spec.forward_needs, replays=calls,
             launcher=self.forward_saved if n_saved else forward, vjp=self.vjp,
             double=self._double_backward, general=general, not_a_view=_not_a_view,
-            context=context, autocast=autocast is not None)
+            context=context, autocast=autocast is not None, layout_only=spec.vjp_layout_only)
         self.eager_path = path
         public = path.public
         public.__qualname__ = spec.name

@@ -200,6 +200,8 @@ def binary_op(name: str, f, df_da, df_db, *, reference, reads=((True, True), (Tr
         name=name, family="binary", args=args, forward=forward, vjp=vjp, reference=reference,
         fwd_kernels=(pointwise_fwd_kernel,), bwd_kernels=(pointwise_vjp_kernel, combine_vjp_kernel),
         check=check, alloc=alloc, vjp_alloc=vjp_alloc, min_bytes=min_bytes, sample=sample or _default_sample,
+        # an operand no derivative reads (add's, sub's): only its layout matters to the VJP
+        vjp_layout_only=tuple(arg.name for k, arg in enumerate(args[:2]) if not (reads[0][k] or reads[1][k])),
         doc=doc or f"triton_ops.{name}(a, b, broadcast=None): broadcasting, see SPEC.md section 2.")
     return register(spec)
 

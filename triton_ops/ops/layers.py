@@ -186,7 +186,7 @@ def _linear_min_bytes(x, weight, bias=None, activation=None, precision=None):
 LINEAR_ARGS = (Arg("x"), Arg("weight"), Arg("bias", "tensor?", None), Arg("activation", "str?", None),
                Arg("precision", "str?", None))
 linear = register(OpSpec(
-    name="linear", family="matmul", args=LINEAR_ARGS,
+    name="linear", family="matmul", args=LINEAR_ARGS, vjp_layout_only=("bias",),
     forward=None, forward_saved=_linear_forward_saved, n_saved=1, vjp=_linear_vjp, reference=_linear_ref,
     fwd_kernels=(gemm_fwd_kernel,),
     bwd_kernels=(linear_dz_bwd_kernel, combine_vjp_kernel, pointwise_vjp_kernel, gemm_vjp_kernel),
@@ -324,7 +324,7 @@ def _ln_min_bytes(x, normalized_shape, weight=None, bias=None, eps=1e-5):
 LN_ARGS = (Arg("x"), Arg("normalized_shape", "int[]"), Arg("weight", "tensor?", None), Arg("bias", "tensor?", None),
            Arg("eps", "float", 1e-5))
 layer_norm = register(OpSpec(
-    name="layer_norm", family="norm", args=LN_ARGS,
+    name="layer_norm", family="norm", args=LN_ARGS, vjp_layout_only=("bias",),
     forward=_ln_forward, forward_saved=_ln_forward_saved, n_saved=1, vjp=_ln_vjp,
     reference=lambda x, normalized_shape, weight=None, bias=None, eps=1e-5: torch.nn.functional.layer_norm(
         x, list(normalized_shape), weight, bias, eps),
@@ -359,6 +359,7 @@ def _transpose_shape(x, dim0, dim1):
 
 transpose = register(OpSpec(
     name="transpose", family="shape", args=(Arg("x"), Arg("dim0", "int", 0), Arg("dim1", "int", 1)),
+    vjp_layout_only=("x",),
     forward=lambda x, dim0, dim1: transpose_launch(x, dim0, dim1),
     vjp=lambda x, dim0, dim1, grad, needs=None: (transpose_launch(grad, dim0, dim1, backward=True),),
     reference=lambda x, dim0=0, dim1=1: x.transpose(dim0, dim1).contiguous(),
@@ -398,6 +399,7 @@ def _emb_vjp(indices, weight, grad, needs=None):
 EMB_ARGS = (Arg("indices"), Arg("weight"))
 embedding = register(OpSpec(
     name="embedding", family="shape", args=EMB_ARGS, forward=embedding_forward, vjp=_emb_vjp,
+    vjp_layout_only=("weight",),
     reference=lambda indices, weight: torch.nn.functional.embedding(indices, weight),
     fwd_kernels=(embedding_fwd_kernel,), bwd_kernels=(embedding_bounds_kernel, embedding_bwd_kernel), check=_emb_check,
     alloc=lambda i, w: w.new_empty((*i.shape, w.shape[1])),

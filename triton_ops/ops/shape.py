@@ -46,7 +46,7 @@ def _replicate_vjp(s, shape, grad, needs=None):
 
 REPLICATE_ARGS = (Arg("s"), Arg("shape", "int[]"))
 replicate = register(OpSpec(
-    name="replicate", family="shape", args=REPLICATE_ARGS,
+    name="replicate", family="shape", args=REPLICATE_ARGS, vjp_layout_only=("s",),
     forward=lambda s, shape: broadcast_to(s, shape, backward=False),
     vjp=_replicate_vjp,
     reference=lambda s, shape: s.expand(shape).clone(),
@@ -83,7 +83,7 @@ def _sum_to_vjp(x, shape, grad, needs=None):
 
 SUM_TO_ARGS = (Arg("x"), Arg("shape", "int[]"))
 sum_to = register(OpSpec(
-    name="sum_to", family="shape", args=SUM_TO_ARGS,
+    name="sum_to", family="shape", args=SUM_TO_ARGS, vjp_layout_only=("x",),
     forward=lambda x, shape: reduce_to(x, shape, forward=True),
     vjp=_sum_to_vjp,
     reference=lambda x, shape: x.sum_to_size(shape),
@@ -135,7 +135,7 @@ def _sum_vjp(x, dim, keepdim, grad, needs=None):
 
 SUM_ARGS = (Arg("x"), Arg("dim", "int[]", None), Arg("keepdim", "bool", False))
 sum = register(OpSpec(  # noqa: A001 - the SPEC's name
-    name="sum", family="shape", args=SUM_ARGS,
+    name="sum", family="shape", args=SUM_ARGS, vjp_layout_only=("x",),
     forward=_sum_forward, vjp=_sum_vjp,
     reference=lambda x, dim, keepdim=False: x.sum(tuple(dim), keepdim=keepdim),
     fwd_kernels=(sum_fwd_kernel, combine_fwd_kernel), bwd_kernels=(broadcast_bwd_kernel,),
