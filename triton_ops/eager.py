@@ -56,13 +56,17 @@ class EagerPath:
     ``create_graph`` (the VJP custom op); ``context``: a global setting in the layout key (the
     float32 matmul precision) or None; ``autocast``: whether ``general`` applies an autocast
     policy (the warm path then leaves autocast regions to it); ``layout_only``: the names of
-    tensor arguments whose values the VJP never reads (``OpSpec.vjp_layout_only``)."""
+    tensor arguments whose values the VJP never reads (``OpSpec.vjp_layout_only``);
+    ``consumes_saved``: the VJP may write over the saved statistics (``OpSpec.vjp_consumes_saved``):
+    this Function, which owns them, lets it."""
 
     def __init__(self, *, name, args, tensor_args, n_saved, forward_needs, replays, launcher,
-                 vjp, double, general, not_a_view, context=None, autocast=False, layout_only=()):
+                 vjp, double, general, not_a_view, context=None, autocast=False, layout_only=(),
+                 consumes_saved=False):
         self.replays = replays
         self.tensor_args = tuple(tensor_args)
         self.n_saved = n_saved
+        self.consumes_saved = consumes_saved
         self.context = context
         self.vjp = vjp
         names = [a.name for a in args]
@@ -177,6 +181,9 @@ class EagerPath:
             f"            _grads = _r.run(({call}{saved}_grad))",
             "        else:",
             f"            _grads = _vjp(_entry, _key, ({call}), ({saved}), _grad, _needs)",
+            # the VJP wrote over the saved statistics: a second backward (retain_graph) must
+            # fail on their version, not reuse them
+            *([f"        _increment_version(({saved}))"] if consumes_saved else []),
             f"    {''.join(g + ', ' for g in grads)}= _grads",
             f"    return {', '.join(returned)}",
         ]
@@ -192,7 +199,7 @@ class EagerPath:
             "_hooked": runtime.launch_hooked, "_get": replays.get, "_run": replay.run, "_context": context,
             "_general": general, "_launcher": launcher, "_double": double, "_vjp": self._vjp,
             "_saved_tensors_hooks": torch._C._autograd._top_saved_tensors_default_hooks,
-            "_not_a_view": not_a_view, **defaults,
+            "_not_a_view": not_a_view, "_increment_version": torch._C._increment_version, **defaults,
         }
         self.source = "\n\n".join([public_source, forward_source, backward_source])
         exec(compile(self.source, f"<triton_ops eager {name}>", "exec"), names_space)
@@ -221,4 +228,6 @@ class EagerPath:
             entry = layouts and self.replays.entry(("vjp", layouts))
             key = (tuple(wanted), self.context()) if self.context is not None else tuple(wanted)
         kw = {"saved": list(saved)} if self.n_saved else {}
+        if self.consumes_saved:  # this Function owns its saved statistics
+            kw["consume_saved"] = True
         return replay.run(entry, key, inputs, self.vjp, *values, grad, needs=wanted, **kw)

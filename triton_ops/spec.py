@@ -84,6 +84,12 @@ class OpSpec:
     # saved tensors (no SavedVariable to make and unpack, no version check: changing their
     # values in place before the backward changes nothing it computes).
     vjp_layout_only: tuple = ()
+    # A VJP that may write its gradients over the saved statistics (linear_cross_entropy's formed
+    # gradients, scaled in place: one |dX| + |dW| less at the peak) takes ``consume_saved=``; only
+    # the eager Function, which owns its saved tensors, passes True (and bumps their versions, so
+    # a second backward through retain_graph fails loudly); the custom op and raw calls leave
+    # their inputs alone.
+    vjp_consumes_saved: bool = False
     tolerance: dict = field(default_factory=dict)   # dtype -> (rtol, atol) overrides
     extras: dict = field(default_factory=dict)      # family data (a unary op's scalar functions ...)
     flops: Callable | None = None                   # flops(*args) -> (fwd, bwd), for the matmul family
@@ -536,7 +542,8 @@ class _Routes:
             forward_needs=spec.forward_needs, replays=calls,
             launcher=self.forward_saved if n_saved else forward, vjp=self.vjp,
             double=self._double_backward, general=general, not_a_view=_not_a_view,
-            context=context, autocast=autocast is not None, layout_only=spec.vjp_layout_only)
+            context=context, autocast=autocast is not None, layout_only=spec.vjp_layout_only,
+            consumes_saved=spec.vjp_consumes_saved)
         self.eager_path = path
         public = path.public
         public.__qualname__ = spec.name
