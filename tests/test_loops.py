@@ -548,14 +548,15 @@ def test_row_kernels_class_loop_gpu_plan(gpu_plans, monkeypatch, C, class_blocks
 
     # as on a GPU: 2048-class blocks (the online log-sum-exp rescales when a later block holds a
     # larger logit: the ramp makes sure one does), 4096 / 2048 = 2 rows per program: 7 rows are
-    # 4 programs, one partial (sum, count) each
+    # 4 programs, one partial (sum, count) each; fewer classes: one program, which writes the
+    # loss itself (no partials, no combine)
     gpu_plans(loss, programs=8)
     block_r, block_c = loss.rows_config(7, C)
     programs = runtime.cdiv(7, block_r)
     assert runtime.cdiv(C, block_c) == class_blocks and programs == (4 if C >= 2048 else 1)
     partials = _spy_partials(monkeypatch, loss)
     triton_ops.cross_entropy_logits(torch.zeros(7, C, device=DEVICE), torch.zeros(7, dtype=torch.long, device=DEVICE))
-    assert partials == [(programs, 2)]  # (sum, count) per program
+    assert partials == ([(programs, 2)] if programs > 1 else [])  # (sum, count) per program
     gen = torch.Generator().manual_seed(C)
     z = _rand(7, C, gen=gen, scale=2.0) + torch.linspace(0, 6, C, dtype=F64, device=DEVICE)
     target = torch.randint(0, C, (7,), generator=gen).to(DEVICE)
@@ -583,22 +584,26 @@ def test_row_kernels_class_loop_interpreter():
 
 
 
-@pytest.mark.parametrize("programs,numel,chunks", [(8, 5000, 3), (2, 10000, 5), (16, 140000, 35), (8, 2048, 1)])
-def test_cosine_dim_none_column_chunks_gpu_plan(gpu_plans, programs, numel, chunks):
+@pytest.mark.parametrize("programs,numel,chunks,fwd_chunks", [(8, 5000, 3, 1), (2, 10000, 5, 1), (16, 140000, 35, 8),
+                                                              (8, 2048, 1, 1)])
+def test_cosine_dim_none_column_chunks_gpu_plan(gpu_plans, programs, numel, chunks, fwd_chunks):
     from triton_ops.launchers import loss
 
     # as on a GPU: dim=None is one slice of numel elements in 2048-element steps, split over
-    # min(steps, 4 x programs) chunks (whole steps each, the last one partial); the chunks' partial
-    # statistics are added by one finishing program (2 launches forward, as the unsplit path's
-    # partial sum + combine), and the VJP walks the same chunks
+    # min(steps, 4 x programs) chunks (whole steps each, the last one partial). The forward's
+    # chunks also walk at least min_split_elements each (on a GPU 16384: fwd_chunks; here 1, so
+    # that these small slices split): their partial statistics are added by one finishing
+    # program (2 launches); one chunk is one launch (the program's loss is the output). The VJP
+    # has no finishing pass and walks the same chunks.
     gpu_plans(loss, programs=programs)
     assert loss.column_chunks(1, numel, 1, 2048, None)[0] == chunks
+    assert loss.column_chunks(1, numel, 1, 2048, None, least=16384)[0] == fwd_chunks
     gen = torch.Generator().manual_seed(numel)
     x, t = _rand(numel, gen=gen), _rand(numel, gen=gen) + 0.5 * _rand(numel, gen=gen)
     for reduction in ("mean", "sum", "none"):
         before = runtime.launch_count()
         _check("cosine_similarity_loss", [x, t, None, 1e-6, reduction], f"cosine dim=None {chunks} chunks {reduction}")
-        assert runtime.launch_count() - before == (2 if chunks > 1 or reduction != "none" else 1) + 1
+        assert runtime.launch_count() - before == (2 if chunks > 1 else 1) + 1
     tiny = x * 1e-9  # |x| < eps: the gradient's eps branch
     _check("cosine_similarity_loss", [tiny, t, None, 1e-6, "mean"], f"cosine dim=None |x| < eps {chunks} chunks")
     _check("cosine_similarity_loss", [x.view(2, -1), t.view(2, -1).t().contiguous().t(), None, 1e-6, "sum"],

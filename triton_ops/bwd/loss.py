@@ -56,7 +56,8 @@ def ce_logits_bwd_kernel(dz_ptr, dt_ptr, z_ptr, t_ptr, g_ptr, lse_ptr, tsum_ptr,
                          BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr):
     # One program owns BLOCK_R rows and walks their classes: dz = g * (softmax(z) * mass - t'),
     # softmax from the forward's saved log-sum-exp (no second pass over z). Reads z (and t)
-    # once, g and two floats per row; writes dz (and dt) once.
+    # once, g and the log-sum-exp per row (and the target mass, probabilities); writes dz (and
+    # dt) once.
     rows, row_mask, z_row, t_row = rows_of_program(R, r_sizes, z_r, t_r, BLOCK_R, INDEX_64)
     smoothing = joined(numbers[0], numbers[1], COMPUTE)
     factor = joined(numbers[2], numbers[3], COMPUTE)
@@ -67,8 +68,9 @@ def ce_logits_bwd_kernel(dz_ptr, dt_ptr, z_ptr, t_ptr, g_ptr, lse_ptr, tsum_ptr,
     else:
         g = tl.load(g_ptr + group_offsets(rows, r_sizes, g_r), mask=row_mask, other=0.0).to(COMPUTE) * factor
     lse = tl.load(lse_ptr + rows, mask=row_mask, other=0.0).to(COMPUTE)
-    mass = tl.load(tsum_ptr + rows, mask=row_mask, other=0.0).to(COMPUTE)
-    if not PROBS:
+    if PROBS:
+        mass = tl.load(tsum_ptr + rows, mask=row_mask, other=0.0).to(COMPUTE)
+    else:
         target = tl.load(t_ptr + t_row, mask=row_mask, other=ignore_index)
         valid = (target != ignore_index)[:, None]
         # an out-of-range class (unchecked on CUDA): NaN, like its row's loss

@@ -49,16 +49,19 @@ def loss_reduce_kernel(out_ptr, x_ptr, t_ptr, numbers, r_sizes, k_sizes, R, K, r
 
 
 @triton.jit
-def ce_logits_fwd_kernel(loss_ptr, lse_ptr, tsum_ptr, z_ptr, t_ptr, numbers, r_sizes, R, C,
+def ce_logits_fwd_kernel(loss_ptr, lse_ptr, tsum_ptr, factor_ptr, z_ptr, t_ptr, numbers, r_sizes, R, C,
                          z_r, t_r, z_c, t_c, ignore_index,
-                         PROBS: tl.constexpr, REDUCE: tl.constexpr, MEAN: tl.constexpr, COMPUTE: tl.constexpr,
-                         BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr):
+                         PROBS: tl.constexpr, REDUCE: tl.constexpr, MEAN: tl.constexpr, FINAL: tl.constexpr,
+                         SAVE: tl.constexpr, COMPUTE: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
+                         INDEX_64: tl.constexpr):
     # One program owns BLOCK_R rows and walks their C classes in BLOCK_C steps. Each lane keeps
     # its own running (max, sum) of an online log-sum-exp (one exp per logit, no cross-lane
     # reduction inside the loop); the lanes are combined once, after the loop. Any class count
     # fits. Reads the logits once (and probability targets once, or one index and one gathered
-    # logit per row); writes the loss per row (or one partial sum and count per program),
-    # log-sum-exp and target mass per row. Bytes: |z| (+ |t|) + 8 R (+ 8 per program).
+    # logit per row); writes the loss per row, or one partial (sum, count) per program, or
+    # (FINAL: the only program of a reduction) the loss itself and the mean's factor
+    # 1 / max(count, 1). SAVE (a gradient will be asked for): the log-sum-exp per row, and the
+    # target mass per row for probability targets. Bytes: |z| (+ |t|) + 4 R (+ 4 R) + 8 per program.
     rows, row_mask, z_row, t_row = rows_of_program(R, r_sizes, z_r, t_r, BLOCK_R, INDEX_64)
     smoothing = joined(numbers[0], numbers[1], COMPUTE)
     m = tl.full([BLOCK_R, BLOCK_C], float("-inf"), COMPUTE)
@@ -104,13 +107,14 @@ def ce_logits_fwd_kernel(loss_ptr, lse_ptr, tsum_ptr, z_ptr, t_ptr, numbers, r_s
                       other=float("nan")).to(COMPUTE)
         mass = tl.where(valid, 1.0, 0.0)
         loss = tl.where(valid, lse - (1.0 - smoothing) * z_t - smoothing * z_sum * inv_c, 0.0)
-    tl.store(lse_ptr + rows, lse, mask=row_mask)
-    tl.store(tsum_ptr + rows, mass, mask=row_mask)
+    if SAVE:
+        tl.store(lse_ptr + rows, lse, mask=row_mask)
+        if PROBS:  # class indices: the VJP reads its rows' validity from the targets
+            tl.store(tsum_ptr + rows, mass, mask=row_mask)
     if REDUCE:
-        part = tl.program_id(0) * 2
-        tl.store(loss_ptr + part, tl.sum(tl.where(row_mask, loss, 0.0), axis=0))
+        total = tl.sum(tl.where(row_mask, loss, 0.0), axis=0)
         # "mean" divides by the rows counted: every row for probabilities, non-ignored ones for
-        # indices; "sum" counts none (the combine divides by max(count, 1)).
+        # indices; "sum" counts none (the division is by max(count, 1), here or in the combine).
         if MEAN:
             if PROBS:
                 counted = tl.where(row_mask, 1.0, 0.0)
@@ -118,7 +122,16 @@ def ce_logits_fwd_kernel(loss_ptr, lse_ptr, tsum_ptr, z_ptr, t_ptr, numbers, r_s
                 counted = mass
         else:
             counted = tl.zeros([BLOCK_R], COMPUTE)
-        tl.store(loss_ptr + part + 1, tl.sum(counted, axis=0))
+        count = tl.sum(counted, axis=0).to(COMPUTE)  # (the 0/1 weights are float32 literals)
+        if FINAL:  # as combine_rows' DIVIDE: out = sum * factor, factor = 1 / max(count, 1)
+            factor = 1.0 / tl.maximum(count, 1.0)
+            tl.store(loss_ptr, (total * factor).to(loss_ptr.dtype.element_ty))
+            if SAVE:
+                tl.store(factor_ptr, factor.to(factor_ptr.dtype.element_ty))
+        else:
+            part = tl.program_id(0) * 2
+            tl.store(loss_ptr + part, total)
+            tl.store(loss_ptr + part + 1, count)
     else:
         tl.store(loss_ptr + rows, loss.to(loss_ptr.dtype.element_ty), mask=row_mask)
 
@@ -136,8 +149,9 @@ def cosine_fwd_kernel(loss_ptr, stats_ptr, x_ptr, t_ptr, numbers, r_sizes, c_siz
                       BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr):
     # One program owns BLOCK_R slices and a chunk of c_per_program of their C elements (all of
     # them unless SPLIT), walked in BLOCK_C steps adding <x,t>, |x|^2 and |t|^2. Reads x and t
-    # once. Unsplit: writes the 3 statistics and the loss per slice (or one partial sum per
-    # program). SPLIT (few slices, long ones: dim=None is one): writes the chunk's 3 partial
+    # once. Unsplit: writes the 3 statistics and the loss per slice (or the program's sum times
+    # numbers' scale: the loss itself when one program holds every slice, else a partial sum
+    # that the combine adds). SPLIT (few slices, long ones: dim=None is one): writes the chunk's 3 partial
     # statistics per slice, which cosine_finish_kernel adds in a fixed order.
     rows, row_mask, x_row, t_row = rows_of_program(R, r_sizes, x_r, t_r, BLOCK_R, INDEX_64)
     chunk = tl.program_id(1)
@@ -164,7 +178,8 @@ def cosine_fwd_kernel(loss_ptr, stats_ptr, x_ptr, t_ptr, numbers, r_sizes, c_siz
     if not SPLIT:
         loss = cosine_loss(dot_r, xx_r, tt_r, joined(numbers[0], numbers[1], COMPUTE))
         if REDUCE:
-            tl.store(loss_ptr + tl.program_id(0), tl.sum(tl.where(row_mask, loss, 0.0), axis=0))
+            total = tl.sum(tl.where(row_mask, loss, 0.0), axis=0) * joined(numbers[2], numbers[3], COMPUTE)
+            tl.store(loss_ptr + tl.program_id(0), total.to(loss_ptr.dtype.element_ty))
         else:
             tl.store(loss_ptr + rows, loss.to(loss_ptr.dtype.element_ty), mask=row_mask)
 

@@ -43,7 +43,8 @@ def _fill_rows(V: int, dtype, device) -> int:
     """Rows for which the cross-entropy row kernels launch one full wave: 2 x device_programs
     programs (device_programs aims at 4 per SM; a row kernel of 8 warps keeps 8 resident)."""
     programs = 2 * runtime.device_programs(device)
-    _, launched = ce_logits_forward_plan(((programs, V), (V, 1)), ((programs,), (1,)), False, 1, "mean", dtype)
+    _, launched = ce_logits_forward_plan(((programs, V), (V, 1)), ((programs,), (1,)), False, 1, "mean", dtype,
+                                         alone=False)
     return programs * runtime.cdiv(programs, launched)
 
 
@@ -111,14 +112,15 @@ def linear_cross_entropy_forward(input, weight, target, bias, ignore_index, redu
     dx = dx.view(N, -1) if dx is not None else None
     chunk = min(chunk_rows(N, V, x2.shape[1], x2.dtype, x2.device), N)
     sizes = [min(chunk, N - r0) for r0 in range(0, N, chunk)]
-    plans = [ce_logits_forward_plan(((n, V), (V, 1)), ((n,), t.stride()), False, 1, reduction, x2.dtype) for n in sizes]
+    plans = [ce_logits_forward_plan(((n, V), (V, 1)), ((n,), t.stride()), False, 1, reduction, x2.dtype, alone=False)
+             for n in sizes]
     # "mean"/"sum": one (sum, count) partial per program of every chunk, added in order at the end
     partials = lse.new_empty((sum(p for _, p in plans), 2)) if reduce else None
-    mass = lse.new_empty((chunk,))  # the kernel's target mass per row: unused with class indices
     flat = out.view(-1)
     p0 = 0
     for (r0, n, z), (launch, p) in zip(_chunks(x2, weight, bias, gemm_fwd_kernel), plans):
-        launch(loss_ptr=partials[p0:p0 + p] if reduce else flat[r0:r0 + n], lse_ptr=lse[r0:r0 + n], tsum_ptr=mass,
+        lc = lse[r0:r0 + n]  # (no target mass with class indices)
+        launch(loss_ptr=partials[p0:p0 + p] if reduce else flat[r0:r0 + n], lse_ptr=lc, tsum_ptr=lc, factor_ptr=factor,
                z_ptr=z, t_ptr=t[r0:r0 + n], numbers=split_float(label_smoothing, launch.fixed["COMPUTE"]),
                ignore_index=ignore_index)
         if forming:  # g = 1 (``factor`` holds 1 until the combine below) and 1/N: see the module's note
