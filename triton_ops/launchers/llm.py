@@ -97,9 +97,11 @@ def linear_cross_entropy_forward(input, weight, target, bias, ignore_index, redu
     ``factor`` receives 1 / (rows counted) for a mean (on the device: no host sync). ``dx``
     ([N, H]), ``dw``, ``db``: where given, the gradients of the loss summed over rows and divided
     by N (g = 1), formed chunk by chunk (reduction "mean" or "sum" only)."""
-    factor.fill_(1.0)
     x2, t = input.reshape(-1, input.shape[-1]), target.reshape(-1)
     N, V = x2.shape[0], weight.shape[0]
+    forming = dx is not None or dw is not None or db is not None
+    if forming or N == 0:
+        factor.fill_(1.0)  # forming: g = 1 for the chunks' gradients until the combine writes the factor
     if db is not None and dw is None:  # the bias gradient rides on the dW GEMM
         dw = weight.new_empty(weight.shape)
     if N == 0:
@@ -108,26 +110,29 @@ def linear_cross_entropy_forward(input, weight, target, bias, ignore_index, redu
                 d.zero_()
         return out.zero_(), lse, factor
     reduce = reduction != "none"
-    forming = dx is not None or dw is not None
     dx = dx.view(N, -1) if dx is not None else None
     chunk = min(chunk_rows(N, V, x2.shape[1], x2.dtype, x2.device), N)
     sizes = [min(chunk, N - r0) for r0 in range(0, N, chunk)]
-    plans = [ce_logits_forward_plan(((n, V), (V, 1)), ((n,), t.stride()), False, 1, reduction, x2.dtype, alone=False)
+    # one chunk of one program, and no gradient formed (which reads g = 1 from ``factor``): the
+    # row kernel writes the loss and the factor itself (FINAL), no partials, no combine
+    alone = len(sizes) == 1 and not forming
+    plans = [ce_logits_forward_plan(((n, V), (V, 1)), ((n,), t.stride()), False, 1, reduction, x2.dtype, alone=alone)
              for n in sizes]
+    final = plans[0][0].fixed["FINAL"]
     # "mean"/"sum": one (sum, count) partial per program of every chunk, added in order at the end
-    partials = lse.new_empty((sum(p for _, p in plans), 2)) if reduce else None
+    partials = lse.new_empty((sum(p for _, p in plans), 2)) if reduce and not final else None
     flat = out.view(-1)
     p0 = 0
     for (r0, n, z), (launch, p) in zip(_chunks(x2, weight, bias, gemm_fwd_kernel), plans):
         lc = lse[r0:r0 + n]  # (no target mass with class indices)
-        launch(loss_ptr=partials[p0:p0 + p] if reduce else flat[r0:r0 + n], lse_ptr=lc, tsum_ptr=lc, factor_ptr=factor,
-               z_ptr=z, t_ptr=t[r0:r0 + n], numbers=split_float(label_smoothing, launch.fixed["COMPUTE"]),
+        loss = flat[r0:r0 + n] if not reduce else out if final else partials[p0:p0 + p]
+        launch(loss_ptr=loss, lse_ptr=lc, tsum_ptr=lc, factor_ptr=factor, z_ptr=z, t_ptr=t[r0:r0 + n], numbers=split_float(label_smoothing, launch.fixed["COMPUTE"]),
                ignore_index=ignore_index)
         if forming:  # g = 1 (``factor`` holds 1 until the combine below) and 1/N: see the module's note
             _chunk_grads(r0 == 0, r0, z, x2, weight, t, factor, lse, factor, "sum", label_smoothing, ignore_index,
                          dx, dw, db, scale=1.0 / N)
         p0 += p
-    if reduce:
+    if partials is not None:
         combine_partials(partials, out, kernel=combine_fwd_kernel, factor_out=factor)
     return out, lse, factor
 

@@ -289,11 +289,21 @@ def _lce_sample(shape, dtype, device, gen):
 
 
 def _lce_min_bytes(input, weight, target, bias=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    """The design's minimum (issue 16: chunks of rows through the GEMM template and the row
+    kernels, never N x V at once), for the forward without gradients and the VJP that recomputes
+    the logits (what ``spec.forward`` and ``spec.vjp`` without formed gradients run). Each
+    chunk's logits pass through one [chunk, V] buffer: written by the GEMM and read by the
+    online log-sum-exp (forward: 2 N V elements); in the VJP written by the recomputing GEMM,
+    read and overwritten with dZ by the cross-entropy VJP kernel, read by the dX and dW GEMMs
+    (5 N V), whose operands x and W are each read a second time. Only a GEMM that fused the row
+    kernels into its epilogue (a row's log-sum-exp across vocabulary tiles) would keep the
+    logits out of memory."""
     params = runtime.nbytes(weight) + runtime.nbytes(bias)
     rows = runtime.nbytes(target) + target.numel() * 4  # targets and the saved log-sum-exp
     out = runtime.nbytes(input) // max(input.shape[-1], 1) if reduction == "none" else input.element_size()
-    fwd = runtime.nbytes(input) + params + rows + out
-    bwd = 2 * runtime.nbytes(input) + 2 * params + rows + out
+    logits = target.numel() * weight.shape[0] * input.element_size()
+    fwd = runtime.nbytes(input) + params + rows + out + 2 * logits
+    bwd = 3 * runtime.nbytes(input) + 3 * runtime.nbytes(weight) + 2 * runtime.nbytes(bias) + rows + out + 5 * logits
     return fwd, bwd
 
 
