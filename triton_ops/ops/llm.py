@@ -19,7 +19,8 @@ from ..fwd.matmul import gemm_fwd_kernel
 from ..fwd.reduce import combine_fwd_kernel
 from ..fwd.rms_norm import rms_norm_fwd_kernel
 from ..fwd.softmax import softmax_fwd_kernel
-from ..launchers.llm import linear_cross_entropy_forward, linear_cross_entropy_scale, linear_cross_entropy_vjp
+from ..launchers.llm import (chunk_rows, linear_cross_entropy_forward, linear_cross_entropy_scale,
+                             linear_cross_entropy_vjp)
 from ..launchers.norm import rms_norm_forward, rms_norm_vjp, stat_dtype
 from ..launchers.softmax import softmax_forward, softmax_vjp
 from ..spec import Arg, OpSpec, needs_all, register
@@ -295,15 +296,18 @@ def _lce_min_bytes(input, weight, target, bias=None, ignore_index=-100, reductio
     chunk's logits pass through one [chunk, V] buffer: written by the GEMM and read by the
     online log-sum-exp (forward: 2 N V elements); in the VJP written by the recomputing GEMM,
     read and overwritten with dZ by the cross-entropy VJP kernel, read by the dX and dW GEMMs
-    (5 N V), whose operands x and W are each read a second time. Only a GEMM that fused the row
-    kernels into its epilogue (a row's log-sum-exp across vocabulary tiles) would keep the
-    logits out of memory."""
-    params = runtime.nbytes(weight) + runtime.nbytes(bias)
-    rows = runtime.nbytes(target) + target.numel() * 4  # targets and the saved log-sum-exp
+    (5 N V), whose operands x and W are each read a second time. Each of the k chunks reads the
+    whole weight (and bias) in each of its GEMMs, and dW (db) accumulates over them: written
+    once, then read and written k - 1 times. Only a GEMM that fused the row kernels into its
+    epilogue (a row's log-sum-exp across vocabulary tiles) would keep the logits out of memory."""
+    N, V = target.numel(), weight.shape[0]
+    k = runtime.cdiv(N, chunk_rows(N, V, weight.shape[1], input.dtype, input.device)) if N else 1
+    w, b = runtime.nbytes(weight), runtime.nbytes(bias)
+    rows = runtime.nbytes(target) + N * 4  # targets and the saved log-sum-exp
     out = runtime.nbytes(input) // max(input.shape[-1], 1) if reduction == "none" else input.element_size()
-    logits = target.numel() * weight.shape[0] * input.element_size()
-    fwd = runtime.nbytes(input) + params + rows + out + 2 * logits
-    bwd = 3 * runtime.nbytes(input) + 3 * runtime.nbytes(weight) + 2 * runtime.nbytes(bias) + rows + out + 5 * logits
+    logits = N * V * input.element_size()
+    fwd = runtime.nbytes(input) + k * (w + b) + rows + out + 2 * logits
+    bwd = 3 * runtime.nbytes(input) + (4 * k - 1) * w + (3 * k - 1) * b + rows + out + 5 * logits
     return fwd, bwd
 
 
