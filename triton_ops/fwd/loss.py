@@ -134,6 +134,9 @@ def ce_logits_fwd_kernel(loss_ptr, lse_ptr, tsum_ptr, factor_ptr, z_ptr, t_ptr, 
             tl.store(loss_ptr + part + 1, count)
     else:
         tl.store(loss_ptr + rows, loss.to(loss_ptr.dtype.element_ty), mask=row_mask)
+        if SAVE:  # no factor to find for "none" (its VJP reads none): a saved value defined all the same
+            if tl.program_id(0) == 0:
+                tl.store(factor_ptr, tl.full([], 1.0, factor_ptr.dtype.element_ty))
 
 
 @helper

@@ -219,8 +219,8 @@ def cross_entropy_logits_forward(z, target, dim, ignore_index, label_smoothing, 
     C, R = z.shape[dim], (z.numel() // z.shape[dim] if z.shape[dim] else 0)
     probs = target.is_floating_point()
     save = stats is not None
-    if R == 0 or C == 0:  # (the VJP reads no statistics then)
-        return (out.zero_(), stats) if save else out.zero_()
+    if R == 0 or C == 0:  # (the VJP reads no statistics then; saved, they are defined all the same)
+        return (out.zero_(), stats.fill_(1.0)) if save else out.zero_()
     launch, programs = ce_logits_forward_plan(layout(z), layout(target), probs, dim, reduction, z.dtype, save)
     lse, tsum, factor = ce_logits_stats(stats, R, probs) if save else (out, out, out)  # unsaved: pointers unread
     numbers = split_float(label_smoothing, launch.fixed["COMPUTE"])
