@@ -75,14 +75,17 @@ def _chunks(x2, weight, bias, kernel):
 def _chunk_grads(first, r0, z, x2, weight, t, g, lse, factor, reduction, label_smoothing, ignore_index, dx, dw,
                  db, scale=1.0):
     """One chunk's share of the gradients: dZ = g * factor * (softmax(z) - onehot(t) smoothed)
-    written over z (``factor``: the pointer's for a mean, else ``scale``), then dX[chunk] = dZ @ W, dW (+)= dZ^T @ X[chunk] and db (+)= its column sums
-    (``first``: the first chunk writes, the others add, in order)."""
+    written over z (``factor``: the pointer's for a mean, else ``scale``; ``g`` None: 1), then
+    dX[chunk] = dZ @ W, dW (+)= dZ^T @ X[chunk] and db (+)= its column sums (``first``: the
+    first chunk writes, the others add, in order)."""
     n = z.shape[0]
     tc, lc = t[r0:r0 + n], lse[r0:r0 + n]
-    gc = g if reduction != "none" else g[r0:r0 + n]
-    launch = ce_logits_vjp_plan(layout(z), layout(tc), False, layout(gc), layout(z), None, 1, reduction, z.dtype)
+    gc = g if reduction != "none" or g is None else g[r0:r0 + n]
+    launch = ce_logits_vjp_plan(layout(z), layout(tc), False, layout(gc) if gc is not None else None, layout(z), None,
+                                1, reduction, z.dtype)
     c = launch.fixed["COMPUTE"]
-    launch(dz_ptr=z, dt_ptr=z, z_ptr=z, t_ptr=tc, g_ptr=gc, lse_ptr=lc, tsum_ptr=lc, factor_ptr=factor,
+    launch(dz_ptr=z, dt_ptr=z, z_ptr=z, t_ptr=tc, g_ptr=gc if gc is not None else z, lse_ptr=lc, tsum_ptr=lc,
+           factor_ptr=factor,
            numbers=(*split_float(label_smoothing, c), *split_float(scale, c)), ignore_index=ignore_index)
     if dx is not None:
         gemm(z, weight, out_dtype=dx.dtype, out=dx[r0:r0 + n], kernel=gemm_vjp_kernel)
@@ -100,8 +103,8 @@ def linear_cross_entropy_forward(input, weight, target, bias, ignore_index, redu
     x2, t = input.reshape(-1, input.shape[-1]), target.reshape(-1)
     N, V = x2.shape[0], weight.shape[0]
     forming = dx is not None or dw is not None or db is not None
-    if forming or N == 0:
-        factor.fill_(1.0)  # forming: g = 1 for the chunks' gradients until the combine writes the factor
+    if N == 0:
+        factor.fill_(1.0)  # the VJP's scale reads it (times 0 rows)
     if db is not None and dw is None:  # the bias gradient rides on the dW GEMM
         dw = weight.new_empty(weight.shape)
     if N == 0:
@@ -113,11 +116,10 @@ def linear_cross_entropy_forward(input, weight, target, bias, ignore_index, redu
     dx = dx.view(N, -1) if dx is not None else None
     chunk = min(chunk_rows(N, V, x2.shape[1], x2.dtype, x2.device), N)
     sizes = [min(chunk, N - r0) for r0 in range(0, N, chunk)]
-    # one chunk of one program, and no gradient formed (which reads g = 1 from ``factor``): the
-    # row kernel writes the loss and the factor itself (FINAL), no partials, no combine
-    alone = len(sizes) == 1 and not forming
-    plans = [ce_logits_forward_plan(((n, V), (V, 1)), ((n,), t.stride()), False, 1, reduction, x2.dtype, alone=alone)
-             for n in sizes]
+    # one chunk of one program: the row kernel writes the loss and the factor itself (FINAL), no
+    # partials, no combine
+    plans = [ce_logits_forward_plan(((n, V), (V, 1)), ((n,), t.stride()), False, 1, reduction, x2.dtype,
+                                    alone=len(sizes) == 1) for n in sizes]
     final = plans[0][0].fixed["FINAL"]
     # "mean"/"sum": one (sum, count) partial per program of every chunk, added in order at the end
     partials = lse.new_empty((sum(p for _, p in plans), 2)) if reduce and not final else None
@@ -126,10 +128,10 @@ def linear_cross_entropy_forward(input, weight, target, bias, ignore_index, redu
     for (r0, n, z), (launch, p) in zip(_chunks(x2, weight, bias, gemm_fwd_kernel), plans):
         lc = lse[r0:r0 + n]  # (no target mass with class indices)
         loss = flat[r0:r0 + n] if not reduce else out if final else partials[p0:p0 + p]
-        launch(loss_ptr=loss, lse_ptr=lc, tsum_ptr=lc, factor_ptr=factor, z_ptr=z, t_ptr=t[r0:r0 + n], numbers=split_float(label_smoothing, launch.fixed["COMPUTE"]),
-               ignore_index=ignore_index)
-        if forming:  # g = 1 (``factor`` holds 1 until the combine below) and 1/N: see the module's note
-            _chunk_grads(r0 == 0, r0, z, x2, weight, t, factor, lse, factor, "sum", label_smoothing, ignore_index,
+        launch(loss_ptr=loss, lse_ptr=lc, tsum_ptr=lc, factor_ptr=factor, z_ptr=z, t_ptr=t[r0:r0 + n],
+               numbers=split_float(label_smoothing, launch.fixed["COMPUTE"]), ignore_index=ignore_index)
+        if forming:  # g = 1 and 1/N: see the module's note
+            _chunk_grads(r0 == 0, r0, z, x2, weight, t, None, lse, factor, "sum", label_smoothing, ignore_index,
                          dx, dw, db, scale=1.0 / N)
         p0 += p
     if partials is not None:

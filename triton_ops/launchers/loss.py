@@ -242,8 +242,10 @@ def cross_entropy_logits_forward(z, target, dim, ignore_index, label_smoothing, 
 
 @runtime.plan_cache
 def ce_logits_vjp_plan(z, target, probs, g, dz, dt, dim, reduction, dtype):
+    """The VJP row kernel's LaunchPlan; ``g`` None: an upstream gradient of 1 (a forward forming
+    its gradients, linear_cross_entropy's), nothing to load."""
     shape = z[0]
-    g_element = reduction != "none"
+    g_element = reduction != "none" or g is None
     extra = {} if g_element else {"g": aligned_strides(_meta(g).unsqueeze(dim), shape)}
     for name, v in (("dz", dz), ("dt", dt)):
         if v is not None:
@@ -257,7 +259,7 @@ def ce_logits_vjp_plan(z, target, probs, g, dz, dt, dim, reduction, dtype):
         r_sizes=rows.sizes, R=R, C=C, z_r=rows.strides["z"], t_r=rows.strides["t"], z_c=z[1][dim],
         t_c=target[1][dim] if probs else 0, g_r=rows.strides.get("g", zeros), dz_r=rows.strides.get("dz", zeros),
         dz_c=dz[1][dim] if dz is not None else 0, dt_r=rows.strides.get("dt", zeros),
-        dt_c=dt[1][dim] if dt is not None else 0, PROBS=probs, G_ELEMENT=g_element,
+        dt_c=dt[1][dim] if dt is not None else 0, PROBS=probs, G_ELEMENT=g_element, G_ONE=g is None,
         FACTOR_FROM_PTR=reduction == "mean", NEED_DZ=dz is not None, NEED_DT=dt is not None,
         COMPUTE=runtime.compute_dtype(dtype), BLOCK_R=block_r, BLOCK_C=block_c,
         INDEX_64=runtime.needs_int64(*_extents(z, target, g, dz, dt)))
