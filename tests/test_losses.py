@@ -221,8 +221,8 @@ def test_row_loss_one_program_is_one_launch(name, rows, launches):
     """Rows that fit one program (the interpreter's 32768-element tile: 8 x 1000) are one launch
     writing the reduced loss (and, with a gradient to come, the saved statistics); more rows (64
     x 1000: 2 programs) write a partial per program, added by the combine. Under no_grad the
-    cross-entropy forward stores no statistics: its bytes are the logits, the targets and the
-    loss. Values and gradients against the float64 reference either way."""
+    forward stores no statistics: its bytes are the inputs (and one gathered logit per row) and
+    the loss. Values and gradients against the float64 reference either way."""
     if triton_ops.backend() != "interpreter":
         pytest.skip("launches and bytes are counted on the interpreter's plans")
     from triton_ops.counting import count_bytes
@@ -249,3 +249,5 @@ def test_row_loss_one_program_is_one_launch(name, rows, launches):
             partials = 0 if launches == 1 else 2 * (2 * 2 * 8) + 8
             # the logits, the targets, one gathered logit per row, the loss
             assert t.total == z.numel() * 8 + target.numel() * 8 + rows * 8 + 8 + partials, t.total
+        else:  # x and t, the loss; 2 programs: their partial sums written and read
+            assert t.total == 2 * rows * 1000 * 8 + 8 + (0 if launches == 1 else 2 * 2 * 8), t.total

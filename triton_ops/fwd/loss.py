@@ -148,14 +148,15 @@ def cosine_loss(dot, xx, tt, eps):
 
 @triton.jit
 def cosine_fwd_kernel(loss_ptr, stats_ptr, x_ptr, t_ptr, numbers, r_sizes, c_sizes, R, C, c_per_program,
-                      x_r, t_r, x_c, t_c, REDUCE: tl.constexpr, SPLIT: tl.constexpr, COMPUTE: tl.constexpr,
-                      BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr):
+                      x_r, t_r, x_c, t_c, REDUCE: tl.constexpr, SPLIT: tl.constexpr, SAVE: tl.constexpr,
+                      COMPUTE: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr):
     # One program owns BLOCK_R slices and a chunk of c_per_program of their C elements (all of
     # them unless SPLIT), walked in BLOCK_C steps adding <x,t>, |x|^2 and |t|^2. Reads x and t
     # once. Unsplit: writes the 3 statistics and the loss per slice (or the program's sum times
     # numbers' scale: the loss itself when one program holds every slice, else a partial sum
     # that the combine adds). SPLIT (few slices, long ones: dim=None is one): writes the chunk's 3 partial
-    # statistics per slice, which cosine_finish_kernel adds in a fixed order.
+    # statistics per slice, which cosine_finish_kernel adds in a fixed order. Without SAVE (no
+    # gradient will be asked for) an unsplit program stores no statistics.
     rows, row_mask, x_row, t_row = rows_of_program(R, r_sizes, x_r, t_r, BLOCK_R, INDEX_64)
     chunk = tl.program_id(1)
     if INDEX_64:
@@ -174,10 +175,11 @@ def cosine_fwd_kernel(loss_ptr, stats_ptr, x_ptr, t_ptr, numbers, r_sizes, c_siz
     dot_r = tl.sum(dot, axis=1)
     xx_r = tl.sum(xx, axis=1)
     tt_r = tl.sum(tt, axis=1)
-    stats = stats_ptr + chunk * 3 * R + rows  # SPLIT: this chunk's [3, R] slot of the partials
-    tl.store(stats, dot_r, mask=row_mask)
-    tl.store(stats + R, xx_r, mask=row_mask)
-    tl.store(stats + 2 * R, tt_r, mask=row_mask)
+    if SAVE or SPLIT:
+        stats = stats_ptr + chunk * 3 * R + rows  # SPLIT: this chunk's [3, R] slot of the partials
+        tl.store(stats, dot_r, mask=row_mask)
+        tl.store(stats + R, xx_r, mask=row_mask)
+        tl.store(stats + 2 * R, tt_r, mask=row_mask)
     if not SPLIT:
         loss = cosine_loss(dot_r, xx_r, tt_r, joined(numbers[0], numbers[1], COMPUTE))
         if REDUCE:
@@ -188,11 +190,11 @@ def cosine_fwd_kernel(loss_ptr, stats_ptr, x_ptr, t_ptr, numbers, r_sizes, c_siz
 
 
 @triton.jit
-def cosine_finish_kernel(loss_ptr, stats_ptr, part_ptr, numbers, R, P, REDUCE: tl.constexpr,
+def cosine_finish_kernel(loss_ptr, stats_ptr, part_ptr, numbers, R, P, REDUCE: tl.constexpr, SAVE: tl.constexpr,
                          COMPUTE: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_R: tl.constexpr):
     # One program: adds the P chunks' partial statistics per slice ([P, 3, R], in [BLOCK_P,
-    # BLOCK_R] tiles, a fixed order), writes the 3 statistics and the loss per slice, or the
-    # loss summed and scaled (mean: 1 / R) into the output. Bytes: 12 P R + 12 R + |out|.
+    # BLOCK_R] tiles, a fixed order), writes the 3 statistics (SAVE) and the loss per slice, or
+    # the loss summed and scaled (mean: 1 / R) into the output. Bytes: 12 P R + 12 R + |out|.
     eps = joined(numbers[0], numbers[1], COMPUTE)
     total = tl.zeros([BLOCK_R], COMPUTE)
     for r0 in range(0, R, BLOCK_R):
@@ -211,9 +213,10 @@ def cosine_finish_kernel(loss_ptr, stats_ptr, part_ptr, numbers, R, P, REDUCE: t
         dot_r = tl.sum(dot, axis=0)
         xx_r = tl.sum(xx, axis=0)
         tt_r = tl.sum(tt, axis=0)
-        tl.store(stats_ptr + rows, dot_r, mask=row_mask)
-        tl.store(stats_ptr + R + rows, xx_r, mask=row_mask)
-        tl.store(stats_ptr + 2 * R + rows, tt_r, mask=row_mask)
+        if SAVE:
+            tl.store(stats_ptr + rows, dot_r, mask=row_mask)
+            tl.store(stats_ptr + R + rows, xx_r, mask=row_mask)
+            tl.store(stats_ptr + 2 * R + rows, tt_r, mask=row_mask)
         loss = cosine_loss(dot_r, xx_r, tt_r, eps)
         if REDUCE:
             total += tl.where(row_mask, loss, 0.0)

@@ -312,7 +312,7 @@ def column_chunks(R: int, C: int, block_r: int, block_c: int, device, least: int
 
 
 @runtime.plan_cache
-def _cos_forward_plan(x, t, class_dims, reduction, x_dtype, t_dtype, device):
+def _cos_forward_plan(x, t, class_dims, reduction, x_dtype, t_dtype, device, save):
     cls, rows = _cos_groups(x, t, class_dims, {})
     R, C = rows.numel, cls.numel
     block_r, block_c = rows_config(R, C)
@@ -324,7 +324,7 @@ def _cos_forward_plan(x, t, class_dims, reduction, x_dtype, t_dtype, device):
         cosine_fwd_kernel, (programs, chunks), {"num_warps": runtime.num_warps_for(block_r * block_c)},
         r_sizes=rows.sizes, c_sizes=cls.sizes, R=R, C=C, c_per_program=per_chunk, x_r=rows.strides["x"],
         t_r=rows.strides["t"], x_c=cls.strides["x"], t_c=cls.strides["t"], REDUCE=reduction != "none",
-        SPLIT=chunks > 1, COMPUTE=compute, BLOCK_R=block_r, BLOCK_C=block_c,
+        SPLIT=chunks > 1, SAVE=save, COMPUTE=compute, BLOCK_R=block_r, BLOCK_C=block_c,
         INDEX_64=runtime.needs_int64(*_extents(x, t), 3 * R * chunks - 1))  # last offsets: 3 stats per row and chunk
     finish = None
     if chunks > 1:
@@ -332,34 +332,37 @@ def _cos_forward_plan(x, t, class_dims, reduction, x_dtype, t_dtype, device):
         # a quarter tile: three accumulators and three loads of it stay in registers
         finish_p = min(runtime.next_pow2(chunks), max(1, runtime.tile_elements() // 4 // finish_r))
         finish = runtime.LaunchPlan(cosine_finish_kernel, (1,), {"num_warps": 4}, R=R, P=chunks,
-                                    REDUCE=reduction != "none", COMPUTE=compute, BLOCK_P=finish_p, BLOCK_R=finish_r)
+                                    REDUCE=reduction != "none", SAVE=save, COMPUTE=compute, BLOCK_P=finish_p,
+                                    BLOCK_R=finish_r)
     return launch, finish, programs, chunks, R
 
 
-def cosine_forward(x, t, class_dims, eps, reduction, out, stats):
-    """The loss into ``out`` and per slice <x,t>, |x|^2, |t|^2 into ``stats`` (saved for the VJP).
-    Few long slices: column chunks write partial statistics, one finishing program adds them.
-    Slices in one program: its sum, scaled, is the loss (one launch); else one partial sum per
-    program, combined."""
+def cosine_forward(x, t, class_dims, eps, reduction, out, stats=None):
+    """The loss into ``out`` and, with ``stats`` (a gradient will be asked for), per slice <x,t>,
+    |x|^2, |t|^2 into it (saved for the VJP). Few long slices: column chunks write partial
+    statistics, one finishing program adds them. Slices in one program: its sum, scaled, is the
+    loss (one launch); else one partial sum per program, combined."""
+    save = stats is not None
     if x.numel() == 0:
-        return out.zero_(), stats.zero_()
+        return (out.zero_(), stats.zero_()) if save else out.zero_()
     launch, finish, programs, chunks, R = _cos_forward_plan(layout(x), layout(t), class_dims, reduction, x.dtype,
-                                                            t.dtype, x.device)
+                                                            t.dtype, x.device, save)
     reduce = reduction != "none"
     c = launch.fixed["COMPUTE"]
     scale = 1.0 / R if reduction == "mean" else 1.0
+    target = stats if save else out  # unsaved: stats_ptr unread (split: the partials)
+    part_dtype = partial_dtype(x.dtype, t.dtype)
     if finish is not None:
-        parts = torch.empty((chunks, 3, R), dtype=stats.dtype, device=x.device)
+        parts = torch.empty((chunks, 3, R), dtype=part_dtype, device=x.device)
         launch(loss_ptr=out, stats_ptr=parts, x_ptr=x, t_ptr=t, numbers=split_float(eps, c))
-        finish(loss_ptr=out, stats_ptr=stats, part_ptr=parts, numbers=(*split_float(eps, c), *split_float(scale, c)))
-        return out, stats
-    if not reduce or programs == 1:
-        launch(loss_ptr=out, stats_ptr=stats, x_ptr=x, t_ptr=t, numbers=(*split_float(eps, c), *split_float(scale, c)))
-        return out, stats
-    parts = torch.empty((programs, 1), dtype=stats.dtype, device=x.device)
-    launch(loss_ptr=parts, stats_ptr=stats, x_ptr=x, t_ptr=t, numbers=(*split_float(eps, c), *split_float(1.0, c)))
-    combine_partials(parts, out, scale=scale, kernel=combine_fwd_kernel)
-    return out, stats
+        finish(loss_ptr=out, stats_ptr=target, part_ptr=parts, numbers=(*split_float(eps, c), *split_float(scale, c)))
+    elif not reduce or programs == 1:
+        launch(loss_ptr=out, stats_ptr=target, x_ptr=x, t_ptr=t, numbers=(*split_float(eps, c), *split_float(scale, c)))
+    else:
+        parts = torch.empty((programs, 1), dtype=part_dtype, device=x.device)
+        launch(loss_ptr=parts, stats_ptr=target, x_ptr=x, t_ptr=t, numbers=(*split_float(eps, c), *split_float(1.0, c)))
+        combine_partials(parts, out, scale=scale, kernel=combine_fwd_kernel)
+    return (out, stats) if save else out
 
 
 @runtime.plan_cache
