@@ -231,13 +231,15 @@ def cross_entropy_logits_forward(z, target, dim, ignore_index, label_smoothing, 
         parts = torch.empty((programs, 2), dtype=partial_dtype(z.dtype), device=z.device)
         launch(loss_ptr=parts, lse_ptr=lse, tsum_ptr=tsum, factor_ptr=factor, z_ptr=z, t_ptr=target, numbers=numbers,
                ignore_index=ignore_index)
-        if save:
-            combine_partials(parts, out, kernel=combine_fwd_kernel, factor_out=factor)
-        else:
-            # the factor (unread) lands in the partials' first slot: the one combine program
-            # has read every partial before it stores
-            combine_partials(parts, out, kernel=combine_fwd_kernel, factor_out=parts[0, :1])
+        combine_mean(parts, out, factor if save else None)
     return (out, stats) if save else out
+
+
+def combine_mean(parts, out, factor=None):
+    """``out`` = the sum of the (sum, count) partials over max(count, 1), ``factor`` = 1 / max(count,
+    1). Without ``factor`` (nothing saved), the factor lands in the partials' first slot, unread:
+    the one combine program has read every partial before it stores."""
+    combine_partials(parts, out, kernel=combine_fwd_kernel, factor_out=factor if factor is not None else parts[0, :1])
 
 
 @runtime.plan_cache

@@ -239,12 +239,22 @@ def _lce_alloc(input, weight, target, bias, ignore_index, reduction, label_smoot
     """The loss; saved: the log-sum-exp per row, the mean's factor, and dX, dW, db as the forward
     forms them (empty where it does not)."""
     stat = stat_dtype(input)
-    out_shape = tuple(target.shape) if reduction == "none" else ()
     formed = _lce_formed(input, weight, target, bias, reduction, needs)
     grads = [t.new_empty(t.shape if f else (0,)) for t, f in zip((input, weight, bias if bias is not None else input),
                                                                   formed)]
-    return (input.new_empty(out_shape), input.new_empty((target.numel(),), dtype=stat),
+    return (_lce_out(input, target, reduction), input.new_empty((target.numel(),), dtype=stat),
             input.new_empty((1,), dtype=stat), *grads)
+
+
+def _lce_out(input, target, reduction):
+    return input.new_empty(tuple(target.shape) if reduction == "none" else ())
+
+
+def _lce_forward(input, weight, target, bias, ignore_index, reduction, label_smoothing):
+    """No gradient wanted: the loss only (the logits GEMM and the row kernel per chunk, nothing
+    saved)."""
+    return linear_cross_entropy_forward(input, weight, target, bias, ignore_index, reduction, label_smoothing,
+                                        _lce_out(input, target, reduction))
 
 
 def _lce_forward_saved(input, weight, target, bias, ignore_index, reduction, label_smoothing, needs=None):
@@ -322,7 +332,7 @@ LCE_ARGS = (Arg("input"), Arg("weight"), Arg("target"), Arg("bias", "tensor?", N
             Arg("reduction", "str", "mean"), Arg("label_smoothing", "float", 0.0))
 linear_cross_entropy = register(OpSpec(
     name="linear_cross_entropy", family="matmul", args=LCE_ARGS,
-    forward=None, forward_saved=_lce_forward_saved, n_saved=5, forward_needs=True, vjp=_lce_vjp, reference=_lce_ref,
+    forward=_lce_forward, forward_saved=_lce_forward_saved, n_saved=5, forward_needs=True, vjp=_lce_vjp, reference=_lce_ref,
     fwd_kernels=(gemm_fwd_kernel, ce_logits_fwd_kernel, combine_fwd_kernel),
     bwd_kernels=(gemm_vjp_kernel, ce_logits_bwd_kernel, broadcast_bwd_kernel),
     check=_lce_check, alloc=_lce_alloc,
