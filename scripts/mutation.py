@@ -90,6 +90,12 @@ MUTANTS = [
       "a row's own non-finite weight turned into NaN", T_MM),
     M("one-hot-no-product-fallback", "triton_ops/fwd/one_hot.py", "if tl.max(count, axis=0) <= 1:",
       "if tl.max(count, axis=0) <= 1000000:", "rows with several nonzero entries gathered", T_MM),
+    M("one-hot-own-count-first-block", "triton_ops/fwd/one_hot.py", "for v0 in range(0, V, BLOCK_K):\n                    vs",
+      "for v0 in range(BLOCK_K, V, BLOCK_K):\n                    vs",
+      "the gather's own non-finite count skips the weight's first rows", T_MM),
+    M("linear-dz-chunk-floor", "triton_ops/launchers/reduce.py", "R * C // runtime.min_split_elements()))",
+      "R * C // runtime.min_split_elements() + 1))", "column-sum chunks split below min_split_elements (a combine more)",
+      T_MM),
     # ---- LayerNorm kernels and launcher (fwd/ bwd/norm.py, launchers/norm.py)
     M("ln-long-unbiased-var", "triton_ops/fwd/norm.py", "rstd = 1.0 / tl.sqrt(m2 / D + eps)",
       "rstd = 1.0 / tl.sqrt(m2 / (D - 1) + eps)", "long-row path uses the unbiased variance", T_LN),
@@ -205,6 +211,15 @@ MUTANTS = [
       "s = tl.where(up, s + 1.0, s + e)", "online log-sum-exp not rescaled when a lane's max grows", T_LOSS),
     M("ce-partial-slot", "triton_ops/fwd/loss.py", "part = tl.program_id(0) * 2", "part = 0",
       "every cross-entropy program writes partial 0", T_LOSS),
+    M("ce-final-undivided", "triton_ops/fwd/loss.py", "tl.store(loss_ptr, (total * factor).to(",
+      "tl.store(loss_ptr, (total + 0 * factor).to(", "a one-program cross-entropy mean not divided by its count",
+      T_LOSS),
+    M("ce-saved-mass-dropped", "triton_ops/fwd/loss.py", "        if PROBS:  # class indices",
+      "        if False:  # class indices", "the target mass of probability targets not saved for the VJP", T_LOSS),
+    M("cosine-one-program-unscaled", "triton_ops/launchers/loss.py",
+      "launch(loss_ptr=out, stats_ptr=target, x_ptr=x, t_ptr=t, numbers=(*split_float(eps, c), *split_float(scale, c)))",
+      "launch(loss_ptr=out, stats_ptr=target, x_ptr=x, t_ptr=t, numbers=(*split_float(eps, c), *split_float(1.0, c)))",
+      "a one-program cosine mean not divided by its slices", T_LOSS),
     M("cosine-c-loop-last", "triton_ops/fwd/loss.py", "        dot += x * t\n", "        dot = x * t\n",
       "cosine dot product keeps only the last column block", T_LOSS),
     M("cosine-eps-add", "triton_ops/fwd/loss.py", "tl.maximum(tl.sqrt(xx), eps, propagate_nan=tl.PropagateNan.ALL)",
@@ -375,6 +390,9 @@ MUTANTS = [
     M("emb-bwd-upper-bound", "triton_ops/bwd/shape.py", "tl.load(sorted_ptr + mid, mask=active, other=0).to(tl.int64) < value",
       "tl.load(sorted_ptr + mid, mask=active, other=0).to(tl.int64) <= value",
       "embedding segments start past their row's indices (upper bound for lower bound)", T_EMB),
+    M("emb-bwd-search-stop", "triton_ops/bwd/shape.py", "lower_bound(sorted_ptr, n, rv + 1, steps), 0) - start",
+      "lower_bound(sorted_ptr, n, rv, steps), 0) - start",
+      "the in-kernel search ends each segment where it starts (every row 0)", T_EMB),
 ]
 
 

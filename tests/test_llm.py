@@ -282,6 +282,29 @@ class _Allocations(TorchDispatchMode):
         return out
 
 
+@pytest.mark.parametrize("T,launches", [(64, 2), (96, 13)], ids=["one-chunk", "six-chunks"])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_linear_cross_entropy_forward_without_gradients(reduction, T, launches):
+    """No gradient wanted: one chunk of one row-kernel program is the logits GEMM and the row
+    kernel, which writes the loss itself (2 launches); more chunks write (sum, count) partials,
+    combined at the end (2 per chunk + 1). Values against torch; the bytes (interpreter, float32
+    as the bench) within 5% of the design's minimum (the chunk's logits written once and read once)."""
+    from triton_ops.counting import count_bytes
+
+    gen = torch.Generator().manual_seed(T)
+    H, V = (96, 96) if T == 64 else (8, 200)
+    x, w, t, _ = _lce_args(torch.float32, gen, B=1, T=T, H=H, V=V, bias=False)
+    spec = triton_ops.registry["linear_cross_entropy"]
+    args = spec.check(x.detach()[0], w.detach(), t[0], None, -100, reduction, 0.0)
+    chunks = triton_ops.runtime.cdiv(T, triton_ops.launchers.llm.chunk_rows(T, V, H, torch.float32, x.device))
+    with torch.no_grad(), count_bytes() as c:
+        loss = triton_ops.linear_cross_entropy(*args)
+    if triton_ops.backend() == "interpreter":  # the interpreter's plans
+        assert chunks == (1 if T == 64 else 6) and c.launches == launches, (chunks, c.launches)
+        assert c.total <= 1.05 * spec.min_bytes(*args)[0], (c.total, spec.min_bytes(*args)[0])
+    assert_close(loss, spec.reference(*args), torch.float32, f"linear_cross_entropy no_grad {reduction}")
+
+
 @pytest.mark.parametrize("reduction", ["mean", "none"])
 def test_linear_cross_entropy_never_allocates_n_by_v(reduction):
     gen = torch.Generator().manual_seed(9)

@@ -221,13 +221,22 @@ def test_gemm_float32_precision_follows_torch(gemm_launches):
 def test_linear_dz_row_loop_and_chunks():
     from triton_ops.launchers.reduce import column_chunks
 
-    # 600 rows of 32 in 8 programs: 96 rows (3 row blocks) per chunk, 7 chunks (the last one 24
-    # rows), each writing one partial row of the bias sums
-    interpreter_plan(column_chunks(600, 48, DEVICE) == (32, 64, 7, 96))
+    # 600 rows of 32, 64 columns: 38,400 elements are 2 chunks of at least min_split_elements
+    # (16,384), 320 rows (10 row blocks) each, the last one 280 rows, each writing one partial
+    # row of the bias sums: dz, the combine, dx, dW. 64 x 96 is one chunk, whose sums are the
+    # bias gradient itself: dz, dx, dW.
+    interpreter_plan(column_chunks(600, 64, DEVICE) == (32, 64, 2, 320))
+    interpreter_plan(column_chunks(64, 96, DEVICE)[2] == 1)
     gen = torch.Generator().manual_seed(600)
-    x, w, b = _rand(600, 20, gen=gen), _rand(48, 20, gen=gen, scale=0.3), _rand(48, gen=gen)
-    for activation in ("gelu", "elu"):
-        _check("linear", [x, w, b, activation, "ieee"], f"linear 600 rows {activation}")
+    for R, N, launches in ((600, 64, 4), (64, 96, 3)):
+        x, w, b = _rand(R, 20, gen=gen), _rand(N, 20, gen=gen, scale=0.3), _rand(N, gen=gen)
+        for activation in ("gelu", "elu"):
+            _check("linear", [x, w, b, activation, "ieee"], f"linear {R} rows {activation}")
+        args = [t.detach().requires_grad_() for t in (x, w, b)]
+        out = triton_ops.linear(*args, "gelu", "ieee")
+        before = runtime.launch_count()
+        torch.autograd.grad(out, args, torch.ones_like(out))
+        interpreter_plan(runtime.launch_count() - before == launches)
 
 
 @pytest.mark.parametrize("sms,chunks", [(1, 4), (4, 9), (64, 18)])
@@ -266,7 +275,8 @@ def _check_one_hot(onehot, w, what):
 
 def test_one_hot_embedding_loops():
     # onehot [40, 2000]: the scan runs 2 blocks of 1024 columns; E = 300: 2 column blocks of 256;
-    # the product fallback's K loop 2 steps; weight counts in 8 chunks of 256 rows
+    # the product fallback's K loop 2 steps; the one gather program counts the non-finite
+    # weights itself in steps of 1024 rows (the count kernel's 8 chunks of 256 rows: unused)
     from triton_ops.launchers.reduce import column_chunks
 
     interpreter_plan(column_chunks(2000, 300, DEVICE) == (32, 512, 8, 256))
@@ -641,14 +651,15 @@ def test_row_kernels_class_loop_gpu_plan(gpu_plans, monkeypatch, C, class_blocks
 
     # as on a GPU: 2048-class blocks (the online log-sum-exp rescales when a later block holds a
     # larger logit: the ramp makes sure one does), 4096 / 2048 = 2 rows per program: 7 rows are
-    # 4 programs, one partial (sum, count) each
+    # 4 programs, one partial (sum, count) each; fewer classes: one program, which writes the
+    # loss itself (no partials, no combine)
     gpu_plans(loss, programs=8)
     block_r, block_c = loss.rows_config(7, C)
     programs = runtime.cdiv(7, block_r)
     assert runtime.cdiv(C, block_c) == class_blocks and programs == (4 if C >= 2048 else 1)
     partials = _spy_partials(monkeypatch, loss)
     triton_ops.cross_entropy_logits(torch.zeros(7, C, device=DEVICE), torch.zeros(7, dtype=torch.long, device=DEVICE))
-    assert partials == [(programs, 2)]  # (sum, count) per program
+    assert partials == ([(programs, 2)] if programs > 1 else [])  # (sum, count) per program
     gen = torch.Generator().manual_seed(C)
     z = _rand(7, C, gen=gen, scale=2.0) + torch.linspace(0, 6, C, dtype=F64, device=DEVICE)
     target = torch.randint(0, C, (7,), generator=gen).to(DEVICE)
@@ -676,22 +687,26 @@ def test_row_kernels_class_loop_interpreter():
 
 
 
-@pytest.mark.parametrize("programs,numel,chunks", [(8, 5000, 3), (2, 10000, 5), (16, 140000, 35), (8, 2048, 1)])
-def test_cosine_dim_none_column_chunks_gpu_plan(gpu_plans, programs, numel, chunks):
+@pytest.mark.parametrize("programs,numel,chunks,fwd_chunks", [(8, 5000, 3, 1), (2, 10000, 5, 1), (16, 140000, 35, 8),
+                                                              (8, 2048, 1, 1)])
+def test_cosine_dim_none_column_chunks_gpu_plan(gpu_plans, programs, numel, chunks, fwd_chunks):
     from triton_ops.launchers import loss
 
     # as on a GPU: dim=None is one slice of numel elements in 2048-element steps, split over
-    # min(steps, 4 x programs) chunks (whole steps each, the last one partial); the chunks' partial
-    # statistics are added by one finishing program (2 launches forward, as the unsplit path's
-    # partial sum + combine), and the VJP walks the same chunks
+    # min(steps, 4 x programs) chunks (whole steps each, the last one partial). The forward's
+    # chunks also walk at least min_split_elements each (on a GPU 16384: fwd_chunks; here 1, so
+    # that these small slices split): their partial statistics are added by one finishing
+    # program (2 launches); one chunk is one launch (the program's loss is the output). The VJP
+    # has no finishing pass and walks the same chunks.
     gpu_plans(loss, programs=programs)
     assert loss.column_chunks(1, numel, 1, 2048, None)[0] == chunks
+    assert loss.column_chunks(1, numel, 1, 2048, None, least=16384)[0] == fwd_chunks
     gen = torch.Generator().manual_seed(numel)
     x, t = _rand(numel, gen=gen), _rand(numel, gen=gen) + 0.5 * _rand(numel, gen=gen)
     for reduction in ("mean", "sum", "none"):
         before = runtime.launch_count()
         _check("cosine_similarity_loss", [x, t, None, 1e-6, reduction], f"cosine dim=None {chunks} chunks {reduction}")
-        assert runtime.launch_count() - before == (2 if chunks > 1 or reduction != "none" else 1) + 1
+        assert runtime.launch_count() - before == (2 if chunks > 1 else 1) + 1
     tiny = x * 1e-9  # |x| < eps: the gradient's eps branch
     _check("cosine_similarity_loss", [tiny, t, None, 1e-6, "mean"], f"cosine dim=None |x| < eps {chunks} chunks")
     _check("cosine_similarity_loss", [x.view(2, -1), t.view(2, -1).t().contiguous().t(), None, 1e-6, "sum"],
@@ -714,6 +729,20 @@ def test_embedding_segment_loop(n, V):
     idx[0] = V - 1
     out = _check("embedding", [idx, _rand(V, 20, gen=gen)], f"embedding n={n} V={V}")
     assert out.shape == (n, 20)
+
+
+@pytest.mark.parametrize("n,V,launches", [(64, 30, 1), (16384, 2000, 2)], ids=["search-in-kernel", "bounds-kernel"])
+def test_embedding_bounds_in_the_gradient_kernel_or_their_own(n, V, launches):
+    """After the sort: rows in one vocabulary block (or few indices) find their segment bounds
+    in the gradient kernel (one launch); 2000 rows (2 blocks of 1024) of 16384 indices have them
+    found first by the bounds kernel (two launches). Values against the float64 reference."""
+    gen = torch.Generator().manual_seed(n)
+    idx = torch.randint(0, V, (n,), generator=gen).to(DEVICE)
+    w, g = _rand(V, 20, gen=gen), _rand(n, 20, gen=gen)
+    before = runtime.launch_count()
+    _, dw = triton_ops.registry["embedding"].vjp(idx, w, g)
+    interpreter_plan(runtime.launch_count() - before == launches)
+    assert_close(dw, torch.zeros_like(w).index_add_(0, idx, g), F64, f"embedding dweight {n} indices")
 
 
 def test_embedding_weight_gradient_layouts_and_unnamed_rows():

@@ -213,3 +213,41 @@ def test_bce_clamp_and_targets_require_grad():
     assert torch.isfinite(out).all()
     gp, gy = torch.autograd.grad(out.sum(), (p, y))
     assert gp[0] == 0 and gp[2] == 0 and torch.isfinite(gy).all()
+
+
+@pytest.mark.parametrize("rows,launches", [(8, 1), (64, 2)], ids=["one-program", "partials"])
+@pytest.mark.parametrize("name", ["cross_entropy_logits", "cosine_similarity_loss"])
+def test_row_loss_one_program_is_one_launch(name, rows, launches):
+    """Rows that fit one program (the interpreter's 32768-element tile: 8 x 1000) are one launch
+    writing the reduced loss (and, with a gradient to come, the saved statistics); more rows (64
+    x 1000: 2 programs) write a partial per program, added by the combine. Under no_grad the
+    forward stores no statistics: its bytes are the inputs (and one gathered logit per row) and
+    the loss. Values and gradients against the float64 reference either way."""
+    if triton_ops.backend() != "interpreter":
+        pytest.skip("launches and bytes are counted on the interpreter's plans")
+    from triton_ops.counting import count_bytes
+
+    gen = torch.Generator().manual_seed(rows)
+    spec = triton_ops.registry[name]
+    for reduction in ("mean", "sum"):
+        args = list(spec.bind(*spec.sample((rows, 1000), torch.float64, "cpu", gen)))
+        args[[a.name for a in spec.args].index("reduction")] = reduction
+        x = args[0].requires_grad_()
+        with count_bytes() as t:
+            out = spec.fn(*args)
+        assert t.launches == launches, (reduction, t.launches)
+        ref, (ref_grad,) = reference_grads(spec.reference, args, torch.tensor(0.7, dtype=torch.float64), [0])
+        assert_close(out, ref, torch.float64, f"{name} {rows} rows {reduction}")
+        (grad,) = torch.autograd.grad(out, [x], torch.tensor(0.7, dtype=torch.float64))
+        assert_close(grad, ref_grad, torch.float64, f"{name} {rows} rows {reduction} gradient")
+        with torch.no_grad(), count_bytes() as t:
+            again = spec.fn(*args)
+        assert t.launches == launches and torch.equal(again, out)
+        if name == "cross_entropy_logits":
+            z, target = args[0], args[1]
+            # 2 programs: their (sum, count) written and read, the unread factor in the first slot
+            partials = 0 if launches == 1 else 2 * (2 * 2 * 8) + 8
+            # the logits, the targets, one gathered logit per row, the loss
+            assert t.total == z.numel() * 8 + target.numel() * 8 + rows * 8 + 8 + partials, t.total
+        else:  # x and t, the loss; 2 programs: their partial sums written and read
+            assert t.total == 2 * rows * 1000 * 8 + 8 + (0 if launches == 1 else 2 * 2 * 8), t.total

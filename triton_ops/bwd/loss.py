@@ -51,24 +51,29 @@ def loss_vjp_kernel(dx_ptr, dt_ptr, x_ptr, t_ptr, g_ptr, numbers, r_sizes, k_siz
 @triton.jit
 def ce_logits_bwd_kernel(dz_ptr, dt_ptr, z_ptr, t_ptr, g_ptr, lse_ptr, tsum_ptr, factor_ptr, numbers, r_sizes,
                          R, C, z_r, t_r, z_c, t_c, g_r, dz_r, dz_c, dt_r, dt_c, ignore_index,
-                         PROBS: tl.constexpr, G_ELEMENT: tl.constexpr, FACTOR_FROM_PTR: tl.constexpr,
+                         PROBS: tl.constexpr, G_ELEMENT: tl.constexpr, G_ONE: tl.constexpr,
+                         FACTOR_FROM_PTR: tl.constexpr,
                          NEED_DZ: tl.constexpr, NEED_DT: tl.constexpr, COMPUTE: tl.constexpr,
                          BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr):
     # One program owns BLOCK_R rows and walks their classes: dz = g * (softmax(z) * mass - t'),
     # softmax from the forward's saved log-sum-exp (no second pass over z). Reads z (and t)
-    # once, g and two floats per row; writes dz (and dt) once.
+    # once, g and the log-sum-exp per row (and the target mass, probabilities); writes dz (and
+    # dt) once.
     rows, row_mask, z_row, t_row = rows_of_program(R, r_sizes, z_r, t_r, BLOCK_R, INDEX_64)
     smoothing = joined(numbers[0], numbers[1], COMPUTE)
     factor = joined(numbers[2], numbers[3], COMPUTE)
     if FACTOR_FROM_PTR:
         factor = tl.load(factor_ptr).to(COMPUTE)
-    if G_ELEMENT:
+    if G_ONE:  # a forward forming its gradients (linear_cross_entropy): g = 1, nothing to read
+        g = tl.full([BLOCK_R], 1.0, COMPUTE) * factor
+    elif G_ELEMENT:
         g = tl.load(g_ptr).to(COMPUTE) * factor + tl.full([BLOCK_R], -0.0, COMPUTE)
     else:
         g = tl.load(g_ptr + group_offsets(rows, r_sizes, g_r), mask=row_mask, other=0.0).to(COMPUTE) * factor
     lse = tl.load(lse_ptr + rows, mask=row_mask, other=0.0).to(COMPUTE)
-    mass = tl.load(tsum_ptr + rows, mask=row_mask, other=0.0).to(COMPUTE)
-    if not PROBS:
+    if PROBS:
+        mass = tl.load(tsum_ptr + rows, mask=row_mask, other=0.0).to(COMPUTE)
+    else:
         target = tl.load(t_ptr + t_row, mask=row_mask, other=ignore_index)
         valid = (target != ignore_index)[:, None]
         # an out-of-range class (unchecked on CUDA): NaN, like its row's loss

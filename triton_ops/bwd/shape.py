@@ -39,22 +39,30 @@ def embedding_bounds_kernel(bounds_ptr, sorted_ptr, n, V, steps, BLOCK: tl.const
 
 
 @triton.jit
-def embedding_bwd_kernel(dw_ptr, g_ptr, order_ptr, bounds_ptr, V, E, i_sizes, g_i, g_e, COMPUTE: tl.constexpr,
-                         BLOCK_V: tl.constexpr, BLOCK_I: tl.constexpr, BLOCK_E: tl.constexpr):
+def embedding_bwd_kernel(dw_ptr, g_ptr, order_ptr, bounds_ptr, sorted_ptr, n, steps, V, E, i_sizes, g_i, g_e,
+                         SEARCH: tl.constexpr, COMPUTE: tl.constexpr, BLOCK_V: tl.constexpr, BLOCK_I: tl.constexpr,
+                         BLOCK_E: tl.constexpr):
     # One program owns BLOCK_V rows x BLOCK_E columns of dweight. Row v's occurrences are the
     # segment [bounds[v], bounds[v + 1]) of the stably sorted indices, in their original order;
     # the program adds the rows of g they name, BLOCK_I occurrences per step and row (a fixed
     # order: a fixed-shape sum per step, steps in sequence; no atomics). A row no index names is
     # written 0; an index outside [0, V) (unchecked on CUDA) lies outside every segment and adds
     # nothing. Bytes: |g| + |dweight| + 8 n (the order) + 16 per dweight row (its bounds).
+    # SEARCH (few rows of dweight, or few indices: one program, or short search chains): the
+    # program finds its rows' bounds itself (two binary searches per row, <= 16 log2(n + 1)
+    # bytes), no bounds kernel, no bounds buffer.
     pid_v = tl.program_id(0)
     pid_e = tl.program_id(1)
     rv = (pid_v * BLOCK_V + tl.arange(0, BLOCK_V)).to(tl.int64)
     re = (pid_e * BLOCK_E + tl.arange(0, BLOCK_E)).to(tl.int64)
     v_mask = rv < V
     e_mask = re < E
-    start = tl.load(bounds_ptr + rv, mask=v_mask, other=0)
-    count = tl.load(bounds_ptr + rv + 1, mask=v_mask, other=0) - start
+    if SEARCH:
+        start = tl.where(v_mask, lower_bound(sorted_ptr, n, rv, steps), 0)
+        count = tl.where(v_mask, lower_bound(sorted_ptr, n, rv + 1, steps), 0) - start
+    else:
+        start = tl.load(bounds_ptr + rv, mask=v_mask, other=0)
+        count = tl.load(bounds_ptr + rv + 1, mask=v_mask, other=0) - start
     acc = tl.zeros([BLOCK_V, BLOCK_E], COMPUTE)
     for k in range(0, tl.max(count, axis=0), BLOCK_I):
         step = k + tl.arange(0, BLOCK_I)

@@ -49,16 +49,19 @@ def loss_reduce_kernel(out_ptr, x_ptr, t_ptr, numbers, r_sizes, k_sizes, R, K, r
 
 
 @triton.jit
-def ce_logits_fwd_kernel(loss_ptr, lse_ptr, tsum_ptr, z_ptr, t_ptr, numbers, r_sizes, R, C,
+def ce_logits_fwd_kernel(loss_ptr, lse_ptr, tsum_ptr, factor_ptr, z_ptr, t_ptr, numbers, r_sizes, R, C,
                          z_r, t_r, z_c, t_c, ignore_index,
-                         PROBS: tl.constexpr, REDUCE: tl.constexpr, MEAN: tl.constexpr, COMPUTE: tl.constexpr,
-                         BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr):
+                         PROBS: tl.constexpr, REDUCE: tl.constexpr, MEAN: tl.constexpr, FINAL: tl.constexpr,
+                         SAVE: tl.constexpr, COMPUTE: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
+                         INDEX_64: tl.constexpr):
     # One program owns BLOCK_R rows and walks their C classes in BLOCK_C steps. Each lane keeps
     # its own running (max, sum) of an online log-sum-exp (one exp per logit, no cross-lane
     # reduction inside the loop); the lanes are combined once, after the loop. Any class count
     # fits. Reads the logits once (and probability targets once, or one index and one gathered
-    # logit per row); writes the loss per row (or one partial sum and count per program),
-    # log-sum-exp and target mass per row. Bytes: |z| (+ |t|) + 8 R (+ 8 per program).
+    # logit per row); writes the loss per row, or one partial (sum, count) per program, or
+    # (FINAL: the only program of a reduction) the loss itself and the mean's factor
+    # 1 / max(count, 1). SAVE (a gradient will be asked for): the log-sum-exp per row, and the
+    # target mass per row for probability targets. Bytes: |z| (+ |t|) + 4 R (+ 4 R) + 8 per program.
     rows, row_mask, z_row, t_row = rows_of_program(R, r_sizes, z_r, t_r, BLOCK_R, INDEX_64)
     smoothing = joined(numbers[0], numbers[1], COMPUTE)
     m = tl.full([BLOCK_R, BLOCK_C], float("-inf"), COMPUTE)
@@ -104,13 +107,14 @@ def ce_logits_fwd_kernel(loss_ptr, lse_ptr, tsum_ptr, z_ptr, t_ptr, numbers, r_s
                       other=float("nan")).to(COMPUTE)
         mass = tl.where(valid, 1.0, 0.0)
         loss = tl.where(valid, lse - (1.0 - smoothing) * z_t - smoothing * z_sum * inv_c, 0.0)
-    tl.store(lse_ptr + rows, lse, mask=row_mask)
-    tl.store(tsum_ptr + rows, mass, mask=row_mask)
+    if SAVE:
+        tl.store(lse_ptr + rows, lse, mask=row_mask)
+        if PROBS:  # class indices: the VJP reads its rows' validity from the targets
+            tl.store(tsum_ptr + rows, mass, mask=row_mask)
     if REDUCE:
-        part = tl.program_id(0) * 2
-        tl.store(loss_ptr + part, tl.sum(tl.where(row_mask, loss, 0.0), axis=0))
+        total = tl.sum(tl.where(row_mask, loss, 0.0), axis=0)
         # "mean" divides by the rows counted: every row for probabilities, non-ignored ones for
-        # indices; "sum" counts none (the combine divides by max(count, 1)).
+        # indices; "sum" counts none (the division is by max(count, 1), here or in the combine).
         if MEAN:
             if PROBS:
                 counted = tl.where(row_mask, 1.0, 0.0)
@@ -118,9 +122,21 @@ def ce_logits_fwd_kernel(loss_ptr, lse_ptr, tsum_ptr, z_ptr, t_ptr, numbers, r_s
                 counted = mass
         else:
             counted = tl.zeros([BLOCK_R], COMPUTE)
-        tl.store(loss_ptr + part + 1, tl.sum(counted, axis=0))
+        count = tl.sum(counted, axis=0).to(COMPUTE)  # (the 0/1 weights are float32 literals)
+        if FINAL:  # as combine_rows' DIVIDE: out = sum * factor, factor = 1 / max(count, 1)
+            factor = 1.0 / tl.maximum(count, 1.0)
+            tl.store(loss_ptr, (total * factor).to(loss_ptr.dtype.element_ty))
+            if SAVE:
+                tl.store(factor_ptr, factor.to(factor_ptr.dtype.element_ty))
+        else:
+            part = tl.program_id(0) * 2
+            tl.store(loss_ptr + part, total)
+            tl.store(loss_ptr + part + 1, count)
     else:
         tl.store(loss_ptr + rows, loss.to(loss_ptr.dtype.element_ty), mask=row_mask)
+        if SAVE:  # no factor to find for "none" (its VJP reads none): a saved value defined all the same
+            if tl.program_id(0) == 0:
+                tl.store(factor_ptr, tl.full([], 1.0, factor_ptr.dtype.element_ty))
 
 
 @helper
@@ -132,13 +148,15 @@ def cosine_loss(dot, xx, tt, eps):
 
 @triton.jit
 def cosine_fwd_kernel(loss_ptr, stats_ptr, x_ptr, t_ptr, numbers, r_sizes, c_sizes, R, C, c_per_program,
-                      x_r, t_r, x_c, t_c, REDUCE: tl.constexpr, SPLIT: tl.constexpr, COMPUTE: tl.constexpr,
-                      BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr):
+                      x_r, t_r, x_c, t_c, REDUCE: tl.constexpr, SPLIT: tl.constexpr, SAVE: tl.constexpr,
+                      COMPUTE: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr):
     # One program owns BLOCK_R slices and a chunk of c_per_program of their C elements (all of
     # them unless SPLIT), walked in BLOCK_C steps adding <x,t>, |x|^2 and |t|^2. Reads x and t
-    # once. Unsplit: writes the 3 statistics and the loss per slice (or one partial sum per
-    # program). SPLIT (few slices, long ones: dim=None is one): writes the chunk's 3 partial
-    # statistics per slice, which cosine_finish_kernel adds in a fixed order.
+    # once. Unsplit: writes the 3 statistics and the loss per slice (or the program's sum times
+    # numbers' scale: the loss itself when one program holds every slice, else a partial sum
+    # that the combine adds). SPLIT (few slices, long ones: dim=None is one): writes the chunk's 3 partial
+    # statistics per slice, which cosine_finish_kernel adds in a fixed order. Without SAVE (no
+    # gradient will be asked for) an unsplit program stores no statistics.
     rows, row_mask, x_row, t_row = rows_of_program(R, r_sizes, x_r, t_r, BLOCK_R, INDEX_64)
     chunk = tl.program_id(1)
     if INDEX_64:
@@ -157,24 +175,26 @@ def cosine_fwd_kernel(loss_ptr, stats_ptr, x_ptr, t_ptr, numbers, r_sizes, c_siz
     dot_r = tl.sum(dot, axis=1)
     xx_r = tl.sum(xx, axis=1)
     tt_r = tl.sum(tt, axis=1)
-    stats = stats_ptr + chunk * 3 * R + rows  # SPLIT: this chunk's [3, R] slot of the partials
-    tl.store(stats, dot_r, mask=row_mask)
-    tl.store(stats + R, xx_r, mask=row_mask)
-    tl.store(stats + 2 * R, tt_r, mask=row_mask)
+    if SAVE or SPLIT:
+        stats = stats_ptr + chunk * 3 * R + rows  # SPLIT: this chunk's [3, R] slot of the partials
+        tl.store(stats, dot_r, mask=row_mask)
+        tl.store(stats + R, xx_r, mask=row_mask)
+        tl.store(stats + 2 * R, tt_r, mask=row_mask)
     if not SPLIT:
         loss = cosine_loss(dot_r, xx_r, tt_r, joined(numbers[0], numbers[1], COMPUTE))
         if REDUCE:
-            tl.store(loss_ptr + tl.program_id(0), tl.sum(tl.where(row_mask, loss, 0.0), axis=0))
+            total = tl.sum(tl.where(row_mask, loss, 0.0), axis=0) * joined(numbers[2], numbers[3], COMPUTE)
+            tl.store(loss_ptr + tl.program_id(0), total.to(loss_ptr.dtype.element_ty))
         else:
             tl.store(loss_ptr + rows, loss.to(loss_ptr.dtype.element_ty), mask=row_mask)
 
 
 @triton.jit
-def cosine_finish_kernel(loss_ptr, stats_ptr, part_ptr, numbers, R, P, REDUCE: tl.constexpr,
+def cosine_finish_kernel(loss_ptr, stats_ptr, part_ptr, numbers, R, P, REDUCE: tl.constexpr, SAVE: tl.constexpr,
                          COMPUTE: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_R: tl.constexpr):
     # One program: adds the P chunks' partial statistics per slice ([P, 3, R], in [BLOCK_P,
-    # BLOCK_R] tiles, a fixed order), writes the 3 statistics and the loss per slice, or the
-    # loss summed and scaled (mean: 1 / R) into the output. Bytes: 12 P R + 12 R + |out|.
+    # BLOCK_R] tiles, a fixed order), writes the 3 statistics (SAVE) and the loss per slice, or
+    # the loss summed and scaled (mean: 1 / R) into the output. Bytes: 12 P R + 12 R + |out|.
     eps = joined(numbers[0], numbers[1], COMPUTE)
     total = tl.zeros([BLOCK_R], COMPUTE)
     for r0 in range(0, R, BLOCK_R):
@@ -193,9 +213,10 @@ def cosine_finish_kernel(loss_ptr, stats_ptr, part_ptr, numbers, R, P, REDUCE: t
         dot_r = tl.sum(dot, axis=0)
         xx_r = tl.sum(xx, axis=0)
         tt_r = tl.sum(tt, axis=0)
-        tl.store(stats_ptr + rows, dot_r, mask=row_mask)
-        tl.store(stats_ptr + R + rows, xx_r, mask=row_mask)
-        tl.store(stats_ptr + 2 * R + rows, tt_r, mask=row_mask)
+        if SAVE:
+            tl.store(stats_ptr + rows, dot_r, mask=row_mask)
+            tl.store(stats_ptr + R + rows, xx_r, mask=row_mask)
+            tl.store(stats_ptr + 2 * R + rows, tt_r, mask=row_mask)
         loss = cosine_loss(dot_r, xx_r, tt_r, eps)
         if REDUCE:
             total += tl.where(row_mask, loss, 0.0)

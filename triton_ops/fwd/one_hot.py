@@ -4,7 +4,8 @@ rows are one-hot (bytes, not FLOPs), exactly as the product for any real-valued 
 A product of a one-hot row differs from a gather in one place: its zero entries multiply every
 other weight row, and ``0 * inf`` or ``0 * nan`` is NaN. ``nonfinite_count_fwd_kernel`` counts
 the non-finite weights per column first; the gather turns an output element into NaN when its
-column holds one outside the row's own entry."""
+column holds one outside the row's own entry. A gather of one program (or of a weight so small
+that every program reading it costs nothing) counts them itself: one launch, no count buffer."""
 import triton
 import triton.language as tl
 
@@ -30,13 +31,15 @@ def nonfinite_count_fwd_kernel(part_ptr, w_ptr, V, E, rows_per_program, w_v, w_e
 @triton.jit
 def one_hot_gather_fwd_kernel(out_ptr, o_ptr, w_ptr, nf_ptr, N, V, E, o_r, o_v, w_v, w_e,
                               COMPUTE: tl.constexpr, BLOCK_I: tl.constexpr, BLOCK_V: tl.constexpr,
-                              BLOCK_K: tl.constexpr, BLOCK_E: tl.constexpr, INDEX_64: tl.constexpr):
+                              BLOCK_K: tl.constexpr, BLOCK_E: tl.constexpr, COUNT: tl.constexpr,
+                              INDEX_64: tl.constexpr):
     # One program owns BLOCK_I rows of onehot (and of out, every column). It reads its rows once
     # to find each row's nonzero entries (count, last position, value). When every row has at
     # most one, out = value * weight[position] (the other entries' 0 * weight adds +0, or NaN
     # where the column holds a non-finite weight elsewhere: the counts). Otherwise the block is
     # the product itself, a [BLOCK_I, BLOCK_K] x [BLOCK_K, BLOCK_E] dot per step. Bytes (one-hot
-    # rows): |onehot| + one weight row per row + |out| + E counts per program.
+    # rows): |onehot| + one weight row per row + |out| + E counts per program (COUNT: the
+    # program counts them from the weight itself, + |weight| per program instead).
     rows = block_span(tl.program_id(0) * BLOCK_I, BLOCK_I, INDEX_64)
     r_mask = rows < N
     count = tl.zeros([BLOCK_I], tl.int32)
@@ -58,7 +61,15 @@ def one_hot_gather_fwd_kernel(out_ptr, o_ptr, w_ptr, nf_ptr, N, V, E, o_r, o_v, 
             w = tl.load(w_ptr + pos[:, None] * w_v + es[None, :] * w_e, mask=hit[:, None] & e_mask[None, :],
                         other=0.0).to(COMPUTE)
             own = tl.where(hit[:, None] & (w * 0.0 != 0.0), 1.0, 0.0)
-            nf = tl.load(nf_ptr + es, mask=e_mask, other=0.0)
+            if COUNT:
+                nf = tl.zeros([BLOCK_E], tl.float32)
+                for v0 in range(0, V, BLOCK_K):
+                    vs = block_span(v0, BLOCK_K, INDEX_64)
+                    wv = tl.load(w_ptr + vs[:, None] * w_v + es[None, :] * w_e,
+                                 mask=(vs < V)[:, None] & e_mask[None, :], other=0.0).to(COMPUTE)
+                    nf += tl.sum(tl.where(wv * 0.0 != 0.0, 1.0, 0.0), axis=0)
+            else:
+                nf = tl.load(nf_ptr + es, mask=e_mask, other=0.0)
             y = tl.where(nf[None, :] - own > 0.0, float("nan"), val[:, None] * w + 0.0)
             tl.store(out_ptr + rows[:, None] * E + es[None, :], y.to(out_ptr.dtype.element_ty),
                      mask=r_mask[:, None] & e_mask[None, :])

@@ -30,20 +30,19 @@ from .. import runtime
 from ..bwd.broadcast import broadcast_bwd_kernel
 from ..bwd.matmul import gemm_vjp_kernel
 from ..fwd.matmul import gemm_fwd_kernel
-from ..fwd.reduce import combine_fwd_kernel
 from ..scalar import product
 from ..tiles import split_float
-from .loss import ce_logits_forward_plan, ce_logits_vjp_plan, layout
+from .loss import ce_logits_forward_plan, ce_logits_vjp_plan, combine_mean, layout, partial_dtype
 from .matmul import gemm
 from .pointwise import pointwise
-from .reduce import combine_partials
 
 
 def _fill_rows(V: int, dtype, device) -> int:
     """Rows for which the cross-entropy row kernels launch one full wave: 2 x device_programs
     programs (device_programs aims at 4 per SM; a row kernel of 8 warps keeps 8 resident)."""
     programs = 2 * runtime.device_programs(device)
-    _, launched = ce_logits_forward_plan(((programs, V), (V, 1)), ((programs,), (1,)), False, 1, "mean", dtype)
+    _, launched = ce_logits_forward_plan(((programs, V), (V, 1)), ((programs,), (1,)), False, 1, "mean", dtype,
+                                         alone=False)
     return programs * runtime.cdiv(programs, launched)
 
 
@@ -74,14 +73,17 @@ def _chunks(x2, weight, bias, kernel):
 def _chunk_grads(first, r0, z, x2, weight, t, g, lse, factor, reduction, label_smoothing, ignore_index, dx, dw,
                  db, scale=1.0):
     """One chunk's share of the gradients: dZ = g * factor * (softmax(z) - onehot(t) smoothed)
-    written over z (``factor``: the pointer's for a mean, else ``scale``), then dX[chunk] = dZ @ W, dW (+)= dZ^T @ X[chunk] and db (+)= its column sums
-    (``first``: the first chunk writes, the others add, in order)."""
+    written over z (``factor``: the pointer's for a mean, else ``scale``; ``g`` None: 1), then
+    dX[chunk] = dZ @ W, dW (+)= dZ^T @ X[chunk] and db (+)= its column sums (``first``: the
+    first chunk writes, the others add, in order)."""
     n = z.shape[0]
     tc, lc = t[r0:r0 + n], lse[r0:r0 + n]
-    gc = g if reduction != "none" else g[r0:r0 + n]
-    launch = ce_logits_vjp_plan(layout(z), layout(tc), False, layout(gc), layout(z), None, 1, reduction, z.dtype)
+    gc = g if reduction != "none" or g is None else g[r0:r0 + n]
+    launch = ce_logits_vjp_plan(layout(z), layout(tc), False, layout(gc) if gc is not None else None, layout(z), None,
+                                1, reduction, z.dtype)
     c = launch.fixed["COMPUTE"]
-    launch(dz_ptr=z, dt_ptr=z, z_ptr=z, t_ptr=tc, g_ptr=gc, lse_ptr=lc, tsum_ptr=lc, factor_ptr=factor,
+    launch(dz_ptr=z, dt_ptr=z, z_ptr=z, t_ptr=tc, g_ptr=gc if gc is not None else z, lse_ptr=lc, tsum_ptr=lc,
+           factor_ptr=factor,
            numbers=(*split_float(label_smoothing, c), *split_float(scale, c)), ignore_index=ignore_index)
     if dx is not None:
         gemm(z, weight, out_dtype=dx.dtype, out=dx[r0:r0 + n], kernel=gemm_vjp_kernel)
@@ -90,44 +92,51 @@ def _chunk_grads(first, r0, z, x2, weight, t, g, lse, factor, reduction, label_s
              kernel=gemm_vjp_kernel)
 
 
-def linear_cross_entropy_forward(input, weight, target, bias, ignore_index, reduction, label_smoothing, out, lse,
-                                 factor, dx=None, dw=None, db=None):
-    """The loss into ``out`` and the log-sum-exp per row into ``lse`` (saved for the VJP);
-    ``factor`` receives 1 / (rows counted) for a mean (on the device: no host sync). ``dx``
-    ([N, H]), ``dw``, ``db``: where given, the gradients of the loss summed over rows and divided
-    by N (g = 1), formed chunk by chunk (reduction "mean" or "sum" only)."""
-    factor.fill_(1.0)
+def linear_cross_entropy_forward(input, weight, target, bias, ignore_index, reduction, label_smoothing, out, lse=None,
+                                 factor=None, dx=None, dw=None, db=None):
+    """The loss into ``out``; with ``lse`` and ``factor`` (a gradient will be asked for), the
+    log-sum-exp per row (saved for the VJP) and 1 / (rows counted) for a mean (on the device: no
+    host sync). ``dx`` ([N, H]), ``dw``, ``db``: where given, the gradients of the loss summed
+    over rows and divided by N (g = 1), formed chunk by chunk (reduction "mean" or "sum" only).
+    Returns ``out`` (and ``lse``, ``factor`` when given)."""
     x2, t = input.reshape(-1, input.shape[-1]), target.reshape(-1)
     N, V = x2.shape[0], weight.shape[0]
+    save = lse is not None
+    forming = dx is not None or dw is not None or db is not None
     if db is not None and dw is None:  # the bias gradient rides on the dW GEMM
         dw = weight.new_empty(weight.shape)
     if N == 0:
         for d in (dw, db):
             if d is not None:
                 d.zero_()
-        return out.zero_(), lse, factor
+        return (out.zero_(), lse, factor.fill_(1.0)) if save else out.zero_()  # the VJP's scale reads the factor
     reduce = reduction != "none"
-    forming = dx is not None or dw is not None
     dx = dx.view(N, -1) if dx is not None else None
     chunk = min(chunk_rows(N, V, x2.shape[1], x2.dtype, x2.device), N)
     sizes = [min(chunk, N - r0) for r0 in range(0, N, chunk)]
-    plans = [ce_logits_forward_plan(((n, V), (V, 1)), ((n,), t.stride()), False, 1, reduction, x2.dtype) for n in sizes]
+    # one chunk of one program: the row kernel writes the loss and the factor itself (FINAL), no
+    # partials, no combine
+    plans = [ce_logits_forward_plan(((n, V), (V, 1)), ((n,), t.stride()), False, 1, reduction, x2.dtype, save,
+                                    alone=len(sizes) == 1) for n in sizes]
+    final = plans[0][0].fixed["FINAL"]
     # "mean"/"sum": one (sum, count) partial per program of every chunk, added in order at the end
-    partials = lse.new_empty((sum(p for _, p in plans), 2)) if reduce else None
-    mass = lse.new_empty((chunk,))  # the kernel's target mass per row: unused with class indices
+    partials = x2.new_empty((sum(p for _, p in plans), 2), dtype=partial_dtype(x2.dtype)) if reduce and not final \
+        else None
     flat = out.view(-1)
     p0 = 0
     for (r0, n, z), (launch, p) in zip(_chunks(x2, weight, bias, gemm_fwd_kernel), plans):
-        launch(loss_ptr=partials[p0:p0 + p] if reduce else flat[r0:r0 + n], lse_ptr=lse[r0:r0 + n], tsum_ptr=mass,
-               z_ptr=z, t_ptr=t[r0:r0 + n], numbers=split_float(label_smoothing, launch.fixed["COMPUTE"]),
+        lc = lse[r0:r0 + n] if save else out  # (no target mass with class indices; unsaved: unread)
+        loss = flat[r0:r0 + n] if not reduce else out if final else partials[p0:p0 + p]
+        launch(loss_ptr=loss, lse_ptr=lc, tsum_ptr=lc, factor_ptr=factor if save else out, z_ptr=z,
+               t_ptr=t[r0:r0 + n], numbers=split_float(label_smoothing, launch.fixed["COMPUTE"]),
                ignore_index=ignore_index)
-        if forming:  # g = 1 (``factor`` holds 1 until the combine below) and 1/N: see the module's note
-            _chunk_grads(r0 == 0, r0, z, x2, weight, t, factor, lse, factor, "sum", label_smoothing, ignore_index,
+        if forming:  # g = 1 and 1/N: see the module's note
+            _chunk_grads(r0 == 0, r0, z, x2, weight, t, None, lse, factor, "sum", label_smoothing, ignore_index,
                          dx, dw, db, scale=1.0 / N)
         p0 += p
-    if reduce:
-        combine_partials(partials, out, kernel=combine_fwd_kernel, factor_out=factor)
-    return out, lse, factor
+    if partials is not None:
+        combine_mean(partials, out, factor)
+    return (out, lse, factor) if save else out
 
 
 def linear_cross_entropy_scale(grad, factor, formed, rows: int):

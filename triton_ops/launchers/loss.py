@@ -185,43 +185,69 @@ def _cel_rows(z, target, probs, dim, extra: dict):
 
 
 @runtime.plan_cache
-def ce_logits_forward_plan(z, target, probs, dim, reduction, dtype):
+def ce_logits_forward_plan(z, target, probs, dim, reduction, dtype, save=True, alone=True):
+    """(LaunchPlan, programs) of the forward row kernel. ``save``: store what the VJP reads;
+    ``alone``: the launch is the whole reduction (not one chunk of linear_cross_entropy's), so
+    a single program writes the loss itself (FINAL: no partials, no combine)."""
     rows = _cel_rows(z, target, probs, dim, {})
     C = z[0][dim]
     R = rows.numel
     block_r, block_c = rows_config(R, C)
     programs = runtime.cdiv(R, block_r)
+    reduce = reduction != "none"
     launch = runtime.LaunchPlan(
         ce_logits_fwd_kernel, (programs,), {"num_warps": runtime.num_warps_for(block_r * block_c)},
         r_sizes=rows.sizes, R=R, C=C, z_r=rows.strides["z"], t_r=rows.strides["t"], z_c=z[1][dim],
-        t_c=target[1][dim] if probs else 0, PROBS=probs, REDUCE=reduction != "none", MEAN=reduction == "mean",
-        COMPUTE=runtime.compute_dtype(dtype), BLOCK_R=block_r, BLOCK_C=block_c,
+        t_c=target[1][dim] if probs else 0, PROBS=probs, REDUCE=reduce, MEAN=reduction == "mean",
+        FINAL=reduce and alone and programs == 1, SAVE=save, COMPUTE=runtime.compute_dtype(dtype),
+        BLOCK_R=block_r, BLOCK_C=block_c,
         INDEX_64=runtime.needs_int64(*_extents(z, target), R - 1, 2 * programs - 1))  # last offsets: loss/lse rows, partials
     return launch, programs
 
 
-def cross_entropy_logits_forward(z, target, dim, ignore_index, label_smoothing, reduction, out, lse, tsum, factor):
-    """The loss into ``out``, and per row the log-sum-exp and target mass (saved for the VJP);
-    ``factor`` receives 1 / (rows counted) for a mean (on the device: no host sync)."""
-    factor.fill_(1.0)
-    C, R = z.shape[dim], lse.numel()
-    if R == 0 or C == 0:
-        return out.zero_(), lse, tsum, factor
+def ce_logits_stats(stats, R, probs):
+    """The views of the saved statistics [R (+ R) + 1]: (log-sum-exp, target mass, factor); the
+    target mass, stored for probability targets only, is the log-sum-exp's view otherwise (unread)."""
+    lse = stats[:R]
+    return lse, stats[R:2 * R] if probs else lse, stats[-1:]
+
+
+def cross_entropy_logits_forward(z, target, dim, ignore_index, label_smoothing, reduction, out, stats=None):
+    """The loss into ``out``; with ``stats`` (a gradient will be asked for), per row the
+    log-sum-exp (and target mass) and 1 / (rows counted) for a mean (``ce_logits_stats``'s
+    layout; on the device: no host sync). One program's worth of rows is one launch."""
+    C, R = z.shape[dim], (z.numel() // z.shape[dim] if z.shape[dim] else 0)
     probs = target.is_floating_point()
-    launch, programs = ce_logits_forward_plan(layout(z), layout(target), probs, dim, reduction, z.dtype)
-    reduce = reduction != "none"
-    loss_target = torch.empty((programs, 2), dtype=lse.dtype, device=z.device) if reduce else out
-    launch(loss_ptr=loss_target, lse_ptr=lse, tsum_ptr=tsum, z_ptr=z, t_ptr=target,
-           numbers=split_float(label_smoothing, launch.fixed["COMPUTE"]), ignore_index=ignore_index)
-    if reduce:
-        combine_partials(loss_target, out, kernel=combine_fwd_kernel, factor_out=factor)
-    return out, lse, tsum, factor
+    save = stats is not None
+    if R == 0 or C == 0:  # (the VJP reads no statistics then; saved, they are defined all the same)
+        return (out.zero_(), stats.fill_(1.0)) if save else out.zero_()
+    launch, programs = ce_logits_forward_plan(layout(z), layout(target), probs, dim, reduction, z.dtype, save)
+    lse, tsum, factor = ce_logits_stats(stats, R, probs) if save else (out, out, out)  # unsaved: pointers unread
+    numbers = split_float(label_smoothing, launch.fixed["COMPUTE"])
+    if reduction == "none" or launch.fixed["FINAL"]:
+        launch(loss_ptr=out, lse_ptr=lse, tsum_ptr=tsum, factor_ptr=factor, z_ptr=z, t_ptr=target, numbers=numbers,
+               ignore_index=ignore_index)
+    else:
+        parts = torch.empty((programs, 2), dtype=partial_dtype(z.dtype), device=z.device)
+        launch(loss_ptr=parts, lse_ptr=lse, tsum_ptr=tsum, factor_ptr=factor, z_ptr=z, t_ptr=target, numbers=numbers,
+               ignore_index=ignore_index)
+        combine_mean(parts, out, factor if save else None)
+    return (out, stats) if save else out
+
+
+def combine_mean(parts, out, factor=None):
+    """``out`` = the sum of the (sum, count) partials over max(count, 1), ``factor`` = 1 / max(count,
+    1). Without ``factor`` (nothing saved), the factor lands in the partials' first slot, unread:
+    the one combine program has read every partial before it stores."""
+    combine_partials(parts, out, kernel=combine_fwd_kernel, factor_out=factor if factor is not None else parts[0, :1])
 
 
 @runtime.plan_cache
 def ce_logits_vjp_plan(z, target, probs, g, dz, dt, dim, reduction, dtype):
+    """The VJP row kernel's LaunchPlan; ``g`` None: an upstream gradient of 1 (a forward forming
+    its gradients, linear_cross_entropy's), nothing to load."""
     shape = z[0]
-    g_element = reduction != "none"
+    g_element = reduction != "none" or g is None
     extra = {} if g_element else {"g": aligned_strides(_meta(g).unsqueeze(dim), shape)}
     for name, v in (("dz", dz), ("dt", dt)):
         if v is not None:
@@ -235,21 +261,22 @@ def ce_logits_vjp_plan(z, target, probs, g, dz, dt, dim, reduction, dtype):
         r_sizes=rows.sizes, R=R, C=C, z_r=rows.strides["z"], t_r=rows.strides["t"], z_c=z[1][dim],
         t_c=target[1][dim] if probs else 0, g_r=rows.strides.get("g", zeros), dz_r=rows.strides.get("dz", zeros),
         dz_c=dz[1][dim] if dz is not None else 0, dt_r=rows.strides.get("dt", zeros),
-        dt_c=dt[1][dim] if dt is not None else 0, PROBS=probs, G_ELEMENT=g_element,
+        dt_c=dt[1][dim] if dt is not None else 0, PROBS=probs, G_ELEMENT=g_element, G_ONE=g is None,
         FACTOR_FROM_PTR=reduction == "mean", NEED_DZ=dz is not None, NEED_DT=dt is not None,
         COMPUTE=runtime.compute_dtype(dtype), BLOCK_R=block_r, BLOCK_C=block_c,
         INDEX_64=runtime.needs_int64(*_extents(z, target, g, dz, dt)))
 
 
-def cross_entropy_logits_vjp(z, target, dim, ignore_index, label_smoothing, reduction, grad, lse, tsum, factor,
-                             need_z, need_t):
+def cross_entropy_logits_vjp(z, target, dim, ignore_index, label_smoothing, reduction, grad, stats, need_z, need_t):
     probs = target.is_floating_point()
     need_t = need_t and probs
     dz = torch.empty_like(z) if need_z else None
     dt = torch.empty_like(target) if need_t else None
-    C, R = z.shape[dim], lse.numel()
+    C = z.shape[dim]
+    R = z.numel() // C if C else 0
     if R == 0 or C == 0 or not (need_z or need_t):
         return dz, dt
+    lse, tsum, factor = ce_logits_stats(stats, R, probs)
     launch = ce_logits_vjp_plan(layout(z), layout(target), probs, layout(grad), layout(dz) if need_z else None,
                            layout(dt) if need_t else None, dim, reduction, z.dtype)
     c = launch.fixed["COMPUTE"]
@@ -269,34 +296,37 @@ def _cos_groups(x, t, class_dims, extra):
     return plan_reduce(shape, class_dims, layouts)
 
 
-def column_chunks(R: int, C: int, block_r: int, block_c: int, device) -> tuple[int, int]:
+def column_chunks(R: int, C: int, block_r: int, block_c: int, device, least: int = 0) -> tuple[int, int]:
     """(chunks, columns per chunk) of a row kernel whose few long slices leave the device idle
     (dim=None's single slice): each slice's columns are split over programs, in whole BLOCK_C
-    steps, until the launch fills the device. Enough slices to fill it: one chunk."""
+    steps, until the launch fills the device. Enough slices to fill it: one chunk. ``least``:
+    the fewest elements a chunk must walk (a split that pays a finishing launch)."""
     programs = runtime.cdiv(R, block_r)
     chunks = 1
     if 2 * programs <= runtime.device_programs(device):
         # device_programs aims at 4 programs per SM; these are light (4 warps, <= 72 registers
         # on sm_90: 7 to 12 fit per SM), so 4x that many make >= 1 full wave
         target = 4 * runtime.device_programs(device)
-        chunks = max(1, min(runtime.cdiv(C, block_c), target // programs))
+        limits = [runtime.cdiv(C, block_c), target // programs] + ([R * C // least] if least else [])
+        chunks = max(1, min(limits))
     per_chunk = runtime.cdiv(runtime.cdiv(C, chunks), block_c) * block_c
     return runtime.cdiv(C, per_chunk), per_chunk
 
 
 @runtime.plan_cache
-def _cos_forward_plan(x, t, class_dims, reduction, x_dtype, t_dtype, device):
+def _cos_forward_plan(x, t, class_dims, reduction, x_dtype, t_dtype, device, save):
     cls, rows = _cos_groups(x, t, class_dims, {})
     R, C = rows.numel, cls.numel
     block_r, block_c = rows_config(R, C)
     programs = runtime.cdiv(R, block_r)
-    chunks, per_chunk = column_chunks(R, C, block_r, block_c, device)
+    # a split pays the finishing launch: only chunks of min_split_elements or more
+    chunks, per_chunk = column_chunks(R, C, block_r, block_c, device, least=runtime.min_split_elements())
     compute = runtime.compute_dtype(x_dtype, t_dtype)
     launch = runtime.LaunchPlan(
         cosine_fwd_kernel, (programs, chunks), {"num_warps": runtime.num_warps_for(block_r * block_c)},
         r_sizes=rows.sizes, c_sizes=cls.sizes, R=R, C=C, c_per_program=per_chunk, x_r=rows.strides["x"],
         t_r=rows.strides["t"], x_c=cls.strides["x"], t_c=cls.strides["t"], REDUCE=reduction != "none",
-        SPLIT=chunks > 1, COMPUTE=compute, BLOCK_R=block_r, BLOCK_C=block_c,
+        SPLIT=chunks > 1, SAVE=save, COMPUTE=compute, BLOCK_R=block_r, BLOCK_C=block_c,
         INDEX_64=runtime.needs_int64(*_extents(x, t), 3 * R * chunks - 1))  # last offsets: 3 stats per row and chunk
     finish = None
     if chunks > 1:
@@ -304,30 +334,37 @@ def _cos_forward_plan(x, t, class_dims, reduction, x_dtype, t_dtype, device):
         # a quarter tile: three accumulators and three loads of it stay in registers
         finish_p = min(runtime.next_pow2(chunks), max(1, runtime.tile_elements() // 4 // finish_r))
         finish = runtime.LaunchPlan(cosine_finish_kernel, (1,), {"num_warps": 4}, R=R, P=chunks,
-                                    REDUCE=reduction != "none", COMPUTE=compute, BLOCK_P=finish_p, BLOCK_R=finish_r)
+                                    REDUCE=reduction != "none", SAVE=save, COMPUTE=compute, BLOCK_P=finish_p,
+                                    BLOCK_R=finish_r)
     return launch, finish, programs, chunks, R
 
 
-def cosine_forward(x, t, class_dims, eps, reduction, out, stats):
-    """The loss into ``out`` and per slice <x,t>, |x|^2, |t|^2 into ``stats`` (saved for the VJP).
-    Few long slices: column chunks write partial statistics, one finishing program adds them."""
+def cosine_forward(x, t, class_dims, eps, reduction, out, stats=None):
+    """The loss into ``out`` and, with ``stats`` (a gradient will be asked for), per slice <x,t>,
+    |x|^2, |t|^2 into it (saved for the VJP). Few long slices: column chunks write partial
+    statistics, one finishing program adds them. Slices in one program: its sum, scaled, is the
+    loss (one launch); else one partial sum per program, combined."""
+    save = stats is not None
     if x.numel() == 0:
-        return out.zero_(), stats.zero_()
+        return (out.zero_(), stats.zero_()) if save else out.zero_()
     launch, finish, programs, chunks, R = _cos_forward_plan(layout(x), layout(t), class_dims, reduction, x.dtype,
-                                                            t.dtype, x.device)
+                                                            t.dtype, x.device, save)
     reduce = reduction != "none"
     c = launch.fixed["COMPUTE"]
     scale = 1.0 / R if reduction == "mean" else 1.0
+    target = stats if save else out  # unsaved: stats_ptr unread (split: the partials)
+    part_dtype = partial_dtype(x.dtype, t.dtype)
     if finish is not None:
-        parts = torch.empty((chunks, 3, R), dtype=stats.dtype, device=x.device)
+        parts = torch.empty((chunks, 3, R), dtype=part_dtype, device=x.device)
         launch(loss_ptr=out, stats_ptr=parts, x_ptr=x, t_ptr=t, numbers=split_float(eps, c))
-        finish(loss_ptr=out, stats_ptr=stats, part_ptr=parts, numbers=(*split_float(eps, c), *split_float(scale, c)))
-        return out, stats
-    loss_target = torch.empty((programs, 1), dtype=stats.dtype, device=x.device) if reduce else out
-    launch(loss_ptr=loss_target, stats_ptr=stats, x_ptr=x, t_ptr=t, numbers=split_float(eps, c))
-    if reduce:
-        combine_partials(loss_target, out, scale=scale, kernel=combine_fwd_kernel)
-    return out, stats
+        finish(loss_ptr=out, stats_ptr=target, part_ptr=parts, numbers=(*split_float(eps, c), *split_float(scale, c)))
+    elif not reduce or programs == 1:
+        launch(loss_ptr=out, stats_ptr=target, x_ptr=x, t_ptr=t, numbers=(*split_float(eps, c), *split_float(scale, c)))
+    else:
+        parts = torch.empty((programs, 1), dtype=part_dtype, device=x.device)
+        launch(loss_ptr=parts, stats_ptr=target, x_ptr=x, t_ptr=t, numbers=(*split_float(eps, c), *split_float(1.0, c)))
+        combine_partials(parts, out, scale=scale, kernel=combine_fwd_kernel)
+    return (out, stats) if save else out
 
 
 @runtime.plan_cache

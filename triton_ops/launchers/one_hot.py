@@ -1,5 +1,6 @@
-"""Launcher of ``one_hot_embedding``'s forward (``fwd/one_hot.py``): the non-finite weights counted
-per column (partial rows added in a fixed order), then the row gather."""
+"""Launcher of ``one_hot_embedding``'s forward (``fwd/one_hot.py``): the row gather, which counts
+the non-finite weights per column itself when it is one program (or the weight is tiny); else
+they are counted first (partial rows added in a fixed order when the rows are split)."""
 from __future__ import annotations
 
 import torch
@@ -12,7 +13,7 @@ from .reduce import column_chunks, combine_partials
 
 @runtime.plan_cache
 def _plan(N, V, E, o_strides, w_strides, dtype, device):
-    """(count LaunchPlan, its row chunks, gather LaunchPlan) for V, E > 0."""
+    """(count LaunchPlan or None, its row chunks, gather LaunchPlan) for V, E > 0."""
     index_64 = runtime.needs_int64(runtime.max_offset((N, V), o_strides), runtime.max_offset((V, E), w_strides),
                                    N * E - 1)
     block_v, block_e, chunks, rows_per_program = column_chunks(V, E, device)
@@ -30,11 +31,15 @@ def _plan(N, V, E, o_strides, w_strides, dtype, device):
         bk = bv
     else:
         bi, bv, bk, be = 16, 256, 64, 64
+    programs = runtime.cdiv(N, bi)
+    # every program counting the whole weight: one launch and no count buffer, worth it while
+    # the weight re-reads stay within one program's share of a split (runtime.min_split_elements)
+    own_count = programs == 1 or programs * V * E <= runtime.min_split_elements()
     gather = runtime.LaunchPlan(
-        one_hot_gather_fwd_kernel, (runtime.cdiv(N, bi),), {"num_warps": 4}, N=N, V=V, E=E, o_r=o_strides[0],
+        one_hot_gather_fwd_kernel, (programs,), {"num_warps": 4}, N=N, V=V, E=E, o_r=o_strides[0],
         o_v=o_strides[1], w_v=w_strides[0], w_e=w_strides[1], COMPUTE=runtime.compute_dtype(dtype), BLOCK_I=bi,
-        BLOCK_V=bv, BLOCK_K=bk, BLOCK_E=be, INDEX_64=index_64)
-    return count, chunks, gather
+        BLOCK_V=bv, BLOCK_K=bk, BLOCK_E=be, COUNT=own_count, INDEX_64=index_64)
+    return (None if own_count else count), chunks, gather
 
 
 _memo = runtime.plan_memo()
@@ -54,6 +59,9 @@ def one_hot_embedding_forward(onehot, weight):
         planned = _memo[key] = _plan(N, V, E, tuple(onehot.stride()), tuple(weight.stride()), weight.dtype,
                                      weight.device)
     count, chunks, gather = planned
+    if count is None:
+        gather(out_ptr=out, o_ptr=onehot, w_ptr=weight, nf_ptr=out)  # nf_ptr unread
+        return out
     nf = torch.empty((E,), dtype=torch.float32, device=weight.device)
     part = nf if chunks == 1 else torch.empty((chunks, E), dtype=torch.float32, device=weight.device)
     count(part_ptr=part, w_ptr=weight)

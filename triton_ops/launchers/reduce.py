@@ -60,9 +60,11 @@ def column_chunks(R: int, C: int, device) -> tuple[int, int, int, int]:
     """(BLOCK_R, BLOCK_C, chunks, rows per chunk) of a kernel that sums the columns of R x C into
     one partial row per program (``tiles.column_chunk``), the chunks then combined: columns
     first (contiguous stores), rows up to one tile, and the rows split into chunks only as far as
-    the column blocks leave the device idle (each chunk costs one partial row of C sums)."""
+    the column blocks leave the device idle (each chunk costs one partial row of C sums and the
+    combine's launch: a chunk walks at least ``runtime.min_split_elements``)."""
     block_c = min(runtime.next_pow2(C), 1024 if runtime.INTERPRETER else 256)
     block_r = max(1, min(runtime.next_pow2(R), runtime.tile_elements() // block_c, 32 if runtime.INTERPRETER else 64))
-    chunks = max(1, min(runtime.cdiv(R, block_r), runtime.device_programs(device) // runtime.cdiv(C, block_c)))
+    chunks = max(1, min(runtime.cdiv(R, block_r), runtime.device_programs(device) // runtime.cdiv(C, block_c),
+                        R * C // runtime.min_split_elements()))
     rows_per_chunk = runtime.cdiv(runtime.cdiv(R, chunks), block_r) * block_r
     return block_r, block_c, runtime.cdiv(R, rows_per_chunk), rows_per_chunk

@@ -65,16 +65,22 @@ def _scatter_plans(i_layout, V, E, g_strides, dtype):
         bi = min(64, max(1, runtime.tile_elements() // (bv * be)))
     else:  # a [4, 4, 256] tile: up to 4 occurrences of 4 rows per step, 128-bit loads of g's rows
         bv, bi, be = 4, 4, min(runtime.next_pow2(E), 256)
+    # the gradient programs search their rows' bounds themselves when the rows fit one block
+    # (the bounds kernel would be one program's searches too) or the searches are short (fewer
+    # probes than a launch costs): one launch after the sort
+    search = runtime.cdiv(V, bv) == 1 or n < runtime.min_split_elements()
     gather = runtime.LaunchPlan(embedding_bwd_kernel, (runtime.cdiv(V, bv), runtime.cdiv(E, be)),
-                                {"num_warps": runtime.num_warps_for(bv * bi * be)}, V=V, E=E,
-                                i_sizes=i_layout[0], g_i=g_strides[:-1] or (0,), g_e=g_strides[-1],
-                                COMPUTE=runtime.compute_dtype(dtype), BLOCK_V=bv, BLOCK_I=bi, BLOCK_E=be)
-    return bounds, gather
+                                {"num_warps": runtime.num_warps_for(bv * bi * be)}, n=n, steps=n.bit_length(), V=V,
+                                E=E, i_sizes=i_layout[0], g_i=g_strides[:-1] or (0,), g_e=g_strides[-1],
+                                SEARCH=search, COMPUTE=runtime.compute_dtype(dtype), BLOCK_V=bv, BLOCK_I=bi,
+                                BLOCK_E=be)
+    return (None if search else bounds), gather
 
 
 def embedding_vjp(indices, weight, grad):
     """The weight gradient: the indices sorted once (stable); the bounds of each row's segment
-    found by a parallel binary search; then each row of dweight sums its segment of g's rows in
+    found by a parallel binary search (in the gradient kernel itself when it is cheap there);
+    then each row of dweight sums its segment of g's rows in
     their original order (row ownership: deterministic, no atomics)."""
     V, E = weight.shape
     dw = torch.empty_like(weight, memory_format=torch.contiguous_format)
@@ -83,7 +89,10 @@ def embedding_vjp(indices, weight, grad):
     # one device sort of n keys (a torch op: replayed as the same call, see replay.py)
     ordered, order = torch.sort(indices.reshape(-1), stable=True)
     bounds, gather = _scatter_plans(_index_layout(indices), V, E, tuple(grad.stride()), weight.dtype)
+    if bounds is None:
+        gather(dw_ptr=dw, g_ptr=grad, order_ptr=order, bounds_ptr=ordered, sorted_ptr=ordered)  # bounds_ptr unread
+        return dw
     segments = torch.empty(V + 1, dtype=torch.int64, device=indices.device)
     bounds(bounds_ptr=segments, sorted_ptr=ordered)
-    gather(dw_ptr=dw, g_ptr=grad, order_ptr=order, bounds_ptr=segments)
+    gather(dw_ptr=dw, g_ptr=grad, order_ptr=order, bounds_ptr=segments, sorted_ptr=ordered)
     return dw

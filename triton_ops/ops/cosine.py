@@ -34,11 +34,19 @@ def _cos_out_shape(x, dim, reduction):
     return tuple(s for d, s in enumerate(x.shape) if d != dim)
 
 
+def _cos_out(x, t, dim, reduction):
+    return x.new_empty(_cos_out_shape(x, dim, reduction), dtype=torch.result_type(x, t))
+
+
 def _cos_alloc(x, t, dim, eps, reduction):
     dim = nd(dim, x.dim())
     rows = 1 if dim is None or x.dim() == 0 else x.numel() // max(x.shape[dim], 1)
-    return (x.new_empty(_cos_out_shape(x, dim, reduction), dtype=torch.result_type(x, t)),
-            x.new_empty((3, rows), dtype=partial_dtype(x.dtype, t.dtype)))
+    return _cos_out(x, t, dim, reduction), x.new_empty((3, rows), dtype=partial_dtype(x.dtype, t.dtype))
+
+
+def _cos_forward(x, t, dim, eps, reduction):
+    """No gradient wanted: the loss only (no statistics stored)."""
+    return cosine_forward(x, t, _cos_class_dims(x, dim), eps, reduction, _cos_out(x, t, dim, reduction))
 
 
 def _cos_forward_saved(x, t, dim, eps, reduction):
@@ -73,7 +81,7 @@ def _cos_min_bytes(x, t, dim=None, eps=1e-6, reduction="mean"):
 COS_ARGS = (Arg("x"), Arg("t"), Arg("dim", "int?", None), Arg("eps", "float", 1e-6), Arg("reduction", "str", "mean"))
 cosine_similarity_loss = register(OpSpec(
     name="cosine_similarity_loss", family="loss", args=COS_ARGS,
-    forward=None, forward_saved=_cos_forward_saved, n_saved=1, vjp=_cos_vjp, reference=_cos_ref,
+    forward=_cos_forward, forward_saved=_cos_forward_saved, n_saved=1, vjp=_cos_vjp, reference=_cos_ref,
     fwd_kernels=(cosine_fwd_kernel, combine_fwd_kernel, cosine_finish_kernel), bwd_kernels=(cosine_bwd_kernel,),
     check=_cos_check, alloc=_cos_alloc,
     vjp_alloc=lambda x, t, *rest: [torch.empty_like(x), torch.empty_like(t)],

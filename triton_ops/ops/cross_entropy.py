@@ -55,19 +55,25 @@ def _cel_check(z, target, dim, ignore_index, label_smoothing, reduction):
     return z, target, dim, ignore_index, label_smoothing, reduction
 
 
-def _cel_out_shape(z, dim, reduction):
+def _cel_out(z, target, dim, reduction):
     dim = nd(dim, z.dim())
-    return tuple(s for d, s in enumerate(z.shape) if d != dim) if reduction == "none" else ()
+    shape = tuple(s for d, s in enumerate(z.shape) if d != dim) if reduction == "none" else ()
+    return z.new_empty(shape, dtype=torch.result_type(z, target) if target.is_floating_point() else z.dtype)
 
 
 def _cel_alloc(z, target, dim, ignore_index, label_smoothing, reduction):
-    dim = nd(dim, z.dim())
-    C = z.shape[dim]
+    """The loss, and the statistics a VJP reads (``launchers.loss.ce_logits_stats``): per row
+    the log-sum-exp (and the target mass, probability targets), then the mean's factor."""
+    C = z.shape[nd(dim, z.dim())]
     R = z.numel() // C if C else 0
-    stat = partial_dtype(z.dtype)
-    dtype = torch.result_type(z, target) if target.is_floating_point() else z.dtype
-    return (z.new_empty(_cel_out_shape(z, dim, reduction), dtype=dtype), z.new_empty((R,), dtype=stat),
-            z.new_empty((R,), dtype=stat), z.new_empty((1,), dtype=stat))
+    per_row = 2 if target.is_floating_point() else 1
+    return _cel_out(z, target, dim, reduction), z.new_empty((per_row * R + 1,), dtype=partial_dtype(z.dtype))
+
+
+def _cel_forward(z, target, dim, ignore_index, label_smoothing, reduction):
+    """No gradient wanted: the loss only (nothing saved, nothing stored for a VJP)."""
+    return cross_entropy_logits_forward(z, target, nd(dim, z.dim()), ignore_index, label_smoothing, reduction,
+                                        _cel_out(z, target, dim, reduction))
 
 
 def _cel_forward_saved(z, target, dim, ignore_index, label_smoothing, reduction):
@@ -77,10 +83,10 @@ def _cel_forward_saved(z, target, dim, ignore_index, label_smoothing, reduction)
 
 
 def _cel_vjp(z, target, dim, ignore_index, label_smoothing, reduction, grad, needs=None, saved=None):
-    lse, tsum, factor = saved
+    (stats,) = saved
     need_z, need_t = needs_all(CEL_ARGS, (z, target), needs)
     return cross_entropy_logits_vjp(z, target, nd(dim, z.dim()), ignore_index, label_smoothing, reduction, grad,
-                                    lse, tsum, factor, need_z, need_t)
+                                    stats, need_z, need_t)
 
 
 def _cel_ref(z, target, dim=-1, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
@@ -105,7 +111,7 @@ def _cel_min_bytes(z, target, dim=-1, ignore_index=-100, label_smoothing=0.0, re
     es = z.element_size()
     t_bytes = target.numel() * target.element_size()
     out = R * es if reduction == "none" else es
-    stats = R * 8  # the log-sum-exp and target mass saved per row (float32)
+    stats = R * (8 if target.is_floating_point() else 4)  # log-sum-exp (and target mass) saved per row (float32)
     fwd = z.numel() * es + t_bytes + out + stats
     bwd = z.numel() * es + t_bytes + (R * es if reduction == "none" else es) + stats + z.numel() * es
     return fwd, bwd
@@ -121,7 +127,7 @@ CEL_ARGS = (Arg("z"), Arg("target"), Arg("dim", "int", -1), Arg("ignore_index", 
             Arg("label_smoothing", "float", 0.0), Arg("reduction", "str", "mean"))
 cross_entropy_logits = register(OpSpec(
     name="cross_entropy_logits", family="loss", args=CEL_ARGS,
-    forward=None, forward_saved=_cel_forward_saved, n_saved=3, vjp=_cel_vjp, reference=_cel_ref,
+    forward=_cel_forward, forward_saved=_cel_forward_saved, n_saved=1, vjp=_cel_vjp, reference=_cel_ref,
     fwd_kernels=(ce_logits_fwd_kernel, combine_fwd_kernel), bwd_kernels=(ce_logits_bwd_kernel,),
     check=_cel_check, alloc=_cel_alloc,
     vjp_alloc=lambda z, target, *rest: [torch.empty_like(z),

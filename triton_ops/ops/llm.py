@@ -19,7 +19,8 @@ from ..fwd.matmul import gemm_fwd_kernel
 from ..fwd.reduce import combine_fwd_kernel
 from ..fwd.rms_norm import rms_norm_fwd_kernel
 from ..fwd.softmax import softmax_fwd_kernel
-from ..launchers.llm import linear_cross_entropy_forward, linear_cross_entropy_scale, linear_cross_entropy_vjp
+from ..launchers.llm import (chunk_rows, linear_cross_entropy_forward, linear_cross_entropy_scale,
+                             linear_cross_entropy_vjp)
 from ..launchers.norm import rms_norm_forward, rms_norm_vjp, stat_dtype
 from ..launchers.softmax import softmax_forward, softmax_vjp
 from ..spec import Arg, OpSpec, needs_all, register
@@ -248,12 +249,22 @@ def _lce_alloc(input, weight, target, bias, ignore_index, reduction, label_smoot
     """The loss; saved: the log-sum-exp per row, the mean's factor, and dX, dW, db as the forward
     forms them (empty where it does not)."""
     stat = stat_dtype(input)
-    out_shape = tuple(target.shape) if reduction == "none" else ()
     formed = _lce_formed(input, weight, target, bias, reduction, needs)
     grads = [t.new_empty(t.shape if f else (0,)) for t, f in zip((input, weight, bias if bias is not None else input),
                                                                   formed)]
-    return (input.new_empty(out_shape), input.new_empty((target.numel(),), dtype=stat),
+    return (_lce_out(input, target, reduction), input.new_empty((target.numel(),), dtype=stat),
             input.new_empty((1,), dtype=stat), *grads)
+
+
+def _lce_out(input, target, reduction):
+    return input.new_empty(tuple(target.shape) if reduction == "none" else ())
+
+
+def _lce_forward(input, weight, target, bias, ignore_index, reduction, label_smoothing):
+    """No gradient wanted: the loss only (the logits GEMM and the row kernel per chunk, nothing
+    saved)."""
+    return linear_cross_entropy_forward(input, weight, target, bias, ignore_index, reduction, label_smoothing,
+                                        _lce_out(input, target, reduction))
 
 
 def _lce_forward_saved(input, weight, target, bias, ignore_index, reduction, label_smoothing, needs=None):
@@ -299,11 +310,24 @@ def _lce_sample(shape, dtype, device, gen):
 
 
 def _lce_min_bytes(input, weight, target, bias=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
-    params = runtime.nbytes(weight) + runtime.nbytes(bias)
-    rows = runtime.nbytes(target) + target.numel() * 4  # targets and the saved log-sum-exp
+    """The design's minimum (issue 16: chunks of rows through the GEMM template and the row
+    kernels, never N x V at once), for the forward without gradients and the VJP that recomputes
+    the logits (what ``spec.forward`` and ``spec.vjp`` without formed gradients run). Each
+    chunk's logits pass through one [chunk, V] buffer: written by the GEMM and read by the
+    online log-sum-exp (forward: 2 N V elements); in the VJP written by the recomputing GEMM,
+    read and overwritten with dZ by the cross-entropy VJP kernel, read by the dX and dW GEMMs
+    (5 N V), whose operands x and W are each read a second time. Each of the k chunks reads the
+    whole weight (and bias) in each of its GEMMs, and dW (db) accumulates over them: written
+    once, then read and written k - 1 times. Only a GEMM that fused the row kernels into its
+    epilogue (a row's log-sum-exp across vocabulary tiles) would keep the logits out of memory."""
+    N, V = target.numel(), weight.shape[0]
+    k = runtime.cdiv(N, chunk_rows(N, V, weight.shape[1], input.dtype, input.device)) if N else 1
+    w, b = runtime.nbytes(weight), runtime.nbytes(bias)
+    rows = runtime.nbytes(target) + N * 4  # targets and the saved log-sum-exp
     out = runtime.nbytes(input) // max(input.shape[-1], 1) if reduction == "none" else input.element_size()
-    fwd = runtime.nbytes(input) + params + rows + out
-    bwd = 2 * runtime.nbytes(input) + 2 * params + rows + out
+    logits = N * V * input.element_size()
+    fwd = runtime.nbytes(input) + k * (w + b) + rows + out + 2 * logits
+    bwd = 3 * runtime.nbytes(input) + (4 * k - 1) * w + (3 * k - 1) * b + rows + out + 5 * logits
     return fwd, bwd
 
 
@@ -318,7 +342,7 @@ LCE_ARGS = (Arg("input"), Arg("weight"), Arg("target"), Arg("bias", "tensor?", N
             Arg("reduction", "str", "mean"), Arg("label_smoothing", "float", 0.0))
 linear_cross_entropy = register(OpSpec(
     name="linear_cross_entropy", family="matmul", args=LCE_ARGS,
-    forward=None, forward_saved=_lce_forward_saved, n_saved=5, forward_needs=True, vjp=_lce_vjp, reference=_lce_ref,
+    forward=_lce_forward, forward_saved=_lce_forward_saved, n_saved=5, forward_needs=True, vjp=_lce_vjp, reference=_lce_ref,
     fwd_kernels=(gemm_fwd_kernel, ce_logits_fwd_kernel, combine_fwd_kernel),
     bwd_kernels=(gemm_vjp_kernel, ce_logits_bwd_kernel, broadcast_bwd_kernel),
     check=_lce_check, alloc=_lce_alloc,
