@@ -331,6 +331,12 @@ MUTANTS = [
     M("eager-float-key-zero", "triton_ops/replay.py", 'FLOAT_KEY = "({0} if {0} and {0} == {0} else {0}.hex())"',
       'FLOAT_KEY = "({0} if {0} == {0} else {0}.hex())"', "0.0 and -0.0 share a layout (and a replay's constants)",
       ("tests/test_replay.py",)),
+    M("eager-consume-kept-graph", "triton_ops/eager.py", '"        _consume = not _keep_graph()"',
+      '"        _consume = True"', "a retained graph's saved gradients are scaled in place (a second backward reuses them)",
+      ("tests/test_eager.py",)),
+    M("lce-scale-never-in-place", "triton_ops/launchers/llm.py", "pointwise(product, f if in_place else torch.empty_like(f),",
+      "pointwise(product, torch.empty_like(f),", "linear_cross_entropy's backward copies the formed gradients (peak + |dX| + |dW|)",
+      ("tests/test_eager.py",)),
     # ---- float64 numbers as their bits; float32 numbers as hi + lo
     M("split-f64-value", "triton_ops/tiles.py", 'return struct.unpack("<q", bits)[0], 0',
       'return int(struct.unpack("<d", bits)[0]), 0', "float64 numbers passed as their value, not their bits", T_VALUES),

@@ -161,3 +161,45 @@ def test_a_layout_only_argument_is_never_read_by_the_vjp(name, arg):
     wanted = [grad_args[j] for j in spec.tensor_args if needs[spec.tensor_args.index(j)]]
     got = torch.autograd.grad(out, wanted, g)
     assert all(torch.equal(e, r) for e, r in zip([e for e in expected if e is not None], got))
+
+
+def test_a_vjp_that_consumes_its_saved_statistics_does_so_only_when_the_graph_is_not_kept():
+    """linear_cross_entropy's eager backward scales the gradients its forward formed in place
+    (``vjp_consumes_saved``) when no later backward reads them; with ``retain_graph`` it writes
+    new tensors, and every backward is right."""
+    spec = triton_ops.registry["linear_cross_entropy"]
+    x, w, t, b = (a.detach().clone().requires_grad_(True) if isinstance(a, torch.Tensor) and a.is_floating_point()
+                  else a for a in small_args(spec, 3)[:4])
+    wanted = [v for v in (x, w, b) if isinstance(v, torch.Tensor)]
+    expected = torch.autograd.grad(spec.reference(x, w, t, b), wanted)
+    for _ in range(2):  # recorded, then replayed
+        loss = spec.fn(x, w, t, b)
+        for keep in (True, True, False):
+            grads = torch.autograd.grad(loss, wanted, retain_graph=keep)
+            assert all(torch.allclose(g, e, rtol=1e-5, atol=1e-6) for g, e in zip(grads, expected))
+
+
+def test_the_consumed_gradients_are_not_allocated_again():
+    """Without retain_graph the backward writes the scaled gradients over the formed ones: it
+    allocates nothing of the weight's shape (with it: a new dW)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Allocations(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.shapes = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if "empty" in func.__name__ or "zeros" in func.__name__:
+                self.shapes.append(tuple(out.shape))
+            return out
+
+    spec = triton_ops.registry["linear_cross_entropy"]
+    x, w, t = (a.detach().clone().requires_grad_(True) if a.is_floating_point() else a
+               for a in small_args(spec, 4)[:3])
+    for keep in (True, False):
+        loss = spec.fn(x, w, t)
+        with Allocations() as seen:
+            torch.autograd.grad(loss, (x, w), retain_graph=keep)
+        assert (tuple(w.shape) in seen.shapes) == keep

@@ -58,7 +58,8 @@ class EagerPath:
     policy (the warm path then leaves autocast regions to it); ``layout_only``: the names of
     tensor arguments whose values the VJP never reads (``OpSpec.vjp_layout_only``);
     ``consumes_saved``: the VJP may write over the saved statistics (``OpSpec.vjp_consumes_saved``):
-    this Function, which owns them, lets it."""
+    this Function, which owns them, lets it when the graph is not retained (no later backward
+    reads them)."""
 
     def __init__(self, *, name, args, tensor_args, n_saved, forward_needs, replays, launcher,
                  vjp, double, general, not_a_view, context=None, autocast=False, layout_only=(),
@@ -75,6 +76,7 @@ class EagerPath:
         saved = "".join(f"_s{k}, " for k in range(n_saved))
         slot = "forward_saved" if n_saved else "forward"
         context_key = ", _context()" if context is not None else ""
+        consume_key = ", _consume" if consumes_saved else ""
 
         # -- the public function: the warm path, else ``general`` ---------------------------
         guards, keys, wants_grad = [], [], []
@@ -174,16 +176,15 @@ class EagerPath:
             f"        _grads = _double(({call}), ({saved}), _grad, _needs)",
             "    else:",
             "        _entry = _ctx.entry",
+            # the VJP may write over the saved statistics when no later backward reads them
+            *(["        _consume = not _keep_graph()"] if consumes_saved else []),
             "        _key = _entry is not None and "
-            f"(_grad.shape, _grad.stride(), _grad.dtype, _grad.data_ptr() & 15, _needs{context_key})",
+            f"(_grad.shape, _grad.stride(), _grad.dtype, _grad.data_ptr() & 15, _needs{context_key}{consume_key})",
             "        _r = _key and _entry.get(_key)",
             "        if _r.__class__ is _Replay and not _hooked():",
             f"            _grads = _r.run(({call}{saved}_grad))",
             "        else:",
-            f"            _grads = _vjp(_entry, _key, ({call}), ({saved}), _grad, _needs)",
-            # the VJP wrote over the saved statistics: a second backward (retain_graph) must
-            # fail on their version, not reuse them
-            *([f"        _increment_version(({saved}))"] if consumes_saved else []),
+            f"            _grads = _vjp(_entry, _key, ({call}), ({saved}), _grad, _needs{consume_key})",
             f"    {''.join(g + ', ' for g in grads)}= _grads",
             f"    return {', '.join(returned)}",
         ]
@@ -199,7 +200,8 @@ class EagerPath:
             "_hooked": runtime.launch_hooked, "_get": replays.get, "_run": replay.run, "_context": context,
             "_general": general, "_launcher": launcher, "_double": double, "_vjp": self._vjp,
             "_saved_tensors_hooks": torch._C._autograd._top_saved_tensors_default_hooks,
-            "_not_a_view": not_a_view, "_increment_version": torch._C._increment_version, **defaults,
+            "_not_a_view": not_a_view, "_keep_graph": torch._C._autograd._get_current_graph_task_keep_graph,
+            **defaults,
         }
         self.source = "\n\n".join([public_source, forward_source, backward_source])
         exec(compile(self.source, f"<triton_ops eager {name}>", "exec"), names_space)
@@ -218,7 +220,7 @@ class EagerPath:
         names_space["_apply"] = self.apply
         self.public = names_space[name]
 
-    def _vjp(self, entry, key, values, saved, grad, needs):
+    def _vjp(self, entry, key, values, saved, grad, needs, consume=False):
         """The VJP launcher under ``replay.run``: recorded on its first call per slot. ``entry``
         None (saved-tensor hooks were active): keyed on every layout of the call."""
         wanted = [needs[i + 1] for i in self.tensor_args]  # needs[0]: the Entry argument
@@ -226,8 +228,8 @@ class EagerPath:
         if entry is None:
             layouts = replay.layout_key(inputs)
             entry = layouts and self.replays.entry(("vjp", layouts))
-            key = (tuple(wanted), self.context()) if self.context is not None else tuple(wanted)
+            key = (tuple(wanted), self.context() if self.context is not None else None, consume)
         kw = {"saved": list(saved)} if self.n_saved else {}
-        if self.consumes_saved:  # this Function owns its saved statistics
-            kw["consume_saved"] = True
+        if self.consumes_saved:  # this Function owns its saved statistics, read by no later backward
+            kw["consume_saved"] = consume
         return replay.run(entry, key, inputs, self.vjp, *values, grad, needs=wanted, **kw)

@@ -86,9 +86,9 @@ class OpSpec:
     vjp_layout_only: tuple = ()
     # A VJP that may write its gradients over the saved statistics (linear_cross_entropy's formed
     # gradients, scaled in place: one |dX| + |dW| less at the peak) takes ``consume_saved=``; only
-    # the eager Function, which owns its saved tensors, passes True (and bumps their versions, so
-    # a second backward through retain_graph fails loudly); the custom op and raw calls leave
-    # their inputs alone.
+    # the eager Function, which owns its saved tensors, passes True, and only when the graph is
+    # not retained (no later backward reads them: gradcheck and retain_graph keep a copy); the
+    # custom op and raw calls leave their inputs alone.
     vjp_consumes_saved: bool = False
     tolerance: dict = field(default_factory=dict)   # dtype -> (rtol, atol) overrides
     extras: dict = field(default_factory=dict)      # family data (a unary op's scalar functions ...)
@@ -441,6 +441,9 @@ class _Routes:
             saved_outputs = list(output[1:]) if n_saved else []
             if saved_outputs:
                 ctx.mark_non_differentiable(*saved_outputs)
+                # their gradients are never read: no zeros of their shapes (linear_cross_entropy's
+                # saved outputs are its formed dX and dW)
+                ctx.set_materialize_grads(False)
             ctx.save_for_backward(*[inputs[p] for p in tensor_positions], *saved_outputs)
             ctx.op_inputs = [None if isinstance(v, torch.Tensor) else v for v in inputs[:n_op_args]]
 

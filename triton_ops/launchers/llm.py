@@ -139,14 +139,15 @@ def linear_cross_entropy_forward(input, weight, target, bias, ignore_index, redu
     return (out, lse, factor) if save else out
 
 
-def linear_cross_entropy_scale(grad, factor, formed, rows: int):
+def linear_cross_entropy_scale(grad, factor, formed, rows: int, in_place: bool = False):
     """The gradients a forward formed (the mean over all ``rows``), each times g x factor x rows:
-    one scalar product, then one read and one write of each."""
+    one scalar product, then one read and one write of each; ``in_place``: written over the
+    formed ones (the caller owns them), so that the step never holds both."""
     if all(f is None for f in formed):
         return list(formed)
     s = pointwise(product, factor.new_empty(()), grad, factor.view(()), float(rows), arity=2,
                   kernel=broadcast_bwd_kernel)
-    return [pointwise(product, torch.empty_like(f), f, s, 1.0, arity=2, kernel=broadcast_bwd_kernel)
+    return [pointwise(product, f if in_place else torch.empty_like(f), f, s, 1.0, arity=2, kernel=broadcast_bwd_kernel)
             if f is not None else None for f in formed]
 
 

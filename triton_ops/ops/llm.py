@@ -275,13 +275,15 @@ def _lce_forward_saved(input, weight, target, bias, ignore_index, reduction, lab
     return out, lse, factor, *grads
 
 
-def _lce_vjp(input, weight, target, bias, ignore_index, reduction, label_smoothing, grad, needs=None, saved=None):
+def _lce_vjp(input, weight, target, bias, ignore_index, reduction, label_smoothing, grad, needs=None, saved=None,
+             consume_saved=False):
     lse, factor, *formed = saved
     need_x, need_w, _, need_b = needs_all(LCE_ARGS, (input, weight, target, bias), needs)
     wanted = [(n, f, t) for n, f, t in zip((need_x, need_w, need_b), formed, (input, weight, bias)) if n]
     if all(f.shape == t.shape for _, f, t in wanted):  # formed by the forward: scaled by g x factor x N only
         dx, dw, db = linear_cross_entropy_scale(grad, factor, [f if n else None for n, f in
-                                                               zip((need_x, need_w, need_b), formed)], lse.numel())
+                                                               zip((need_x, need_w, need_b), formed)], lse.numel(),
+                                                  in_place=consume_saved)
     else:
         dx, dw, db = linear_cross_entropy_vjp(input, weight, target, bias, ignore_index, reduction, label_smoothing,
                                               grad, lse, factor, need_x, need_w, need_b)
@@ -343,6 +345,7 @@ LCE_ARGS = (Arg("input"), Arg("weight"), Arg("target"), Arg("bias", "tensor?", N
 linear_cross_entropy = register(OpSpec(
     name="linear_cross_entropy", family="matmul", args=LCE_ARGS,
     forward=_lce_forward, forward_saved=_lce_forward_saved, n_saved=5, forward_needs=True, vjp=_lce_vjp, reference=_lce_ref,
+    vjp_consumes_saved=True,
     fwd_kernels=(gemm_fwd_kernel, ce_logits_fwd_kernel, combine_fwd_kernel),
     bwd_kernels=(gemm_vjp_kernel, ce_logits_bwd_kernel, broadcast_bwd_kernel),
     check=_lce_check, alloc=_lce_alloc,
