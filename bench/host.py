@@ -5,7 +5,8 @@ On a GPU the calls launch for real (with the device synchronized around each bat
 triton_ops figure runs under the compile-only backend, in a subprocess (the backend is chosen at
 import): the whole launch path up to the driver's launch, with kernels compiled for sm_90, and
 no kernel run; so it is the host cost minus the driver call. The torch figure is eager PyTorch
-on CPU tensors of the same shapes (its tiny kernels run on the CPU, a few µs). On CPU both are
+on CPU tensors of the same shapes (its tiny kernels run on the CPU, a few µs), measured in the
+same subprocess right beside the triton_ops figure of the same op. On CPU both are
 timed in the calling thread's CPU time (``time.thread_time``), so the machine's other load does
 not count; on a GPU, in wall-clock time.
 """
@@ -81,7 +82,9 @@ def measure(names, providers_=("triton_ops", "torch"), calls=200, repeats=7) -> 
 
 
 def measure_compile_only(names, calls=200, repeats=7, timeout=1800) -> list[dict]:
-    """``measure`` of the triton_ops provider in a subprocess under the compile-only backend."""
+    """``measure`` in a subprocess under the compile-only backend: triton_ops and, op by op
+    beside it in the same process, the torch call (which no backend changes), so that both
+    sides of a row share the process's state and the machine's moment."""
     env = dict(os.environ, TRITON_OPS_COMPILE_ONLY="1",
                PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]))
     env.pop("TRITON_INTERPRET", None)
@@ -93,13 +96,12 @@ def measure_compile_only(names, calls=200, repeats=7, timeout=1800) -> list[dict
 
 
 def run(names, calls=200, repeats=7) -> list[dict]:
-    """Every host row: in this process on a GPU; on CPU triton_ops in a compile-only subprocess
-    and torch here."""
+    """Every host row: in this process on a GPU; on CPU in a compile-only subprocess."""
     from triton_ops import runtime
 
     if runtime.backend() == "cuda":
         return measure(names, calls=calls, repeats=repeats)
-    return measure_compile_only(names, calls, repeats) + measure(names, ("torch",), calls, repeats)
+    return measure_compile_only(names, calls, repeats)
 
 
 def summary(rows, worst=5) -> str:
@@ -123,7 +125,7 @@ def summary(rows, worst=5) -> str:
 
 
 def main(argv=None) -> int:
-    """The compile-only child of ``run``: measures triton_ops and prints its rows as JSON."""
+    """The compile-only child of ``run``: measures triton_ops and torch, prints the rows as JSON."""
     import argparse
 
     p = argparse.ArgumentParser(prog="python -m bench.host")
@@ -131,7 +133,7 @@ def main(argv=None) -> int:
     p.add_argument("--calls", type=int, default=200)
     p.add_argument("--repeats", type=int, default=7)
     a = p.parse_args(argv)
-    print(json.dumps(measure(a.ops, ("triton_ops",), a.calls, a.repeats)))
+    print(json.dumps(measure(a.ops, ("triton_ops", "torch"), a.calls, a.repeats)))
     return 0
 
 

@@ -37,6 +37,7 @@ _VALUE_KEYS = {
     "int": "((int, {0}) if {0}.__class__ is int else _value_key({0}))",
     "bool": "((bool, {0}) if {0}.__class__ is bool else _value_key({0}))",
     "str": "((str, {0}) if {0}.__class__ is str else _value_key({0}))",
+    "int[]": "(_sequence_key({0}) if {0}.__class__ is list or {0}.__class__ is tuple else _value_key({0}))",
 }
 
 
@@ -193,6 +194,7 @@ class EagerPath:
         names_space = {
             "_PLAIN_TENSORS": _PLAIN_TENSORS, "_NUMBERS": _NUMBERS, "_Tensor": torch.Tensor,
             "_NONE_KEY": replay.value_key(None), "_value_key": replay.value_key, "_Replay": replay.Replay,
+            "_sequence_key": replay.sequence_key,
             "_is_compiling": torch.compiler.is_compiling, "_dispatch_modes": torch._C._len_torch_dispatch_stack,
             "_tracing": torch._C._get_tracing_state, "_functorch": torch._C._are_functorch_transforms_active,
             "_forward_ad": _forward_ad, "_autocast": torch._C._is_any_autocast_enabled,

@@ -488,12 +488,17 @@ def value_key(v):
     if type(v) in _PLAIN:
         return (type(v), v)
     if type(v) in (list, tuple):
-        types = tuple(map(type, v))
-        if _HASHABLE_BY_VALUE.issuperset(types):  # ints (a shape, dims): the items and their types
-            return (type(v), tuple(v), types)
-        inner = layout_key(v)
-        return None if inner is None else (type(v), inner)
+        return sequence_key(v)
     return None
+
+
+def sequence_key(v):
+    """``value_key`` of a list or tuple: of ints (a shape, dims), the items and their types."""
+    types = tuple(map(type, v))
+    if _HASHABLE_BY_VALUE.issuperset(types):
+        return (type(v), tuple(v), types)
+    inner = layout_key(v)
+    return None if inner is None else (type(v), inner)
 
 
 def layout_key(items) -> tuple | None:
