@@ -303,8 +303,8 @@ MUTANTS = [
       "a float32 GEMM recorded under one matmul precision replays under another",
       ("tests/test_loops.py",)),
     M("replay-vjp-key-grad-layout", "triton_ops/eager.py",
-      'f"(_grad.shape, _grad.stride(), _grad.dtype, _grad.data_ptr() & 15, _needs{context_key})"',
-      'f"(_needs{context_key})"',
+      'f"(_grad.shape, _grad.stride(), _grad.dtype, _grad.data_ptr() & 15, _needs{context_key}{consume_key})"',
+      'f"(_needs{context_key}{consume_key})"',
       "the VJP replay ignores the upstream gradient's layout (an expanded grad reuses a dense one's)",
       ("tests/test_replay.py",)),
     # ---- routes: the eager route only for plain eager tensors
