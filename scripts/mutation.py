@@ -312,7 +312,7 @@ MUTANTS = [
       "meta tensors take the eager route (launchers on meta)", T_ROUTES),
     M("route-dispatch-mode", "triton_ops/spec.py", "torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack() or",
       "torch.compiler.is_compiling() or", "under a TorchDispatchMode (FakeTensorMode) the eager route runs", T_ROUTES),
-    M("route-no-autograd", "triton_ops/spec.py", "                            return path.apply(entry, *values)\n",
+    M("route-no-autograd", "triton_ops/spec.py", "                            return path.apply_values(entry, values)\n",
       "                            return run(entry, \"forward\", values, forward, *values)\n", "eager route drops autograd for inputs that need grad",
       T_ROUTES + ("tests/test_unary.py",)),
     # ---- the generated warm path: what it admits and what it keys

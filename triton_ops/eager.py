@@ -106,6 +106,12 @@ class EagerPath:
         # them: dim=-1 becomes 1); ``general`` gets the call's own
         checked_call = "".join(f"{n}, " if i in self.tensor_args else f"_checked[{i}], "
                                for i, n in enumerate(names))
+        # The Function takes the entry, the call's Python values as one tuple (a warm call's are
+        # the entry's, checked once), then the tensor arguments: the fewer arguments ``apply``
+        # walks, makes edges for and gets gradients back for, the cheaper.
+        tensor_names = [names[i] for i in self.tensor_args]
+        value_args = [n for i, n in enumerate(names) if i not in self.tensor_args]
+        tensor_call = "".join(f"{n}, " for n in tensor_names)
         # the public signature itself binds the arguments: defaults as named constants
         defaults = {f"_default_{n}": a.default for n, a in zip(names, args) if a.default is not REQUIRED}
         params = [f"{n}=_default_{n}" if f"_default_{n}" in defaults else n for n in names]
@@ -116,7 +122,7 @@ class EagerPath:
             "        _checked = _entry is not None and _entry.checked",
             "        if _checked and not _domain_checks():",
             f"            if _grad_enabled() and ({' or '.join(wants_grad)}):",
-            f"                return _apply(_entry, {checked_call})",
+            f"                return _apply(_entry, _entry.python_values, {tensor_call})",
             "            _r = _entry.get('forward')",
             "            if _r.__class__ is _Replay and not _hooked():",
             f"                return _r.run(({checked_call}))",
@@ -125,9 +131,9 @@ class EagerPath:
         public_source = "\n".join(lines)
 
         # -- the autograd.Function: forward ------------------------------------------------
-        needs_of = "(" + "".join(f"_needs[{i + 1}], " for i in self.tensor_args) + ")"
         if forward_needs:  # the launcher forms the gradients the call will ask for
-            slot_lines = ["    _needs = _ctx.needs_input_grad", f"    _slot = ({slot!r}, {needs_of})"]
+            # (needs_input_grad: the entry, the Python values, then each tensor argument)
+            slot_lines = [f"    _slot = ({slot!r}, _ctx.needs_input_grad[2:])"]
             launch_kw = "needs=list(_slot[1])"
         else:
             slot_lines, launch_kw = [f"    _slot = {slot!r}"], ""
@@ -144,8 +150,11 @@ class EagerPath:
             elif k == "operand":  # a number operand: in the values (None saved in its place)
                 values.append(f"(None if isinstance({n}, _Tensor) else {n})")
                 value_names.append(f"_v_{n}")
+        kept_values = ("_pv" if values == value_args else  # the call's Python values, as they came
+                       f"({''.join(v + ', ' for v in values)})")
         lines = [
-            f"def forward(_ctx, _entry, {call}):",
+            f"def forward(_ctx, _entry, _pv, {tensor_call}):",
+            *([f"    {''.join(v + ', ' for v in value_args)}= _pv"] if value_args else []),
             *slot_lines,
             "    _r = _entry.get(_slot)",
             "    if _r.__class__ is _Replay and not _hooked():",
@@ -154,7 +163,7 @@ class EagerPath:
             f"        _out = _run(_entry, _slot, ({call}), _launcher, {call}{launch_kw})",
             *([f"    _out, {saved}= _out"] if n_saved else []),
             *([f"    _ctx.save_for_backward({''.join(k + ', ' for k in kept)}{saved})"] if kept or n_saved else []),
-            *([f"    _ctx.values = ({''.join(v + ', ' for v in values)})"] if values else []),
+            *([f"    _ctx.values = {kept_values}"] if values else []),
             # saved-tensor hooks (offloading, checkpointing) may unpack other layouts than the
             # forward's: the backward then keys its replay on every layout, not only grad's
             "    _ctx.entry = _entry if _saved_tensors_hooks(False) is None else None",
@@ -164,9 +173,7 @@ class EagerPath:
 
         # -- the autograd.Function: backward -----------------------------------------------
         grads = [f"_g{j}" for j in range(len(self.tensor_args))]
-        returned = ["None"] * (len(names) + 1)
-        for j, i in enumerate(self.tensor_args):
-            returned[i + 1] = grads[j]
+        returned = ["None", "None", *grads]  # the entry, the Python values, the tensors
         lines = [
             "def backward(_ctx, _grad):",
             *([f"    {''.join(n + ', ' for n, _ in saved_args)}{saved}= _ctx.saved_tensors"] if saved_args or n_saved else []),
@@ -221,11 +228,17 @@ class EagerPath:
         self.apply = torch._C._FunctionBase.__dict__["apply"].__get__(None, self.function)
         names_space["_apply"] = self.apply
         self.public = names_space[name]
+        self._value_positions = tuple(i for i in range(len(names)) if i not in self.tensor_args)
+
+    def apply_values(self, entry, values):
+        """The Function on a call's checked values (the general code's way in)."""
+        return self.apply(entry, tuple(values[i] for i in self._value_positions),
+                          *(values[i] for i in self.tensor_args))
 
     def _vjp(self, entry, key, values, saved, grad, needs, consume=False):
         """The VJP launcher under ``replay.run``: recorded on its first call per slot. ``entry``
         None (saved-tensor hooks were active): keyed on every layout of the call."""
-        wanted = [needs[i + 1] for i in self.tensor_args]  # needs[0]: the Entry argument
+        wanted = list(needs[2:])  # needs[0], [1]: the Entry and the Python values
         inputs = (*values, *saved, grad)
         if entry is None:
             layouts = replay.layout_key(inputs)

@@ -510,12 +510,13 @@ def layout_key(items) -> tuple | None:
 class Entry(dict):
     """One call layout of one op: its replays by slot (forward, forward with statistics, VJP by
     gradient layout) and, once ``check`` passed without reading a value, the checked non-tensor
-    arguments (``checked``)."""
-    __slots__ = ("checked",)
+    arguments (``checked``: one per argument, None for a tensor; ``python_values``: those alone)."""
+    __slots__ = ("checked", "python_values")
 
     def __init__(self):
         super().__init__()
         self.checked = None
+        self.python_values = None
 
 
 # ``TRITON_OPS_REPLAY=0``: every call runs its launcher (a switch to compare against, should a

@@ -380,7 +380,7 @@ class _Routes:
 
     def _double_backward(self, values, saved, grad, needs):
         """A backward under ``create_graph``: the VJP custom op (which refuses a double backward)."""
-        wanted = [needs[i + 1] for i in self.tensor_args]  # needs[0]: the call's Entry
+        wanted = list(needs[2:])  # needs_input_grad: the Entry, the Python values, the tensors
         extra = [list(saved)] if self.n_saved else []
         grads = self.vjp_op(*_to_op_args(self.args, values), *extra, grad, wanted)
         return [g if n else None for g, n in zip(grads, wanted)]  # the op's empty placeholders
@@ -492,6 +492,7 @@ class _Routes:
             entry = calls.entry(key)
             if runtime.value_reads() == reads and all(checked[i] is values[i] for i in tensor_args):
                 entry.checked = tuple(None if t else v for v, t in zip(checked, is_tensor))
+                entry.python_values = tuple(v for v, t in zip(checked, is_tensor) if not t)
             return checked, entry
 
         def needs_of(values):
@@ -525,7 +526,7 @@ class _Routes:
                     for i in tensor_args:
                         v = values[i]
                         if isinstance(v, torch.Tensor) and v.requires_grad:
-                            return path.apply(entry, *values)
+                            return path.apply_values(entry, values)
                 return run(entry, "forward", values, forward, *values)
             values = spec.check(*values)
             out = custom(*_to_op_args(args, values), *needs_of(values))
