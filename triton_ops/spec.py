@@ -491,8 +491,9 @@ class _Routes:
                 return checked, None
             entry = calls.entry(key)
             if runtime.value_reads() == reads and all(checked[i] is values[i] for i in tensor_args):
-                entry.checked = tuple(None if t else v for v, t in zip(checked, is_tensor))
+                # python_values first: the warm path reads it once it sees ``checked`` (threads)
                 entry.python_values = tuple(v for v, t in zip(checked, is_tensor) if not t)
+                entry.checked = tuple(None if t else v for v, t in zip(checked, is_tensor))
             return checked, entry
 
         def needs_of(values):
