@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import triton_ops
 
@@ -92,3 +93,18 @@ def eager_grads(spec, args):
     out = spec.fn(*args)
     g = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)
     return [out, *torch.autograd.grad(out, [args[i] for i in positions], g)], g
+
+
+class Allocations(TorchDispatchMode):
+    """Every tensor any aten op returns (allocations included): (numel, shape, op name)."""
+
+    def __init__(self):
+        super().__init__()
+        self.numels = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor):
+                self.numels.append((t.numel(), tuple(t.shape), str(func)))
+        return out

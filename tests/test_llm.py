@@ -13,7 +13,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import triton_ops
 from triton_ops import nn as tnn
-from helpers import DEVICE, DTYPES, assert_close, cast_keep_layout, reference_grads
+from helpers import DEVICE, DTYPES, Allocations, assert_close, cast_keep_layout, reference_grads
 from test_layers import test_gradcheck_and_opcheck as layers_gradcheck_and_opcheck
 
 HERE = os.path.dirname(__file__)
@@ -267,21 +267,6 @@ def test_linear_cross_entropy_deterministic():
     assert all(torch.equal(p, q) for p, q in zip(*runs))
 
 
-class _Allocations(TorchDispatchMode):
-    """Every tensor any aten op returns (allocations included), by shape."""
-
-    def __init__(self):
-        super().__init__()
-        self.numels = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in out if isinstance(out, (tuple, list)) else (out,):
-            if isinstance(t, torch.Tensor):
-                self.numels.append((t.numel(), tuple(t.shape), str(func)))
-        return out
-
-
 @pytest.mark.parametrize("T,launches", [(64, 2), (96, 13)], ids=["one-chunk", "six-chunks"])
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 def test_linear_cross_entropy_forward_without_gradients(reduction, T, launches):
@@ -310,10 +295,10 @@ def test_linear_cross_entropy_never_allocates_n_by_v(reduction):
     gen = torch.Generator().manual_seed(9)
     N, H, V = 96, 8, 200
     x, w, t, b = _lce_args(torch.float32, gen, B=1, T=N, H=H, V=V)
-    with _Allocations() as unfused:  # the check itself can fail: the unfused pair allocates N x V
+    with Allocations() as unfused:  # the check itself can fail: the unfused pair allocates N x V
         F.cross_entropy(F.linear(x, w, b).flatten(0, 1), t.flatten())
     assert max(n for n, _, _ in unfused.numels) >= N * V
-    with _Allocations() as fused:
+    with Allocations() as fused:
         loss = triton_ops.linear_cross_entropy(x, w, t, b, reduction=reduction)
         g = torch.ones_like(loss)
         torch.autograd.grad(loss, (x, w, b), g)

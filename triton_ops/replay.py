@@ -70,6 +70,7 @@ class Recorder(TorchDispatchMode):
         self.buffers: list[torch.Tensor] = []   # kept alive while recording: no storage is reused
         self.by_storage: dict = {}
         self.steps: list = []
+        self.alloc_steps: dict = {}  # a new buffer's source index -> its "alloc" step
         self.failure: str | None = None
         self.aliased = False  # two inputs share memory: record another call of this layout
         for i, t in enumerate(self.inputs):
@@ -164,6 +165,7 @@ class Recorder(TorchDispatchMode):
         index = len(self.inputs) + len(self.buffers)
         self.buffers.append(t)
         self.by_storage[self._storage_key(t)] = index
+        self.alloc_steps[index] = len(self.steps)
         self.steps.append(("alloc", (tuple(t.shape), tuple(t.stride()), t.dtype, t.device)))
 
     def _fill(self, t: torch.Tensor, value) -> None:
@@ -219,38 +221,29 @@ class Recorder(TorchDispatchMode):
         if self.failure:
             raise Unreplayable(self.failure)
         result = self._result_recipe(result)
-        used = set(_indices(result))
+        as_tensor = set()  # sources a fill or a torch op takes as tensors (their shapes matter)
+        pointers = set()   # sources a launch takes as pointers
         for kind, data in self.steps:
             if kind == "fill":
-                used.add(data[0])
+                as_tensor.add(data[0])
             elif kind == "op":
-                used.update(_argument_indices(data[1]))
-                used.update(_argument_indices(list(data[2].values())))
+                as_tensor.update(_argument_indices(data[1]))
+                as_tensor.update(_argument_indices(list(data[2].values())))
             elif kind == "launch":
-                used.update(src.index for src, *_ in data[2].values() if src.index is not None)
-                used.update(base[0].index for base, *_ in data[4].values())
-        result = self._allocate_as_returned(result)
+                pointers.update(src.index for src, *_ in data[2].values() if src.index is not None)
+                pointers.update(base[0].index for base, *_ in data[4].values())
+        used = set(_indices(result)) | as_tensor | pointers
+        result = self._allocate_as_returned(result, as_tensor)
         kinds = [(t.dtype, t.device) if isinstance(t, torch.Tensor) else None for t in self.inputs]
         return Replay(self.steps, result, len(self.inputs), used, kinds)
 
-    def _allocate_as_returned(self, result):
+    def _allocate_as_returned(self, result, as_tensor: set):
         """A new buffer the call returns as a view of all of its memory (a reduction's output
         allocated with its kept axes, returned without them) is allocated in the returned shape:
         a launch sees only its pointer, and the caller gets a tensor that is not a view (which
         ``spec`` would otherwise rebuild, 2 µs). Not for a buffer a fill or torch op uses as a
         tensor, nor one returned twice. Returns the result's recipe with those views as "same"."""
-        allocs, index = {}, len(self.inputs)
-        for position, (kind, data) in enumerate(self.steps):
-            if kind == "alloc":
-                allocs[index] = position
-                index += 1
-            elif kind == "op":
-                index += sum(t is not None for t in data[3])
-        as_tensor = {data[0] for kind, data in self.steps if kind == "fill"}
-        for kind, data in self.steps:
-            if kind == "op":
-                as_tensor.update(_argument_indices(data[1]))
-                as_tensor.update(_argument_indices(list(data[2].values())))
+        allocs = self.alloc_steps
         returned = list(_indices(result))
 
         def rewrite(recipe):

@@ -266,10 +266,6 @@ def eager_route(values, tensor_args) -> bool:
 # from an OpSpec to its entry points
 
 
-def _tensor_or_none(v):
-    return v if isinstance(v, torch.Tensor) else None
-
-
 @dataclass(frozen=True)
 class Launchers:
     """What the entry declared, kept as declared: the unvalidated launchers the kernels run
@@ -474,11 +470,7 @@ class _Routes:
         context = LAUNCH_CONTEXT.get(spec.family)
         domain_checks_on = runtime.domain_checks_enabled
 
-        n_args = len(args)
         is_tensor = tuple(a.is_tensor for a in args)
-        only_tensors = all(is_tensor)
-        n_tensor_args = len(tensor_args)
-        tensors_first = tensor_args == tuple(range(n_tensor_args))
         calls = self.replays
 
         def first_check(key, values):
@@ -519,9 +511,7 @@ class _Routes:
                         if context is not None and key is not None:
                             key = (*key, context())
                         entry = key and calls.entry(key)
-                elif tensors_first:
-                    values = (*values[:n_tensor_args], *entry.checked[n_tensor_args:])
-                elif not only_tensors:
+                else:  # the checked Python values (warm calls mostly take the generated path)
                     values = tuple(v if t else c for v, c, t in zip(values, entry.checked, is_tensor))
                 if torch.is_grad_enabled():
                     for i in tensor_args:
