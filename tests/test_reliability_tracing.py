@@ -107,6 +107,34 @@ def test_ops_with_a_domain_trace_under_torch_compile_fullgraph():
     torch._dynamo.reset()
 
 
+def test_compiled_autograd_over_an_eager_graph():
+    """Compiled autograd (``torch._dynamo.compiled_autograd``) traces the backward of a graph the
+    eager route built: our Functions' backward hands the tracer the VJP custom ops (opaque to it),
+    not the launchers, and the gradients equal the eager backward's."""
+    from torch._dynamo import compiled_autograd
+
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = _Model().to(DEVICE).double()
+    idx = torch.tensor([[1, 2, 3], [4, 5, 9]], device=DEVICE)
+    target = torch.tensor([[0, 1, 4], [2, 3, -100]], device=DEVICE)
+    params = list(model.parameters())
+    expected = torch.autograd.grad(model(idx, target), params)
+    traced = []
+
+    def backend(gm, example_inputs):
+        traced.append({str(n.target) for n in gm.graph.nodes if n.op == "call_function"})
+        return gm.forward
+
+    loss = model(idx, target)  # built eagerly, outside the compiled-autograd region
+    with compiled_autograd._enable(torch.compile(backend=backend, fullgraph=True)):
+        loss.backward()
+    assert traced and any(t.startswith("triton_ops.") and t.endswith("_vjp.default") for t in traced[0])
+    for p, g in zip(params, expected):
+        torch.testing.assert_close(p.grad, g, rtol=0, atol=1e-12)
+    torch._dynamo.reset()
+
+
 @pytest.mark.skipif(DEVICE.type != "cuda", reason="CUDA graphs need a GPU")
 def test_cuda_graph_capture_of_mlp_forward_and_backward():
     torch.manual_seed(0)

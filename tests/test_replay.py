@@ -264,6 +264,57 @@ def test_direct_replay_passes_the_arguments_of_a_normal_call():
     assert result["descriptors"] > 0  # the GEMMs' TMA descriptors were rebuilt around new bases
 
 
+_OTHER_DEVICE = r"""
+import json, torch
+import triton_ops
+from triton_ops import runtime, replay
+from triton.runtime.driver import driver
+from bench import cases
+
+launches = []
+driver.active.get_current_stream = lambda device=None: 1000 + device if type(device) is int else None  # names its device
+
+def spy(gx, gy, gz, stream, *rest):
+    launches.append((stream, driver.active.device))
+
+runtime._no_launch = spy  # the compile-only backend's driver call, captured when kernels compile
+driver.active.device = 1  # the caller's current device; the (CPU) tensors stand for device 0's
+bad, replays = [], replay.replay_count()
+for name in ("gelu", "mul", "layer_norm", "matmul", "cross_entropy_logits", "embedding"):
+    spec = triton_ops.registry[name]
+    shape = (128, 32, 32) if spec.family == "matmul" else (8, 16)  # GEMMs through TMA descriptors
+    for seed in (0, 1):  # recorded, then replayed
+        args = list(cases.make_args(spec, shape, torch.float32, "cpu", torch.Generator().manual_seed(seed)))
+        positions = cases.diff_positions(spec, args)
+        for i in positions:
+            args[i] = args[i].detach().clone().requires_grad_(True)
+        del launches[:]
+        out = spec.fn(*args)
+        torch.autograd.grad(out, [args[i] for i in positions], torch.ones_like(out))
+        if not launches or any(seen != (1000, 0) for seen in launches) or driver.active.device != 1:
+            bad.append((name, seed, sorted(set(launches)), driver.active.device))
+print(json.dumps({"bad": bad, "replays": replay.replay_count() - replays}))
+"""
+
+
+def test_a_call_from_another_current_device_launches_on_its_tensors_device():
+    """Triton launches on the current device; a call whose tensors sit on another one (cuda:1
+    tensors while cuda:0 is current) must run there. Compile-only backend: the fake driver's
+    current device is 1, the CPU tensors stand for device 0's; every launch, recorded or replayed,
+    forward and backward, runs while device 0 is current, on device 0's stream, and device 1 is
+    current again afterwards."""
+    env = dict(os.environ, TRITON_OPS_COMPILE_ONLY="1", PYTHONPATH=str(ROOT))
+    env.pop("TRITON_INTERPRET", None)
+    proc = subprocess.run([sys.executable, "-c", _OTHER_DEVICE], env=env, capture_output=True, text=True,
+                          timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    import json
+
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["bad"] == []
+    assert result["replays"] >= 6 * 2  # the second call of each op: forward and VJP replayed
+
+
 def test_layout_key_tells_alignment_apart():
     """A compiled kernel is specialized on 16-byte aligned pointers: a misaligned view of the same
     shape and strides is another layout."""

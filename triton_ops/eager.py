@@ -180,7 +180,8 @@ class EagerPath:
             *([f"    {''.join(v + ', ' for v in value_names)}= _ctx.values"] if value_names else []),
             *[f"    if {n} is None:\n        {n} = _v_{n}" for n, k in saved_args if k == "operand"],
             "    _needs = _ctx.needs_input_grad",
-            "    if _grad_enabled():  # create_graph=True",
+            # create_graph=True, or compiled autograd tracing this backward: the VJP custom op
+            "    if _grad_enabled() or _is_compiling():",
             f"        _grads = _double(({call}), ({saved}), _grad, _needs)",
             "    else:",
             "        _entry = _ctx.entry",

@@ -304,8 +304,14 @@ class Replay:
     def __init__(self, steps, result, n_inputs: int, used: set, input_kinds=()):
         direct = not runtime.INTERPRETER and runtime.DIRECT_LAUNCH
         names = {"empty_strided": torch.empty_strided, "empty": torch.empty, "view": _view, "count": _replay_count}
-        if direct:
+        launches = [data for kind, data in steps if kind == "launch"]
+        if direct and launches:
             names["current_device"], names["current_stream"] = runtime.stream_getters()
+            names["on_device"] = runtime.on_device
+            current = names["current_device"]()
+            # the device the recorded launches ran on (their tensors'), their functions loaded there
+            device = runtime.launch_device(launches[0][1], current)
+            guard = (lambda: runtime.on_device(device)) if device != current else contextlib.nullcontext
 
         def constant(value, hint):
             name = f"{hint}{len(names)}"
@@ -318,9 +324,14 @@ class Replay:
             ref = f"i{index}" if index < n_inputs else f"b{index - n_inputs}"
             return ref if not offset else f"({ref}.data_ptr() + {offset})"
 
-        lines = ["def replay(inputs):", "    count[0] += 1"]
+        lines = ["def replay(inputs):"]
+        if direct and launches:  # a call made while another device is current runs under a guard
+            lines += ["    device = current_device()", f"    if device != {device}:",
+                      f"        with on_device({device}):", "            return replay(inputs)",
+                      "    stream = current_stream(device)"]
+        lines.append("    count[0] += 1")
         lines += [f"    {''.join(f'i{i}, ' for i in range(n_inputs))}= inputs"] * (n_inputs > 0)
-        buffer, stream = n_inputs, False
+        buffer = n_inputs
         for kind, data in steps:
             if kind == "alloc":  # a buffer only the planning of the first call needed is not made again
                 if buffer in used:
@@ -358,10 +369,8 @@ class Replay:
                 lines.append(f"    {lhs} = {constant(func, 'op')}({call})")
             elif direct:
                 plan, values, tensors, _, descriptors = data
-                if not stream:
-                    lines.append("    stream = current_stream(current_device())")
-                    stream = True
-                _, run, function, packed = plan.compiled_for(values)
+                with guard():
+                    _, run, function, packed = plan.compiled_for(values)
 
                 def argument(n, v):
                     if n in tensors:

@@ -43,8 +43,10 @@ def _install_compile_only_driver() -> None:
     from triton.runtime.driver import driver
 
     class CompileOnlyDriver:
+        device = 0  # CPU tensors stand for this device's (``launch_device``); ``on_device`` moves it
+
         def get_current_device(self):
-            return 0
+            return self.device
 
         def get_current_stream(self, device=None):
             return 0
@@ -417,11 +419,15 @@ class LaunchPlan:
     def _launch(self, values):
         if INTERPRETER:
             return self._interpret(values)
+        current = _driver.active.get_current_device()
+        device = launch_device(values, current)
+        if device != current:  # Triton launches on the current device: make the tensors' current
+            with on_device(device):
+                return self._launch(values)
         if not DIRECT_LAUNCH:
             return self.kernel[self.grid](**self.fixed, **values, **self.options)
         args = self.argument_list(values)
-        launch_compiled(self.compiled_for(values), self.grid, _driver.active.get_current_stream(
-            _driver.active.get_current_device()), args)
+        launch_compiled(self.compiled_for(values), self.grid, _driver.active.get_current_stream(current), args)
 
     def argument_list(self, values: dict) -> list:
         """The kernel's flat argument list: the plan's fixed values and this call's."""
@@ -476,6 +482,38 @@ def launch_compiled(compiled, grid, stream, args) -> None:
     hook = _knobs.runtime.launch_enter_hook
     metadata = kernel.launch_metadata(grid, stream, *args) if _hooked(hook) else None
     run(grid[0], grid[1], grid[2], stream, function, packed, metadata, hook, _knobs.runtime.launch_exit_hook, *args)
+
+
+def launch_device(values: dict, current: int) -> int:
+    """The CUDA device index a launch must run on: its first tensor's (a TMA descriptor's base
+    counts), ``current`` when it has none. A kernel runs on the current device with a function
+    loaded there, and a tensor on another device is not the current one's memory (a call from
+    ``cuda:0`` code on ``cuda:1`` tensors). Under the compile-only backend CPU tensors stand for
+    the fake driver's device 0."""
+    for v in values.values():
+        t = v if isinstance(v, torch.Tensor) else getattr(v, "base", None)
+        if isinstance(t, torch.Tensor):
+            index = t.get_device()
+            return index if index >= 0 else 0 if COMPILE_ONLY else current
+    return current
+
+
+def on_device(index: int):
+    """A context in which CUDA device ``index`` is current (torch's device guard; under the
+    compile-only backend, the fake driver's device)."""
+    if not COMPILE_ONLY:
+        return torch.cuda.device(index)
+    return _compile_only_device(index)
+
+
+@contextlib.contextmanager
+def _compile_only_device(index: int):
+    active = _driver.active
+    before, active.device = active.device, index
+    try:
+        yield
+    finally:
+        active.device = before
 
 
 def stream_getters():
