@@ -28,18 +28,24 @@ def count_bytes():
     """``with count_bytes() as t: ...`` then ``t.loads``, ``t.stores``, ``t.total``, ``t.launches``."""
     if not runtime.INTERPRETER:
         raise RuntimeError("triton_ops.counting.count_bytes needs the interpreter backend")
+    import numpy as np
     from triton.runtime.interpreter import InterpreterBuilder
 
     traffic = Traffic()
     load, store = InterpreterBuilder.create_masked_load, InterpreterBuilder.create_masked_store
 
-    def counted_load(self, ptrs, mask, other, cache_policy, is_volatile):
-        traffic.loads += int(mask.data.sum()) * (ptrs.get_element_ty().primitive_bitwidth // 8)
-        return load(self, ptrs, mask, other, cache_policy, is_volatile)
+    # Between Triton releases the arguments after the mask differ (3.6: cache and eviction, 3.9:
+    # one cache policy), and a TMA descriptor's load passes its mask as a bare array (3.6).
+    def elements(mask) -> int:
+        return int((mask if isinstance(mask, np.ndarray) else mask.data).sum())
 
-    def counted_store(self, ptrs, value, mask, cache_policy):
-        traffic.stores += int(mask.data.sum()) * (ptrs.get_element_ty().primitive_bitwidth // 8)
-        return store(self, ptrs, value, mask, cache_policy)
+    def counted_load(self, ptrs, mask, *rest, **kw):
+        traffic.loads += elements(mask) * (ptrs.get_element_ty().primitive_bitwidth // 8)
+        return load(self, ptrs, mask, *rest, **kw)
+
+    def counted_store(self, ptrs, value, mask, *rest, **kw):
+        traffic.stores += elements(mask) * (ptrs.get_element_ty().primitive_bitwidth // 8)
+        return store(self, ptrs, value, mask, *rest, **kw)
 
     start = runtime.launch_count()
     InterpreterBuilder.create_masked_load = counted_load

@@ -24,15 +24,19 @@ def _decide_backend() -> str:
         _install_compile_only_driver()
         return "compile-only"
     if os.environ.get("TRITON_INTERPRET", "0") == "1":
-        _interpret_triton_stdlib()
-        _interpret_bf16_float64_casts()
+        _patch_interpreter()
         return "interpreter"
     if torch.cuda.is_available():
         return "cuda"
     os.environ["TRITON_INTERPRET"] = "1"
+    _patch_interpreter()
+    return "interpreter"
+
+
+def _patch_interpreter() -> None:
     _interpret_triton_stdlib()
     _interpret_bf16_float64_casts()
-    return "interpreter"
+    _interpret_float_arguments_as_fp32()
 
 
 def _install_compile_only_driver() -> None:
@@ -107,6 +111,28 @@ def _interpret_bf16_float64_casts() -> None:
 
     cast_impl._triton_ops = True
     InterpreterBuilder.cast_impl = cast_impl
+
+
+def _interpret_float_arguments_as_fp32() -> None:
+    """A compiled kernel gets a Python float argument as an fp32 value. Triton 3.6's interpreter
+    makes it a scalar constant instead, and a constant equal to 0 becomes the null value: -0.0
+    arrives as +0.0 (``add(x, -0.0)`` loses signs a GPU keeps). Where that happens, float
+    arguments enter as fp32 values, as on the GPU; Triton 3.9's interpreter keeps the sign and
+    is left alone."""
+    import numpy as np
+    import triton.language as tl
+    from triton.runtime import interpreter
+
+    if np.signbit(interpreter.interpreter_semantic.to_tensor(-0.0).handle.data).all():
+        return
+    convert = interpreter._implicit_cvt
+
+    def implicit_cvt(arg):
+        if type(arg) is float:
+            return tl.tensor(interpreter.TensorHandle(np.array([arg], dtype=np.float32), tl.float32), tl.float32)
+        return convert(arg)
+
+    interpreter._implicit_cvt = implicit_cvt
 
 
 _BACKEND = _decide_backend()

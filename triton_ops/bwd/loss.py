@@ -67,7 +67,7 @@ def ce_logits_bwd_kernel(dz_ptr, dt_ptr, z_ptr, t_ptr, g_ptr, lse_ptr, tsum_ptr,
     if G_ONE:  # a forward forming its gradients (linear_cross_entropy): g = 1, nothing to read
         g = tl.full([BLOCK_R], 1.0, COMPUTE) * factor
     elif G_ELEMENT:
-        g = tl.load(g_ptr).to(COMPUTE) * factor + tl.full([BLOCK_R], -0.0, COMPUTE)
+        g = tl.load(g_ptr).to(COMPUTE) * factor + tl.zeros([BLOCK_R], COMPUTE) * -1.0
     else:
         g = tl.load(g_ptr + group_offsets(rows, r_sizes, g_r), mask=row_mask, other=0.0).to(COMPUTE) * factor
     lse = tl.load(lse_ptr + rows, mask=row_mask, other=0.0).to(COMPUTE)

@@ -35,7 +35,9 @@ def map_tiles(
             out = call(FN, y, y, p, ARITY, HAS_PARAM, False)
         else:
             out = call(FN, x, y, p, ARITY, HAS_PARAM, SWAP)
-        out = out + tl.full([BLOCK_B, BLOCK_C], -0.0, COMPUTE)  # a broadcast that keeps -0.0 (+0.0 would not)
+        # a broadcast that keeps -0.0 (+0.0 would not); -0.0 made as 0 * -1: Triton 3.6 turns a
+        # literal -0.0 into +0.0 (a constant equal to 0 becomes the null value)
+        out = out + tl.zeros([BLOCK_B, BLOCK_C], COMPUTE) * -1.0
         tl.store(out_ptr + group_offsets(a, a_sizes, o_a) + o_bc, out.to(out_ptr.dtype.element_ty), mask=mask)
 
 
