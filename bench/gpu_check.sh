@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One script for a lent GPU machine (H100/H200), all of it in <= 8 minutes: the test suite on
-# CUDA, the quick bench (every op, providers triton_ops / torch / liger), host µs with real
+# One script for a lent GPU machine (H100/H200), all of it in <= 8 minutes: every op's public
+# function checked (replays; a fallback launch mode if they fail), the test suite on CUDA, the quick bench (every op, providers triton_ops / torch / liger), host µs with real
 # launches, a sweep subset, then torch.compile of every op's torch call with what time is left.
 # Every stage has its own time limit; a bench stopped at its limit writes the rows it has.
 #
@@ -34,24 +34,43 @@ tag="${tag:-gpu}-$(date -u +%Y-%m-%d)"
 cat "$OUT/gpu-env.txt"
 
 stage() {  # stage NAME SECONDS COMMAND...: run with a limit (SIGINT first: the bench writes its rows)
-  local name=$1 limit=$2 start=$SECONDS
+  local name=$1 limit=$2 start=$SECONDS status
   shift 2
   timeout -s INT -k 20 "$limit" "$@" >> "$work/$name.log" 2>&1
-  echo "$name: exit $? in $((SECONDS - start))s" | tee -a "$OUT/gpu-env.txt"
+  status=$?
+  echo "$name: exit $status in $((SECONDS - start))s" | tee -a "$OUT/gpu-env.txt"
+  return $status
 }
+
+# First, public functions on CUDA, recorded then replayed, against their references
+# (`python -m triton_ops check --warm`; one op per kernel template, each kernel compiles in ~1 s).
+# Should the replays or the direct driver launch fail on this Triton, the benches fall back to
+# the launchers (TRITON_OPS_REPLAY=0), then to Triton's own launch (TRITON_OPS_DIRECT_LAUNCH=0),
+# so the lease still yields numbers; the tests run as shipped.
+check_ops=${CHECK_OPS:-gelu mul sum mse_loss layer_norm rms_norm softmax cross_entropy_logits embedding matmul linear linear_cross_entropy}
+bench_env=""
+for fallback in "" "TRITON_OPS_REPLAY=0" "TRITON_OPS_REPLAY=0 TRITON_OPS_DIRECT_LAUNCH=0"; do
+  echo "== check --warm ${fallback:-(as shipped)}" >> "$work/check.log"
+  if stage check "${CHECK_TIMEOUT:-90}" env $fallback python3 -m triton_ops check --warm $check_ops; then
+    bench_env=$fallback; break
+  fi
+  bench_env="$fallback"
+done
+echo "benches run with: ${bench_env:-(as shipped)}" | tee -a "$OUT/gpu-env.txt"
+grep -E "^BAD|ops match" "$work/check.log" | tail -60 >> "$OUT/gpu-env.txt"
 
 stage tests "${TEST_TIMEOUT:-140}" python3 -m pytest -q -n 8 -p no:cacheprovider tests/ ${TEST_ARGS:-}
 grep -E "^(FAILED|ERROR)|passed|failed" "$work/tests.log" | tail -40 >> "$OUT/gpu-env.txt"
 tail -c 400000 "$work/tests.log" > "$OUT/gpu-tests.log"
 
 mkdir -p "$work/b"
-stage quick "${QUICK_TIMEOUT:-140}" python3 -m bench --quick --no-progress --providers triton_ops torch liger \
+stage quick "${QUICK_TIMEOUT:-140}" env $bench_env python3 -m bench --quick --no-progress --providers triton_ops torch liger \
   --out "$work/b/$tag-quick.csv" ${BENCH_ARGS:-}
-stage host "${HOST_TIMEOUT:-60}" python3 -m bench --host --out "$work/b/$tag-host.csv"
-stage sweep "${SWEEP_TIMEOUT:-60}" python3 -m bench --sweep --no-progress --dtypes bfloat16 --modes forward backward \
+stage host "${HOST_TIMEOUT:-60}" env $bench_env python3 -m bench --host --out "$work/b/$tag-host.csv"
+stage sweep "${SWEEP_TIMEOUT:-60}" env $bench_env python3 -m bench --sweep --no-progress --dtypes bfloat16 --modes forward backward \
   --providers triton_ops torch --ops ${SWEEP_OPS:-gelu layer_norm cross_entropy_logits matmul} \
   --out "$work/b/$tag-sweep.csv"
-stage compile "${COMPILE_TIMEOUT:-60}" python3 -m bench --quick --no-progress --providers torch.compile \
+stage compile "${COMPILE_TIMEOUT:-60}" env $bench_env python3 -m bench --quick --no-progress --providers torch.compile \
   --out "$work/b/$tag-compile.csv"
 
 # the quick CSV carries the torch.compile rows too (same columns)
@@ -61,6 +80,6 @@ python3 -m bench.report $(ls "$OUT/$tag"-{quick,host,sweep}.csv 2>/dev/null) \
   --title "GPU check: $card, $(date -u +%Y-%m-%d)" --out "$OUT/$tag.md"
 cp "$OUT/$tag.md" "docs/benchmarks/gpu/$tag.md"
 (cd "$work/b" && tar cf "$OUT/$tag-plots.tar" ./*.png ./*.json 2>/dev/null)
-for s in quick host sweep compile; do echo "== $s"; tail -c 30000 "$work/$s.log" 2>/dev/null; done > "$OUT/bench.log"
+for s in check quick host sweep compile; do echo "== $s"; tail -c 30000 "$work/$s.log" 2>/dev/null; done > "$OUT/bench.log"
 tail -40 "$work/host.log" 2>/dev/null
 tail -30 "$work/quick.log" 2>/dev/null

@@ -191,3 +191,20 @@ def test_the_consumed_gradients_are_not_allocated_again():
             torch.autograd.grad(loss, (x, w), retain_graph=keep)
         allocated = [shape for _, shape, op in seen.numels if "empty" in op or "zeros" in op]
         assert (tuple(w.shape) in allocated) == keep
+
+
+def test_check_warm_runs_every_public_function_three_times_against_its_reference(monkeypatch, capsys):
+    """``python -m triton_ops check --warm`` (the GPU check's first step): every op's public
+    function and gradients, recorded then replayed, against the float64 reference; a wrong
+    result is reported, with the other ops still checked."""
+    from triton_ops.__main__ import main
+
+    assert main(["check", "--warm"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len([ln for ln in lines if ln.startswith("ok ")]) == len(triton_ops.registry)
+    assert all(ln.endswith("replayed calls 4") for ln in lines if ln.startswith("ok  gelu "))
+    spec = triton_ops.registry["gelu"]
+    monkeypatch.setattr(spec, "reference", lambda x: torch.nn.functional.gelu(x, approximate="tanh") * 1.01)
+    assert main(["check", "--warm", "gelu", "relu"]) == 1
+    out = capsys.readouterr().out
+    assert "BAD gelu" in out and "ok  relu" in out
