@@ -568,6 +568,42 @@ def test_pointwise_gpu_plan_a_chunks(gpu_plans, programs):
     _check("div", [_rand(7, 96, gen=gen), _rand(1, 96, gen=gen, shift=3.0)], f"div {programs} A chunks")
 
 
+@pytest.mark.parametrize("name", ["mul", "div"])
+def test_both_operands_reduced_one_combine(gpu_plans, monkeypatch, name):
+    from triton_ops.launchers import pointwise, reduce
+    from triton_ops.ops import binary
+
+    # out [3, 100, 64]: a [1, 100, 64] in slot 0 (summed over A = 3 in 3 chunks: 3 dx partial
+    # rows), b [3, 1, 64] in slot 1 (a column sum over B = 100 rows in 64-row blocks: 2 dy
+    # partial rows); both partials in one buffer, added by one combine launch whose second half
+    # stores b's gradient in b's own dtype
+    gpu_plans(pointwise, reduce, programs=8)
+    gen = torch.Generator().manual_seed(3)
+    a, b = _rand(1, 100, 64, gen=gen).float(), _rand(3, 1, 64, gen=gen, shift=3.0)
+    g = _rand(3, 100, 64, gen=gen).float()
+    dfa, dfb = {"mul": (binary.take_b, binary.take_a), "div": (binary.div_da, binary.div_db)}[name]
+    seen, combine = [], pointwise.combine_partials
+
+    def spy(partials, out, **kw):
+        seen.append((tuple(partials.shape), tuple(kw["second"][0].shape) if kw.get("second") else None))
+        return combine(partials, out, **kw)
+
+    monkeypatch.setattr(pointwise, "combine_partials", spy)
+    runs = []
+    for _ in range(2):
+        launches = _launched(lambda: runs.append(pointwise.pointwise_vjp(g, (3, 100, 64), dfa, dfb, x=a, y=b,
+                                                                          arity=2, swap=False)))
+        assert launches == 2  # the VJP kernel, one combine
+    assert seen == [((3, 100 * 64), (2, 3 * 64))] * 2
+    a64, b64 = a.double().requires_grad_(), b.double().requires_grad_()
+    ra, rb = torch.autograd.grad(a64 * b64 if name == "mul" else a64 / b64, (a64, b64), g.double())
+    (da, db), again = runs
+    assert (da.dtype, db.dtype) == (torch.float32, F64)
+    assert_close(da, ra, torch.float32, f"{name} da, one combine")
+    assert_close(db, rb, F64, f"{name} db, one combine")
+    assert torch.equal(da, again[0]) and torch.equal(db, again[1])
+
+
 def test_sum_of_everything_gpu_plan_b_blocks(gpu_plans):
     from triton_ops.launchers import pointwise
 

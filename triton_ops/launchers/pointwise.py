@@ -167,11 +167,17 @@ def grad_like(t, out_shape, dtype=None):
     return torch.empty(t.shape, dtype=dtype or t.dtype, device=t.device)
 
 
-def _grad_buffer(like_shape, dtype, device, slots: int, compute_dtype):
-    """The (contiguous) gradient tensor itself (one slot), or a [slots, numel] partials buffer."""
-    if slots > 1:
-        return torch.empty((slots, runtime.numel(like_shape)), dtype=compute_dtype, device=device)
-    return torch.empty(like_shape, dtype=dtype, device=device)
+def _partials(r, device):
+    """The [slots, numel] partials of dx and of dy (None where a gradient has one slot: the kernel
+    writes it directly), both in one buffer: one combine launch adds them."""
+    sizes = [r.dx_slots * runtime.numel(r.x_shape) if r.dx_slots > 1 else 0,
+             r.dy_slots * runtime.numel(r.y_shape) if r.dy_slots > 1 else 0]
+    if not any(sizes):
+        return None, None
+    buffer = torch.empty(sum(sizes), dtype=r.part_dtype, device=device)
+    dx = buffer[:sizes[0]].view(r.dx_slots, -1) if sizes[0] else None
+    dy = buffer[sizes[0]:].view(r.dy_slots, -1) if sizes[1] else None
+    return dx, dy
 
 
 def pointwise_vjp(g: torch.Tensor, out_shape, dfx=None, dfy=None, *, x=None, y=None,
@@ -205,24 +211,25 @@ def pointwise_vjp(g: torch.Tensor, out_shape, dfx=None, dfy=None, *, x=None, y=N
         return (dy, dx) if r.swap else (dx, dy)
     xv = x if r.load_x else None
     yv = y if r.load_y else None
+    dx_part, dy_part = _partials(r, device)
     dx = dy = None
     if r.need_dx:
         dx = (torch.empty_like(x, dtype=r.x_dtype) if r.dx_dense else
-              _grad_buffer(r.x_shape, r.x_dtype, device, r.dx_slots, r.part_dtype))
+              torch.empty(r.x_shape, dtype=r.x_dtype, device=device))
     if r.need_dy:
         dy = (torch.empty_like(y, dtype=r.y_dtype) if r.dy_dense else
-              _grad_buffer(r.y_shape, r.y_dtype, device, r.dy_slots, r.part_dtype))
+              torch.empty(r.y_shape, dtype=r.y_dtype, device=device))
     c = r.launch.fixed["COMPUTE"]  # float64 math takes a number's bits (tiles.Operand.VALUE)
     none = split_float(0.0, c)
     numbers = (*(split_float(xv, c) if r.x_value else none), *(split_float(yv, c) if r.y_value else none),
                *(split_float(param, c) if param is not None else none), *split_float(scale, c))
-    r.launch(dx_ptr=dx if dx is not None else g, dy_ptr=dy if dy is not None else g,
+    dx_ptr, dy_ptr = (dx_part if dx_part is not None else dx), (dy_part if dy_part is not None else dy)
+    r.launch(dx_ptr=dx_ptr if dx_ptr is not None else g, dy_ptr=dy_ptr if dy_ptr is not None else g,
              x_ptr=xv if isinstance(xv, torch.Tensor) else g, y_ptr=yv if isinstance(yv, torch.Tensor) else g,
              g_ptr=g, numbers=numbers)
-    if r.dx_slots > 1:
-        dx = combine_partials(dx, torch.empty(r.x_shape, dtype=r.x_dtype, device=device), kernel=combine)
-    if r.dy_slots > 1:
-        dy = combine_partials(dy, torch.empty(r.y_shape, dtype=r.y_dtype, device=device), kernel=combine)
+    sums = [(p, d) for p, d in ((dx_part, dx), (dy_part, dy)) if p is not None]
+    if sums:
+        combine_partials(*sums[0], kernel=combine, second=sums[1] if len(sums) > 1 else None)
     return (dy, dx) if r.swap else (dx, dy)
 
 
