@@ -56,7 +56,10 @@ def test_report_covers_every_op_forward_and_vjp(report):
     seen = {(r["op"], r["direction"]) for r in report}
     for name in triton_ops.registry:
         if name != "identity":
-            assert (name, "forward") in seen and (name, "backward") in seen, name
+            assert (name, "forward") in seen, name
+        # sum's and sum_to's gradient at the bench shape is a view of g: no kernel to report
+        if name not in ("identity", "sum", "sum_to"):
+            assert (name, "backward") in seen, name
     assert all(r["registers"] > 0 and r["ctas_per_sm"] > 0 and r["programs"] > 0 for r in report)
     gemms = [r for r in report if r["kernel"] in ("gemm_fwd_kernel", "gemm_vjp_kernel")]
     assert gemms and all(r["wgmma"] for r in gemms), "the GEMM kernels must issue wgmma on sm_90"

@@ -10,6 +10,24 @@ from ..tiles import split_float
 
 _memo = runtime.plan_memo()
 
+# warp slots of one SM (sm_80 / sm_90: 2048 threads), and the most programs one SM holds
+WARPS_PER_SM, PROGRAMS_PER_SM = 64, 32
+
+
+def full_wave(device, num_warps: int) -> int:
+    """Programs of ``num_warps`` warps that fill every SM's warp slots once: at least one full
+    wave whatever the kernel's registers and shared memory let fit (``bench/static.py``'s
+    ``ctas_per_sm`` is at most this). ``runtime.device_programs`` is 4 programs per SM (the
+    interpreter's: a few programs, which this scales alike)."""
+    per_sm = min(PROGRAMS_PER_SM, max(1, WARPS_PER_SM // num_warps))
+    return max(1, runtime.device_programs(device) * per_sm // 4)
+
+
+def wave_split(steps: int, parts: int) -> int:
+    """Steps per part of a loop of ``steps`` split into ``parts`` parts or a few more (as many
+    as there are steps at most), never fewer: the split keeps its wave."""
+    return steps if parts <= 1 else max(1, (steps - 1) // (parts - 1))
+
 
 def combine_block_k(K: int, part_dtype, device, divide: bool) -> int:
     """Columns per program: on a GPU as few as fill the device (``device_programs``, 4 per SM),
