@@ -257,6 +257,17 @@ def test_gradients_that_are_views_of_g(name, args, ref):
     spec.fn(*fn_args).backward(g)  # accumulates into the updated gradient
     assert torch.equal(leaf.grad, (ref_dx + 1.0) + ref_dx)
     assert torch.equal(g, g_before)  # the update went to leaf.grad's own memory, not to g
+    # the custom-op route through autograd (a dispatch mode selects it): its copy, not a view
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Passthrough(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            return func(*args, **(kwargs or {}))
+
+    leaf = values[0].detach().requires_grad_()
+    with Passthrough():
+        spec.fn(leaf, *values[1:]).backward(g)
+    assert torch.equal(leaf.grad, ref_dx)
 
 
 @pytest.mark.parametrize("name,args", [("sum", lambda x: (x, [1], False)), ("sum_to", lambda x: (x, [4, 1, 6]))])

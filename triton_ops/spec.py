@@ -232,9 +232,10 @@ def _not_a_view(t: torch.Tensor) -> torch.Tensor:
     return t.new_empty(0).set_(t.untyped_storage(), t.storage_offset(), t.shape, t.stride())
 
 
-def _memory_root(t: torch.Tensor) -> torch.Tensor:
-    """The tensor whose memory ``t`` is (itself, or the base it is a view of)."""
-    return t if t._base is None else t._base
+def _same_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether ``a`` and ``b`` share their storage (a view made inside a custom op's
+    implementation, below autograd, has no ``_base`` to tell it)."""
+    return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
 
 
 def _no_double_backward(name: str):
@@ -427,7 +428,7 @@ class _Routes:
             # a custom op may not return its input: a gradient that is g itself (add's) or a view of
             # it (sum's expand) is copied, in the contiguous layout vjp_alloc gives the fake
             return [grad.new_empty(0) if g is None else
-                    g.clone(memory_format=torch.contiguous_format) if _memory_root(g) is _memory_root(grad) else g
+                    g.clone(memory_format=torch.contiguous_format) if _same_memory(g, grad) else g
                     for g in grads]
 
         def vjp_fake(*op_values):
