@@ -581,6 +581,9 @@ def test_pointwise_gpu_plan_a_chunks(gpu_plans, programs):
     _check("mul", [_rand(1, 5, 96, gen=gen), _rand(7, 1, 96, gen=gen)], f"mul {programs} A chunks")
     _check("mul", [_rand(1, 96, gen=gen), _rand(7, 96, gen=gen)], f"mul row {programs} A chunks")
     _check("div", [_rand(7, 96, gen=gen), _rand(1, 96, gen=gen, shift=3.0)], f"div {programs} A chunks")
+    # out [40, 20, 96]: the forward loops over A = 20 in 2 / 3 chunks (2 tiles of 32 rows), the last
+    # one shorter
+    _check("mul", [_rand(1, 20, 96, gen=gen), _rand(40, 1, 96, gen=gen)], f"mul forward {programs} A chunks")
     # [300, 96] against [1, 96]: no B axes, so the tile's rows are 32 A steps (A_ROWS); the sum
     # over A = 300 runs in 4 chunks of 96 rows (the last one 12: a step with masked rows), each
     # writing one partial row; swiglu's gate gradient is elementwise, stored row by row
