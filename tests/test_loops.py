@@ -631,6 +631,21 @@ def test_both_operands_reduced_one_combine(gpu_plans, monkeypatch, name):
     assert torch.equal(da, again[0]) and torch.equal(db, again[1])
 
 
+def test_a_rows_one_chunk_stays_one():
+    # x [1, 96] in slot 0, y [300, 96]: no B axes (A_ROWS, 32-row steps). The interpreter walks
+    # A in one program: 300 rows are not rounded down to 288 (a second chunk, partials, a combine)
+    from triton_ops.launchers import pointwise
+    from triton_ops.ops import binary
+
+    gen = torch.Generator().manual_seed(8)
+    a, b, g = _rand(1, 96, gen=gen), _rand(300, 96, gen=gen), _rand(300, 96, gen=gen)
+    before = runtime.launch_count()
+    da, db = pointwise.pointwise_vjp(g, (300, 96), binary.take_b, binary.take_a, x=a, y=b, arity=2, swap=False)
+    interpreter_plan(runtime.launch_count() - before == 1)
+    assert_close(da, (g * b).sum(0, keepdim=True), F64, "A_ROWS da")
+    assert_close(db, g * a, F64, "A_ROWS db")
+
+
 def test_sum_of_everything_gpu_plan_b_blocks(gpu_plans):
     from triton_ops.launchers import pointwise, reduce
 

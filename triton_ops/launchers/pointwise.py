@@ -48,8 +48,9 @@ def tile_shape(B: int, C: int, dtype, numel: int, min_rows: int = 1) -> tuple[in
 
 # rows of a VJP tile whose slot-1 gradient is a column sum: partial rows <= 2/64 of g's bytes
 REDUCE_ROWS = 64
-# rows of an A_ROWS tile (A steps, B = 1) at least: its columns a quarter of a one-row tile's or
-# fewer, so four times the column blocks share the device with a quarter of the A chunks
+# rows of an A_ROWS tile (A steps, B = 1) at least: its columns an eighth of a one-row tile's or
+# fewer, so that eight times the column blocks fill the device with an eighth of the A chunks
+# (dx partial rows)
 A_ROWS_MIN = 8
 
 
@@ -326,7 +327,7 @@ def _vjp_plan(kernel, dfx, dfy, arity, has_param, swap, out_shape, gd, xd, yd, x
     most = N * runtime.dtype_size(gd[3]) // (64 * max(1, runtime.numel(x_shape)) * runtime.dtype_size(part_dtype))
     chunks = a_chunks(A, tiles, device, N, num_warps, max(1, most)) if need_dx else 1
     a_per_program = wave_split(A, chunks)
-    if a_rows:  # whole steps of BLOCK_B rows (rounded down: the wave kept)
+    if a_rows and a_per_program < A:  # whole steps of BLOCK_B rows (rounded down: the wave kept)
         a_per_program = max(block_b, a_per_program // block_b * block_b)
     chunks = runtime.cdiv(A, a_per_program)
     g_mode = gd[0]
