@@ -221,6 +221,76 @@ def test_sum_replicate_sum_to(dtype):
     assert_close(ds, g.double().sum(), dtype, "replicate grad", scale=4.0)
 
 
+@pytest.mark.parametrize("name,args,ref", [
+    ("sum", lambda x: (x, [1], False), lambda x: x.sum(1)),
+    ("sum", lambda x: (x, [0, 2], True), lambda x: x.sum((0, 2), keepdim=True)),
+    ("sum_to", lambda x: (x, [5, 1]), lambda x: x.sum_to_size(5, 1)),
+    ("sum_to", lambda x: (x, [1, 1, 6]), lambda x: x.sum_to_size(1, 1, 6))])
+def test_gradients_that_are_views_of_g(name, args, ref):
+    """sum's and sum_to's gradient is g broadcast back: on the eager route a view of g, as eager
+    torch's (no kernel, no bytes); the custom-op route, which may not return a view of its input,
+    a contiguous copy with the same values."""
+    from triton_ops import runtime
+
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(4, 5, 6, generator=gen).to(DEVICE)
+    spec = triton_ops.registry[name]
+    values = spec.check(*args(x))
+    g = torch.randn(spec.forward(*values).shape, generator=gen).to(DEVICE)
+    g_before = g.clone()
+    xr = values[0].clone().requires_grad_()
+    (ref_dx,) = torch.autograd.grad(ref(xr), xr, g)
+    before = runtime.launch_count()
+    (dx,) = spec.vjp(*values, g)
+    assert runtime.launch_count() == before, "a view needs no kernel"
+    assert dx.shape == ref_dx.shape == values[0].shape and torch.equal(dx, ref_dx)
+    assert dx.untyped_storage().data_ptr() == g.untyped_storage().data_ptr()
+    (dx_op,) = spec.vjp_op(*_to_op_args(spec.args, values), g, [True])
+    assert dx_op.untyped_storage().data_ptr() != g.untyped_storage().data_ptr()
+    assert dx_op.is_contiguous() and torch.equal(dx_op, ref_dx)
+    # through autograd into a leaf: AccumulateGrad keeps (a copy of) it; in-place updates work
+    leaf = values[0].detach().requires_grad_()
+    fn_args = (leaf, *values[1:])
+    spec.fn(*fn_args).backward(g)
+    assert torch.equal(leaf.grad, ref_dx)
+    leaf.grad += 1.0
+    spec.fn(*fn_args).backward(g)  # accumulates into the updated gradient
+    assert torch.equal(leaf.grad, (ref_dx + 1.0) + ref_dx)
+    assert torch.equal(g, g_before)  # the update went to leaf.grad's own memory, not to g
+    # the custom-op route through autograd (a dispatch mode selects it): its copy, not a view
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Passthrough(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            return func(*args, **(kwargs or {}))
+
+    leaf = values[0].detach().requires_grad_()
+    with Passthrough():
+        spec.fn(leaf, *values[1:]).backward(g)
+    assert torch.equal(leaf.grad, ref_dx)
+
+
+@pytest.mark.parametrize("name,args", [("sum", lambda x: (x, [1], False)), ("sum_to", lambda x: (x, [4, 1, 6]))])
+def test_a_gradient_that_only_reshapes_g_is_a_copy(name, args):
+    """Summed axes all of size 1: g broadcast back is g reshaped, a dense view that AccumulateGrad
+    would keep as the leaf's .grad (sharing the caller's g): a copy instead, by the kernel."""
+    from triton_ops import runtime
+
+    x = torch.randn(4, 1, 6, device=DEVICE)
+    spec = triton_ops.registry[name]
+    values = spec.check(*args(x))
+    g = torch.randn(spec.forward(*values).shape, device=DEVICE)
+    before = runtime.launch_count()
+    (dx,) = spec.vjp(*values, g)
+    assert runtime.launch_count() == before + 1
+    assert dx.untyped_storage().data_ptr() != g.untyped_storage().data_ptr() and torch.equal(dx, g.view(4, 1, 6))
+    leaf = x.clone().requires_grad_()
+    spec.fn(leaf, *values[1:]).backward(g)
+    g_before = g.clone()
+    leaf.grad += 1.0
+    assert torch.equal(g, g_before)
+
+
 def test_shape_op_checks():
     x = torch.randn(3, 4, device=DEVICE, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t: triton_ops.sum(t, (0,)), (x,))

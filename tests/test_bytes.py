@@ -72,10 +72,9 @@ def test_shape_op_bytes(name, args):
         spec.forward(*a)
     with count_bytes() as bwd:
         (dx,) = spec.vjp(*a, g)
-    # sum's and sum_to's minimum VJP is 0 bytes (eager's gradient is a broadcast view of g);
-    # triton_ops materializes it: one read of g, one write of dx
-    materialized = g.numel() * g.element_size() + dx.numel() * dx.element_size()
-    assert fwd.total <= 1.10 * fwd_min and bwd.total <= 1.10 * max(bwd_min, materialized), (fwd, fwd_min, bwd, bwd_min)
+    assert fwd.total <= 1.10 * fwd_min and bwd.total <= 1.10 * bwd_min, (fwd, fwd_min, bwd, bwd_min)
+    if name != "replicate":  # the gradient is a broadcast view of g, as eager's: nothing moved
+        assert bwd_min == bwd.total == bwd.launches == 0 and dx.stride()[0] == 0
 
 
 @pytest.mark.parametrize("name,a_shape,b_shape,expected", [

@@ -524,17 +524,31 @@ def test_reduce_back_over_b_blocks(B, b_blocks):
     _check("sum_to", [x, (1, 256)], f"sum_to B={B}")
 
 
+@pytest.mark.parametrize("steps,parts", [(10, 6), (7, 4), (32768, 1056), (16384, 66), (5, 8), (9, 1)])
+def test_wave_split_never_makes_fewer_parts(steps, parts):
+    # a split sized for one full wave must not round itself under it (32768 loss blocks over a
+    # 1056-program wave: 31 blocks a program = 1058 programs; 32 would make 1024)
+    from triton_ops.launchers.reduce import wave_split
+
+    made = runtime.cdiv(steps, wave_split(steps, parts))
+    assert min(parts, steps) <= made <= 2 * parts, (steps, parts, made)
+
+
 def test_small_reductions_stay_in_one_program(monkeypatch):
     """On a GPU plan, a reduction is split across programs only while each keeps
     ``min_split_elements`` to walk: an [8, 16] gradient sum is one program (no partials, no
-    combine launch), a [4096, 256] one fills the device's programs."""
+    combine launch), a [4096, 256] one splits into 64 chunks, a [65536, 1024] one fills one full
+    wave of 8-warp programs (8 per SM on 132 SMs), or 4 chunks in 4 tiles of 16-warp programs;
+    ``most`` caps the chunks (a VJP's partial rows)."""
     from triton_ops.launchers import pointwise
 
     monkeypatch.setattr(pointwise.runtime, "INTERPRETER", False)
     monkeypatch.setattr(pointwise.runtime, "device_programs", lambda device: 528)
-    assert pointwise.a_chunks(8, 1, DEVICE, 8 * 16) == 1
-    assert pointwise.a_chunks(4096, 1, DEVICE, 4096 * 256) == 4096 * 256 // runtime.min_split_elements()
-    assert pointwise.a_chunks(1 << 16, 1, DEVICE, (1 << 16) * 1024) == 528
+    assert pointwise.a_chunks(8, 1, DEVICE, 8 * 16, 8) == 1
+    assert pointwise.a_chunks(4096, 1, DEVICE, 4096 * 256, 8) == 4096 * 256 // runtime.min_split_elements()
+    assert pointwise.a_chunks(1 << 16, 1, DEVICE, (1 << 16) * 1024, 8) == 132 * 8
+    assert pointwise.a_chunks(1 << 16, 132, DEVICE, (1 << 16) * 1024, 16) == 4
+    assert pointwise.a_chunks(1 << 16, 1, DEVICE, (1 << 16) * 1024, 8, most=100) == 100
 
 
 def test_reduce_back_tile_takes_64_rows():
@@ -556,25 +570,89 @@ def test_reduce_back_tile_takes_64_rows():
 
 @pytest.mark.parametrize("programs", [2, 3])
 def test_pointwise_gpu_plan_a_chunks(gpu_plans, programs):
-    from triton_ops.launchers import pointwise
+    from triton_ops.launchers import pointwise, reduce
 
     # out [7, 5, 96]: the program loop runs over A = 5 (forward) / 7 (VJP of x) elements, split
-    # in `programs` chunks (the last one shorter); the VJP writes one dx partial row per chunk
-    gpu_plans(pointwise, programs=programs)
-    assert pointwise.a_chunks(7, 1, DEVICE, 7 * 96) == programs
+    # in one full wave's chunks (`programs` / 4 SMs x 8 programs of 8 warps; the last one
+    # shorter); the VJP writes one dx partial row per chunk
+    gpu_plans(pointwise, reduce, programs=programs)
+    assert pointwise.a_chunks(7, 1, DEVICE, 7 * 96, 8) == reduce.full_wave(DEVICE, 8) == 2 * programs
     gen = torch.Generator().manual_seed(programs)
     _check("mul", [_rand(1, 5, 96, gen=gen), _rand(7, 1, 96, gen=gen)], f"mul {programs} A chunks")
     _check("mul", [_rand(1, 96, gen=gen), _rand(7, 96, gen=gen)], f"mul row {programs} A chunks")
     _check("div", [_rand(7, 96, gen=gen), _rand(1, 96, gen=gen, shift=3.0)], f"div {programs} A chunks")
+    # out [40, 20, 96]: the forward loops over A = 20 in 2 / 3 chunks (2 tiles of 32 rows), the last
+    # one shorter
+    _check("mul", [_rand(1, 20, 96, gen=gen), _rand(40, 1, 96, gen=gen)], f"mul forward {programs} A chunks")
+    # [300, 96] against [1, 96]: no B axes, so the tile's rows are 32 A steps (A_ROWS); the sum
+    # over A = 300 runs in 4 chunks of 96 rows (the last one 12: a step with masked rows), each
+    # writing one partial row; swiglu's gate gradient is elementwise, stored row by row
+    a_rows = [_rand(1, 96, gen=gen), _rand(300, 96, gen=gen)]
+    assert pointwise.tile_shape(300, 96, F64, 300 * 96, min_rows=pointwise.A_ROWS_MIN)[:2] == (32, 128)
+    assert pointwise.a_chunks(300, 1, DEVICE, 300 * 96, 8, most=300 // 64) == 4
+    _check("mul", a_rows, f"mul A_ROWS {programs}")
+    _check("swiglu", a_rows[::-1], f"swiglu A_ROWS {programs}")
+    _check("sum", [a_rows[1], [0], True], f"sum A_ROWS {programs}")
+
+
+@pytest.mark.parametrize("name", ["mul", "div"])
+def test_both_operands_reduced_one_combine(gpu_plans, monkeypatch, name):
+    from triton_ops.launchers import pointwise, reduce
+    from triton_ops.ops import binary
+
+    # out [128, 100, 64]: a [1, 100, 64] in slot 0 (summed over A = 128 in 2 chunks: 2 dx partial
+    # rows; more would pass 1/32 of g's bytes), b [128, 1, 64] in slot 1 (a column sum over
+    # B = 100 rows in 64-row blocks: 2 dy partial rows); both partials in one buffer, added by
+    # one combine launch whose second half stores b's gradient in b's own dtype
+    gpu_plans(pointwise, reduce, programs=8)
+    gen = torch.Generator().manual_seed(3)
+    a, b = _rand(1, 100, 64, gen=gen).float(), _rand(128, 1, 64, gen=gen, shift=3.0)
+    g = _rand(128, 100, 64, gen=gen)
+    dfa, dfb = {"mul": (binary.take_b, binary.take_a), "div": (binary.div_da, binary.div_db)}[name]
+    seen, combine = [], pointwise.combine_partials
+
+    def spy(partials, out, **kw):
+        seen.append((tuple(partials.shape), tuple(kw["second"][0].shape) if kw.get("second") else None))
+        return combine(partials, out, **kw)
+
+    monkeypatch.setattr(pointwise, "combine_partials", spy)
+    runs = []
+    for _ in range(2):
+        launches = _launched(lambda: runs.append(pointwise.pointwise_vjp(g, (128, 100, 64), dfa, dfb, x=a, y=b,
+                                                                          arity=2, swap=False)))
+        assert launches == 2  # the VJP kernel, one combine
+    assert seen == [((2, 100 * 64), (2, 128 * 64))] * 2
+    a64, b64 = a.double().requires_grad_(), b.double().requires_grad_()
+    ra, rb = torch.autograd.grad(a64 * b64 if name == "mul" else a64 / b64, (a64, b64), g)
+    (da, db), again = runs
+    assert (da.dtype, db.dtype) == (torch.float32, F64)
+    assert_close(da, ra, torch.float32, f"{name} da, one combine")
+    assert_close(db, rb, F64, f"{name} db, one combine")
+    assert torch.equal(da, again[0]) and torch.equal(db, again[1])
+
+
+def test_a_rows_one_chunk_stays_one():
+    # x [1, 96] in slot 0, y [300, 96]: no B axes (A_ROWS, 32-row steps). The interpreter walks
+    # A in one program: 300 rows are not rounded down to 288 (a second chunk, partials, a combine)
+    from triton_ops.launchers import pointwise
+    from triton_ops.ops import binary
+
+    gen = torch.Generator().manual_seed(8)
+    a, b, g = _rand(1, 96, gen=gen), _rand(300, 96, gen=gen), _rand(300, 96, gen=gen)
+    before = runtime.launch_count()
+    da, db = pointwise.pointwise_vjp(g, (300, 96), binary.take_b, binary.take_a, x=a, y=b, arity=2, swap=False)
+    interpreter_plan(runtime.launch_count() - before == 1)
+    assert_close(da, (g * b).sum(0, keepdim=True), F64, "A_ROWS da")
+    assert_close(db, g * a, F64, "A_ROWS db")
 
 
 def test_sum_of_everything_gpu_plan_b_blocks(gpu_plans):
-    from triton_ops.launchers import pointwise
+    from triton_ops.launchers import pointwise, reduce
 
     # replicate's gradient (and sum over every axis) on a GPU: the 0-d result stays in slot 1, so
     # that all 15000 elements are tile rows (4 blocks of 4096, one partial sum each) rather than
     # a one-element tile looped over every axis
-    gpu_plans(pointwise, programs=8)
+    gpu_plans(pointwise, reduce, programs=8)
     assert not pointwise.vjp_should_swap((300, 50), (300, 50), (), False, True)
     assert pointwise.tile_shape(15000, 1, F64, 15000)[:2] == (4096, 1)
     gen = torch.Generator().manual_seed(5)
@@ -583,7 +661,7 @@ def test_sum_of_everything_gpu_plan_b_blocks(gpu_plans):
 
 
 def test_reductions_repeat_bitwise(gpu_plans):
-    from triton_ops.launchers import pointwise
+    from triton_ops.launchers import pointwise, reduce
 
     gen = torch.Generator().manual_seed(4)
     # 300 x 128: 2 B blocks of 256 rows in the interpreter, 5 of 64 rows (64 columns wide) on a GPU
@@ -591,7 +669,7 @@ def test_reductions_repeat_bitwise(gpu_plans):
     g = _rand(300, 128, gen=gen).float()
     for plan in ("interpreter", "gpu"):
         if plan == "gpu":
-            gpu_plans(pointwise, programs=3)
+            gpu_plans(pointwise, reduce, programs=3)
         runs = [[triton_ops.sum(x, [0]), *_grads(triton_ops.mul(x, y), (x, y), g)] for _ in range(2)]
         assert all(torch.equal(p, q) for p, q in zip(*runs)), plan
 
@@ -625,19 +703,20 @@ def _spy_partials(monkeypatch, module):
     return seen
 
 
-@pytest.mark.parametrize("programs", [2, 8])
+@pytest.mark.parametrize("programs", [1, 8])
 def test_loss_gpu_plan_r_chunks(gpu_plans, monkeypatch, programs):
-    from triton_ops.launchers import loss
+    from triton_ops.launchers import loss, reduce
 
-    # 10000 elements in 4096-element blocks: 3 blocks, split over min(3, programs) chunks (the
-    # last one partial), one partial sum each
-    gpu_plans(loss, programs=programs)
+    # 10000 elements in 4096-element blocks: 3 blocks, split over min(3, one full wave of 8-warp
+    # programs: 2 for programs=1 (a quarter SM), 16 for 8) chunks (the last one partial), one
+    # partial sum each
+    gpu_plans(loss, reduce, programs=programs)
     partials = _spy_partials(monkeypatch, loss)
     gen = torch.Generator().manual_seed(programs)
     x, t = _rand(10000, gen=gen), _rand(10000, gen=gen)
     for reduction in ("mean", "sum"):
         _check("huber_loss", [x, t, 0.5, reduction], f"huber {reduction} {programs} chunks")
-    assert partials == [(min(3, programs), 1)] * 2
+    assert partials == [(min(3, reduce.full_wave(DEVICE, 8)), 1)] * 2 == [({1: 2, 8: 3}[programs], 1)] * 2
     q = torch.softmax(_rand(50, 200, gen=gen), -1)
     p = torch.softmax(_rand(50, 200, gen=gen), -1)
     _check("cross_entropy", [q, p, 0, 1e-6, "mean"], f"cross_entropy dim=0 {programs} chunks")

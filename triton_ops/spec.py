@@ -232,6 +232,12 @@ def _not_a_view(t: torch.Tensor) -> torch.Tensor:
     return t.new_empty(0).set_(t.untyped_storage(), t.storage_offset(), t.shape, t.stride())
 
 
+def _same_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether ``a`` and ``b`` share their storage (a view made inside a custom op's
+    implementation, below autograd, has no ``_base`` to tell it)."""
+    return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+
+
 def _no_double_backward(name: str):
     def backward(ctx, *grads):
         raise RuntimeError(f"triton_ops.{name}: double backward is not supported")
@@ -419,8 +425,11 @@ class _Routes:
             self.check_grad(values, grad, saved, needs)
             kw = {"saved": list(saved)} if n_saved else {}
             grads = self.vjp(*values, grad, needs=needs, **kw)
-            # a custom op may not return its input: a gradient that is g itself (add's) is copied
-            return [grad.new_empty(0) if g is None else g.clone() if g is grad else g for g in grads]
+            # a custom op may not return its input: a gradient that is g itself (add's) or a view of
+            # it (sum's expand) is copied, in the contiguous layout vjp_alloc gives the fake
+            return [grad.new_empty(0) if g is None else
+                    g.clone(memory_format=torch.contiguous_format) if _same_memory(g, grad) else g
+                    for g in grads]
 
         def vjp_fake(*op_values):
             values, _, grad, needs = split_vjp_values(op_values)

@@ -83,12 +83,14 @@ def c_offsets(idx, sizes, strides, inner):
 
 @helper
 def tile_of_program(groups, C, x_ptr, numbers, x_b, x_c, x_c1, X_MODE: tl.constexpr, COMPUTE: tl.constexpr,
-                    BLOCK_B: tl.constexpr, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr):
+                    BLOCK_B: tl.constexpr, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr, A_ROWS: tl.constexpr = False):
     """This program's tile of the B x C axes (row and column indices), its B block, its chunk
     of the A axes (from a 1-D grid ordered C blocks fastest) with its loop bounds, the column
     mask [1, BLOCK_C], the tile mask [BLOCK_B, BLOCK_C], the slot-0 operand's tile (read once:
     it is constant along A) and the op's parameter. ``groups`` is (A sizes, B sizes, C sizes,
-    A, B, C, A steps per program); ``numbers`` is (x hi, x lo, y hi, y lo, param hi, param lo, ...)."""
+    A, B, C, A steps per program); ``numbers`` is (x hi, x lo, y hi, y lo, param hi, param lo, ...).
+    ``A_ROWS`` (B = 1): the tile's rows are A steps, along which x is constant: every row of x's
+    tile is its one row."""
     A, B, a_per_program = groups[3], groups[4], groups[5]
     pid = tl.program_id(0)
     n_c = (C + BLOCK_C - 1) // BLOCK_C
@@ -106,8 +108,8 @@ def tile_of_program(groups, C, x_ptr, numbers, x_b, x_c, x_c1, X_MODE: tl.conste
     a_stop = tl.minimum(a_start + a_per_program, A)
     mask_c = (rc < C)[None, :]
     mask = (rb < B)[:, None] & mask_c
-    x = load_operand(x_ptr, numbers[0], numbers[1], tile_offsets(rb, rc, groups, x_b, x_c, x_c1), mask, X_MODE,
-                     COMPUTE)
+    x = load_operand(x_ptr, numbers[0], numbers[1], tile_offsets(rb, rc, groups, x_b, x_c, x_c1),
+                     mask_c if A_ROWS else mask, X_MODE, COMPUTE)
     return rb, rc, pid_b, chunk, a_start, a_stop, mask_c, mask, x, joined(numbers[4], numbers[5], COMPUTE)
 
 

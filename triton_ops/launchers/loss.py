@@ -11,7 +11,7 @@ from ..bwd.loss import ce_logits_bwd_kernel, cosine_bwd_kernel, loss_vjp_kernel
 from ..fwd.loss import ce_logits_fwd_kernel, cosine_finish_kernel, cosine_fwd_kernel, loss_reduce_kernel
 from ..fwd.reduce import combine_fwd_kernel
 from ..tiles import split_float
-from .reduce import combine_partials
+from .reduce import combine_partials, full_wave, wave_split
 
 
 def partial_dtype(*dtypes):
@@ -69,13 +69,16 @@ def _loss_forward_plan(fn, x, t, x_dtype, t_dtype, has_param, reduction, row_dim
     block_k = min(runtime.next_pow2(K), runtime.tile_elements())
     block_r = min(runtime.next_pow2(R), max(1, runtime.tile_elements() // block_k))
     k_blocks = runtime.cdiv(K, block_k)
-    chunks = 1 if runtime.INTERPRETER else max(1, min(runtime.cdiv(R, block_r),
-                                                      runtime.device_programs(device) // k_blocks))
-    r_per_program = runtime.cdiv(runtime.cdiv(R, chunks), block_r) * block_r
+    num_warps = runtime.num_warps_for(block_r * block_k)
+    # R chunks for one full wave, their partial rows of K sums (written, then read by the
+    # combine) within 1/32 of x's bytes
+    most = R * runtime.dtype_size(x_dtype) // (64 * runtime.dtype_size(partial_dtype(x_dtype, t_dtype)))
+    chunks = 1 if runtime.INTERPRETER else min(runtime.cdiv(full_wave(device, num_warps), k_blocks), max(1, most))
+    r_per_program = wave_split(runtime.cdiv(R, block_r), chunks) * block_r
     chunks = runtime.cdiv(R, r_per_program)
     out_k = K_group.strides["out"] if chunks == 1 else contiguous_strides(K_group.sizes, K_group.sizes)
     launch = runtime.LaunchPlan(
-        loss_reduce_kernel, (k_blocks, chunks), {"num_warps": runtime.num_warps_for(block_r * block_k)},
+        loss_reduce_kernel, (k_blocks, chunks), {"num_warps": num_warps},
         r_sizes=R_group.sizes, k_sizes=K_group.sizes, R=R, K=K, r_per_program=r_per_program,
         x_r=R_group.strides["x"], x_k=K_group.strides["x"], t_r=R_group.strides["t"], t_k=K_group.strides["t"],
         out_k=out_k, part_slot=K if chunks > 1 else 0, FN=fn, HAS_PARAM=has_param,

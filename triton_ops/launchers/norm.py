@@ -173,7 +173,10 @@ def layer_norm_vjp(x, normalized_shape, weight, bias, grad, stats, need_x, need_
     launch(dx_ptr=dx, dw_ptr=dw_out if need_w else dx, db_ptr=db_out if need_b else dx, x_ptr=x,
            w_ptr=weight if weight is not None else x, g_ptr=grad, stats_ptr=stats)
     if parts is not None:
-        combine_partials(part, dw if need_w else db, second=db if need_w and need_b else None)
+        if need_w and need_b:  # each row: the dweight partial, then the dbias one (db_out)
+            combine_partials(part[:, :parts[1] // 2], dw, second=(db_out, db))
+        else:
+            combine_partials(part, dw if need_w else db)
     return (dx if need_x else None), dw, db
 
 

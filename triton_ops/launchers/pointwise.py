@@ -16,7 +16,7 @@ from ..fwd.reduce import combine_fwd_kernel, sum_fwd_kernel
 from ..scalar import identity, one_xy
 from ..tiles import Operand, split_float
 from ..tune import lookup
-from .reduce import combine_partials
+from .reduce import combine_partials, full_wave, wave_split
 
 TENSOR, VALUE = Operand.TENSOR, Operand.VALUE
 
@@ -35,28 +35,35 @@ def should_swap(out_shape, x_shape, y_shape) -> bool:
     return broadcast_numel(out_shape, x_shape) > broadcast_numel(out_shape, y_shape)
 
 
-def tile_shape(B: int, C: int, dtype, numel: int) -> tuple[int, int, int]:
-    """(BLOCK_B, BLOCK_C, num_warps): columns first (they hold the innermost axis), then as many
-    rows as the tile allows. A tuned tile size (``triton_ops.tune``) replaces the default."""
+def tile_shape(B: int, C: int, dtype, numel: int, min_rows: int = 1) -> tuple[int, int, int]:
+    """(BLOCK_B, BLOCK_C, num_warps): columns first (they hold the innermost axis; at most a
+    ``min_rows``-th of the tile), then as many rows as the tile allows. A tuned tile size
+    (``triton_ops.tune``) replaces the default."""
     cfg = lookup("pointwise", dtype, (numel,))
     tile = cfg["TILE"] if cfg else runtime.tile_elements()
-    block_c = min(runtime.next_pow2(C), tile)
+    block_c = min(runtime.next_pow2(C), max(1, tile // min_rows))
     block_b = min(runtime.next_pow2(B), max(1, tile // block_c))
     return block_b, block_c, (cfg["num_warps"] if cfg else runtime.num_warps_for(block_b * block_c))
 
 
 # rows of a VJP tile whose slot-1 gradient is a column sum: partial rows <= 2/64 of g's bytes
 REDUCE_ROWS = 64
+# rows of an A_ROWS tile (A steps, B = 1) at least: its columns an eighth of a one-row tile's or
+# fewer, so that eight times the column blocks fill the device with an eighth of the A chunks
+# (dx partial rows)
+A_ROWS_MIN = 8
 
 
-def a_chunks(A: int, tiles: int, device, elements: int) -> int:
-    """Split the A loop across programs only when the tiles alone cannot fill a GPU, and only as
-    far as each chunk keeps ``runtime.min_split_elements()`` of the ``elements`` to walk."""
+def a_chunks(A: int, tiles: int, device, elements: int, num_warps: int, most: int | None = None) -> int:
+    """Split the A loop across programs only when the tiles alone cannot fill a GPU (one full
+    wave of ``num_warps``-warp programs), only as far as each chunk keeps
+    ``runtime.min_split_elements()`` of the ``elements`` to walk, and into ``most`` chunks at most
+    (a VJP's bound on its partial rows' bytes)."""
     if runtime.INTERPRETER:
         return 1
-    target = runtime.device_programs(device)
+    target = runtime.cdiv(full_wave(device, num_warps), max(tiles, 1))
     worth = elements // (max(tiles, 1) * runtime.min_split_elements())
-    return max(1, min(A, target // max(tiles, 1), worth))
+    return max(1, min(A, target, worth, most or A))
 
 
 def describe(v, N: int) -> tuple:
@@ -85,7 +92,7 @@ def _forward_plan(kernel, fn, arity, has_param, shape, out_strides, out_dtype, x
     A, B, C = plan.A.numel, plan.B.numel, plan.C.numel
     block_b, block_c, num_warps = tile_shape(B, C, out_dtype, N)
     tiles = runtime.cdiv(B, block_b) * runtime.cdiv(C, block_c)
-    a_per_program = runtime.cdiv(A, a_chunks(A, tiles, device, N))
+    a_per_program = wave_split(A, a_chunks(A, tiles, device, N, num_warps))
     zeros = tuple(tuple(0 for _ in grp.sizes) for grp in (plan.A, plan.B, plan.C))
     x_st = plan.strides("x") if "x" in layouts else zeros
     y_st = plan.strides("y") if "y" in layouts else zeros
@@ -167,11 +174,17 @@ def grad_like(t, out_shape, dtype=None):
     return torch.empty(t.shape, dtype=dtype or t.dtype, device=t.device)
 
 
-def _grad_buffer(like_shape, dtype, device, slots: int, compute_dtype):
-    """The (contiguous) gradient tensor itself (one slot), or a [slots, numel] partials buffer."""
-    if slots > 1:
-        return torch.empty((slots, runtime.numel(like_shape)), dtype=compute_dtype, device=device)
-    return torch.empty(like_shape, dtype=dtype, device=device)
+def _partials(r, device):
+    """The [slots, numel] partials of dx and of dy (None where a gradient has one slot: the kernel
+    writes it directly), both in one buffer: one combine launch adds them."""
+    sizes = [r.dx_slots * runtime.numel(r.x_shape) if r.dx_slots > 1 else 0,
+             r.dy_slots * runtime.numel(r.y_shape) if r.dy_slots > 1 else 0]
+    if not any(sizes):
+        return None, None
+    buffer = torch.empty(sum(sizes), dtype=r.part_dtype, device=device)
+    dx = buffer[:sizes[0]].view(r.dx_slots, -1) if sizes[0] else None
+    dy = buffer[sizes[0]:].view(r.dy_slots, -1) if sizes[1] else None
+    return dx, dy
 
 
 def pointwise_vjp(g: torch.Tensor, out_shape, dfx=None, dfy=None, *, x=None, y=None,
@@ -205,24 +218,25 @@ def pointwise_vjp(g: torch.Tensor, out_shape, dfx=None, dfy=None, *, x=None, y=N
         return (dy, dx) if r.swap else (dx, dy)
     xv = x if r.load_x else None
     yv = y if r.load_y else None
+    dx_part, dy_part = _partials(r, device)
     dx = dy = None
     if r.need_dx:
         dx = (torch.empty_like(x, dtype=r.x_dtype) if r.dx_dense else
-              _grad_buffer(r.x_shape, r.x_dtype, device, r.dx_slots, r.part_dtype))
+              torch.empty(r.x_shape, dtype=r.x_dtype, device=device))
     if r.need_dy:
         dy = (torch.empty_like(y, dtype=r.y_dtype) if r.dy_dense else
-              _grad_buffer(r.y_shape, r.y_dtype, device, r.dy_slots, r.part_dtype))
+              torch.empty(r.y_shape, dtype=r.y_dtype, device=device))
     c = r.launch.fixed["COMPUTE"]  # float64 math takes a number's bits (tiles.Operand.VALUE)
     none = split_float(0.0, c)
     numbers = (*(split_float(xv, c) if r.x_value else none), *(split_float(yv, c) if r.y_value else none),
                *(split_float(param, c) if param is not None else none), *split_float(scale, c))
-    r.launch(dx_ptr=dx if dx is not None else g, dy_ptr=dy if dy is not None else g,
+    dx_ptr, dy_ptr = (dx_part if dx_part is not None else dx), (dy_part if dy_part is not None else dy)
+    r.launch(dx_ptr=dx_ptr if dx_ptr is not None else g, dy_ptr=dy_ptr if dy_ptr is not None else g,
              x_ptr=xv if isinstance(xv, torch.Tensor) else g, y_ptr=yv if isinstance(yv, torch.Tensor) else g,
              g_ptr=g, numbers=numbers)
-    if r.dx_slots > 1:
-        dx = combine_partials(dx, torch.empty(r.x_shape, dtype=r.x_dtype, device=device), kernel=combine)
-    if r.dy_slots > 1:
-        dy = combine_partials(dy, torch.empty(r.y_shape, dtype=r.y_dtype, device=device), kernel=combine)
+    sums = [(p, d) for p, d in ((dx_part, dx), (dy_part, dy)) if p is not None]
+    if sums:
+        combine_partials(*sums[0], kernel=combine, second=sums[1] if len(sums) > 1 else None)
     return (dy, dx) if r.swap else (dx, dy)
 
 
@@ -295,21 +309,30 @@ def _vjp_plan(kernel, dfx, dfy, arity, has_param, swap, out_shape, gd, xd, yd, x
             layouts[name] = aligned(shape, strides) if strides is not None else contiguous_strides(shape, out_shape)
     plan = plan_pointwise(out_shape, x_shape, y_shape, layouts)
     A, B, C = plan.A.numel, plan.B.numel, plan.C.numel
-    block_b, block_c, num_warps = tile_shape(B, C, gd[3], N)
+    # no B axes: the tile's rows are A steps instead (A_ROWS, templates/pointwise.py)
+    a_rows = B == 1 and A > 1
+    if a_rows:
+        block_b, block_c, num_warps = tile_shape(A, C, gd[3], N, min_rows=A_ROWS_MIN)
+    else:
+        block_b, block_c, num_warps = tile_shape(B, C, gd[3], N)
     if need_dy and block_b < min(B, REDUCE_ROWS):
         # dy's partial rows (one per B block, written, then read by the combine) cost 2 / BLOCK_B
         # of g's bytes: narrower columns for at least REDUCE_ROWS rows, the same tile size
         block_b, block_c = min(runtime.next_pow2(B), REDUCE_ROWS), max(1, block_b * block_c // REDUCE_ROWS)
-    n_b = runtime.cdiv(B, block_b)
+    n_b = 1 if a_rows else runtime.cdiv(B, block_b)
     tiles = n_b * runtime.cdiv(C, block_c)
-    a_per_program = runtime.cdiv(A, a_chunks(A, tiles, device, N) if need_dx else 1)
+    compute = runtime.compute_dtype(*[d[3] for d in (xd, yd, gd) if d[3] is not None])
+    part_dtype = torch.float64 if compute.primitive_bitwidth == 64 else torch.float32
+    # dx's partial rows (written, then read by the combine) within 1/32 of the bytes of g
+    most = N * runtime.dtype_size(gd[3]) // (64 * max(1, runtime.numel(x_shape)) * runtime.dtype_size(part_dtype))
+    chunks = a_chunks(A, tiles, device, N, num_warps, max(1, most)) if need_dx else 1
+    a_per_program = wave_split(A, chunks)
+    if a_rows and a_per_program < A:  # whole steps of BLOCK_B rows (rounded down: the wave kept)
+        a_per_program = max(block_b, a_per_program // block_b * block_b)
     chunks = runtime.cdiv(A, a_per_program)
     g_mode = gd[0]
     if g_mode == Operand.TENSOR and B > 1 and all(s == 0 for s in plan.B.strides["g"]):
         g_mode = Operand.ROW
-    dtypes = [d[3] for d in (xd, yd, gd) if d[3] is not None]
-    compute = runtime.compute_dtype(*dtypes)
-    part_dtype = torch.float64 if compute.primitive_bitwidth == 64 else torch.float32
     dx_slots, dy_slots = (chunks if need_dx else 1), (n_b if need_dy else 1)
     zeros = tuple(tuple(0 for _ in grp.sizes) for grp in (plan.A, plan.B, plan.C))
 
@@ -328,7 +351,7 @@ def _vjp_plan(kernel, dfx, dfy, arity, has_param, swap, out_shape, gd, xd, yd, x
         dx_slot=(dx_slots > 1) * runtime.numel(x_shape), dy_slot=(dy_slots > 1) * runtime.numel(y_shape),
         DFX=dfx, DFY=dfy, ARITY=arity, HAS_PARAM=has_param, SWAP=swap, NEED_DX=need_dx, NEED_DY=need_dy,
         X_MODE=int(xd[0]), Y_MODE=int(yd[0]), G_MODE=int(g_mode), COMPUTE=compute, BLOCK_B=block_b, BLOCK_C=block_c,
-        INDEX_64=runtime.needs_int64(*extents))
+        INDEX_64=runtime.needs_int64(*extents), A_ROWS=a_rows)
     return launch, dx_slots, dy_slots, part_dtype
 
 

@@ -10,6 +10,24 @@ from ..tiles import split_float
 
 _memo = runtime.plan_memo()
 
+# warp slots of one SM (sm_80 / sm_90: 2048 threads), and the most programs one SM holds
+WARPS_PER_SM, PROGRAMS_PER_SM = 64, 32
+
+
+def full_wave(device, num_warps: int) -> int:
+    """Programs of ``num_warps`` warps that fill every SM's warp slots once: at least one full
+    wave whatever the kernel's registers and shared memory let fit (``bench/static.py``'s
+    ``ctas_per_sm`` is at most this). ``runtime.device_programs`` is 4 programs per SM (the
+    interpreter's: a few programs, which this scales alike)."""
+    per_sm = min(PROGRAMS_PER_SM, max(1, WARPS_PER_SM // num_warps))
+    return max(1, runtime.device_programs(device) * per_sm // 4)
+
+
+def wave_split(steps: int, parts: int) -> int:
+    """Steps per part of a loop of ``steps`` split into ``parts`` parts or a few more (as many
+    as there are steps at most), never fewer: the split keeps its wave."""
+    return steps if parts <= 1 else max(1, (steps - 1) // (parts - 1))
+
 
 def combine_block_k(K: int, part_dtype, device, divide: bool) -> int:
     """Columns per program: on a GPU as few as fill the device (``device_programs``, 4 per SM),
@@ -25,33 +43,46 @@ def combine_block_k(K: int, part_dtype, device, divide: bool) -> int:
 
 
 @runtime.plan_cache
-def _combine_plan(kernel, P: int, K: int, part_dtype, divide: bool, split: bool, device) -> runtime.LaunchPlan:
-    block_k = combine_block_k(K, part_dtype, device, divide)
-    block_p = min(runtime.next_pow2(P), max(1, runtime.tile_elements() // block_k))
-    return runtime.LaunchPlan(kernel, (runtime.cdiv(K, block_k),), {"num_warps": 4}, P=P, K=K, DIVIDE=divide,
-                              SPLIT=split, COMPUTE=runtime.compute_dtype(part_dtype), BLOCK_P=block_p, BLOCK_K=block_k,
-                              INDEX_64=runtime.needs_int64(P * K - 1))
+def _combine_plan(kernel, P: int, K: int, stride: int, part_dtype, divide: bool, second, device) -> runtime.LaunchPlan:
+    """``second``: (P2, K2, stride2, offset2) of a second reduction in the same launch, or None."""
+    P2, K2, stride2, offset2 = second or (0, 0, 0, 0)
+    block_k = combine_block_k(K + K2, part_dtype, device, divide)
+    block_p = min(runtime.next_pow2(max(P, P2)), max(1, runtime.tile_elements() // block_k))
+    blocks = runtime.cdiv(K, block_k)
+    last = max((P - 1) * stride + K, offset2 + (P2 - 1) * stride2 + K2) - 1  # the last partial read
+    return runtime.LaunchPlan(kernel, (blocks + runtime.cdiv(K2, block_k),), {"num_warps": 4}, P=P, K=K,
+                              stride=stride, P2=P2, K2=K2, stride2=stride2, offset2=offset2, blocks=blocks,
+                              DIVIDE=divide, SECOND=second is not None, COMPUTE=runtime.compute_dtype(part_dtype),
+                              BLOCK_P=block_p, BLOCK_K=block_k, INDEX_64=runtime.needs_int64(last))
 
 
 def combine_partials(partials: torch.Tensor, out: torch.Tensor, scale: float = 1.0, kernel=combine_vjp_kernel,
-                     factor_out: torch.Tensor | None = None, second: torch.Tensor | None = None) -> torch.Tensor:
-    """``out.view(-1) = scale * partials.sum(0)`` for contiguous ``partials`` [P, K] and ``out``.
+                     factor_out: torch.Tensor | None = None,
+                     second: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """``out.view(-1) = scale * partials.sum(0)`` for ``partials`` [P, K] (contiguous rows, any
+    row stride) and contiguous ``out``.
 
-    With ``second`` (contiguous, as ``out``), the columns are two results of K / 2 each: the first
-    half goes to ``out``, the second to ``second`` (two parameter gradients, one launch).
+    ``second`` = (partials2, out2): a second reduction of the same kind in the same launch, its
+    partials in the same buffer as ``partials`` (after them, or interleaved row by row): two
+    gradients, one launch (LayerNorm's dweight and dbias; both broadcast operands of a binary VJP).
 
     With ``factor_out`` (a one-element tensor), ``partials`` is [P, 2] of (sum, count) and
     ``out = scale * sum / max(count, 1)``, the factor ``scale / max(count, 1)`` going to
     ``factor_out`` (a "mean over the rows counted", with no host sync). ``kernel``: the VJP
     entry point, or ``fwd/reduce.combine_fwd_kernel`` in a forward."""
-    divide, split = factor_out is not None, second is not None
-    key = (id(kernel), partials.shape, partials.dtype, divide, split, partials.device)
+    divide = factor_out is not None
+    desc = None
+    if second is not None:
+        part2 = second[0]
+        desc = (*part2.shape, part2.stride(0), (part2.data_ptr() - partials.data_ptr()) // part2.element_size())
+    key = (id(kernel), partials.shape, partials.stride(0), partials.dtype, divide, desc, partials.device)
     launch = _memo.get(key)
     if launch is None:
         P, K = partials.shape
-        launch = _memo[key] = _combine_plan(kernel, P, K, partials.dtype, divide, split, partials.device)
+        launch = _memo[key] = _combine_plan(kernel, P, K, partials.stride(0), partials.dtype, divide, desc,
+                                            partials.device)
     s_hi, s_lo = split_float(scale, launch.fixed["COMPUTE"])
-    aux = factor_out if divide else second if split else out
+    aux = factor_out if divide else second[1] if second is not None else out
     launch(out_ptr=out, aux_ptr=aux, part_ptr=partials, s_hi=s_hi, s_lo=s_lo)
     return out
 

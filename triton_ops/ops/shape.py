@@ -76,9 +76,21 @@ def _sum_to_check(x, shape):
     return x, shape
 
 
+def _broadcast_back(grad, shape):
+    """sum's and sum_to's gradient: g broadcast back to x's ``shape``. Where that repeats g (an
+    axis of stride 0) it is a view of g, as eager's ``expand`` (no kernel, no bytes: the minimum
+    counts 0); the custom-op route copies it (``spec``: a custom op may not return a view of its
+    input). Where it only reshapes g (the summed axes all of size 1) it is a copy: a dense view
+    would become the leaf's ``.grad`` itself (AccumulateGrad keeps it), and an in-place update of
+    that ``.grad`` would write into the caller's g."""
+    if runtime.numel(shape) > grad.numel():
+        return grad.expand(shape)
+    return broadcast_to(grad, shape)
+
+
 def _sum_to_vjp(x, shape, grad, needs=None):
     (need,) = needs_all(SUM_TO_ARGS, (x, shape), needs)
-    return (broadcast_to(grad, x.shape) if need else None,)
+    return (_broadcast_back(grad, x.shape) if need else None,)
 
 
 SUM_TO_ARGS = (Arg("x"), Arg("shape", "int[]"))
@@ -130,7 +142,7 @@ def _sum_vjp(x, dim, keepdim, grad, needs=None):
     if not keepdim and x.dim():
         for d in dim:  # sorted: put the summed axes back as size-1 views
             grad = grad.unsqueeze(d)
-    return (broadcast_to(grad, x.shape),)
+    return (_broadcast_back(grad, x.shape),)
 
 
 SUM_ARGS = (Arg("x"), Arg("dim", "int[]", None), Arg("keepdim", "bool", False))

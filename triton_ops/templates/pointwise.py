@@ -48,13 +48,17 @@ def vjp_tiles(
         DFX: tl.constexpr, DFY: tl.constexpr, ARITY: tl.constexpr, HAS_PARAM: tl.constexpr, SWAP: tl.constexpr,
         X_MODE: tl.constexpr, Y_MODE: tl.constexpr, G_MODE: tl.constexpr,
         NEED_DX: tl.constexpr, NEED_DY: tl.constexpr, COMPUTE: tl.constexpr,
-        BLOCK_B: tl.constexpr, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr):
+        BLOCK_B: tl.constexpr, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr, A_ROWS: tl.constexpr):
     # One program owns a [BLOCK_B, BLOCK_C] tile of B x C and a chunk of the A loop (as the
     # forward). Reads x once, y one row per step, g once; writes dx once per A chunk and one dy
     # row per step (once per B block). Bytes: |x| + |y| + |g| + |dx| + |dy| + partial rows.
+    # A_ROWS (B = 1, the tile has no B rows): the tile's rows are BLOCK_B consecutive A steps
+    # instead, dx their column sum; as many bytes in flight per program with BLOCK_B times
+    # narrower columns, so that more column blocks and fewer A chunks (dx partial rows) fill
+    # the device.
     a_sizes, c_sizes = groups[0], groups[2]  # axis sizes of the A and C groups
     rb, rc, pid_b, chunk, a_start, a_stop, mask_c, mask, x, p = tile_of_program(
-        groups, C, x_ptr, numbers, x_b, x_c, x_c1, X_MODE, COMPUTE, BLOCK_B, BLOCK_C, INDEX_64)
+        groups, C, x_ptr, numbers, x_b, x_c, x_c1, X_MODE, COMPUTE, BLOCK_B, BLOCK_C, INDEX_64, A_ROWS)
     scale = joined(numbers[6], numbers[7], COMPUTE)
     y_c_off = c_offsets(rc, c_sizes, y_c, y_c1)[None, :]
     g_c_off = c_offsets(rc, c_sizes, g_c, g_c1)[None, :]
@@ -63,21 +67,41 @@ def vjp_tiles(
         g_element = tl.load(g_ptr).to(COMPUTE) * scale
     dy_c_off = c_offsets(rc, c_sizes, dy_c, dy_c1)
     acc = tl.zeros([BLOCK_B, BLOCK_C], COMPUTE)
-    for a in range(a_start, a_stop):
-        y = load_operand(y_ptr, numbers[2], numbers[3], group_offsets(a, a_sizes, y_a) + y_c_off, mask_c, Y_MODE, COMPUTE)
-        g_a_off = group_offsets(a, a_sizes, g_a)
-        if G_MODE == 1:
-            g = tl.load(g_ptr + g_a_off + g_bc, mask=mask, other=0.0).to(COMPUTE) * scale
-        elif G_MODE == 4:
-            g = tl.load(g_ptr + g_a_off + g_c_off, mask=mask_c, other=0.0).to(COMPUTE) * scale
-        else:
-            g = g_element
+    if A_ROWS:
+        for a0 in range(a_start, a_stop, BLOCK_B):
+            ra = a0 + rb  # rb: 0 .. BLOCK_B - 1 (the one B block)
+            step = (ra < a_stop)[:, None] & mask_c
+            y = load_operand(y_ptr, numbers[2], numbers[3], group_offsets(ra, a_sizes, y_a)[:, None] + y_c_off, step,
+                             Y_MODE, COMPUTE)
+            if G_MODE == 1:
+                g = tl.load(g_ptr + group_offsets(ra, a_sizes, g_a)[:, None] + g_c_off, mask=step,
+                            other=0.0).to(COMPUTE) * scale
+            else:
+                g = g_element
+            if NEED_DX:  # rows past the chunk add nothing (their derivative may not be finite)
+                acc += tl.where(step, g * call(DFX, x, y, p, ARITY, HAS_PARAM, SWAP), 0.0)
+            if NEED_DY:  # y is not broadcast (B = 1): its gradient is elementwise
+                tl.store(dy_ptr + group_offsets(ra, a_sizes, dy_a)[:, None] + dy_c_off[None, :],
+                         (g * call(DFY, x, y, p, ARITY, HAS_PARAM, SWAP)).to(dy_ptr.dtype.element_ty), mask=step)
         if NEED_DX:
-            acc += g * call(DFX, x, y, p, ARITY, HAS_PARAM, SWAP)
-        if NEED_DY:
-            contrib = tl.where(mask, g * call(DFY, x, y, p, ARITY, HAS_PARAM, SWAP), 0.0)
-            tl.store(dy_ptr + pid_b * dy_slot + group_offsets(a, a_sizes, dy_a) + dy_c_off,
-                     tl.sum(contrib, axis=0).to(dy_ptr.dtype.element_ty), mask=rc < C)
+            acc = tl.sum(acc, axis=0)[None, :] + tl.zeros([BLOCK_B, BLOCK_C], COMPUTE)  # row 0 is stored
+    else:
+        for a in range(a_start, a_stop):
+            y = load_operand(y_ptr, numbers[2], numbers[3], group_offsets(a, a_sizes, y_a) + y_c_off, mask_c, Y_MODE,
+                             COMPUTE)
+            g_a_off = group_offsets(a, a_sizes, g_a)
+            if G_MODE == 1:
+                g = tl.load(g_ptr + g_a_off + g_bc, mask=mask, other=0.0).to(COMPUTE) * scale
+            elif G_MODE == 4:
+                g = tl.load(g_ptr + g_a_off + g_c_off, mask=mask_c, other=0.0).to(COMPUTE) * scale
+            else:
+                g = g_element
+            if NEED_DX:
+                acc += g * call(DFX, x, y, p, ARITY, HAS_PARAM, SWAP)
+            if NEED_DY:
+                contrib = tl.where(mask, g * call(DFY, x, y, p, ARITY, HAS_PARAM, SWAP), 0.0)
+                tl.store(dy_ptr + pid_b * dy_slot + group_offsets(a, a_sizes, dy_a) + dy_c_off,
+                         tl.sum(contrib, axis=0).to(dy_ptr.dtype.element_ty), mask=rc < C)
     if NEED_DX:
         dx_bc = tile_offsets(rb, rc, groups, dx_b, dx_c, dx_c1)
         tl.store(dx_ptr + chunk * dx_slot + dx_bc, acc.to(dx_ptr.dtype.element_ty), mask=mask)
