@@ -208,3 +208,39 @@ def test_check_warm_runs_every_public_function_three_times_against_its_reference
     assert main(["check", "--warm", "gelu", "relu"]) == 1
     out = capsys.readouterr().out
     assert "BAD gelu" in out and "ok  relu" in out
+
+
+SHAPE_ONLY = [(n, a) for n, s in triton_ops.registry.items() for a in s.vjp_shape_only]
+
+
+@pytest.mark.parametrize("name,arg", SHAPE_ONLY)
+def test_an_argument_whose_shape_alone_the_vjp_reads_is_not_kept_alive(name, arg):
+    """``OpSpec.vjp_shape_only`` (sum's input): the eager Function keeps its shape, not the
+    tensor, so the caller's dropping it frees it as eager torch does; the gradients (plain, and
+    under create_graph through the VJP custom op) are the raw VJP's."""
+    import gc
+    import weakref
+
+    spec = triton_ops.registry[name]
+    position = [a.name for a in spec.args].index(arg)
+    args = list(small_args(spec, 0))
+    if spec.args[position].kind == "tensor" and args[position].dim() == 0:  # replicate's 0-d s
+        args[position] = torch.tensor(1.5)
+    leaf = args[position].detach().clone().requires_grad_(True)
+    expected = None
+    for create_graph in (False, False, True):  # recorded, replayed, the custom op's route
+        x = leaf * 1.0  # a non-leaf only this frame holds
+        alive = weakref.ref(x)
+        call = list(args)
+        call[position] = x
+        out = spec.fn(*call)
+        del x, call
+        gc.collect()
+        assert alive() is None, f"{name}'s autograd node keeps {arg} alive"
+        g = torch.linspace(-1, 1, out.numel()).reshape(out.shape)
+        (grad,) = torch.autograd.grad(out, [leaf], g, create_graph=create_graph)
+        if expected is None:
+            values = list(args)
+            values[position] = leaf.detach()
+            (expected,) = [v for v in spec.vjp(*values, g) if v is not None]
+        torch.testing.assert_close(grad.detach(), expected, rtol=0, atol=0)

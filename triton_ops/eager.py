@@ -41,6 +41,20 @@ _VALUE_KEYS = {
 }
 
 
+class ShapeOnly:
+    """A tensor argument whose shape alone its op's VJP reads (``OpSpec.vjp_shape_only``), as the
+    VJP gets it from the eager Function: the shape and dtype, not the tensor, were kept."""
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, shape, dtype):
+        self.shape, self.dtype = shape, dtype
+
+    def like(self, grad: torch.Tensor) -> torch.Tensor:
+        """A tensor of this shape and dtype on grad's device, one element of memory (stride-0
+        axes), for the VJP custom op, which takes tensors (``create_graph``)."""
+        return grad.new_empty((), dtype=self.dtype).expand(self.shape)
+
+
 def _tensor_ok(name: str) -> str:
     return f"({name}.__class__ in _PLAIN_TENSORS and not {name}.is_meta)"
 
@@ -57,14 +71,15 @@ class EagerPath:
     ``create_graph`` (the VJP custom op); ``context``: a global setting in the layout key (the
     float32 matmul precision) or None; ``autocast``: whether ``general`` applies an autocast
     policy (the warm path then leaves autocast regions to it); ``layout_only``: the names of
-    tensor arguments whose values the VJP never reads (``OpSpec.vjp_layout_only``);
+    tensor arguments whose values the VJP never reads (``OpSpec.vjp_layout_only``), of which
+    ``shape_only`` reach it as a ``ShapeOnly`` (``OpSpec.vjp_shape_only``);
     ``consumes_saved``: the VJP may write over the saved statistics (``OpSpec.vjp_consumes_saved``):
     this Function, which owns them, lets it when the graph is not retained (no later backward
     reads them)."""
 
     def __init__(self, *, name, args, tensor_args, n_saved, forward_needs, replays, launcher,
                  vjp, double, general, not_a_view, context=None, autocast=False, layout_only=(),
-                 consumes_saved=False):
+                 shape_only=(), consumes_saved=False):
         self.replays = replays
         self.tensor_args = tuple(tensor_args)
         self.n_saved = n_saved
@@ -144,7 +159,10 @@ class EagerPath:
         kept = [n if k != "operand" else f"({n} if isinstance({n}, _Tensor) else None)" for n, k in saved_args]
         values, value_names = [], []
         for n, k in zip(names, kinds):
-            if (n, k) not in saved_args:
+            if n in shape_only:  # not the tensor: its memory is the caller's to free
+                values.append(f"({n}.shape, {n}.dtype)")
+                value_names.append(f"_shape_{n}")
+            elif (n, k) not in saved_args:
                 values.append(n)
                 value_names.append(n)
             elif k == "operand":  # a number operand: in the values (None saved in its place)
@@ -179,9 +197,11 @@ class EagerPath:
             *([f"    {''.join(n + ', ' for n, _ in saved_args)}{saved}= _ctx.saved_tensors"] if saved_args or n_saved else []),
             *([f"    {''.join(v + ', ' for v in value_names)}= _ctx.values"] if value_names else []),
             *[f"    if {n} is None:\n        {n} = _v_{n}" for n, k in saved_args if k == "operand"],
+            *[f"    {n} = _ShapeOnly(*_shape_{n})" for n in names if n in shape_only],
             "    _needs = _ctx.needs_input_grad",
             # create_graph=True, or compiled autograd tracing this backward: the VJP custom op
             "    if _grad_enabled() or _is_compiling():",
+            *[f"        {n} = {n}.like(_grad)" for n in names if n in shape_only],
             f"        _grads = _double(({call}), ({saved}), _grad, _needs)",
             "    else:",
             "        _entry = _ctx.entry",
@@ -210,7 +230,7 @@ class EagerPath:
             "_hooked": runtime.launch_hooked, "_get": replays.get, "_run": replay.run, "_context": context,
             "_general": general, "_launcher": launcher, "_double": double, "_vjp": self._vjp,
             "_saved_tensors_hooks": torch._C._autograd._top_saved_tensors_default_hooks,
-            "_not_a_view": not_a_view, "_keep_graph": torch._C._autograd._get_current_graph_task_keep_graph,
+            "_not_a_view": not_a_view, "_ShapeOnly": ShapeOnly, "_keep_graph": torch._C._autograd._get_current_graph_task_keep_graph,
             **defaults,
         }
         self.source = "\n\n".join([public_source, forward_source, backward_source])

@@ -84,6 +84,11 @@ class OpSpec:
     # saved tensors (no SavedVariable to make and unpack, no version check: changing their
     # values in place before the backward changes nothing it computes).
     vjp_layout_only: tuple = ()
+    # Of those, the ones whose *shape* alone the VJP reads (sum's input: its gradient is g
+    # broadcast back to that shape): the eager Function keeps the shape, not the tensor, so the
+    # tensor's memory is freed when the caller drops it, as eager torch frees it. The VJP then
+    # gets a ``ShapeOnly`` in its place (``.shape`` and nothing else).
+    vjp_shape_only: tuple = ()
     # A VJP that may write its gradients over the saved statistics (linear_cross_entropy's formed
     # gradients, scaled in place: one |dX| + |dW| less at the peak) takes ``consume_saved=``; only
     # the eager Function, which owns its saved tensors, passes True, and only when the graph is
@@ -300,6 +305,9 @@ def register(spec: OpSpec) -> OpSpec:
         raise ValueError(f"triton_ops.{spec.name}: an OpSpec declares forward or forward_saved")
     if not set(spec.vjp_layout_only) <= {a.name for a in spec.args if a.is_tensor}:
         raise ValueError(f"triton_ops.{spec.name}: vjp_layout_only names tensor arguments, got {spec.vjp_layout_only}")
+    if not set(spec.vjp_shape_only) <= set(spec.vjp_layout_only):
+        raise ValueError(f"triton_ops.{spec.name}: vjp_shape_only names vjp_layout_only arguments, "
+                         f"got {spec.vjp_shape_only}")
     if bool(spec.n_saved) != (spec.forward_saved is not None):
         raise ValueError(f"triton_ops.{spec.name}: forward_saved and n_saved go together")
     spec.launchers = Launchers(spec.forward, spec.forward_saved, spec.vjp)
@@ -547,6 +555,7 @@ class _Routes:
             launcher=self.forward_saved if n_saved else forward, vjp=self.vjp,
             double=self._double_backward, general=general, not_a_view=_not_a_view,
             context=context, autocast=autocast is not None, layout_only=spec.vjp_layout_only,
+            shape_only=spec.vjp_shape_only,
             consumes_saved=spec.vjp_consumes_saved)
         self.eager_path = path
         public = path.public
@@ -584,8 +593,12 @@ def _autocast(values, policy):
 
 
 def needs_all(spec_args: Sequence[Arg], values: Sequence, needs) -> list[bool]:
-    """Default ``needs`` of a raw VJP call: every tensor argument that is a tensor."""
+    """Default ``needs`` of a raw VJP call: every tensor argument that is a tensor (or stands for
+    one: ``eager.ShapeOnly``)."""
     tensor_values = [v for a, v in zip(spec_args, values) if a.is_tensor]
     if needs is None:
-        return [isinstance(v, torch.Tensor) for v in tensor_values]
-    return [bool(n) and isinstance(v, torch.Tensor) for n, v in zip(needs, tensor_values)]
+        return [isinstance(v, _TENSOR_LIKE) for v in tensor_values]
+    return [bool(n) and isinstance(v, _TENSOR_LIKE) for n, v in zip(needs, tensor_values)]
+
+
+_TENSOR_LIKE = (torch.Tensor, eager.ShapeOnly)

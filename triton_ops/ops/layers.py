@@ -359,7 +359,7 @@ def _transpose_shape(x, dim0, dim1):
 
 transpose = register(OpSpec(
     name="transpose", family="shape", args=(Arg("x"), Arg("dim0", "int", 0), Arg("dim1", "int", 1)),
-    vjp_layout_only=("x",),
+    vjp_layout_only=("x",), vjp_shape_only=("x",),
     forward=lambda x, dim0, dim1: transpose_launch(x, dim0, dim1),
     vjp=lambda x, dim0, dim1, grad, needs=None: (transpose_launch(grad, dim0, dim1, backward=True),),
     reference=lambda x, dim0=0, dim1=1: x.transpose(dim0, dim1).contiguous(),

@@ -46,7 +46,7 @@ def _replicate_vjp(s, shape, grad, needs=None):
 
 REPLICATE_ARGS = (Arg("s"), Arg("shape", "int[]"))
 replicate = register(OpSpec(
-    name="replicate", family="shape", args=REPLICATE_ARGS, vjp_layout_only=("s",),
+    name="replicate", family="shape", args=REPLICATE_ARGS, vjp_layout_only=("s",), vjp_shape_only=("s",),
     forward=lambda s, shape: broadcast_to(s, shape, backward=False),
     vjp=_replicate_vjp,
     reference=lambda s, shape: s.expand(shape).clone(),
@@ -95,7 +95,7 @@ def _sum_to_vjp(x, shape, grad, needs=None):
 
 SUM_TO_ARGS = (Arg("x"), Arg("shape", "int[]"))
 sum_to = register(OpSpec(
-    name="sum_to", family="shape", args=SUM_TO_ARGS, vjp_layout_only=("x",),
+    name="sum_to", family="shape", args=SUM_TO_ARGS, vjp_layout_only=("x",), vjp_shape_only=("x",),
     forward=lambda x, shape: reduce_to(x, shape, forward=True),
     vjp=_sum_to_vjp,
     reference=lambda x, shape: x.sum_to_size(shape),
@@ -139,7 +139,7 @@ def _sum_vjp(x, dim, keepdim, grad, needs=None):
     (need,) = needs_all(SUM_ARGS, (x, dim, keepdim), needs)
     if not need:
         return (None,)
-    if not keepdim and x.dim():
+    if not keepdim and len(x.shape):
         for d in dim:  # sorted: put the summed axes back as size-1 views
             grad = grad.unsqueeze(d)
     return (_broadcast_back(grad, x.shape),)
@@ -147,7 +147,7 @@ def _sum_vjp(x, dim, keepdim, grad, needs=None):
 
 SUM_ARGS = (Arg("x"), Arg("dim", "int[]", None), Arg("keepdim", "bool", False))
 sum = register(OpSpec(  # noqa: A001 - the SPEC's name
-    name="sum", family="shape", args=SUM_ARGS, vjp_layout_only=("x",),
+    name="sum", family="shape", args=SUM_ARGS, vjp_layout_only=("x",), vjp_shape_only=("x",),
     forward=_sum_forward, vjp=_sum_vjp,
     reference=lambda x, dim, keepdim=False: x.sum(tuple(dim), keepdim=keepdim),
     fwd_kernels=(sum_fwd_kernel, combine_fwd_kernel), bwd_kernels=(broadcast_bwd_kernel,),
