@@ -157,3 +157,43 @@ def test_nan_input_gives_nan_gradient(name):
             if (name, i, j) in LINEAR_IN_TARGET:
                 continue  # the loss is linear in the target: d/dtarget does not read the target
             assert gr.reshape(-1)[0].isnan(), f"{name}: NaN in argument {i}, gradient {j} is {gr.reshape(-1)[0]}"
+
+
+def _negative_zero_literals_in_kernels(root):
+    """(file, line) of every ``-0.0`` written in a ``@triton.jit`` or ``@helper`` function under
+    ``root``."""
+    import ast
+    import pathlib
+
+    def is_kernel(fn):
+        for d in fn.decorator_list:
+            name = ast.unparse(d)
+            if name in ("triton.jit", "helper") or name.startswith("triton.jit("):
+                return True
+        return False
+
+    found = []
+    for path in sorted(pathlib.Path(root).rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        for fn in ast.walk(tree):
+            if isinstance(fn, ast.FunctionDef) and is_kernel(fn):
+                for node in ast.walk(fn):
+                    if (isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub)
+                            and isinstance(node.operand, ast.Constant) and node.operand.value == 0
+                            and isinstance(node.operand.value, float)):
+                        found.append((str(path.relative_to(root)), node.lineno))
+    return found
+
+
+def test_no_kernel_writes_a_negative_zero_literal(tmp_path):
+    """Triton 3.6 (the GPU machine's) compiles a constant equal to 0 as the null value: a
+    ``-0.0`` written in a kernel (``tl.full(shape, -0.0, dtype)``, ``x + -0.0``) becomes +0.0 and a
+    sign of zero is lost, where Triton 3.9 (this CI's) keeps it; CI cannot see it by running.
+    Kernels make -0.0 as ``tl.zeros(...) * -1.0`` (``docs/benchmarks/versions.md``)."""
+    import pathlib
+
+    assert _negative_zero_literals_in_kernels(pathlib.Path(triton_ops.__file__).parent) == []
+    planted = tmp_path / "k.py"  # the check itself finds one
+    planted.write_text("import triton\n@triton.jit\ndef k(x):\n    return x + -0.0\n"
+                       "def host():\n    return -0.0\n")
+    assert _negative_zero_literals_in_kernels(tmp_path) == [("k.py", 4)]
