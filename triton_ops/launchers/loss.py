@@ -11,7 +11,7 @@ from ..bwd.loss import ce_logits_bwd_kernel, cosine_bwd_kernel, loss_vjp_kernel
 from ..fwd.loss import ce_logits_fwd_kernel, cosine_finish_kernel, cosine_fwd_kernel, loss_reduce_kernel
 from ..fwd.reduce import combine_fwd_kernel
 from ..tiles import split_float
-from .reduce import combine_partials, full_wave, wave_split
+from .reduce import combine_partials, full_wave, most_partial_rows, wave_split
 
 
 def partial_dtype(*dtypes):
@@ -70,10 +70,10 @@ def _loss_forward_plan(fn, x, t, x_dtype, t_dtype, has_param, reduction, row_dim
     block_r = min(runtime.next_pow2(R), max(1, runtime.tile_elements() // block_k))
     k_blocks = runtime.cdiv(K, block_k)
     num_warps = runtime.num_warps_for(block_r * block_k)
-    # R chunks for one full wave, their partial rows of K sums (written, then read by the
-    # combine) within 1/32 of x's bytes
-    most = R * runtime.dtype_size(x_dtype) // (64 * runtime.dtype_size(partial_dtype(x_dtype, t_dtype)))
-    chunks = 1 if runtime.INTERPRETER else min(runtime.cdiv(full_wave(device, num_warps), k_blocks), max(1, most))
+    # R chunks for one full wave, as far as their partial rows of K sums stay small beside x
+    most = most_partial_rows(R * K * runtime.dtype_size(x_dtype),
+                             max(1, K) * runtime.dtype_size(partial_dtype(x_dtype, t_dtype)))
+    chunks = 1 if runtime.INTERPRETER else min(runtime.cdiv(full_wave(device, num_warps), k_blocks), most)
     r_per_program = wave_split(runtime.cdiv(R, block_r), chunks) * block_r
     chunks = runtime.cdiv(R, r_per_program)
     out_k = K_group.strides["out"] if chunks == 1 else contiguous_strides(K_group.sizes, K_group.sizes)

@@ -16,7 +16,7 @@ from ..fwd.reduce import combine_fwd_kernel, sum_fwd_kernel
 from ..scalar import identity, one_xy
 from ..tiles import Operand, split_float
 from ..tune import lookup
-from .reduce import combine_partials, full_wave, wave_split
+from .reduce import combine_partials, full_wave, most_partial_rows, wave_split
 
 TENSOR, VALUE = Operand.TENSOR, Operand.VALUE
 
@@ -323,9 +323,10 @@ def _vjp_plan(kernel, dfx, dfy, arity, has_param, swap, out_shape, gd, xd, yd, x
     tiles = n_b * runtime.cdiv(C, block_c)
     compute = runtime.compute_dtype(*[d[3] for d in (xd, yd, gd) if d[3] is not None])
     part_dtype = torch.float64 if compute.primitive_bitwidth == 64 else torch.float32
-    # dx's partial rows (written, then read by the combine) within 1/32 of the bytes of g
-    most = N * runtime.dtype_size(gd[3]) // (64 * max(1, runtime.numel(x_shape)) * runtime.dtype_size(part_dtype))
-    chunks = a_chunks(A, tiles, device, N, num_warps, max(1, most)) if need_dx else 1
+    # dx's partial rows, small beside g
+    most = most_partial_rows(N * runtime.dtype_size(gd[3]),
+                             max(1, runtime.numel(x_shape)) * runtime.dtype_size(part_dtype))
+    chunks = a_chunks(A, tiles, device, N, num_warps, most) if need_dx else 1
     a_per_program = wave_split(A, chunks)
     if a_rows and a_per_program < A:  # whole steps of BLOCK_B rows (rounded down: the wave kept)
         a_per_program = max(block_b, a_per_program // block_b * block_b)

@@ -23,6 +23,13 @@ def full_wave(device, num_warps: int) -> int:
     return max(1, runtime.device_programs(device) * per_sm // 4)
 
 
+def most_partial_rows(input_bytes: int, row_bytes: int) -> int:
+    """How many partial rows of ``row_bytes`` a split reduction may write: each is written, then
+    read by the combine, and together they stay within 1/32 of the bytes of the input reduced
+    (at least one)."""
+    return max(1, input_bytes // (64 * row_bytes))
+
+
 def wave_split(steps: int, parts: int) -> int:
     """Steps per part of a loop of ``steps`` split into ``parts`` parts or a few more (as many
     as there are steps at most), never fewer: the split keeps its wave."""
