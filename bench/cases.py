@@ -28,8 +28,8 @@ def quick_shape(spec, gpu: bool) -> tuple:
     interpreter, one program ~1 ms) a few programs."""
     if not gpu:
         return (64, 96, 96) if spec.family == "matmul" else (64, 1000)
-    if spec.name == "linear_cross_entropy":  # tokens x vocabulary x hidden
-        return (8192, 32768, 4096)
+    if spec.name == "linear_cross_entropy":  # tokens x vocabulary x hidden: Llama-3's vocabulary (issue 16)
+        return (8192, 128256, 4096)
     if spec.family == "matmul":
         return (8192, 8192, 8192) if spec.name in GEMM_OPS else (8192, 4096, 4096)
     if spec.name == "cross_entropy_logits":

@@ -251,3 +251,24 @@ def test_row_loss_one_program_is_one_launch(name, rows, launches):
             assert t.total == z.numel() * 8 + target.numel() * 8 + rows * 8 + 8 + partials, t.total
         else:  # x and t, the loss; 2 programs: their partial sums written and read
             assert t.total == 2 * rows * 1000 * 8 + 8 + (0 if launches == 1 else 2 * 2 * 8), t.total
+
+
+def test_cross_entropy_vjp_splits_long_rows_over_programs():
+    """Few rows of many classes (linear_cross_entropy's chunks): the VJP splits each row's classes
+    over programs to fill a wave; every class of every row is written, the last split partial."""
+    from triton_ops.launchers import loss
+
+    gen = torch.Generator().manual_seed(3)
+    z = (torch.randn(4, 70_000, generator=gen, dtype=torch.float64) * 3).to(DEVICE).requires_grad_()
+    t = torch.tensor([5, -100, 69_999, 34_000], device=DEVICE)
+    g = torch.tensor(0.7, dtype=torch.float64, device=DEVICE)
+    plan = loss.ce_logits_vjp_plan(loss.layout(z), loss.layout(t), False, loss.layout(g), loss.layout(z), None, 1,
+                                   "mean", z.dtype, z.device)
+    assert plan.grid[1] > 1 and 70_000 % plan.fixed["c_per_program"]  # split, the last chunk partial
+    out = triton_ops.cross_entropy_logits(z, t, label_smoothing=0.1)
+    (dz,) = torch.autograd.grad(out, z, g)
+    zr = z.detach().cpu().requires_grad_()
+    expected = F.cross_entropy(zr, t.cpu(), label_smoothing=0.1)
+    (dr,) = torch.autograd.grad(expected, zr, g.cpu())
+    torch.testing.assert_close(out.detach().cpu(), expected.detach(), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(dz.cpu(), dr, rtol=1e-10, atol=1e-14)

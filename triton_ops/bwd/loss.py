@@ -50,15 +50,16 @@ def loss_vjp_kernel(dx_ptr, dt_ptr, x_ptr, t_ptr, g_ptr, numbers, r_sizes, k_siz
 
 @triton.jit
 def ce_logits_bwd_kernel(dz_ptr, dt_ptr, z_ptr, t_ptr, g_ptr, lse_ptr, tsum_ptr, factor_ptr, numbers, r_sizes,
-                         R, C, z_r, t_r, z_c, t_c, g_r, dz_r, dz_c, dt_r, dt_c, ignore_index,
+                         R, C, c_per_program, z_r, t_r, z_c, t_c, g_r, dz_r, dz_c, dt_r, dt_c, ignore_index,
                          PROBS: tl.constexpr, G_ELEMENT: tl.constexpr, G_ONE: tl.constexpr,
                          FACTOR_FROM_PTR: tl.constexpr,
                          NEED_DZ: tl.constexpr, NEED_DT: tl.constexpr, COMPUTE: tl.constexpr,
                          BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr):
-    # One program owns BLOCK_R rows and walks their classes: dz = g * (softmax(z) * mass - t'),
-    # softmax from the forward's saved log-sum-exp (no second pass over z). Reads z (and t)
-    # once, g and the log-sum-exp per row (and the target mass, probabilities); writes dz (and
-    # dt) once.
+    # One program owns BLOCK_R rows and walks c_per_program of their classes (few long rows, as
+    # linear_cross_entropy's chunks, are split over programs along the classes to fill a wave):
+    # dz = g * (softmax(z) * mass - t'), softmax from the forward's saved log-sum-exp (no second
+    # pass over z). Reads z (and t) once, g and the log-sum-exp per row (and the target mass,
+    # probabilities) once per program; writes dz (and dt) once.
     rows, row_mask, z_row, t_row = rows_of_program(R, r_sizes, z_r, t_r, BLOCK_R, INDEX_64)
     smoothing = joined(numbers[0], numbers[1], COMPUTE)
     factor = joined(numbers[2], numbers[3], COMPUTE)
@@ -79,9 +80,11 @@ def ce_logits_bwd_kernel(dz_ptr, dt_ptr, z_ptr, t_ptr, g_ptr, lse_ptr, tsum_ptr,
         # an out-of-range class (unchecked on CUDA): NaN, like its row's loss
         out_of_range = valid & ((target < 0) | (target >= C))[:, None]
     inv_c = 1.0 / tl.cast(C, COMPUTE)
-    for c0 in range(0, C, BLOCK_C):
+    c_start = tl.program_id(1) * c_per_program
+    c_end = tl.minimum(c_start + c_per_program, C)
+    for c0 in range(c_start, c_end, BLOCK_C):
         cols = block_span(c0, BLOCK_C, INDEX_64)
-        mask = row_mask[:, None] & (cols < C)[None, :]
+        mask = row_mask[:, None] & (cols < c_end)[None, :]
         z = tl.load(z_ptr + z_row[:, None] + cols[None, :] * z_c, mask=mask, other=0.0).to(COMPUTE)
         softmax = tl.exp(z - lse[:, None])
         if PROBS:

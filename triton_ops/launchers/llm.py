@@ -80,7 +80,7 @@ def _chunk_grads(first, r0, z, x2, weight, t, g, lse, factor, reduction, label_s
     tc, lc = t[r0:r0 + n], lse[r0:r0 + n]
     gc = g if reduction != "none" or g is None else g[r0:r0 + n]
     launch = ce_logits_vjp_plan(layout(z), layout(tc), False, layout(gc) if gc is not None else None, layout(z), None,
-                                1, reduction, z.dtype)
+                                1, reduction, z.dtype, z.device)
     c = launch.fixed["COMPUTE"]
     launch(dz_ptr=z, dt_ptr=z, z_ptr=z, t_ptr=tc, g_ptr=gc if gc is not None else z, lse_ptr=lc, tsum_ptr=lc,
            factor_ptr=factor,

@@ -246,9 +246,11 @@ def combine_mean(parts, out, factor=None):
 
 
 @runtime.plan_cache
-def ce_logits_vjp_plan(z, target, probs, g, dz, dt, dim, reduction, dtype):
+def ce_logits_vjp_plan(z, target, probs, g, dz, dt, dim, reduction, dtype, device):
     """The VJP row kernel's LaunchPlan; ``g`` None: an upstream gradient of 1 (a forward forming
-    its gradients, linear_cross_entropy's), nothing to load."""
+    its gradients, linear_cross_entropy's), nothing to load. Too few rows for a full wave: each
+    row's classes are split over programs (the gradient is elementwise given the row's saved
+    log-sum-exp, so a split costs only the per-row numbers, read again per program)."""
     shape = z[0]
     g_element = reduction != "none" or g is None
     extra = {} if g_element else {"g": aligned_strides(_meta(g).unsqueeze(dim), shape)}
@@ -259,9 +261,12 @@ def ce_logits_vjp_plan(z, target, probs, g, dz, dt, dim, reduction, dtype):
     zeros = tuple(0 for _ in rows.sizes)
     C, R = shape[dim], rows.numel
     block_r, block_c = rows_config(R, C)
+    programs, num_warps = runtime.cdiv(R, block_r), runtime.num_warps_for(block_r * block_c)
+    c_per_program = wave_split(runtime.cdiv(C, block_c), runtime.cdiv(full_wave(device, num_warps), programs)) * block_c
     return runtime.LaunchPlan(
-        ce_logits_bwd_kernel, (runtime.cdiv(R, block_r),), {"num_warps": runtime.num_warps_for(block_r * block_c)},
-        r_sizes=rows.sizes, R=R, C=C, z_r=rows.strides["z"], t_r=rows.strides["t"], z_c=z[1][dim],
+        ce_logits_bwd_kernel, (programs, runtime.cdiv(C, c_per_program)), {"num_warps": num_warps},
+        r_sizes=rows.sizes, R=R, C=C, c_per_program=c_per_program, z_r=rows.strides["z"], t_r=rows.strides["t"],
+        z_c=z[1][dim],
         t_c=target[1][dim] if probs else 0, g_r=rows.strides.get("g", zeros), dz_r=rows.strides.get("dz", zeros),
         dz_c=dz[1][dim] if dz is not None else 0, dt_r=rows.strides.get("dt", zeros),
         dt_c=dt[1][dim] if dt is not None else 0, PROBS=probs, G_ELEMENT=g_element, G_ONE=g is None,
@@ -281,7 +286,7 @@ def cross_entropy_logits_vjp(z, target, dim, ignore_index, label_smoothing, redu
         return dz, dt
     lse, tsum, factor = ce_logits_stats(stats, R, probs)
     launch = ce_logits_vjp_plan(layout(z), layout(target), probs, layout(grad), layout(dz) if need_z else None,
-                           layout(dt) if need_t else None, dim, reduction, z.dtype)
+                           layout(dt) if need_t else None, dim, reduction, z.dtype, z.device)
     c = launch.fixed["COMPUTE"]
     launch(dz_ptr=dz if need_z else grad, dt_ptr=dt if need_t else grad, z_ptr=z, t_ptr=target, g_ptr=grad,
            lse_ptr=lse, tsum_ptr=tsum, factor_ptr=factor,
