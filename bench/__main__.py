@@ -109,7 +109,8 @@ class Case:
         self.flops = spec.flops(*first) if spec.flops else None
         l2 = torch.cuda.get_device_properties(device).L2_cache_size if torch.device(device).type == "cuda" else 0
         n = timing.rotation(self.min[0], l2)
-        gens = [torch.Generator().manual_seed(k) for k in range(1, n)]
+        # drawn on the device: on the CPU, a quick case's inputs took seconds
+        gens = [torch.Generator(device).manual_seed(k) for k in range(1, n)]
         self.sets = [first] + [cases.make_args(spec, shape, dtype, device, gen) for gen in gens]
         self.diff = cases.diff_positions(spec, first)
 
@@ -213,8 +214,11 @@ FIELDS = ["op", "family", "direction", "provider", "impl", "dtype", "shape", "me
 
 
 def git_revision() -> str:
-    """``git rev-parse HEAD``, with ``-dirty`` when the working tree differs from it; where the
-    checkout has no git metadata (a copied tree), ``TRITON_OPS_GIT_REV`` as the caller gives it."""
+    """``TRITON_OPS_GIT_REV`` where the caller gives it (a copied tree: the GPU machine's copy once
+    carried a stale ``.git`` whose HEAD was an older commit); else ``git rev-parse HEAD``, with
+    ``-dirty`` when the working tree differs from it."""
+    if os.environ.get("TRITON_OPS_GIT_REV"):
+        return os.environ["TRITON_OPS_GIT_REV"]
     here = os.path.dirname(os.path.abspath(__file__))
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=here,
@@ -225,7 +229,7 @@ def git_revision() -> str:
         rev = dirty = ""
     if len(rev) == 40:
         return rev + ("-dirty" if dirty else "")
-    return os.environ.get("TRITON_OPS_GIT_REV", "unknown")
+    return "unknown"
 
 
 def environment() -> dict:
@@ -410,7 +414,9 @@ def main(argv=None) -> int:
             spec = triton_ops.registry[name]
             if hasattr(bar, "set_postfix_str"):
                 bar.set_postfix_str(f"{name} {dtype}".replace("torch.", ""))
-            rows = case_rows(spec, shape, dtype, directions, provider_names)
+            dirs = directions + ["full"] if GPU and name in cases.FULL_STEP_OPS and "full" not in directions \
+                else directions
+            rows = case_rows(spec, shape, dtype, dirs, provider_names)
             records += [dict(op=name, family=spec.family, direction=d, provider=pv, impl=impl, dtype=str(dtype),
                              shape=cases.shape_label(shape), metric=m, value=float(v), method=method, **meta)
                         for d, pv, impl, m, v, method in rows]

@@ -1,10 +1,8 @@
 #!/usr/bin/env bash
 # One script for a lent GPU machine (H100/H200), all of it inside one deadline (DEADLINE seconds,
 # default 480): every op's public function checked (replays; a fallback launch mode if they fail);
-# then, side by side, the test suite on CUDA and warm-up passes of the benches (they fill Triton's
-# and Inductor's on-disk caches, so the timed passes after them spend their time timing, not
-# compiling); then, alone on the card, the timed passes: the quick bench (every op, providers
-# triton_ops / torch / liger), host µs with real launches, a sweep subset, torch.compile rows.
+# then, one at a time: the quick bench (every op, providers triton_ops / torch / liger), the test
+# suite on CUDA, a sweep subset, host µs with real launches, torch.compile rows, fp16/fp32 GEMMs.
 # Every stage's limit is cut to what the deadline leaves; a bench stopped at its limit (SIGINT)
 # writes the rows it has.
 #
@@ -80,23 +78,15 @@ sweep_gemm=(--sweep --no-progress --dtypes float16 float32 --modes forward backw
 compile_args=(--quick --no-progress --providers torch.compile  # Dynamo + Inductor take seconds per case even cached
               --ops ${COMPILE_OPS:-linear cross_entropy_logits layer_norm rms_norm softmax gelu swiglu mse_loss})
 
-# Side by side: the tests, and warm-up passes of every bench (their numbers are thrown away: the
-# card is shared with the tests). They leave the compiled kernels in the on-disk caches.
-mkdir -p "$work/warm" "$work/b"
-side=${SIDE_TIMEOUT:-180}
-stage tests "$side" python3 -m pytest -q -n 10 -p no:cacheprovider tests/ ${TEST_ARGS:-} &
-tests_pid=$!
-(stage warm-quick "$side" env $bench_env python3 -m bench "${quick_args[@]}" --out "$work/warm/q.csv"
- stage warm-compile "$side" env $bench_env python3 -m bench "${compile_args[@]}" --out "$work/warm/c.csv") &
-(stage warm-sweep "$side" env $bench_env python3 -m bench "${sweep_rows[@]}" --out "$work/warm/s.csv"
- stage warm-gemm "$side" env $bench_env python3 -m bench "${sweep_gemm[@]}" --out "$work/warm/g.csv"
- stage warm-host "$side" env $bench_env python3 -m bench --host --out "$work/warm/h.csv") &
-wait
+# One stage at a time, most wanted first (a stage the deadline cuts writes the rows it has). The
+# 2026-11-27 run taught the order: warm-up passes beside the tests (to fill the compile caches)
+# took their whole window on a shared card and left the timed passes no time; and the quick bench
+# then spent seconds per case drawing its inputs on the CPU (now drawn on the device).
+mkdir -p "$work/b"
+stage quick "${QUICK_TIMEOUT:-170}" env $bench_env python3 -m bench "${quick_args[@]}" --out "$work/b/$tag-quick.csv"
+stage tests "${TEST_TIMEOUT:-150}" python3 -m pytest -q -n 14 -p no:cacheprovider tests/ ${TEST_ARGS:-}
 grep -E "^(FAILED|ERROR)|passed|failed" "$work/tests.log" | tail -60 >> "$OUT/gpu-env.txt"
 tail -c 400000 "$work/tests.log" > "$OUT/gpu-tests.log"
-
-# Alone on the card, timed.
-stage quick "${QUICK_TIMEOUT:-100}" env $bench_env python3 -m bench "${quick_args[@]}" --out "$work/b/$tag-quick.csv"
 stage sweep "${SWEEP_TIMEOUT:-60}" env $bench_env python3 -m bench "${sweep_rows[@]}" --out "$work/b/$tag-sweep.csv"
 stage host "${HOST_TIMEOUT:-40}" env $bench_env python3 -m bench --host --out "$work/b/$tag-host.csv"
 stage compile "${COMPILE_TIMEOUT:-45}" env $bench_env python3 -m bench "${compile_args[@]}" --out "$work/b/$tag-compile.csv"
@@ -111,7 +101,7 @@ csvs=$(ls "$OUT/$tag"-{quick,host,sweep}.csv 2>/dev/null)
   && cp "$OUT/$tag.md" "docs/benchmarks/gpu/$tag.md"
 (cd "$work/b" && tar cf "$OUT/$tag-plots.tar" ./*.png ./*.json 2>/dev/null)
 nvidia-smi --query-gpu=clocks.sm,clocks.mem,temperature.gpu,power.draw --format=csv,noheader >> "$OUT/gpu-env.txt"
-for s in check warm-quick warm-compile warm-sweep warm-gemm warm-host quick sweep host compile gemm; do
+for s in check quick sweep host compile gemm; do
   echo "== $s"; tail -c 20000 "$work/$s.log" 2>/dev/null
 done > "$OUT/bench.log"
 echo "== done at ${SECONDS}s"

@@ -70,6 +70,73 @@ def table(path: str) -> str:
     return "\n".join(out)
 
 
+# The issues' GPU targets, per (op or family, direction): (metric, threshold, what it compares).
+# Keys name an op, or "family:<family>" for every op of that family no op key names.
+# "pct": % of a same-run clone >= threshold; "vs": triton_ops time <= threshold x the named
+# provider's time; "tflops": triton_ops TFLOP/s >= threshold x torch's; "peak": peak memory <=
+# threshold x torch's. Rows of a CSV that no target names are left out of the table.
+TARGETS = {
+    ("family:unary", "forward"): [("pct", 90, "#13")], ("family:unary", "backward"): [("pct", 90, "#13")],
+    ("family:binary", "forward"): [("pct", 90, "#13")], ("family:binary", "backward"): [("pct", 85, "#13")],
+    ("family:loss", "forward"): [("pct", 85, "#13")], ("family:loss", "backward"): [("pct", 85, "#13")],
+    ("layer_norm", "forward"): [("pct", 90, "#13")], ("layer_norm", "backward"): [("pct", 80, "#13")],
+    ("family:shape", "forward"): [("pct", 85, "#13")], ("family:shape", "backward"): [("pct", 85, "#13")],
+    ("embedding", "backward"): [("pct", 50, "#13")],
+    ("cross_entropy_logits", "forward"): [("vs:torch.compile", 1 / 1.3, "#13"), ("vs:liger", 1.0, "#13")],
+    ("cross_entropy_logits", "backward"): [("pct", 85, "#13"), ("vs:torch.compile", 1 / 1.3, "#13")],
+    ("rms_norm", "forward"): [("pct", 90, "#16")], ("rms_norm", "backward"): [("pct", 90, "#16")],
+    ("softmax", "forward"): [("pct", 90, "#16")], ("softmax", "backward"): [("pct", 90, "#16")],
+    ("log_softmax", "forward"): [("pct", 90, "#16")], ("log_softmax", "backward"): [("pct", 90, "#16")],
+    ("swiglu", "forward"): [("pct", 90, "#16")], ("swiglu", "backward"): [("pct", 90, "#16")],
+    # its forward under autograd forms the gradients (bench/cases.FULL_STEP_OPS): the step is the figure
+    ("linear_cross_entropy", "full"): [("vs:liger", 1.0, "#16"), ("vs:torch", 1.2, "#16"), ("peak", 0.25, "#16")],
+    ("linear_cross_entropy", "forward"): [("vs:torch", 1.2, "#16"), ("peak", 0.25, "#16")],
+    ("matmul", "forward"): [("tflops", 0.90, "#12")], ("matmul", "backward"): [("tflops", 0.90, "#12")],
+    ("linear", "forward"): [("vs:torch.compile", 1.0, "#12")], ("linear", "backward"): [("vs:torch", 1.1, "#12")],
+    ("one_hot_embedding", "forward"): [("vs:torch", 1.1, "#12")],
+    ("one_hot_embedding", "backward"): [("vs:torch", 1.1, "#12")],
+}
+
+
+def targets_table(paths) -> str:
+    """Every measured row that an issue's target names: the value, the target, met or not."""
+    cells = defaultdict(dict)
+    family = {}
+    for path in paths:
+        for r in csv.DictReader(open(path)):
+            if r["metric"] == "host_us":
+                continue
+            key = (r["op"], r["direction"], r["dtype"].replace("torch.", ""), r["shape"])
+            cells[key][(r["provider"], r["metric"])] = float(r["value"])
+            family[r["op"]] = r["family"]
+    out = ["| issue | op | dir | dtype | shape | measure | triton_ops | target | met |", "|---|---|---|---|---|---|---:|---:|---|"]
+    met = total = 0
+    for (op, direction, dtype, shape), c in sorted(cells.items()):
+        named = TARGETS.get((op, direction)) or TARGETS.get((f"family:{family[op]}", direction), [])
+        for kind, threshold, issue in named:
+            if kind == "pct":
+                value = c.get(("triton_ops", "pct_clone"))
+                ok, want = value is not None and value >= threshold, f">= {threshold}%"
+                text = f"{value:.1f}% of clone" if value is not None else ""
+            else:  # a ratio to another provider's figure: (metric, provider, higher is better, unit, format)
+                metric, other, higher, unit, fmt = {
+                    "tflops": ("tflops", "torch", True, "TFLOP/s", ".0f"),
+                    "peak": ("peak_mem_mb", "torch", False, "MB", ".0f")}.get(
+                    kind, ("time_ms", kind.split(":")[-1], False, "ms", ".4f"))
+                ours, theirs = c.get(("triton_ops", metric)), c.get((other, metric))
+                value = None if ours is None or not theirs else ours / theirs
+                ok = value is not None and (value >= threshold if higher else value <= threshold)
+                want = f"{'>=' if higher else '<='} {threshold:.2f}x {other}" + ("" if higher else f"'s {metric[:4]}")
+                text = "" if value is None else f"{ours:{fmt}} / {theirs:{fmt}} {unit} = {value:.2f}x"
+            if value is None:
+                continue  # the provider or metric was not measured in these files
+            total += 1
+            met += ok
+            out.append(f"| {issue} | {op} | {direction} | {dtype} | {shape} | {kind} | {text} | {want} | "
+                       f"{'yes' if ok else '**no**'} |")
+    return "\n".join([f"{met} of {total} measured targets met.", ""] + out)
+
+
 def host_table(rows) -> str:
     from .host import TARGETS_US
 
@@ -94,8 +161,11 @@ def main(argv=None) -> int:
     p.add_argument("csvs", nargs="+")
     p.add_argument("--title")
     p.add_argument("--out", help="write the page here (default: stdout)")
+    p.add_argument("--targets", action="store_true", help="first, the issues' GPU targets met or not")
     a = p.parse_args(argv)
     parts = [f"# {a.title}", ""] if a.title else []
+    if a.targets:
+        parts += ["## Targets", "", targets_table(a.csvs), ""]
     for path in a.csvs:
         parts += [f"## `{path.split('/')[-1]}`", "", table(path), ""]
     text = "\n".join(parts)

@@ -148,3 +148,39 @@ def bench_report_main(argv):
     from bench import report
 
     return report.main(argv)
+
+
+def test_targets_table_says_which_measured_targets_are_met(tmp_path):
+    """`bench.report --targets`: each measured row an issue's target names, met or not; an op's
+    own key wins over its family's, and a step-only op's forward/backward rows get no step target."""
+    import csv
+
+    def row(op, family, direction, provider, metric, value):
+        return dict(op=op, family=family, direction=direction, provider=provider, impl="", dtype="torch.bfloat16",
+                    shape="8x8", metric=metric, value=value, method="", device="", torch="", triton="", git_rev="")
+
+    rows = [row("gelu", "unary", "forward", "triton_ops", "pct_clone", 91.0),
+            row("gelu", "unary", "backward", "triton_ops", "pct_clone", 89.0),
+            row("layer_norm", "norm", "backward", "triton_ops", "pct_clone", 81.0),
+            row("matmul", "matmul", "forward", "triton_ops", "tflops", 700.0),
+            row("matmul", "matmul", "forward", "torch", "tflops", 800.0),
+            row("linear_cross_entropy", "matmul", "backward", "triton_ops", "tflops", 9999.0),
+            row("linear_cross_entropy", "matmul", "backward", "torch", "tflops", 600.0)]
+    rows += [row("linear_cross_entropy", "matmul", "full", p, m, ms) for p, ms in
+             (("triton_ops", 30.0), ("torch", 40.0), ("liger", 29.0)) for m in ("time_ms", "time_p20_ms", "time_p80_ms")]
+    path = tmp_path / "t.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    page = tmp_path / "page.md"
+    assert bench_report_main([str(path), "--targets", "--out", str(page)]) == 0
+    text = page.read_text()
+    assert "3 of 6 measured targets met." in text
+    assert "| #13 | gelu | forward | bfloat16 | 8x8 | pct | 91.0% of clone | >= 90% | yes |" in text
+    assert "| #13 | gelu | backward | bfloat16 | 8x8 | pct | 89.0% of clone | >= 90% | **no** |" in text
+    assert "| #13 | layer_norm | backward | bfloat16 | 8x8 | pct | 81.0% of clone | >= 80% | yes |" in text
+    assert "700 / 800 TFLOP/s = 0.88x | >= 0.90x torch | **no** |" in text
+    assert "30.0000 / 29.0000 ms = 1.03x | <= 1.00x liger's time | **no** |" in text
+    assert "30.0000 / 40.0000 ms = 0.75x | <= 1.20x torch's time | yes |" in text
+    assert "| linear_cross_entropy | backward |" not in text.split("## ")[1]

@@ -80,8 +80,8 @@ def _shape(v):
 
 def _default_sample(shape, dtype, device, gen):
     """A broadcasting pair: a full lhs and a rhs that is broadcast along the first axis."""
-    a = torch.randn(shape, generator=gen, dtype=torch.float64)
-    b = torch.randn((1,) + tuple(shape[1:]), generator=gen, dtype=torch.float64)
+    a = torch.randn(shape, generator=gen, device=gen.device, dtype=torch.float64)
+    b = torch.randn((1,) + tuple(shape[1:]), generator=gen, device=gen.device, dtype=torch.float64)
     return a.to(device=device, dtype=dtype), b.to(device=device, dtype=dtype)
 
 
@@ -299,12 +299,14 @@ div = binary_op("div", div_f, div_da, div_db, reads=(B_ONLY, BOTH), domain=_zero
                 reference=lambda a, b, broadcast=None: a / b,
                 sample=lambda shape, dtype, device, gen: (
                     _default_sample(shape, dtype, device, gen)[0],
-                    (torch.rand((1,) + tuple(shape[1:]), generator=gen, dtype=torch.float64) + 0.5).to(device, dtype)),
+                    (torch.rand((1,) + tuple(shape[1:]), generator=gen, device=gen.device, dtype=torch.float64)
+                     + 0.5).to(device, dtype)),
                 doc="div(a, b, broadcast=None): a / b; a zero divisor raises only in domain-check mode.").fn
 safe_div = binary_op("safe_div", safe_div_f, safe_div_da, safe_div_db, reads=(B_ONLY, BOTH), param=("eps", 1e-6),
                      reference=lambda a, b, eps=1e-6, broadcast=None: a / (b + eps),
                      sample=lambda shape, dtype, device, gen: (
                          _default_sample(shape, dtype, device, gen)[0],
-                         (torch.rand((1,) + tuple(shape[1:]), generator=gen, dtype=torch.float64) + 0.5).to(
+                         (torch.rand((1,) + tuple(shape[1:]), generator=gen, device=gen.device,
+                                     dtype=torch.float64) + 0.5).to(
                              device, dtype)),
                      doc="safe_div(a, b, eps=1e-6, broadcast=None): a / (b + eps).").fn

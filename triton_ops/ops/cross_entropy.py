@@ -118,8 +118,8 @@ def _cel_min_bytes(z, target, dim=-1, ignore_index=-100, label_smoothing=0.0, re
 
 
 def _cel_sample(shape, dtype, device, gen):
-    z = (torch.randn(shape, generator=gen, dtype=torch.float64) * 3).to(device, dtype)
-    target = torch.randint(0, shape[-1], tuple(shape[:-1]), generator=gen).to(device)
+    z = (torch.randn(shape, generator=gen, device=gen.device, dtype=torch.float64) * 3).to(device, dtype)
+    target = torch.randint(0, shape[-1], tuple(shape[:-1]), generator=gen, device=gen.device).to(device)
     return z, target, -1, -100, 0.0, "mean"
 
 

@@ -28,7 +28,7 @@ from ..spec import Arg, OpSpec, needs_all, register, registry
 
 
 def randn(shape, dtype, device, gen, scale=1.0):
-    return (torch.randn(shape, generator=gen, dtype=torch.float64) * scale).to(device, dtype)
+    return (torch.randn(shape, generator=gen, device=gen.device, dtype=torch.float64) * scale).to(device, dtype)
 
 
 def same_dtype(op, named):
@@ -244,7 +244,7 @@ def _ohe_min_bytes(onehot, weight):
 
 def _onehot_sample(shape, dtype, device, gen):
     V = shape[-1]
-    idx = torch.randint(0, V, tuple(shape[:-1]), generator=gen)
+    idx = torch.randint(0, V, tuple(shape[:-1]), generator=gen, device=gen.device)
     return (torch.nn.functional.one_hot(idx, V).to(device, dtype), randn((V, 16), dtype, device, gen))
 
 
@@ -406,6 +406,7 @@ embedding = register(OpSpec(
     vjp_alloc=lambda i, w, grad: [None, torch.empty_like(w, memory_format=torch.contiguous_format)],
     min_bytes=lambda i, w: (runtime.nbytes(i) + 2 * i.numel() * w.shape[1] * w.element_size(),
                             runtime.nbytes(i) + i.numel() * w.shape[1] * w.element_size() + runtime.nbytes(w)),
-    sample=lambda shape, dtype, device, gen: (torch.randint(0, 50, tuple(shape), generator=gen).to(device),
-                                              randn((50, 24), dtype, device, gen)),
+    sample=lambda shape, dtype, device, gen: (
+        torch.randint(0, 50, tuple(shape), generator=gen, device=gen.device).to(device),
+        randn((50, 24), dtype, device, gen)),
     doc="embedding(indices, weight): weight[indices] (= F.embedding); deterministic weight gradient.")).fn

@@ -306,7 +306,7 @@ def _lce_sample(shape, dtype, device, gen):
     V = 4 * H + 1
     x = randn((N, H), dtype, device, gen)
     w = randn((V, H), dtype, device, gen, H ** -0.5)
-    target = torch.randint(0, V, (N,), generator=gen)
+    target = torch.randint(0, V, (N,), generator=gen, device=gen.device)
     target[1::7] = -100  # row 0 counted: a NaN put first in the input must reach the loss
     return x, w, target.to(device), randn((V,), dtype, device, gen, 0.1), -100, "mean", 0.0
 

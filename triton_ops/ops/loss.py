@@ -61,8 +61,8 @@ def loss_min_bytes(x, t, reduction, out_numel, g_numel, needs_t_grad=False):
 
 
 def randn_pair(shape, dtype, device, gen, target=None):
-    x = torch.randn(shape, generator=gen, dtype=torch.float64)
-    t = target(shape, gen) if target else torch.randn(shape, generator=gen, dtype=torch.float64)
+    x = torch.randn(shape, generator=gen, device=gen.device, dtype=torch.float64)
+    t = target(shape, gen) if target else torch.randn(shape, generator=gen, device=gen.device, dtype=torch.float64)
     return x.to(device, dtype), t.to(device, dtype)
 
 
@@ -252,20 +252,20 @@ def _bce_ref(p, y, eps=1e-6, reduction="mean"):
 
 
 def _prob_pair(shape, dtype, device, gen):
-    p = torch.rand(shape, generator=gen, dtype=torch.float64) * 0.98 + 0.01
-    y = torch.rand(shape, generator=gen, dtype=torch.float64)
+    p = torch.rand(shape, generator=gen, device=gen.device, dtype=torch.float64) * 0.98 + 0.01
+    y = torch.rand(shape, generator=gen, device=gen.device, dtype=torch.float64)
     return p.to(device, dtype), y.to(device, dtype)
 
 
 def _sign_pair(shape, dtype, device, gen):
-    x = torch.randn(shape, generator=gen, dtype=torch.float64)
-    t = torch.where(torch.rand(shape, generator=gen) < 0.5, -1.0, 1.0).double()
+    x = torch.randn(shape, generator=gen, device=gen.device, dtype=torch.float64)
+    t = torch.where(torch.rand(shape, generator=gen, device=gen.device) < 0.5, -1.0, 1.0).double()
     return x.to(device, dtype), t.to(device, dtype)
 
 
 def _poisson_pair(shape, dtype, device, gen):
-    x = torch.randn(shape, generator=gen, dtype=torch.float64) * 0.5
-    t = torch.poisson(torch.full(shape, 2.0, dtype=torch.float64), generator=gen)
+    x = torch.randn(shape, generator=gen, device=gen.device, dtype=torch.float64) * 0.5
+    t = torch.poisson(torch.full(shape, 2.0, dtype=torch.float64, device=gen.device), generator=gen)
     return x.to(device, dtype), t.to(device, dtype)
 
 
@@ -316,8 +316,8 @@ def _xent_ref(q, p, dim=-1, eps=1e-6, reduction="mean"):
 
 
 def _dist_pair(shape, dtype, device, gen):
-    q = torch.softmax(torch.randn(shape, generator=gen, dtype=torch.float64), -1)
-    p = torch.softmax(torch.randn(shape, generator=gen, dtype=torch.float64), -1)
+    q = torch.softmax(torch.randn(shape, generator=gen, device=gen.device, dtype=torch.float64), -1)
+    p = torch.softmax(torch.randn(shape, generator=gen, device=gen.device, dtype=torch.float64), -1)
     return q.to(device, dtype), p.to(device, dtype)
 
 

@@ -86,8 +86,8 @@ def _bce_logits_ref(x, y, reduction="mean"):
 
 
 def _logit_pair(shape, dtype, device, gen):
-    x = torch.randn(shape, generator=gen, dtype=torch.float64) * 3
-    y = torch.rand(shape, generator=gen, dtype=torch.float64)
+    x = torch.randn(shape, generator=gen, device=gen.device, dtype=torch.float64) * 3
+    y = torch.rand(shape, generator=gen, device=gen.device, dtype=torch.float64)
     return x.to(device, dtype), y.to(device, dtype)
 
 
@@ -156,10 +156,10 @@ def _stirling_ref(t):
 
 
 def _counts_pair(shape, dtype, device, gen, rate=False):
-    x = torch.randn(shape, generator=gen, dtype=torch.float64) * 0.5
+    x = torch.randn(shape, generator=gen, device=gen.device, dtype=torch.float64) * 0.5
     x = x.exp() if rate else x
     # counts + 0.5: away from t = 1, where Stirling's masked term jumps (finite differences would see it)
-    t = torch.poisson(torch.full(shape, 2.0, dtype=torch.float64), generator=gen) + 0.5
+    t = torch.poisson(torch.full(shape, 2.0, dtype=torch.float64, device=gen.device), generator=gen) + 0.5
     return x.to(device, dtype), t.to(device, dtype)
 
 

@@ -55,8 +55,9 @@ replicate = register(OpSpec(
     alloc=lambda s, shape: s.new_empty(shape),
     vjp_alloc=lambda s, shape, grad: [torch.empty_like(s)],
     min_bytes=lambda s, shape: (s.element_size() * (1 + runtime.numel(shape)),) * 2,
-    sample=lambda shape, dtype, device, gen: (torch.randn((), generator=gen, dtype=torch.float64).to(device, dtype),
-                                              list(shape)),
+    sample=lambda shape, dtype, device, gen: (
+        torch.randn((), generator=gen, device=gen.device, dtype=torch.float64).to(device, dtype),
+        list(shape)),
     doc="replicate(s, shape): a 0-d tensor broadcast to a new tensor of `shape`; gradient = sum of g.")).fn
 
 
@@ -105,8 +106,9 @@ sum_to = register(OpSpec(
     vjp_alloc=lambda x, shape, grad: [x.new_empty(x.shape)],
     # the gradient may be a broadcast view of g (eager's is): nothing to move
     min_bytes=lambda x, shape: ((x.numel() + runtime.numel(shape)) * x.element_size(), 0),
-    sample=lambda shape, dtype, device, gen: (torch.randn(shape, generator=gen, dtype=torch.float64).to(device, dtype),
-                                              [1] + list(shape[1:])),
+    sample=lambda shape, dtype, device, gen: (
+        torch.randn(shape, generator=gen, device=gen.device, dtype=torch.float64).to(device, dtype),
+        [1] + list(shape[1:])),
     doc="sum_to(x, shape): the reduce-back map (sum over the axes along which `shape` broadcasts to x).")).fn
 
 
@@ -158,5 +160,5 @@ sum = register(OpSpec(  # noqa: A001 - the SPEC's name
     min_bytes=lambda x, dim, keepdim=False: (
         (x.numel() + runtime.numel(_sum_out_shape(x, dim, keepdim))) * x.element_size(), 0),
     sample=lambda shape, dtype, device, gen: (
-        torch.randn(shape, generator=gen, dtype=torch.float64).to(device, dtype), [0], False),
+        torch.randn(shape, generator=gen, device=gen.device, dtype=torch.float64).to(device, dtype), [0], False),
     doc="sum(x, dim, keepdim=False): sum over `dim` (an int or a tuple of ints).")).fn

@@ -16,7 +16,7 @@ from ..spec import Arg, OpSpec, needs_all, register
 
 
 def _default_sample(shape, dtype, device, gen):
-    return torch.randn(shape, generator=gen, dtype=torch.float64).to(device=device, dtype=dtype)
+    return torch.randn(shape, generator=gen, device=gen.device, dtype=torch.float64).to(device=device, dtype=dtype)
 
 
 def unary_op(name: str, f, df, *, param: tuple[str, float] | None = None, reference=None,
@@ -194,12 +194,13 @@ def _gelu_ref(x):
 
 
 def _positive_sample(shape, dtype, device, gen):
-    return (torch.rand(shape, generator=gen, dtype=torch.float64) * 2 + 0.1).to(device=device, dtype=dtype)
+    u = torch.rand(shape, generator=gen, device=gen.device, dtype=torch.float64)
+    return (u * 2 + 0.1).to(device=device, dtype=dtype)
 
 
 def _nonzero_sample(shape, dtype, device, gen):
-    u = torch.rand(shape, generator=gen, dtype=torch.float64) + 0.5
-    sign = torch.where(torch.rand(shape, generator=gen, dtype=torch.float64) < 0.5, -1.0, 1.0)
+    u = torch.rand(shape, generator=gen, device=gen.device, dtype=torch.float64) + 0.5
+    sign = torch.where(torch.rand(shape, generator=gen, device=gen.device, dtype=torch.float64) < 0.5, -1.0, 1.0)
     return (u * sign).to(device=device, dtype=dtype)
 
 
