@@ -154,9 +154,9 @@ def _values_unused():
         torch.randn, torch.rand, torch.randint, torch.poisson = saved
 
 
-def collect(names=None, dtypes=("bfloat16",)) -> list[dict]:
-    """Rows for every launch of every op's forward and VJP at its quick GPU bench shape.
-    Needs the compile-only backend (see ``run``)."""
+def collect(names=None, dtypes=("bfloat16",), shapes=None) -> list[dict]:
+    """Rows for every launch of every op's forward and VJP at its quick GPU bench shape (or at
+    each of ``shapes``, e.g. a sweep's rows x hidden). Needs the compile-only backend (see ``run``)."""
     import torch
 
     import triton_ops
@@ -182,8 +182,7 @@ def collect(names=None, dtypes=("bfloat16",)) -> list[dict]:
     try:
         for name in names or sorted(n for n in triton_ops.registry if n != "identity"):
             spec = triton_ops.registry[name]
-            shape = cases.quick_shape(spec, gpu=True)
-            for dtype_name in dtypes:
+            for shape, dtype_name in [(s, d) for s in shapes or [cases.quick_shape(spec, gpu=True)] for d in dtypes]:
                 dtype = getattr(torch, dtype_name)
                 with _values_unused():
                     # checked as every entry point checks them (defaults resolved: rms_norm's eps=None)
@@ -228,7 +227,7 @@ def read_csv(path) -> list[dict]:
     return rows
 
 
-def run(out, names=None, dtypes=("bfloat16",), timeout=1200) -> list[dict]:
+def run(out, names=None, dtypes=("bfloat16",), timeout=1200, shapes=None) -> list[dict]:
     """Write the report to ``out`` from a compile-only subprocess; return its rows."""
     env = dict(os.environ, TRITON_OPS_COMPILE_ONLY="1",
                PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]))
@@ -236,6 +235,8 @@ def run(out, names=None, dtypes=("bfloat16",), timeout=1200) -> list[dict]:
     cmd = [sys.executable, "-m", "bench.static", "--out", str(out), "--dtypes", *dtypes]
     if names:
         cmd += ["--ops", *names]
+    if shapes:
+        cmd += ["--shapes", *("x".join(map(str, s)) for s in shapes)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     if proc.returncode:
         raise RuntimeError(f"bench.static failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
@@ -258,11 +259,13 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="out/static.csv")
     p.add_argument("--ops", nargs="+", help="default: every registered op but identity")
     p.add_argument("--dtypes", nargs="+", default=["bfloat16"])
+    p.add_argument("--shapes", nargs="+", help="e.g. 16384x16384 (default: each op's quick bench shape)")
     args = p.parse_args(argv)
+    shapes = [tuple(int(n) for n in s.split("x")) for s in args.shapes] if args.shapes else None
     if os.environ.get("TRITON_OPS_COMPILE_ONLY") != "1":
-        rows = run(args.out, args.ops, tuple(args.dtypes))
+        rows = run(args.out, args.ops, tuple(args.dtypes), shapes=shapes)
     else:
-        rows = collect(args.ops, tuple(args.dtypes))
+        rows = collect(args.ops, tuple(args.dtypes), shapes)
         write_csv(rows, args.out)
     print(summary(rows))
     print(f"\n{len(rows)} rows -> {args.out}")

@@ -39,12 +39,12 @@ def resolve_precision(precision, dtype) -> str:
     return precision if dtype == torch.float32 else "ieee"
 
 
-def gemm_config(M: int, N: int, K: int, dtype, *, fused: bool = False, pointers: bool = False,
-                precision: str = "tf32") -> dict:
+def gemm_config(M: int, N: int, K: int, dtype, *, pointers: bool = False, precision: str = "tf32") -> dict:
     """Tile sizes (the tuning store may override them per shape bucket: ``triton_ops.tune``).
-    ``fused``: an activation in the epilogue, whose temporaries beside a 128 x 256 accumulator
-    spill registers (sm_90 report), and ``pointers``: loads through int64 address tiles instead
-    of TMA (the same): those GEMMs take 128 x 128 tiles."""
+    ``pointers``: loads through int64 address tiles instead of TMA, whose registers beside a
+    128 x 256 accumulator spill (sm_90 report): those GEMMs take 128 x 128 tiles. A fused
+    epilogue (bias, saved z, activation) runs in two column halves (``SUBTILE``), so it keeps
+    the wide tile: whole, its temporaries spilled."""
     tuned = lookup("gemm", dtype, (M, N, K))
     if tuned:
         return tuned
@@ -56,7 +56,7 @@ def gemm_config(M: int, N: int, K: int, dtype, *, fused: bool = False, pointers:
     if dtype in (torch.float16, torch.bfloat16):
         # Triton's persistent-matmul tutorial's H100 tile: 128 x 256 x 64, 3 stages (144 KiB of
         # shared memory: one program per SM), 8 warps (128 accumulator registers a thread)
-        wide = N > 128 and M > 64 and not (fused or pointers)
+        wide = N > 128 and M > 64 and not pointers
         return dict(BLOCK_M=128, BLOCK_N=256 if wide else 128, BLOCK_K=64, GROUP_M=8,
                     num_warps=8, num_stages=3 if wide or pointers else 4)
     if dtype == torch.float32 and precision == "tf32":
@@ -178,12 +178,13 @@ def _gemm_plan(kernel, a, b, transpose_a, transpose_b, out_dtype, bias, epilogue
         ACC=tl.float64 if compute == torch.float64 else tl.float32, BATCHED=batched)
 
     def plan(tma, a_t=False, b_t=False):
-        cfg = gemm_config(M, N, K, a[2], fused=epilogue is not None, pointers=not tma, precision=precision)
+        cfg = gemm_config(M, N, K, a[2], pointers=not tma, precision=precision)
         tiles = runtime.cdiv(M, cfg["BLOCK_M"]) * runtime.cdiv(N, cfg["BLOCK_N"]) * batch
         grid = (max(1, persistent_programs(tiles, cfg, a[2].itemsize, device)),)
         options = {k: v for k, v in cfg.items() if k in ("num_warps", "num_stages")}
         return runtime.LaunchPlan(kernel, grid, options, **fixed, TMA=tma, A_T=a_t, B_T=b_t,
-                                  EVEN_K=K % cfg["BLOCK_K"] == 0, **{k: cfg[k] for k in BLOCKS})
+                                  EVEN_K=K % cfg["BLOCK_K"] == 0, **{k: cfg[k] for k in BLOCKS},
+                                  SUBTILE=(epilogue is not None or save_z) and cfg["BLOCK_N"] >= 32)
 
     pointers = plan(False)
     ta, tb = _tma_layout(a, transpose_a, batched), _tma_layout(b, transpose_b, batched)

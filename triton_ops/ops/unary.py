@@ -98,16 +98,19 @@ def elu_df(x, alpha):
     return tl.where(x > 0, 1.0, alpha * tl.exp(x))
 
 
+# gelu through 0.5 (1 + tanh(u)) = sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3): one exp and one
+# reciprocal instead of libdevice's tanh (31 -> 22 sm_90 instructions an element forward, 40 -> 31
+# for the VJP: the H200 ran the tanh form at 76% / 81% of clone bandwidth, bound by instruction
+# issue, not bytes), and no cancellation in 1 + tanh(u) for negative x.
 @triton.jit
 def gelu_f(x):
-    t = scalar.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))
-    return 0.5 * x * (1.0 + t)
+    return x * tl.sigmoid(x * (1.5957691216057308 + 0.07135481627260025 * x * x))  # 2u = x (2c + 2c 0.044715 x^2)
 
 
 @triton.jit
 def gelu_df(x):
-    t = scalar.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))
-    return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * 0.7978845608028654 * (1.0 + 0.134145 * x * x)
+    s = tl.sigmoid(x * (1.5957691216057308 + 0.07135481627260025 * x * x))
+    return s + x * s * (1.0 - s) * (1.5957691216057308 + 0.21406444881780073 * x * x)  # d(2u)/dx = 2c (1 + 3 0.044715 x^2)
 
 
 @triton.jit

@@ -32,6 +32,25 @@ def _desc_tile(desc, batch, r0, c0, BATCHED: tl.constexpr, R: tl.constexpr, C: t
 
 
 @helper
+def _epilogue(acc, rm, rn, M, N, batch64, c_ptr, z_ptr, bias_ptr, c_st, z_st, bias_st, p,
+              EPILOGUE: tl.constexpr, HAS_PARAM: tl.constexpr, HAS_BIAS: tl.constexpr, SAVE_Z: tl.constexpr,
+              ACCUMULATE: tl.constexpr, ACC: tl.constexpr):
+    # rows rm x columns rn of C: + bias, z saved, the activation, + what C holds, stored
+    c_mask = (rm < M)[:, None] & (rn < N)[None, :]
+    if HAS_BIAS:
+        acc += tl.load(bias_ptr + rn.to(tl.int64) * bias_st, mask=rn < N, other=0.0).to(ACC)[None, :]
+    if SAVE_Z:
+        tl.store(z_ptr + batch64 * z_st[0] + rm[:, None].to(tl.int64) * z_st[1]
+                 + rn[None, :].to(tl.int64) * z_st[2], acc.to(z_ptr.dtype.element_ty), mask=c_mask)
+    if EPILOGUE is not None:
+        acc = call(EPILOGUE, acc, acc, p, 1, HAS_PARAM, False)
+    c_ptrs = c_ptr + batch64 * c_st[0] + rm[:, None].to(tl.int64) * c_st[1] + rn[None, :].to(tl.int64) * c_st[2]
+    if ACCUMULATE:
+        acc += tl.load(c_ptrs, mask=c_mask, other=0.0).to(ACC)
+    tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty), mask=c_mask)
+
+
+@helper
 def gemm_tiles(c_ptr, z_ptr, db_ptr, a_ptr, b_ptr, bias_ptr, a_desc, b_desc, M, N, K, BATCH, numbers,
                a_st, b_st, c_st, z_st, bias_st,
                EPILOGUE: tl.constexpr, HAS_PARAM: tl.constexpr, HAS_BIAS: tl.constexpr,
@@ -39,7 +58,7 @@ def gemm_tiles(c_ptr, z_ptr, db_ptr, a_ptr, b_ptr, bias_ptr, a_desc, b_desc, M, 
                UPCAST: tl.constexpr, TMA: tl.constexpr, A_T: tl.constexpr, B_T: tl.constexpr,
                BATCHED: tl.constexpr, EVEN_K: tl.constexpr,
                ACC: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-               GROUP_M: tl.constexpr):
+               GROUP_M: tl.constexpr, SUBTILE: tl.constexpr):
     # One program owns the tiles tile0, tile0 + programs, ... of the BATCH x cdiv(M, BLOCK_M) x
     # cdiv(N, BLOCK_N) tiles of C (batch outermost, GROUP_M rows of tiles per group), and for
     # each walks K in BLOCK_K steps. Bytes: each A tile is read cdiv(N, BLOCK_N) times and each
@@ -95,18 +114,16 @@ def gemm_tiles(c_ptr, z_ptr, db_ptr, a_ptr, b_ptr, bias_ptr, a_desc, b_desc, M, 
                 acc += tl.dot(a.to(ACC), b.to(ACC))
             else:
                 acc += tl.dot(a.to(b.dtype), b, input_precision=PRECISION, out_dtype=ACC)
-        c_mask = m_mask[:, None] & n_mask[None, :]
-        if HAS_BIAS:
-            acc += tl.load(bias_ptr + rn.to(tl.int64) * bias_st, mask=n_mask, other=0.0).to(ACC)[None, :]
-        if SAVE_Z:
-            tl.store(z_ptr + batch64 * z_st[0] + rm[:, None].to(tl.int64) * z_st[1]
-                     + rn[None, :].to(tl.int64) * z_st[2], acc.to(z_ptr.dtype.element_ty), mask=c_mask)
-        if EPILOGUE is not None:
-            acc = call(EPILOGUE, acc, acc, p, 1, HAS_PARAM, False)
-        c_ptrs = c_ptr + batch64 * c_st[0] + rm[:, None].to(tl.int64) * c_st[1] + rn[None, :].to(tl.int64) * c_st[2]
-        if ACCUMULATE:
-            acc += tl.load(c_ptrs, mask=c_mask, other=0.0).to(ACC)
-        tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty), mask=c_mask)
+        if SUBTILE:  # the epilogue in two [BLOCK_M, BLOCK_N / 2] halves: half its temporaries live
+            left, right = acc.reshape(BLOCK_M, 2, BLOCK_N // 2).permute(0, 2, 1).split()
+            half = pid_n * BLOCK_N + tl.arange(0, BLOCK_N // 2)
+            _epilogue(left, rm, half, M, N, batch64, c_ptr, z_ptr, bias_ptr, c_st, z_st, bias_st, p,
+                      EPILOGUE, HAS_PARAM, HAS_BIAS, SAVE_Z, ACCUMULATE, ACC)
+            _epilogue(right, rm, half + BLOCK_N // 2, M, N, batch64, c_ptr, z_ptr, bias_ptr, c_st, z_st, bias_st, p,
+                      EPILOGUE, HAS_PARAM, HAS_BIAS, SAVE_Z, ACCUMULATE, ACC)
+        else:
+            _epilogue(acc, rm, rn, M, N, batch64, c_ptr, z_ptr, bias_ptr, c_st, z_st, bias_st, p,
+                      EPILOGUE, HAS_PARAM, HAS_BIAS, SAVE_Z, ACCUMULATE, ACC)
         if DB:
             if pid_n == 0:
                 if ACCUMULATE:
