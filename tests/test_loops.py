@@ -328,12 +328,12 @@ def test_layer_norm_long_row_loops(D, single, col_blocks):
 
 @pytest.mark.parametrize("sms", [1, 4, 64])
 def test_layer_norm_gpu_plan_partials(gpu_plans, sms):
-    from triton_ops.launchers import norm
+    from triton_ops.launchers import norm, reduce
 
     # as on a GPU with `sms` multiprocessors: 128-row blocks (8192-element steps), min(9 blocks,
     # sms) persistent programs, each walking blocks sms apart and writing one partial row of
     # dweight/dbias for the fixed-order combine
-    gpu_plans(norm, programs=4 * sms)
+    gpu_plans(norm, reduce, programs=4 * sms)
     block_r, block_d, programs, rows_per_program = norm.ln_config(1100, 48, DEVICE, backward=True)
     assert (block_r, block_d, programs) == (128, 64, min(9, sms))
     assert sms == 64 or rows_per_program > block_r  # several row blocks per program
@@ -341,8 +341,20 @@ def test_layer_norm_gpu_plan_partials(gpu_plans, sms):
     x, w, b = _rand(1100, 48, gen=gen, scale=2.0), _rand(48, gen=gen, shift=1.0), _rand(48, gen=gen)
     _check("layer_norm", [x, [48], w, b, 1e-5], f"layer_norm {programs} programs")
     x2, w2, b2 = _rand(7, 9000, gen=gen), _rand(9000, gen=gen, shift=1.0), _rand(9000, gen=gen)
-    assert norm.ln_config(7, 9000, DEVICE, backward=True)[:2] == (4, 2048)  # long rows on a GPU: 4 a step
+    # long rows on a GPU (past 8192 columns): a row-sums launch (one row a program), then
+    # [8 rows x 512 columns] blocks in shares of rows, whose partial rows the combine adds
+    layouts = (("x", x2.stride()), ("g", x2.stride()), ("dx", x2.stride()))
+    sums, columns, parts = norm._wide_vjp_plans((7, 9000), layouts, w2.stride(), 1, F64, True, True, True, DEVICE)
+    assert sums.grid[0] == 7 and columns.fixed["BLOCK_D"] == 512 and columns.grid[0] == 18
+    assert columns.grid[1] == 1 and parts is None  # 7 rows: one block of 8, one share
     _check("layer_norm", [x2, [9000], w2, b2, 1e-5], f"layer_norm long rows {programs} programs")
+    if sms == 64:  # enough programs to split 130 rows in shares (their partial rows within 1/32 of x: 2)
+        x3, w3, b3 = _rand(130, 8200, gen=gen), _rand(8200, gen=gen, shift=1.0), _rand(8200, gen=gen)
+        layouts3 = (("x", x3.stride()), ("g", x3.stride()), ("dx", x3.stride()))
+        _, columns, parts = norm._wide_vjp_plans((130, 8200), layouts3, w3.stride(), 1, F64, True, True, True, DEVICE)
+        assert columns.grid[1] == 2 and parts == (2, 2 * 8200)  # partial rows, combined
+        _check("layer_norm", [x3, [8200], w3, b3, 1e-5], "layer_norm long rows in 2 shares")
+        _check("rms_norm", [x3, [8200], w3, 1e-5], "rms_norm long rows in 2 shares")
     # RMSNorm plans its rows the same way (one dweight partial row per program)
     _check("rms_norm", [x, [48], w, 1e-5], f"rms_norm {programs} programs")
     _check("rms_norm", [x2, [9000], w2, 1e-5], f"rms_norm long rows {programs} programs")
@@ -362,15 +374,21 @@ NORM_NEEDS = [((0, 2, 3), 2), ((0, 2), 2), ((0, 3), 2), ((0,), 1)]
 @pytest.mark.parametrize("R,D", [(20, 48), (2, 16385)])
 @pytest.mark.parametrize("grad_args,_", NORM_NEEDS)
 def test_norm_vjp_one_program_writes_parameter_gradients(R, D, grad_args, _):
-    # one program owns every row (SINGLE rows kept in registers, or long rows in one row block):
-    # the row kernel writes dweight/dbias itself, no partials and no combine (one launch)
+    # one program owns every row (rows of one tile kept in registers), or one share holds every
+    # long row: the kernel writes dweight/dbias itself, no partials and no combine (one VJP
+    # launch; long rows: the row sums' launch, then the columns')
     block_r, block_d, programs, _rows = _ln_plan(R, D)
     assert programs == 1 and (D <= block_d or R <= block_r)
+    from triton_ops.launchers import norm
+
+    vjp_launches = 1 if D <= norm.single_columns() else 2
     gen = torch.Generator().manual_seed(R)
     x, w, b = _rand(R, D, gen=gen, scale=2.0, shift=1.0), _rand(D, gen=gen, shift=1.0), _rand(D, gen=gen)
-    assert _launched(lambda: _check("layer_norm", [x, [D], w, b, 1e-5], f"layer_norm {R}x{D}", grad_args)) == 1 + 1
+    assert _launched(lambda: _check("layer_norm", [x, [D], w, b, 1e-5], f"layer_norm {R}x{D}", grad_args)) \
+        == 1 + vjp_launches
     rms_args = [i for i in grad_args if i != 3]
-    assert _launched(lambda: _check("rms_norm", [x, [D], w, 1e-5], f"rms_norm {R}x{D}", rms_args)) == 1 + 1
+    assert _launched(lambda: _check("rms_norm", [x, [D], w, 1e-5], f"rms_norm {R}x{D}", rms_args)) == 1 + vjp_launches
+
 
 
 @pytest.mark.parametrize("name", ["layer_norm", "rms_norm"])

@@ -1,10 +1,10 @@
-"""RMSNorm VJP: dx in one fused pass per row block; dweight written by the row kernel itself when
-one program owns every row, else as per-program partial sums (added in a fixed order by
-``bwd/reduce.combine_partials``: no atomics, the same bits every call)."""
+"""RMSNorm VJP of rows that fit one tile: dx in one fused pass per row block; dweight written by
+the row kernel itself when one program owns every row, else as per-program partial sums (added
+in a fixed order by ``bwd/reduce.combine_partials``: no atomics, the same bits every call).
+Longer rows: ``bwd/norm_long.py``."""
 import triton
 import triton.language as tl
 
-from ..templates.norm import add_to_row
 from ..templates.rms_norm import rms_tile
 from ..tiles import block_columns, c_offsets, group_offsets, helper, load_tile, row_block, row_share
 
@@ -22,48 +22,30 @@ def _grad_tile(c0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w_ptr, rstd, c_s
 @triton.jit
 def rms_norm_bwd_kernel(dx_ptr, dw_ptr, x_ptr, w_ptr, g_ptr, rstd_ptr, r_sizes, c_sizes, R, D,
                         x_r, x_c, x_c1, g_r, g_c, g_c1, dx_r, dx_c, dx_c1, w_c, w_c1,
-                        HAS_W: tl.constexpr, NEED_DW: tl.constexpr, SINGLE: tl.constexpr, COMPUTE: tl.constexpr,
+                        HAS_W: tl.constexpr, NEED_DW: tl.constexpr, COMPUTE: tl.constexpr,
                         BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr, INDEX_64: tl.constexpr):
     # A persistent program (one per SM) owns an equal share of the row blocks (row_share),
-    # BLOCK_R rows at a time. dx = rstd (g w - x_hat mean(g w x_hat)), x_hat =
-    # x rstd; dw = sum over rows of g x_hat. SINGLE: x and g read once, dw accumulated in
-    # registers and written once per program (one partial row). Longer rows: a pass for the row
-    # sum and a pass for dx, the program's own partial row updated chunk by chunk. dw_ptr: this
-    # program's fp32 partial row (at pid * D), or, when one program owns every row (SINGLE, or
-    # one row block), dweight itself: no partials, no combine launch, the same single rounding.
+    # BLOCK_R rows at a time, each row whole in one tile (D <= BLOCK_D). dx = rstd (g w - x_hat
+    # mean(g w x_hat)), x_hat = x rstd; dw = sum over rows of g x_hat. x and g read once, dw
+    # accumulated in registers and written once per program: its fp32 partial row (at pid * D),
+    # or, when one program owns every row, dweight itself: no partials, no combine launch, the
+    # same single rounding.
     pid = tl.program_id(0)
     cols = block_columns(BLOCK_D, INDEX_64)
     dw_acc = tl.zeros([BLOCK_D], COMPUTE)
-    if NEED_DW and not SINGLE:  # long rows add chunk by chunk into a zeroed row
-        for c0 in range(0, D, BLOCK_D):
-            tl.store(dw_ptr + pid * D + c0 + cols, tl.zeros([BLOCK_D], dw_ptr.dtype.element_ty), mask=(c0 + cols) < D)
     start, stop = row_share(R, BLOCK_R)
     for r0 in range(start, stop, BLOCK_R):
         rows, r_mask = row_block(r0, stop, BLOCK_R)
         x_row = group_offsets(rows, r_sizes, x_r)
         g_row = group_offsets(rows, r_sizes, g_r)
         rstd = tl.load(rstd_ptr + rows, mask=r_mask, other=0.0).to(COMPUTE)[:, None]
-        s = tl.zeros([BLOCK_R], COMPUTE)
-        if SINGLE:
-            cc, cm, mask, g, x_hat, gw = _grad_tile(0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w_ptr, rstd,
-                                                    c_sizes, x_c, x_c1, g_c, g_c1, w_c, w_c1, HAS_W, COMPUTE)
-            s = tl.sum(gw * x_hat, axis=1)
-        else:
-            for c0 in range(0, D, BLOCK_D):
-                cc, cm, mask, g, x_hat, gw = _grad_tile(c0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w_ptr, rstd,
-                                                        c_sizes, x_c, x_c1, g_c, g_c1, w_c, w_c1, HAS_W, COMPUTE)
-                s += tl.sum(gw * x_hat, axis=1)
-        for c0 in range(0, D, BLOCK_D):  # SINGLE: one step, the tiles already in registers
-            if not SINGLE:
-                cc, cm, mask, g, x_hat, gw = _grad_tile(c0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w_ptr, rstd,
-                                                        c_sizes, x_c, x_c1, g_c, g_c1, w_c, w_c1, HAS_W, COMPUTE)
-            dx = (gw - x_hat * (s[:, None] / D)) * rstd
-            dx_offsets = group_offsets(rows, r_sizes, dx_r)[:, None] + c_offsets(cc, c_sizes, dx_c, dx_c1)[None, :]
-            tl.store(dx_ptr + dx_offsets, dx.to(dx_ptr.dtype.element_ty), mask=mask)
-            if NEED_DW:
-                if SINGLE:
-                    dw_acc += tl.sum(g * x_hat, axis=0)
-                else:
-                    add_to_row(dw_ptr + pid * D + cc, cm, tl.sum(g * x_hat, axis=0), COMPUTE)
-    if SINGLE and NEED_DW:
+        cc, cm, mask, g, x_hat, gw = _grad_tile(0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w_ptr, rstd,
+                                                c_sizes, x_c, x_c1, g_c, g_c1, w_c, w_c1, HAS_W, COMPUTE)
+        s = tl.sum(gw * x_hat, axis=1)
+        dx = (gw - x_hat * (s[:, None] / D)) * rstd
+        dx_offsets = group_offsets(rows, r_sizes, dx_r)[:, None] + c_offsets(cc, c_sizes, dx_c, dx_c1)[None, :]
+        tl.store(dx_ptr + dx_offsets, dx.to(dx_ptr.dtype.element_ty), mask=mask)
+        if NEED_DW:
+            dw_acc += tl.sum(g * x_hat, axis=0)
+    if NEED_DW:
         tl.store(dw_ptr + pid * D + cols, dw_acc.to(dw_ptr.dtype.element_ty), mask=cols < D)

@@ -15,26 +15,29 @@ from ..bwd.norm import layer_norm_bwd_kernel
 from ..bwd.rms_norm import rms_norm_bwd_kernel
 from ..fwd.norm import layer_norm_fwd_kernel
 from ..fwd.rms_norm import rms_norm_fwd_kernel
+from ..bwd.norm_long import norm_columns_bwd_kernel, norm_row_sums_kernel
 from ..tiles import split_float
-from .reduce import combine_partials
+from .reduce import combine_partials, full_wave, most_partial_rows, wave_split
+
+
+def single_columns() -> int:
+    """The longest row a norm kernel holds in one tile; longer rows are walked in chunks (the
+    forwards) or take the two-kernel VJP (``bwd/norm_long.py``)."""
+    return 1 << 14 if runtime.INTERPRETER else 8192
 
 
 def ln_config(R, D, device, backward: bool):
     """(BLOCK_R, BLOCK_D, programs, rows per program). Forward: one row block per program (as
-    many programs as rows allow). Backward on a GPU: a persistent row kernel, one program of
-    ``row_warps`` (16) warps per SM (``BWD_PROGRAMS_PER_SM``) walking [BLOCK_R, BLOCK_D] steps of
-    ``2 * tile_elements()`` elements (several short rows a step; rows past 8192 columns in
-    2048-column chunks of 4 rows, so that a chunked row's partial-row update serves 4 rows), so
-    that the dweight/dbias partials stay small (programs x D floats). The norm kernels split the
-    row blocks evenly (``tiles.row_share``); rows per program is the most one program walks (the
+    many programs as rows allow). Backward (rows of one tile) on a GPU: a persistent row kernel,
+    one program of ``row_warps`` (16) warps per SM (``BWD_PROGRAMS_PER_SM``) walking [BLOCK_R,
+    BLOCK_D] steps of ``2 * tile_elements()`` elements (several short rows a step), so that the
+    dweight/dbias partials stay small (programs x D floats). The norm kernels split the row
+    blocks evenly (``tiles.row_share``); rows per program is the most one program walks (the
     contiguous ranges of softmax's forward)."""
-    single_d = 1 << 14 if runtime.INTERPRETER else 8192
-    block_d = min(runtime.next_pow2(D), single_d)
+    block_d = min(runtime.next_pow2(D), single_columns())
     tile = runtime.tile_elements()
     if backward and not runtime.INTERPRETER:
         tile *= 2
-        if D > single_d:
-            block_d = tile // 4
     block_r = min(runtime.next_pow2(R), max(1, tile // block_d))
     steps = runtime.cdiv(R, block_r)
     if runtime.INTERPRETER:
@@ -136,6 +139,68 @@ def _partials(R, D, block_r, block_d, programs, sums):
 
 
 @runtime.plan_cache
+def _wide_vjp_plans(shape, layouts, w_strides, d, dtype, center, need_w, need_b, device):
+    """The VJP of rows longer than one tile (``bwd/norm_long.py``): (row sums plan, columns
+    plan, partial rows (shares, sums x D) or None). ``center``: LayerNorm (two row sums, dbias),
+    else RMSNorm. ``layouts``: ((name, strides), ...) of x, g and dx."""
+    layouts, params = dict(layouts), {"w": w_strides}
+    cols, rows = _groups(shape, d, layouts, params)
+    R, D = rows.numel, cols.numel
+    tile = runtime.tile_elements()
+    strides = {f"{k}_{part}": v for k in ("x", "g") for part, v in
+               (("r", rows.strides[k]), ("c", cols.strides[k]), ("c1", cols.strides[k][-1]))}
+    w_c, w_c1 = _param_strides(cols, "w")
+    common = dict(r_sizes=rows.sizes, c_sizes=cols.sizes, R=R, D=D, **strides, w_c=w_c, w_c1=w_c1,
+                  HAS_W=w_strides is not None, CENTER=center, COMPUTE=runtime.compute_dtype(dtype))
+    # 1. row sums: one row of tile-wide chunks a program (R programs: a wave at any R worth a split)
+    sums_d = min(runtime.next_pow2(D), tile)
+    sums_r = max(1, tile // sums_d)
+    # 2. columns: [col_r x col_d] blocks; shares of rows for a full wave, their partial rows
+    # within 1/32 of the input's bytes
+    col_d = min(runtime.next_pow2(D), tile if runtime.INTERPRETER else 512)
+    col_r = min(runtime.next_pow2(R), max(1, tile // col_d))
+    n_c = runtime.cdiv(D, col_d)
+    num_warps = runtime.num_warps_for(col_r * col_d)
+    most = most_partial_rows(R * D * runtime.dtype_size(dtype), max(1, need_w + need_b) * D * 4)
+    shares = max(1, min(runtime.cdiv(full_wave(device, num_warps), n_c), runtime.cdiv(R, col_r), most))
+    rows_per_share = wave_split(runtime.cdiv(R, col_r), shares) * col_r
+    shares = runtime.cdiv(R, rows_per_share)
+    parts = (shares, (need_w + need_b) * D) if (need_w or need_b) and shares > 1 else None
+    index_64 = runtime.needs_int64(*_extents(shape, d, layouts, params), shares * 2 * D - 1, 2 * R - 1)
+    row_sums = runtime.LaunchPlan(
+        norm_row_sums_kernel, (runtime.cdiv(R, sums_r),), {"num_warps": runtime.num_warps_for(sums_r * sums_d)},
+        **common, BLOCK_R=sums_r, BLOCK_D=sums_d, INDEX_64=index_64)
+    dx_strides = {"dx_r": rows.strides["dx"], "dx_c": cols.strides["dx"], "dx_c1": cols.strides["dx"][-1]}
+    columns = runtime.LaunchPlan(
+        norm_columns_bwd_kernel, (n_c, shares), {"num_warps": num_warps}, **common, **dx_strides,
+        part_stride=parts[1] if parts else 0, rows_per_program=rows_per_share, NEED_DW=need_w, NEED_DB=need_b,
+        BLOCK_R=col_r, BLOCK_D=col_d, INDEX_64=index_64)
+    return row_sums, columns, parts
+
+
+def _wide_vjp(x, grad, weight, dx, dw, db, mean, rstd, d, center):
+    """dx, and dweight / dbias where given, of rows longer than one tile (the same contract as
+    the row kernels: contiguous parameter gradients, fixed-order sums)."""
+    layouts = (("x", tuple(x.stride())), ("g", tuple(grad.stride())), ("dx", tuple(dx.stride())))
+    row_sums, columns, parts = _wide_vjp_plans(tuple(x.shape), layouts, _strides(weight), d, x.dtype, center,
+                                               dw is not None, db is not None, x.device)
+    sums = torch.empty((2 if center else 1, row_sums.fixed["R"]), dtype=stat_dtype(x), device=x.device)
+    w = weight if weight is not None else x
+    row_sums(sums_ptr=sums, x_ptr=x, w_ptr=w, g_ptr=grad, mean_ptr=mean, rstd_ptr=rstd)
+    dw_out, db_out = dw, db
+    if parts is not None:  # one buffer: each share's dweight row, then its dbias row
+        part = torch.empty(parts, dtype=stat_dtype(x), device=x.device)
+        dw_out, db_out = part, (part[:, parts[1] // 2:] if dw is not None else part)
+    columns(dx_ptr=dx, dw_ptr=dw_out if dw is not None else dx, db_ptr=db_out if db is not None else dx, x_ptr=x,
+            w_ptr=w, g_ptr=grad, mean_ptr=mean, rstd_ptr=rstd, sums_ptr=sums)
+    if parts is not None:
+        if dw is not None and db is not None:
+            combine_partials(part[:, :parts[1] // 2], dw, second=(db_out, db))
+        else:
+            combine_partials(part, dw if dw is not None else db)
+
+
+@runtime.plan_cache
 def _vjp_plan(shape, x_strides, g_strides, dx_strides, d, dtype, w_strides, need_w, need_b, device):
     layouts, params = {"x": x_strides, "g": g_strides, "dx": dx_strides}, {"w": w_strides}
     cols, rows = _groups(shape, d, layouts, params)
@@ -150,7 +215,7 @@ def _vjp_plan(shape, x_strides, g_strides, dx_strides, d, dtype, w_strides, need
         x_r=rows.strides["x"], x_c=cols.strides["x"], x_c1=cols.strides["x"][-1],
         g_r=rows.strides["g"], g_c=cols.strides["g"], g_c1=cols.strides["g"][-1],
         dx_r=rows.strides["dx"], dx_c=cols.strides["dx"], dx_c1=cols.strides["dx"][-1], w_c=w_c, w_c1=w_c1,
-        HAS_W=w_strides is not None, NEED_DW=need_w, NEED_DB=need_b, SINGLE=D <= block_d,
+        HAS_W=w_strides is not None, NEED_DW=need_w, NEED_DB=need_b,
         COMPUTE=runtime.compute_dtype(dtype), BLOCK_R=block_r, BLOCK_D=block_d,
         INDEX_64=runtime.needs_int64(*_extents(shape, d, layouts, params), programs * 2 * D - 1))  # partials
     return launch, parts
@@ -164,6 +229,9 @@ def layer_norm_vjp(x, normalized_shape, weight, bias, grad, stats, need_x, need_
     db = bias.new_empty(bias.shape) if need_b else None
     if x.numel() == 0:
         return (dx if need_x else None), (dw.zero_() if need_w else None), (db.zero_() if need_b else None)
+    if runtime.numel(normalized_shape) > single_columns():
+        _wide_vjp(x, grad, weight, dx, dw, db, stats[0], stats[1], len(normalized_shape), True)
+        return (dx if need_x else None), dw, db
     launch, parts = _vjp_plan(tuple(x.shape), tuple(x.stride()), tuple(grad.stride()), tuple(dx.stride()),
                               len(normalized_shape), x.dtype, _strides(weight), need_w, need_b, x.device)
     dw_out, db_out = dw, db
@@ -199,11 +267,11 @@ def _rms_plan(shape, layouts, w_strides, d, dtype, need_dw, device, backward, st
     for k in layouts:
         strides.update({f"{k}_r": rows.strides[k], f"{k}_c": cols.strides[k], f"{k}_c1": cols.strides[k][-1]})
     w_c, w_c1 = _param_strides(cols, "w")
-    flags = {"NEED_DW": need_dw} if backward else {"STATS": stats}
+    flags = {"NEED_DW": need_dw} if backward else {"STATS": stats, "SINGLE": D <= block_d}
     launch = runtime.LaunchPlan(
         kernel, (programs,), {"num_warps": row_warps(block_r, block_d, backward)},
         r_sizes=rows.sizes, c_sizes=cols.sizes, R=R, D=D, **strides,
-        w_c=w_c, w_c1=w_c1, HAS_W=w_strides is not None, **flags, SINGLE=D <= block_d,
+        w_c=w_c, w_c1=w_c1, HAS_W=w_strides is not None, **flags,
         COMPUTE=runtime.compute_dtype(dtype), BLOCK_R=block_r, BLOCK_D=block_d,
         INDEX_64=runtime.needs_int64(*_extents(shape, d, layouts, params), programs * D if need_dw else 0))
     return launch, parts
@@ -228,6 +296,9 @@ def rms_norm_vjp(x, normalized_shape, weight, grad, rstd, need_x, need_w):
     dw = weight.new_empty(weight.shape) if need_w else None
     if x.numel() == 0:
         return (dx if need_x else None), (dw.zero_() if need_w else None)
+    if runtime.numel(normalized_shape) > single_columns():
+        _wide_vjp(x, grad, weight, dx, dw, None, rstd, rstd, len(normalized_shape), False)
+        return (dx if need_x else None), dw
     layouts = (("x", tuple(x.stride())), ("g", tuple(grad.stride())), ("dx", tuple(dx.stride())))
     launch, parts = _rms_plan(tuple(x.shape), layouts, _strides(weight), len(normalized_shape), x.dtype, need_w,
                               x.device, True)

@@ -8,6 +8,7 @@ from .. import runtime
 from ..bwd.linear import linear_dz_bwd_kernel
 from ..bwd.matmul import gemm_vjp_kernel
 from ..bwd.norm import layer_norm_bwd_kernel
+from ..bwd.norm_long import norm_columns_bwd_kernel, norm_row_sums_kernel
 from ..bwd.reduce import combine_vjp_kernel
 from ..bwd.shape import embedding_bounds_kernel, embedding_bwd_kernel, transpose_vjp_kernel
 from ..fwd.matmul import gemm_fwd_kernel
@@ -328,7 +329,8 @@ layer_norm = register(OpSpec(
     forward=_ln_forward, forward_saved=_ln_forward_saved, n_saved=1, vjp=_ln_vjp,
     reference=lambda x, normalized_shape, weight=None, bias=None, eps=1e-5: torch.nn.functional.layer_norm(
         x, list(normalized_shape), weight, bias, eps),
-    fwd_kernels=(layer_norm_fwd_kernel,), bwd_kernels=(layer_norm_bwd_kernel, combine_vjp_kernel),
+    fwd_kernels=(layer_norm_fwd_kernel,),
+    bwd_kernels=(layer_norm_bwd_kernel, norm_row_sums_kernel, norm_columns_bwd_kernel, combine_vjp_kernel),
     check=_ln_check, alloc=_ln_alloc,
     vjp_alloc=lambda x, ns, w, b, eps, grad: [torch.empty_like(x), w.new_empty(w.shape) if w is not None else None,
                                               b.new_empty(b.shape) if b is not None else None],

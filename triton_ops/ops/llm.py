@@ -13,6 +13,7 @@ from ..bwd.loss import ce_logits_bwd_kernel
 from ..bwd.matmul import gemm_vjp_kernel
 from ..bwd.reduce import combine_vjp_kernel
 from ..bwd.rms_norm import rms_norm_bwd_kernel
+from ..bwd.norm_long import norm_columns_bwd_kernel, norm_row_sums_kernel
 from ..bwd.softmax import softmax_bwd_kernel
 from ..fwd.loss import ce_logits_fwd_kernel
 from ..fwd.matmul import gemm_fwd_kernel
@@ -194,7 +195,7 @@ RMS_ARGS = (Arg("input"), Arg("normalized_shape", "int[]"), Arg("weight", "tenso
 rms_norm = register(OpSpec(
     name="rms_norm", family="norm", args=RMS_ARGS,
     forward=_rms_forward, forward_saved=_rms_forward_saved, n_saved=1, vjp=_rms_vjp, reference=_rms_ref,
-    fwd_kernels=(rms_norm_fwd_kernel,), bwd_kernels=(rms_norm_bwd_kernel, combine_vjp_kernel),
+    fwd_kernels=(rms_norm_fwd_kernel,), bwd_kernels=(rms_norm_bwd_kernel, norm_row_sums_kernel, norm_columns_bwd_kernel, combine_vjp_kernel),
     check=_rms_check, alloc=_rms_alloc,
     vjp_alloc=lambda x, ns, w, eps, grad: [torch.empty_like(x), w.new_empty(w.shape) if w is not None else None],
     min_bytes=_rms_min_bytes,
