@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One script for a lent GPU machine (H100/H200), all of it inside one deadline (DEADLINE seconds,
 # default 480): every op's public function checked (replays; a fallback launch mode if they fail);
-# then, one at a time: the quick bench (every op, providers triton_ops / torch / liger), the test
-# suite on CUDA, a sweep subset, host µs with real launches, torch.compile rows, fp16/fp32 GEMMs.
+# then, one at a time: the quick bench (every op, providers triton_ops / torch / liger), a kernel
+# by kernel profile of ten ops (bench/profile.py), the test suite on CUDA, a sweep subset, host
+# µs with real launches, torch.compile rows, fp16/fp32 GEMMs.
 # Every stage's limit is cut to what the deadline leaves; a bench stopped at its limit (SIGINT)
 # writes the rows it has.
 #
@@ -84,6 +85,7 @@ compile_args=(--quick --no-progress --providers torch.compile  # Dynamo + Induct
 # then spent seconds per case drawing its inputs on the CPU (now drawn on the device).
 mkdir -p "$work/b"
 stage quick "${QUICK_TIMEOUT:-170}" env $bench_env python3 -m bench "${quick_args[@]}" --out "$work/b/$tag-quick.csv"
+stage profile "${PROFILE_TIMEOUT:-40}" env $bench_env python3 -m bench.profile   # kernel by kernel, the ops the last run left short
 stage tests "${TEST_TIMEOUT:-150}" python3 -m pytest -q -n 14 -p no:cacheprovider tests/ ${TEST_ARGS:-}
 grep -E "^(FAILED|ERROR)|passed|failed" "$work/tests.log" | tail -60 >> "$OUT/gpu-env.txt"
 tail -c 400000 "$work/tests.log" > "$OUT/gpu-tests.log"
@@ -101,7 +103,7 @@ csvs=$(ls "$OUT/$tag"-{quick,host,sweep}.csv 2>/dev/null)
   && cp "$OUT/$tag.md" "docs/benchmarks/gpu/$tag.md"
 (cd "$work/b" && tar cf "$OUT/$tag-plots.tar" ./*.png ./*.json 2>/dev/null)
 nvidia-smi --query-gpu=clocks.sm,clocks.mem,temperature.gpu,power.draw --format=csv,noheader >> "$OUT/gpu-env.txt"
-for s in check quick sweep host compile gemm; do
+for s in check quick profile sweep host compile gemm; do
   echo "== $s"; tail -c 20000 "$work/$s.log" 2>/dev/null
 done > "$OUT/bench.log"
 echo "== done at ${SECONDS}s"

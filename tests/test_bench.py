@@ -184,3 +184,20 @@ def test_targets_table_says_which_measured_targets_are_met(tmp_path):
     assert "30.0000 / 29.0000 ms = 1.03x | <= 1.00x liger's time | **no** |" in text
     assert "30.0000 / 40.0000 ms = 0.75x | <= 1.20x torch's time | yes |" in text
     assert "| linear_cross_entropy | backward |" not in text.split("## ")[1]
+
+
+def test_profile_steps_and_report():
+    """`python -m bench.profile`'s pieces that need no GPU: the forward and backward steps of an
+    op (run here on the interpreter) and the per-kernel table, largest first."""
+    from bench import profile
+
+    spec = triton_ops.registry["layer_norm"]
+    args = cases.make_args(spec, (4, 32), torch.float32, "cpu")
+    made = profile.steps(spec, args)
+    assert set(made) == {"forward", "backward"}
+    for step in made.values():
+        step()
+    text = profile.report("layer_norm 4x32", "backward", {"combine": 1.0, "layer_norm_bwd_kernel": 3.0})
+    assert text.splitlines() == ["layer_norm 4x32 backward: 4.0 µs of kernels a call",
+                                 "          3.0 µs  75.0%  layer_norm_bwd_kernel",
+                                 "          1.0 µs  25.0%  combine"]
