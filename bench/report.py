@@ -142,14 +142,16 @@ def host_table(rows) -> str:
 
     by = {(r["op"], r["direction"], r["provider"]): float(r["value"]) for r in rows}
     ops = sorted({r["op"] for r in rows})
+    backward = any(r["direction"] == "backward" for r in rows)  # (runs before it measured two directions)
     out = [header(rows), "", f"Host µs per call ({rows[0].get('method', '')}; shape {rows[0]['shape']}); targets: "
            f"triton_ops - torch <= +{TARGETS_US['forward']:.0f} µs forward, <= +{TARGETS_US['full']:.0f} µs "
            "forward + backward.", "",
-           "| op | triton_ops fwd | torch fwd | extra fwd | triton_ops fwd+bwd | torch fwd+bwd | extra fwd+bwd |",
-           "|---|---:|---:|---:|---:|---:|---:|"]
+           "| op | triton_ops fwd | torch fwd | extra fwd | triton_ops fwd+bwd | torch fwd+bwd | extra fwd+bwd |"
+           + (" triton_ops bwd | torch bwd | extra bwd |" if backward else ""),
+           "|---|---:|---:|---:|---:|---:|---:|" + ("---:|---:|---:|" if backward else "")]
     for op in ops:
         cells = []
-        for d in ("forward", "full"):
+        for d in ("forward", "full") + (("backward",) if backward else ()):
             t, e = by.get((op, d, "triton_ops")), by.get((op, d, "torch"))
             cells += [_f(t, ".1f"), _f(e, ".1f"), "" if t is None or e is None else f"{t - e:+.1f}"]
         out.append(f"| {op} | " + " | ".join(cells) + " |")

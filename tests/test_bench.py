@@ -116,7 +116,8 @@ def test_sweep_lists_the_issue_shapes(capsys):
 def test_host_mode_rows_and_summary():
     rows = host.run(["gelu", "mse_loss"], calls=20, repeats=3)
     keys = {(r["op"], r["provider"], r["direction"]) for r in rows}
-    assert keys == {(op, p, d) for op in ("gelu", "mse_loss") for p in ("triton_ops", "torch") for d in ("forward", "full")}
+    assert keys == {(op, p, d) for op in ("gelu", "mse_loss") for p in ("triton_ops", "torch") for d in host.DIRECTIONS}
+    assert host.DIRECTIONS == ("forward", "backward", "full")
     assert all(r["metric"] == "host_us" and r["value"] > 0 for r in rows)
     assert {r["method"] for r in rows if r["provider"] == "triton_ops"} == {"compile-only launches"}
     text = host.summary(rows)
