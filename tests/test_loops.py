@@ -344,14 +344,14 @@ def test_layer_norm_gpu_plan_partials(gpu_plans, sms):
     # long rows on a GPU (past 8192 columns): a row-sums launch (one row a program), then
     # [8 rows x 512 columns] blocks in shares of rows, whose partial rows the combine adds
     layouts = (("x", x2.stride()), ("g", x2.stride()), ("dx", x2.stride()))
-    sums, columns, parts = norm._wide_vjp_plans((7, 9000), layouts, w2.stride(), 1, F64, True, True, True, DEVICE)
+    sums, columns, parts = norm._long_rows_plans((7, 9000), layouts, w2.stride(), 1, F64, True, True, True, DEVICE)
     assert sums.grid[0] == 7 and columns.fixed["BLOCK_D"] == 512 and columns.grid[0] == 18
     assert columns.grid[1] == 1 and parts is None  # 7 rows: one block of 8, one share
     _check("layer_norm", [x2, [9000], w2, b2, 1e-5], f"layer_norm long rows {programs} programs")
     if sms == 64:  # enough programs to split 130 rows in shares (their partial rows within 1/32 of x: 2)
         x3, w3, b3 = _rand(130, 8200, gen=gen), _rand(8200, gen=gen, shift=1.0), _rand(8200, gen=gen)
         layouts3 = (("x", x3.stride()), ("g", x3.stride()), ("dx", x3.stride()))
-        _, columns, parts = norm._wide_vjp_plans((130, 8200), layouts3, w3.stride(), 1, F64, True, True, True, DEVICE)
+        _, columns, parts = norm._long_rows_plans((130, 8200), layouts3, w3.stride(), 1, F64, True, True, True, DEVICE)
         assert columns.grid[1] == 2 and parts == (2, 2 * 8200)  # partial rows, combined
         _check("layer_norm", [x3, [8200], w3, b3, 1e-5], "layer_norm long rows in 2 shares")
         _check("rms_norm", [x3, [8200], w3, 1e-5], "rms_norm long rows in 2 shares")

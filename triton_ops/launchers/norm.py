@@ -12,10 +12,10 @@ import torch
 from .. import runtime
 from ..broadcast import aligned_strides, plan_reduce
 from ..bwd.norm import layer_norm_bwd_kernel
+from ..bwd.norm_long import norm_columns_bwd_kernel, norm_row_sums_kernel
 from ..bwd.rms_norm import rms_norm_bwd_kernel
 from ..fwd.norm import layer_norm_fwd_kernel
 from ..fwd.rms_norm import rms_norm_fwd_kernel
-from ..bwd.norm_long import norm_columns_bwd_kernel, norm_row_sums_kernel
 from ..tiles import split_float
 from .reduce import combine_partials, full_wave, most_partial_rows, wave_split
 
@@ -139,7 +139,7 @@ def _partials(R, D, block_r, block_d, programs, sums):
 
 
 @runtime.plan_cache
-def _wide_vjp_plans(shape, layouts, w_strides, d, dtype, center, need_w, need_b, device):
+def _long_rows_plans(shape, layouts, w_strides, d, dtype, center, need_w, need_b, device):
     """The VJP of rows longer than one tile (``bwd/norm_long.py``): (row sums plan, columns
     plan, partial rows (shares, sums x D) or None). ``center``: LayerNorm (two row sums, dbias),
     else RMSNorm. ``layouts``: ((name, strides), ...) of x, g and dx."""
@@ -178,11 +178,11 @@ def _wide_vjp_plans(shape, layouts, w_strides, d, dtype, center, need_w, need_b,
     return row_sums, columns, parts
 
 
-def _wide_vjp(x, grad, weight, dx, dw, db, mean, rstd, d, center):
+def _long_rows_vjp(x, grad, weight, dx, dw, db, mean, rstd, d, center):
     """dx, and dweight / dbias where given, of rows longer than one tile (the same contract as
     the row kernels: contiguous parameter gradients, fixed-order sums)."""
     layouts = (("x", tuple(x.stride())), ("g", tuple(grad.stride())), ("dx", tuple(dx.stride())))
-    row_sums, columns, parts = _wide_vjp_plans(tuple(x.shape), layouts, _strides(weight), d, x.dtype, center,
+    row_sums, columns, parts = _long_rows_plans(tuple(x.shape), layouts, _strides(weight), d, x.dtype, center,
                                                dw is not None, db is not None, x.device)
     sums = torch.empty((2 if center else 1, row_sums.fixed["R"]), dtype=stat_dtype(x), device=x.device)
     w = weight if weight is not None else x
@@ -230,7 +230,7 @@ def layer_norm_vjp(x, normalized_shape, weight, bias, grad, stats, need_x, need_
     if x.numel() == 0:
         return (dx if need_x else None), (dw.zero_() if need_w else None), (db.zero_() if need_b else None)
     if runtime.numel(normalized_shape) > single_columns():
-        _wide_vjp(x, grad, weight, dx, dw, db, stats[0], stats[1], len(normalized_shape), True)
+        _long_rows_vjp(x, grad, weight, dx, dw, db, stats[0], stats[1], len(normalized_shape), True)
         return (dx if need_x else None), dw, db
     launch, parts = _vjp_plan(tuple(x.shape), tuple(x.stride()), tuple(grad.stride()), tuple(dx.stride()),
                               len(normalized_shape), x.dtype, _strides(weight), need_w, need_b, x.device)
@@ -297,7 +297,7 @@ def rms_norm_vjp(x, normalized_shape, weight, grad, rstd, need_x, need_w):
     if x.numel() == 0:
         return (dx if need_x else None), (dw.zero_() if need_w else None)
     if runtime.numel(normalized_shape) > single_columns():
-        _wide_vjp(x, grad, weight, dx, dw, None, rstd, rstd, len(normalized_shape), False)
+        _long_rows_vjp(x, grad, weight, dx, dw, None, rstd, rstd, len(normalized_shape), False)
         return (dx if need_x else None), dw
     layouts = (("x", tuple(x.stride())), ("g", tuple(grad.stride())), ("dx", tuple(dx.stride())))
     launch, parts = _rms_plan(tuple(x.shape), layouts, _strides(weight), len(normalized_shape), x.dtype, need_w,
