@@ -62,6 +62,7 @@ def test_interpreter_only_is_not_audited():
 def test_the_device_audit_flags_what_a_gpu_refuses(tmp_path):
     (tmp_path / "test_planted.py").write_text(PLANTED)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]))
+    env.pop("DEVICE_AUDIT_OUT", None)  # an audited run's list: not for the planted cases
     proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "device_audit", "-q", "-p", "no:cacheprovider",
                            "-rA", "test_planted.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=600)

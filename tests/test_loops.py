@@ -126,7 +126,9 @@ def test_gemm_several_tiles_grouped():
 
 @pytest.fixture
 def gemm_launches(monkeypatch):
-    """The fixed arguments (TMA, EVEN_K, PRECISION, BATCH ...) and grid of every GEMM launch."""
+    """The fixed arguments (TMA, EVEN_K, PRECISION, BATCH ...) and grid of every GEMM launch,
+    replays switched off (a compiled backend's replay launches past ``LaunchPlan.__call__``)."""
+    monkeypatch.setattr(replay, "ENABLED", False)
     seen = []
     call = runtime.LaunchPlan.__call__
 
