@@ -798,7 +798,8 @@ def test_cosine_dim_none_column_chunks_gpu_plan(gpu_plans, programs, numel, chun
     _check("cosine_similarity_loss", [x.view(2, -1), t.view(2, -1).t().contiguous().t(), None, 1e-6, "sum"],
            f"cosine dim=None of a 2-D tensor, t column-major, {chunks} chunks")
     xf = x.float().requires_grad_()
-    runs = [_grads(triton_ops.cosine_similarity_loss(xf, t.float()), [xf], torch.tensor(1.0, device=DEVICE)) for _ in range(2)]
+    one = torch.tensor(1.0, device=DEVICE)
+    runs = [_grads(triton_ops.cosine_similarity_loss(xf, t.float()), [xf], one) for _ in range(2)]
     assert all(torch.equal(a, b) for a, b in zip(*runs))  # fixed-order partials: bitwise repeatable
 
 
