@@ -55,12 +55,12 @@ class GPT(torch.nn.Module):
         return logits, loss
 
 
-def make_model(dtype=torch.float64, **kw):
+def make_model(dtype=torch.float64, device="cpu", **kw):
     torch.manual_seed(0)
-    return GPT(**kw).to(dtype)
+    return GPT(**kw).to(device, dtype)
 
 
-def batch(B=4, T=8, vocab=64):
+def batch(B=4, T=8, vocab=64, device="cpu"):
     gen = torch.Generator().manual_seed(1)
-    tokens = torch.randint(0, vocab, (B, T + 1), generator=gen)
+    tokens = torch.randint(0, vocab, (B, T + 1), generator=gen).to(device)
     return tokens[:, :-1], tokens[:, 1:]

@@ -1,10 +1,13 @@
 """Shared test helpers: layouts, tolerances and float64 reference comparisons."""
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import triton_ops
+from triton_ops import counting
 
 DEVICE = triton_ops.runtime.default_device()
 DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
@@ -52,6 +55,15 @@ def cast_keep_layout(t: torch.Tensor, dtype) -> torch.Tensor:
     return storage
 
 
+def counted_bytes():
+    """``counting.count_bytes()`` where it can count (the interpreter); on a compiled backend a
+    context that counts nothing (``as`` gives None): a test checks its values on both and its
+    byte and launch counts under ``INTERPRETER`` alone."""
+    if triton_ops.runtime.INTERPRETER:
+        return counting.count_bytes()
+    return contextlib.nullcontext()
+
+
 def assert_close(actual, expected, dtype, what="", scale=1.0):
     rtol, atol = TOL[dtype]
     assert actual.shape == expected.shape, f"{what}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
@@ -79,7 +91,7 @@ def small_args(spec, seed, shape=None):
     """The bench's sample arguments of ``spec`` at a small shape (a few interpreter programs)."""
     from bench import cases
     shape = shape or ((4, 6, 5) if spec.family == "matmul" else (3, 5))
-    return cases.make_args(spec, shape, torch.float32, "cpu", torch.Generator().manual_seed(seed))
+    return cases.make_args(spec, shape, torch.float32, DEVICE, torch.Generator().manual_seed(seed))
 
 
 def eager_grads(spec, args):
@@ -91,7 +103,7 @@ def eager_grads(spec, args):
     for i in positions:
         args[i] = args[i].detach().clone().requires_grad_(True)
     out = spec.fn(*args)
-    g = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)
+    g = torch.linspace(-1, 1, out.numel(), dtype=out.dtype, device=out.device).reshape(out.shape)
     return [out, *torch.autograd.grad(out, [args[i] for i in positions], g)], g
 
 

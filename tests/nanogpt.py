@@ -101,9 +101,9 @@ class GPT(nn.Module):
         return logits, loss
 
 
-def batches(steps, B=4, T=8, vocab=64, seed=1):
+def batches(steps, B=4, T=8, vocab=64, seed=1, device="cpu"):
     """The same random batch ``steps`` times: a loss that can fall (random tokens cannot be learnt)."""
     gen = torch.Generator().manual_seed(seed)
-    tokens = torch.randint(0, vocab, (B, T + 1), generator=gen)
+    tokens = torch.randint(0, vocab, (B, T + 1), generator=gen).to(device)
     for _ in range(steps):
         yield tokens[:, :-1].contiguous(), tokens[:, 1:].contiguous()  # nanoGPT views them flat

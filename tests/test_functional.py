@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 import triton_ops
 import triton_ops.functional as TF
+from helpers import DEVICE
 
 op_db = pytest.importorskip("torch.testing._internal.common_methods_invocations").op_db
 
@@ -54,7 +55,7 @@ def _refusal(opinfo, sample):
 def _clone(value, dtype=None):
     """A detached copy (cast to ``dtype`` for floating tensors) that requires grad as the original."""
     if isinstance(value, torch.Tensor):
-        v = value.detach().clone()
+        v = value.detach().to(DEVICE, copy=True)  # OpInfo's samples are CPU tensors
         if dtype is not None and v.is_floating_point():
             v = v.to(dtype)
         return v.requires_grad_(value.requires_grad)
@@ -79,7 +80,7 @@ def _run(fn, sample, dtype=None, grad=True):
     leaves = _leaves(args, kwargs)
     if not grad or not leaves or not out.requires_grad:
         return out.detach(), []
-    g = torch.linspace(-1.0, 2.0, out.numel(), dtype=out.dtype).reshape(out.shape)
+    g = torch.linspace(-1.0, 2.0, out.numel(), dtype=out.dtype, device=out.device).reshape(out.shape)
     grads = torch.autograd.grad(out, leaves, g, allow_unused=True)
     return out.detach(), [None if gr is None else gr.detach() for gr in grads]
 
@@ -211,7 +212,7 @@ REFUSALS = [
 @pytest.mark.parametrize("call,argument", REFUSALS, ids=[f"{i}-{a}" for i, (_, a) in enumerate(REFUSALS)])
 def test_unimplemented_arguments_raise_naming_them(call, argument):
     with pytest.raises(NotImplementedError, match=argument):
-        call(torch.randn(4, 5))
+        call(torch.randn(4, 5, device=DEVICE))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -228,7 +229,7 @@ def _grads_match(ours, theirs, inputs, rtol=1e-9, atol=1e-12):
 
 def _leaf(*shape, positive=False):
     t = torch.rand(*shape, dtype=torch.float64) * 0.9 + 0.05 if positive else torch.randn(*shape, dtype=torch.float64)
-    return t.requires_grad_()
+    return t.to(DEVICE).requires_grad_()
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
@@ -246,37 +247,37 @@ def test_weights_as_torch(reduction):
                  F.binary_cross_entropy_with_logits(x, y, wb, reduction=reduction, pos_weight=pos),
                  (x, y))
     z, cw = _leaf(5, 4, 3), _leaf(4, positive=True).detach()  # K-dimensional [N, C, d]; torch: weights get no grad
-    target = torch.tensor([[0, 1, 3], [2, -100, 1], [3, 3, 0], [1, 0, 2], [-100, 2, 1]])
+    target = torch.tensor([[0, 1, 3], [2, -100, 1], [3, 3, 0], [1, 0, 2], [-100, 2, 1]], device=DEVICE)
     for fn in ("cross_entropy", "nll_loss"):
         _grads_match(getattr(TF, fn)(z, target, cw, reduction=reduction),
                      getattr(F, fn)(z, target, cw, reduction=reduction), (z, cw))
     _grads_match(TF.cross_entropy(z, target, reduction=reduction, label_smoothing=0.2),
                  F.cross_entropy(z, target, reduction=reduction, label_smoothing=0.2), (z,))
-    probs = torch.softmax(torch.randn(5, 4, 3, dtype=torch.float64), 1)
+    probs = torch.softmax(torch.randn(5, 4, 3, dtype=torch.float64, device=DEVICE), 1)
     _grads_match(TF.cross_entropy(z, probs, cw, reduction=reduction),
                  F.cross_entropy(z, probs, cw, reduction=reduction), (z, cw))
 
 
 def test_torch_edges_the_registry_defines_otherwise():
     z = _leaf(3, 5)
-    ignored = torch.full((3,), -100)
+    ignored = torch.full((3,), -100, device=DEVICE)
     # every target ignored: torch's mean is NaN (the registry's SPEC says 0)
     assert TF.cross_entropy(z, ignored).isnan() and F.cross_entropy(z, ignored).isnan()
     assert TF.nll_loss(z, ignored).isnan()
     # BCE: the log clamped at -100 (the registry clamps p to [eps, 1-eps])
-    p = torch.tensor([0.0, 1.0, 0.3], dtype=torch.float64, requires_grad=True)
-    y = torch.tensor([1.0, 0.0, 0.5], dtype=torch.float64)
+    p = torch.tensor([0.0, 1.0, 0.3], dtype=torch.float64, device=DEVICE, requires_grad=True)
+    y = torch.tensor([1.0, 0.0, 0.5], dtype=torch.float64, device=DEVICE)
     _grads_match(TF.binary_cross_entropy(p, y, reduction="none"), F.binary_cross_entropy(p, y, reduction="none"), (p,))
     # exact GELU vs tanh: the two approximations differ by up to ~5e-4, each matches its torch twin
-    x = torch.linspace(-6, 6, 101, dtype=torch.float64, requires_grad=True)
+    x = torch.linspace(-6, 6, 101, dtype=torch.float64, device=DEVICE, requires_grad=True)
     _grads_match(TF.gelu(x), F.gelu(x), (x,), rtol=1e-12, atol=1e-14)
     _grads_match(TF.gelu(x, approximate="tanh"), F.gelu(x, approximate="tanh"), (x,), rtol=1e-12, atol=1e-14)
     assert (TF.gelu(x) - TF.gelu(x, approximate="tanh")).abs().max() > 1e-4
     # a mean over nothing: NaN, as torch
-    e = torch.empty(0, dtype=torch.float64)
+    e = torch.empty(0, dtype=torch.float64, device=DEVICE)
     assert TF.mse_loss(e, e).isnan() and F.mse_loss(e, e).isnan()
     # embedding's padding_idx: that row gets no gradient
-    w, idx = _leaf(6, 3), torch.tensor([[0, 2, 2], [5, 2, 1]])
+    w, idx = _leaf(6, 3), torch.tensor([[0, 2, 2], [5, 2, 1]], device=DEVICE)
     _grads_match(TF.embedding(idx, w, padding_idx=2), F.embedding(idx, w, padding_idx=2), (w,))
 
 
@@ -302,16 +303,18 @@ def test_matmul_any_rank(shapes):
 # patch()
 
 
-def test_patch_rebinds_and_undo_restores_identity():
+def test_patch_rebinds_and_undo_restores_identity(monkeypatch):
+    # replays off: a compiled backend's replay launches past launch_count
+    monkeypatch.setattr(triton_ops.replay, "ENABLED", False)
     originals = {n: getattr(F, n) for n in TF.__all__ if hasattr(F, n)}
     handle = triton_ops.patch()
     try:
         for name in originals:
             assert getattr(F, name) is getattr(TF, name)
-        x = torch.randn(4, 6)
+        x = torch.randn(4, 6, device=DEVICE)
         before = triton_ops.runtime.launch_count()
         torch.nn.GELU()(x)  # torch.nn modules call F.*: they run triton_ops kernels now
-        torch.nn.LayerNorm(6)(x)
+        torch.nn.LayerNorm(6, device=DEVICE)(x)
         assert triton_ops.runtime.launch_count() > before
     finally:
         handle.undo()
@@ -339,9 +342,9 @@ def test_patch_model_swaps_and_undo_puts_the_modules_back():
 
 def test_patch_under_torch_compile():
     torch._dynamo.reset()
-    x = torch.randn(4, 6, requires_grad=True)
-    w = torch.randn(6, requires_grad=True)
-    t = torch.tensor([0, 5, 2, 1])
+    x = torch.randn(4, 6, device=DEVICE, requires_grad=True)
+    w = torch.randn(6, device=DEVICE, requires_grad=True)
+    t = torch.tensor([0, 5, 2, 1], device=DEVICE)
 
     def f(x, w, t):
         h = F.gelu(F.layer_norm(x, (6,), w))
@@ -369,12 +372,12 @@ def _train(patched, steps=20):
     from nanogpt import GPT, batches
 
     torch.manual_seed(0)
-    model = GPT(n_layer=1)  # one block: 42 kernel launches per step (two blocks: 66)
+    model = GPT(n_layer=1).to(DEVICE)  # one block: 42 kernel launches per step (two blocks: 66)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
     losses = []
     handle = triton_ops.patch(model) if patched else None
     try:
-        for idx, targets in batches(steps):
+        for idx, targets in batches(steps, device=DEVICE):
             _, loss = model(idx, targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -424,8 +427,8 @@ def byte_share(model_factory=None):
             return out
 
     torch.manual_seed(0)
-    model = GPT()
-    idx, targets = next(batches(1))
+    model = GPT().to(DEVICE)
+    idx, targets = next(batches(1, device=DEVICE))
     with triton_ops.patch(model):
         with Count():
             _, loss = model(idx, targets)
@@ -448,8 +451,8 @@ def test_fuse_activations_found_by_tracing_forward():
     from nanogpt import GPT
 
     torch.manual_seed(0)
-    model = triton_ops.nn.replace(GPT().double(), verbose=False)
-    idx = torch.randint(0, 64, (2, 8))
+    model = triton_ops.nn.replace(GPT().to(DEVICE, torch.float64), verbose=False)
+    idx = torch.randint(0, 64, (2, 8), device=DEVICE)
     before = model(idx)[0]
     triton_ops.nn.fuse_activations(model)
     mlp = model.transformer.h[0].mlp  # forward: c_proj(gelu(c_fc(x))), not an nn.Sequential
@@ -467,12 +470,12 @@ def test_replace_reaches_subclasses_keeping_the_parents_forward():
         def forward(self, x):
             return super().forward(x) * 2
 
-    model = torch.nn.Sequential(Tagged(3, 4), Custom(4, 2)).double()
+    model = torch.nn.Sequential(Tagged(3, 4), Custom(4, 2)).to(DEVICE, torch.float64)
     triton_ops.nn.replace(model, verbose=False)
     assert isinstance(model[0], triton_ops.nn.Linear) and isinstance(model[0], Tagged)
     assert model[0].describe() == "tagged"
     assert type(model[1]) is Custom  # its own forward: left alone
-    x = torch.randn(5, 3, dtype=torch.float64)
+    x = torch.randn(5, 3, dtype=torch.float64, device=DEVICE)
     torch.testing.assert_close(model[0](x), torch.nn.functional.linear(x, model[0].weight, model[0].bias))
 
 
@@ -484,8 +487,8 @@ def test_replace_reaches_subclasses_keeping_the_parents_forward():
                                         ((2, 3, 4, 5), (0, -1)), ((4, 6), (1, 1)), ((7,), (0, 0))])
 @pytest.mark.parametrize("layout", ["contiguous", "permuted"])
 def test_transpose_any_two_axes(shape, dims, layout):
-    x = torch.randn(shape[::-1], dtype=torch.float64).permute(*reversed(range(len(shape)))) \
-        if layout == "permuted" else torch.randn(shape, dtype=torch.float64)
+    x = torch.randn(shape[::-1], dtype=torch.float64, device=DEVICE).permute(*reversed(range(len(shape)))) \
+        if layout == "permuted" else torch.randn(shape, dtype=torch.float64, device=DEVICE)
     x.requires_grad_()
     ours = triton_ops.transpose(x, *dims)
     assert ours.is_contiguous()

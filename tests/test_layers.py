@@ -8,7 +8,7 @@ import torch.nn.functional as F
 import triton_ops
 from triton_ops.counting import count_bytes
 from triton_ops.spec import _to_op_args
-from helpers import DEVICE, DTYPES, assert_close, cast_keep_layout, reference_grads
+from helpers import DEVICE, DTYPES, assert_close, cast_keep_layout, counted_bytes, reference_grads
 
 LAYERS = ["matmul", "linear", "one_hot_embedding", "layer_norm", "transpose", "embedding"]
 INTERP = triton_ops.backend() == "interpreter"
@@ -18,7 +18,9 @@ def _rand(shape, gen, scale=1.0):
     return torch.randn(shape, generator=gen, dtype=torch.float64) * scale
 
 
-def _check(name, args, dtype, gen, scale=1.0):
+def _check(name, args, dtype, gen, scale=1.0, grad_scale=None):
+    """Forward and gradients against float64; ``grad_scale`` (default ``scale``) for gradients
+    whose sums are longer than the forward's."""
     spec = triton_ops.registry[name]
     out = spec.fn(*args)
     g = cast_keep_layout(_rand(tuple(out.shape), gen), dtype)
@@ -28,7 +30,8 @@ def _check(name, args, dtype, gen, scale=1.0):
     grads = torch.autograd.grad(out, [args[i] for i in idx], g)
     for i, gr, rg in zip(idx, grads, ref_grads):
         assert gr.shape == args[i].shape and gr.dtype == args[i].dtype
-        assert_close(gr, rg, dtype, f"{name} grad of {spec.args[i].name}", scale=scale)
+        assert_close(gr, rg, dtype, f"{name} grad of {spec.args[i].name}",
+                     scale=scale if grad_scale is None else grad_scale)
 
 
 # matmul tolerances: sums of K products; float32 on a GPU uses TF32 unless precision="ieee"
@@ -68,20 +71,24 @@ def test_linear_backward_dz_once_bias_sums_deterministic(activation):
     x = _rand((3, 300, 24), gen).float().to(DEVICE).requires_grad_()
     w = (_rand((40, 24), gen) * 0.3).float().to(DEVICE).requires_grad_()
     b = _rand((40,), gen).float().to(DEVICE).requires_grad_()
-    _check("linear", (x, w, b, activation, "ieee"), torch.float32, gen, scale=_mm_scale(torch.float32, 24))
+    # dW = dz^T x and the bias gradient sum the 900 rows: float32 rounding of a 900-term sum (terms
+    # ~1, |sum| ~ 30) drifts by ~sqrt(900) * 2^-24 * 30 ~ 5e-5, past K=24's tolerance (the GPU's
+    # K loop missed by 2.1e-5 at one element near cancellation); the longest sum sets the scale
+    _check("linear", (x, w, b, activation, "ieee"), torch.float32, gen, scale=_mm_scale(torch.float32, 24),
+           grad_scale=_mm_scale(torch.float32, 900))
     spec = triton_ops.registry["linear"]
     args = spec.check(x.detach(), w.detach(), b.detach(), activation, "ieee")
     saved = list(spec.forward_saved(*args)[1:])
     g = _rand((3, 300, 40), gen).float().to(DEVICE)
     first = spec.vjp(*args, g, saved=saved)
-    with count_bytes() as t:
+    with counted_bytes() as t:
         again = spec.vjp(*args, g, saved=saved)
     for a, b2 in zip(first, again):
         assert torch.equal(a, b2)
-    # dz pass + combine + dx + dW; without an activation: the reduce + its combine (36,000
-    # elements split in chunks of min_split_elements) + dx + dW
-    assert t.launches == 4, t.launches
     if INTERP:  # counts need the interpreter
+        # dz pass + combine + dx + dW; without an activation: the reduce + its combine (36,000
+        # elements split in chunks of min_split_elements) + dx + dW
+        assert t.launches == 4, t.launches
         assert t.total <= 1.05 * spec.min_bytes(*args)[1], (t.total, spec.min_bytes(*args)[1])
 
 
@@ -122,11 +129,11 @@ def test_one_hot_embedding_forward_is_a_gather():
     spec = triton_ops.registry["one_hot_embedding"]
     onehot = F.one_hot(torch.randint(0, 96, (64,), generator=gen), 96).float().to(DEVICE)
     w = _rand((96, 96), gen).float().to(DEVICE)
-    with count_bytes() as t:
+    with counted_bytes() as t:
         out = spec.forward(onehot, w)
     assert torch.equal(out.cpu(), w.cpu()[onehot.cpu().argmax(1)])
-    assert t.launches == 1 or not INTERP, t.launches  # the interpreter's one 64-row block
     if INTERP:  # counts need the interpreter
+        assert t.launches == 1, t.launches  # the interpreter's one 64-row block
         assert t.total <= 1.05 * spec.min_bytes(onehot, w)[0], (t.total, spec.min_bytes(onehot, w)[0])
 
 
@@ -219,7 +226,7 @@ def test_errors():
         triton_ops.embedding(a, a)
     if DEVICE.type == "cpu":
         with pytest.raises(IndexError, match="triton_ops.embedding"):
-            triton_ops.embedding(torch.tensor([0, 3]), a)
+            triton_ops.embedding(torch.tensor([0, 3], device=DEVICE), a)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -277,17 +284,18 @@ def test_layer_norm_forward_alone_stores_no_statistics():
     """Under no_grad the forward writes y only (8 bytes a row less), bit for bit the y of the
     training forward, which also stores mean and rstd."""
     spec = triton_ops.registry["layer_norm"]
-    x, w, b = torch.randn(6, 40), torch.randn(40), torch.randn(40)
+    x, w, b = (torch.randn(*shape, device=DEVICE) for shape in ((6, 40), (40,), (40,)))
     args = (x, [40], w, b, 1e-5)
-    with count_bytes() as alone:
+    with counted_bytes() as alone:
         y = spec.forward(*args)
-    with count_bytes() as training:
+    with counted_bytes() as training:
         y_saved, stats = spec.forward_saved(*args)
     assert torch.equal(y, y_saved)
     # one [2, R] allocation: the mean, then rstd
     assert stats.shape == (2, 6)
     torch.testing.assert_close(stats[0], x.mean(-1))
     torch.testing.assert_close(stats[1], torch.rsqrt(x.var(-1, unbiased=False) + 1e-5))
-    assert training.total - alone.total == 2 * 6 * 4
+    if INTERP:  # counts need the interpreter
+        assert training.total - alone.total == 2 * 6 * 4
     with torch.no_grad():
         assert torch.equal(triton_ops.layer_norm(*args), y)

@@ -215,6 +215,8 @@ def test_bce_clamp_and_targets_require_grad():
     assert gp[0] == 0 and gp[2] == 0 and torch.isfinite(gy).all()
 
 
+@pytest.mark.skipif(triton_ops.backend() != "interpreter",
+                    reason="launches and bytes are counted on the interpreter's plans")
 @pytest.mark.parametrize("rows,launches", [(8, 1), (64, 2)], ids=["one-program", "partials"])
 @pytest.mark.parametrize("name", ["cross_entropy_logits", "cosine_similarity_loss"])
 def test_row_loss_one_program_is_one_launch(name, rows, launches):
@@ -223,8 +225,6 @@ def test_row_loss_one_program_is_one_launch(name, rows, launches):
     x 1000: 2 programs) write a partial per program, added by the combine. Under no_grad the
     forward stores no statistics: its bytes are the inputs (and one gathered logit per row) and
     the loss. Values and gradients against the float64 reference either way."""
-    if triton_ops.backend() != "interpreter":
-        pytest.skip("launches and bytes are counted on the interpreter's plans")
     from triton_ops.counting import count_bytes
 
     gen = torch.Generator().manual_seed(rows)

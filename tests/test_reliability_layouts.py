@@ -64,8 +64,8 @@ def test_int64_offsets_every_op(name, force_int64):
 
 def test_int64_cross_entropy_logits_probability_target(force_int64):
     g = torch.Generator().manual_seed(3)
-    z = torch.randn(5, 7, generator=g, dtype=torch.float64).requires_grad_()
-    t = torch.softmax(torch.randn(5, 7, generator=g, dtype=torch.float64), -1).requires_grad_()
+    z = torch.randn(5, 7, generator=g, dtype=torch.float64).to(DEVICE).requires_grad_()
+    t = torch.softmax(torch.randn(5, 7, generator=g, dtype=torch.float64), -1).to(DEVICE).requires_grad_()
     for reduction in ("mean", "none"):
         check_against_reference("cross_entropy_logits", [z, t, -1, -100, 0.1, reduction], what=reduction)
 
@@ -74,9 +74,9 @@ def test_int64_layer_norm_long_rows(force_int64):
     # rows longer than one block take the chunked (Welford) path of both kernels
     g = torch.Generator().manual_seed(4)
     D = 1 << 15 if triton_ops.runtime.INTERPRETER else 1 << 14
-    x = torch.randn(2, D + 3, generator=g, dtype=torch.float64).requires_grad_()
-    w = torch.randn(2 * (D + 3), generator=g, dtype=torch.float64)[::2].requires_grad_()
-    b = torch.randn(1, dtype=torch.float64).expand(D + 3).requires_grad_()
+    x = torch.randn(2, D + 3, generator=g, dtype=torch.float64).to(DEVICE).requires_grad_()
+    w = torch.randn(2 * (D + 3), generator=g, dtype=torch.float64).to(DEVICE)[::2].requires_grad_()
+    b = torch.randn(1, dtype=torch.float64, device=DEVICE).expand(D + 3).requires_grad_()
     check_against_reference("layer_norm", [x, [D + 3], w, b, 1e-5], what="long rows")
 
 

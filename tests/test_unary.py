@@ -89,7 +89,7 @@ def test_deterministic(name):
 def test_errors(name):
     spec = triton_ops.registry[name]
     with pytest.raises(TypeError, match=f"triton_ops.{name}: x"):
-        spec.fn(torch.arange(4))
+        spec.fn(torch.arange(4, device=DEVICE))
     with pytest.raises(TypeError, match=f"triton_ops.{name}"):
         spec.fn([1.0, 2.0])
     # meta tensors compute shapes (SPEC section 0), they are not a wrong device
