@@ -61,6 +61,16 @@ else:  # pragma: no cover - exercised on the GPU machine
 
 
 @helper
+def div_rounded(a, b, COMPUTE: tl.constexpr):
+    """a / b correctly rounded on its own: float32's ``/`` may become a reciprocal whose multiply
+    the compiler folds into a neighbouring FMA, differently in two variants of one kernel (a
+    value stored or not); float64's ``/`` is already correctly rounded."""
+    if COMPUTE == tl.float32:
+        return tl.math.div_rn(a, b)
+    return a / b
+
+
+@helper
 def nan_else(x, v):
     """``x`` where it is NaN, else ``v``: a piecewise derivative whose cases compare ``x`` would
     turn a NaN input into a finite gradient (NaN fails every comparison)."""

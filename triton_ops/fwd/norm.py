@@ -2,6 +2,7 @@
 import triton
 import triton.language as tl
 
+from ..scalar import div_rounded
 from ..tiles import c_offsets, group_offsets, joined, load_tile, row_block, row_share
 
 
@@ -38,9 +39,13 @@ def layer_norm_fwd_kernel(y_ptr, mean_ptr, rstd_ptr, x_ptr, w_ptr, b_ptr, number
         if SINGLE:
             mask = r_mask[:, None] & c_mask[None, :]
             x = load_tile(x_ptr, x_row, cols, c_sizes, x_c, x_c1, mask, COMPUTE)
-            mean = tl.sum(x, axis=1) / D
+            # divisions rounded on their own: a mean or variance the kernel stores (STATS) and one
+            # it does not would otherwise fold into different FMAs (sm_90): a no-grad call and a
+            # call saving the statistics must give the same bits (SPEC 0, determinism)
+            n = tl.cast(D, COMPUTE)
+            mean = div_rounded(tl.sum(x, axis=1), n, COMPUTE)
             xc = tl.where(mask, x - mean[:, None], 0.0)
-            rstd = 1.0 / tl.sqrt(tl.sum(xc * xc, axis=1) / D + eps)
+            rstd = 1.0 / tl.sqrt(div_rounded(tl.sum(xc * xc, axis=1), n, COMPUTE) + eps)
             y = xc * rstd[:, None]
             if HAS_W:
                 y = y * w[None, :]
