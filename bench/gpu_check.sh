@@ -99,7 +99,7 @@ stage gemm "${GEMM_TIMEOUT:-40}" env $bench_env python3 -m bench "${sweep_gemm[@
 [ -f "$work/b/$tag-gemm.csv" ] && tail -n +2 "$work/b/$tag-gemm.csv" >> "$work/b/$tag-sweep.csv"
 for f in quick host sweep; do cp "$work/b/$tag-$f.csv" "$OUT/" 2>/dev/null; done
 csvs=$(ls "$OUT/$tag"-{quick,host,sweep}.csv 2>/dev/null)
-[ -n "$csvs" ] && python3 -m bench.report $csvs --title "GPU check: $card, $(date -u +%Y-%m-%d)" --out "$OUT/$tag.md" \
+[ -n "$csvs" ] && python3 -m bench.report --targets $csvs --title "GPU check: $card, $(date -u +%Y-%m-%d)" --out "$OUT/$tag.md" \
   && cp "$OUT/$tag.md" "docs/benchmarks/gpu/$tag.md"
 (cd "$work/b" && tar cf "$OUT/$tag-plots.tar" ./*.png ./*.json 2>/dev/null)
 nvidia-smi --query-gpu=clocks.sm,clocks.mem,temperature.gpu,power.draw --format=csv,noheader >> "$OUT/gpu-env.txt"
