@@ -129,11 +129,11 @@ def layer_norm_forward(x, normalized_shape, weight, bias, eps, y, stats=None):
     return y, stats
 
 
-def _partials(R, D, block_r, block_d, programs, sums):
-    """The [programs, sums * D] fp32 partials buffer a norm VJP needs, or None: when one program
-    owns every row and keeps its parameter sums in registers (SINGLE) or walks one row block,
-    it writes the parameter gradients itself (one rounding, as the combine would)."""
-    if not sums or (programs == 1 and (D <= block_d or R <= block_r)):
+def _partials(D, programs, sums):
+    """The [programs, sums * D] fp32 partials buffer a norm VJP of rows of one tile needs, or
+    None: when one program owns every row, it writes the parameter gradients itself from its
+    registers (one rounding, as the combine would)."""
+    if not sums or programs == 1:
         return None
     return programs, sums * D
 
@@ -206,7 +206,7 @@ def _vjp_plan(shape, x_strides, g_strides, dx_strides, d, dtype, w_strides, need
     cols, rows = _groups(shape, d, layouts, params)
     R, D = rows.numel, cols.numel
     block_r, block_d, programs, _ = ln_config(R, D, device, backward=True)
-    parts = _partials(R, D, block_r, block_d, programs, need_w + need_b)
+    parts = _partials(D, programs, need_w + need_b)
     w_c, w_c1 = _param_strides(cols, "w")
     launch = runtime.LaunchPlan(
         layer_norm_bwd_kernel, (programs,), {"num_warps": row_warps(block_r, block_d, True)},
@@ -262,7 +262,7 @@ def _rms_plan(shape, layouts, w_strides, d, dtype, need_dw, device, backward, st
     cols, rows = _groups(shape, d, layouts, params)
     R, D = rows.numel, cols.numel
     block_r, block_d, programs, _ = ln_config(R, D, device, backward=backward)
-    parts = _partials(R, D, block_r, block_d, programs, int(need_dw))
+    parts = _partials(D, programs, int(need_dw))
     strides = {}
     for k in layouts:
         strides.update({f"{k}_r": rows.strides[k], f"{k}_c": cols.strides[k], f"{k}_c1": cols.strides[k][-1]})
