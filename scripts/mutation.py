@@ -63,11 +63,11 @@ MUTANTS = [
     M("gemm-k-loop-short", "triton_ops/templates/gemm.py", "for k0 in range(0, K, BLOCK_K):",
       "for k0 in range(0, tl.maximum(K - BLOCK_K, 1), BLOCK_K):", "K loop stops one block early", T_MM),
     M("gemm-bias-in-k-loop", "triton_ops/templates/gemm.py",
-      "        c_mask = m_mask[:, None] & n_mask[None, :]\n        if HAS_BIAS:\n            acc += tl.load(bias_ptr",
-      "            if HAS_BIAS:\n                acc += tl.load(bias_ptr + rn.to(tl.int64) * bias_st, mask=n_mask, other=0.0)"
-      ".to(ACC)[None, :]\n        c_mask = m_mask[:, None] & n_mask[None, :]\n        if HAS_BIAS:\n"
-      "            acc += 0 * tl.load(bias_ptr",
-      "bias added inside the K loop (once per K block) instead of once after it", T_MM),
+      "            if DB:  # rows past M are clamped copies: their sums are never stored\n",
+      "            if HAS_BIAS:\n"
+      "                acc += tl.load(bias_ptr + rn.to(tl.int64) * bias_st, mask=n_mask, other=0.0).to(ACC)[None, :]\n"
+      "            if DB:  # rows past M are clamped copies: their sums are never stored\n",
+      "bias added inside the K loop too (once per K block)", T_MM),
     M("gemm-db-last-k-block", "triton_ops/templates/gemm.py", "row_sum += tl.sum(a.to(ACC), axis=1)",
       "row_sum = tl.sum(a.to(ACC), axis=1)", "bias-gradient row sum keeps only the last K block", T_MM),
     M("gemm-group-order", "triton_ops/templates/gemm.py", "pid_n = (pid % (GROUP_M * n_n)) // rows_in_group",
@@ -99,8 +99,9 @@ MUTANTS = [
     # ---- LayerNorm kernels and launcher (fwd/ bwd/norm.py, launchers/norm.py)
     M("ln-long-unbiased-var", "triton_ops/fwd/norm.py", "rstd = 1.0 / tl.sqrt(m2 / D + eps)",
       "rstd = 1.0 / tl.sqrt(m2 / (D - 1) + eps)", "long-row path uses the unbiased variance", T_LN),
-    M("ln-single-unbiased-var", "triton_ops/fwd/norm.py", "tl.sum(xc * xc, axis=1) / D + eps",
-      "tl.sum(xc * xc, axis=1) / (D - 1) + eps", "one-block path uses the unbiased variance", T_LN),
+    M("ln-single-unbiased-var", "triton_ops/fwd/norm.py", "div_rounded(tl.sum(xc * xc, axis=1), n, COMPUTE) + eps",
+      "div_rounded(tl.sum(xc * xc, axis=1), n - 1.0, COMPUTE) + eps", "one-block path uses the unbiased variance",
+      T_LN),
     M("ln-chan-merge", "triton_ops/fwd/norm.py", "m2 = m2 + chunk_m2 + delta * delta * (n_prev * n_chunk / total)",
       "m2 = m2 + chunk_m2", "Chan merge drops the between-chunk term", T_LN),
     M("ln-chunk-mean-block", "triton_ops/fwd/norm.py", "chunk_mean = tl.sum(x, axis=1) / n_chunk",
