@@ -35,12 +35,14 @@ def host_shape(spec) -> tuple:
     return (16, 16, 16) if spec.family == "matmul" else HOST_SHAPE
 
 
-def _steps(fn, spec, args, direction):
+def step(fn, spec, args, direction):
+    """A no-argument callable: one call of ``fn`` for ``direction`` (forward under no_grad, the
+    backward alone over one graph kept alive, or both), as ``host_us`` and ``bench.profile`` run it."""
     if direction == "forward":
-        def step():
+        def forward():
             with torch.no_grad():
                 fn(*args)
-        return step
+        return forward
     grad_args = list(args)
     positions = cases.diff_positions(spec, args)
     for i in positions:
@@ -82,7 +84,7 @@ def measure(names, providers_=("triton_ops", "torch"), calls=200, repeats=7) -> 
             for provider in providers_:
                 c = providers.call(provider, spec)
                 for direction in DIRECTIONS:
-                    us = timing.host_us(_steps(c.fn, spec, args, direction), calls=calls, repeats=repeats, sync=sync,
+                    us = timing.host_us(step(c.fn, spec, args, direction), calls=calls, repeats=repeats, sync=sync,
                                         clock=clock)
                     rows.append(dict(op=name, family=spec.family, provider=provider, impl=c.impl, direction=direction,
                                      dtype="torch.float32", shape=cases.shape_label(shape), metric="host_us",

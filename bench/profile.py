@@ -17,7 +17,7 @@ import torch
 
 import triton_ops
 
-from . import cases
+from . import cases, host
 
 DEFAULT_OPS = ("embedding", "layer_norm", "rms_norm", "cross_entropy_logits", "linear", "gelu", "add", "sum",
                "binary_cross_entropy", "linear_cross_entropy")
@@ -43,21 +43,8 @@ def kernel_times(step, calls: int = 5) -> dict[str, float]:
 
 
 def steps(spec, args):
-    """{"forward": step, "backward": step} for one op's bound arguments."""
-    diff = cases.diff_positions(spec, args)
-
-    def forward():
-        with torch.no_grad():
-            spec.fn(*args)
-
-    grad_args = [a.detach().requires_grad_() if i in diff else a for i, a in enumerate(args)]
-    out = spec.fn(*grad_args)
-    g = torch.randn_like(out)
-    inputs = [grad_args[i] for i in diff]
-
-    def backward():
-        torch.autograd.grad(out, inputs, g, retain_graph=True)
-    return {"forward": forward, "backward": backward}
+    """{"forward": step, "backward": step} for one op's bound arguments (``bench.host.step``)."""
+    return {d: host.step(spec.fn, spec, args, d) for d in ("forward", "backward")}
 
 
 def report(name: str, direction: str, times: dict[str, float], width: int = 70) -> str:

@@ -18,22 +18,23 @@ so the work is cut twice:
 import triton
 import triton.language as tl
 
+from ..templates.rms_norm import rms_tile
 from ..tiles import c_offsets, group_offsets, helper, load_tile, row_block, rows_of_program
 
 
 @helper
 def norm_chunk(c0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w_ptr, mean, rstd, c_sizes, x_c, x_c1, g_c, g_c1,
-               w_c, w_c1, HAS_W: tl.constexpr, COMPUTE: tl.constexpr):
-    """Columns [c0, c0 + BLOCK_D) of a block of rows: indices, masks, g, x_hat = (x - mean) rstd
-    (mean 0: RMSNorm) and g w."""
-    cc = c0 + cols
-    cm = cc < D
-    mask = r_mask[:, None] & cm[None, :]
-    x = load_tile(x_ptr, x_row, cc, c_sizes, x_c, x_c1, mask, COMPUTE)
+               w_c, w_c1, HAS_W: tl.constexpr, CENTER: tl.constexpr, COMPUTE: tl.constexpr):
+    """Columns [c0, c0 + BLOCK_D) of a block of rows, for a norm VJP: indices, masks, g,
+    x_hat = (x - mean) rstd (CENTER; 0 where masked) or x rstd, and g w."""
+    cc, cm, mask, x, w = rms_tile(c0, cols, D, r_mask, x_ptr, x_row, c_sizes, x_c, x_c1, w_ptr, w_c, w_c1, HAS_W,
+                                  COMPUTE)
     g = load_tile(g_ptr, g_row, cc, c_sizes, g_c, g_c1, mask, COMPUTE)
-    x_hat = tl.where(mask, (x - mean) * rstd, 0.0)
-    gw = g * tl.load(w_ptr + c_offsets(cc, c_sizes, w_c, w_c1), mask=cm, other=0.0).to(COMPUTE)[None, :] if HAS_W else g
-    return cc, cm, mask, g, x_hat, gw
+    if CENTER:
+        x_hat = tl.where(mask, (x - mean) * rstd, 0.0)
+    else:  # a masked x is 0 already
+        x_hat = x * rstd
+    return cc, cm, mask, g, x_hat, g * w
 
 
 @helper
@@ -41,8 +42,8 @@ def _row_stats(mean_ptr, rstd_ptr, rows, r_mask, CENTER: tl.constexpr, COMPUTE: 
     rstd = tl.load(rstd_ptr + rows, mask=r_mask, other=0.0).to(COMPUTE)[:, None]
     if CENTER:
         mean = tl.load(mean_ptr + rows, mask=r_mask, other=0.0).to(COMPUTE)[:, None]
-    else:
-        mean = tl.zeros_like(rstd)
+    else:  # (unread)
+        mean = rstd
     return mean, rstd
 
 
@@ -62,7 +63,7 @@ def norm_row_sums_kernel(sums_ptr, x_ptr, w_ptr, g_ptr, mean_ptr, rstd_ptr, r_si
     s2 = tl.zeros([BLOCK_R], COMPUTE)
     for c0 in range(0, D, BLOCK_D):
         cc, cm, mask, g, x_hat, gw = norm_chunk(c0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w_ptr, mean, rstd,
-                                                c_sizes, x_c, x_c1, g_c, g_c1, w_c, w_c1, HAS_W, COMPUTE)
+                                                c_sizes, x_c, x_c1, g_c, g_c1, w_c, w_c1, HAS_W, CENTER, COMPUTE)
         s1 += tl.sum(gw * x_hat, axis=1)
         if CENTER:
             s2 += tl.sum(gw, axis=1)
@@ -98,7 +99,7 @@ def norm_columns_bwd_kernel(dx_ptr, dw_ptr, db_ptr, x_ptr, w_ptr, g_ptr, mean_pt
         g_row = group_offsets(rows, r_sizes, g_r)
         mean, rstd = _row_stats(mean_ptr, rstd_ptr, rows, r_mask, CENTER, COMPUTE)
         cc, cm, mask, g, x_hat, gw = norm_chunk(c0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w_ptr, mean, rstd,
-                                                c_sizes, x_c, x_c1, g_c, g_c1, w_c, w_c1, HAS_W, COMPUTE)
+                                                c_sizes, x_c, x_c1, g_c, g_c1, w_c, w_c1, HAS_W, CENTER, COMPUTE)
         c1 = tl.load(sums_ptr + rows, mask=r_mask, other=0.0).to(COMPUTE)[:, None] / D
         if CENTER:
             c2 = tl.load(sums_ptr + R + rows, mask=r_mask, other=0.0).to(COMPUTE)[:, None] / D

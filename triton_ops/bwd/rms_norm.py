@@ -5,18 +5,8 @@ Longer rows: ``bwd/norm_long.py``."""
 import triton
 import triton.language as tl
 
-from ..templates.rms_norm import rms_tile
-from ..tiles import block_columns, c_offsets, group_offsets, helper, load_tile, row_block, row_share
-
-
-@helper
-def _grad_tile(c0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w_ptr, rstd, c_sizes, x_c, x_c1, g_c, g_c1, w_c, w_c1,
-               HAS_W: tl.constexpr, COMPUTE: tl.constexpr):
-    """Columns [c0, c0 + BLOCK_D): indices, masks, g, x_hat = x rstd and g w."""
-    cc, cm, mask, x, w = rms_tile(c0, cols, D, r_mask, x_ptr, x_row, c_sizes, x_c, x_c1, w_ptr, w_c, w_c1, HAS_W,
-                                  COMPUTE)
-    g = load_tile(g_ptr, g_row, cc, c_sizes, g_c, g_c1, mask, COMPUTE)
-    return cc, cm, mask, g, x * rstd, g * w
+from ..tiles import block_columns, c_offsets, group_offsets, row_block, row_share
+from .norm_long import norm_chunk
 
 
 @triton.jit
@@ -39,8 +29,8 @@ def rms_norm_bwd_kernel(dx_ptr, dw_ptr, x_ptr, w_ptr, g_ptr, rstd_ptr, r_sizes, 
         x_row = group_offsets(rows, r_sizes, x_r)
         g_row = group_offsets(rows, r_sizes, g_r)
         rstd = tl.load(rstd_ptr + rows, mask=r_mask, other=0.0).to(COMPUTE)[:, None]
-        cc, cm, mask, g, x_hat, gw = _grad_tile(0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w_ptr, rstd,
-                                                c_sizes, x_c, x_c1, g_c, g_c1, w_c, w_c1, HAS_W, COMPUTE)
+        cc, cm, mask, g, x_hat, gw = norm_chunk(0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w_ptr, rstd, rstd,
+                                                c_sizes, x_c, x_c1, g_c, g_c1, w_c, w_c1, HAS_W, False, COMPUTE)
         s = tl.sum(gw * x_hat, axis=1)
         dx = (gw - x_hat * (s[:, None] / D)) * rstd
         dx_offsets = group_offsets(rows, r_sizes, dx_r)[:, None] + c_offsets(cc, c_sizes, dx_c, dx_c1)[None, :]

@@ -92,6 +92,15 @@ def _strides(t):
     return tuple(t.stride()) if t is not None else None
 
 
+def _tensor_strides(rows, cols, names) -> dict:
+    """``<name>_r``, ``<name>_c``, ``<name>_c1`` (row strides, column strides, innermost column
+    stride) of each tensor of x's shape, the row kernels' arguments."""
+    out = {}
+    for k in names:
+        out.update({f"{k}_r": rows.strides[k], f"{k}_c": cols.strides[k], f"{k}_c1": cols.strides[k][-1]})
+    return out
+
+
 def _param_strides(cols, name):
     """A parameter's column strides and innermost stride (zeros when it is absent)."""
     st = cols.strides.get(name, tuple(0 for _ in cols.sizes))
@@ -138,6 +147,28 @@ def _partials(D, programs, sums):
     return programs, sums * D
 
 
+def _sum_targets(parts, dw, db, x, unused):
+    """(partials buffer or None, where the kernel writes dweight, where dbias). With ``parts``:
+    one [P, sums x D] buffer of the statistics' dtype, each row a dweight partial, then a dbias
+    one; else the gradients themselves. ``unused`` stands for a gradient not asked for (unwritten)."""
+    if parts is None:
+        return None, dw if dw is not None else unused, db if db is not None else unused
+    part = torch.empty(parts, dtype=stat_dtype(x), device=x.device)
+    db_part = (part[:, parts[1] // 2:] if dw is not None else part) if db is not None else unused
+    return part, part if dw is not None else unused, db_part
+
+
+def _add_partials(part, dw, db, db_part):
+    """``_sum_targets``' partial rows added in a fixed order into dweight and dbias (one combine
+    launch for both)."""
+    if part is None:
+        return
+    if dw is not None and db is not None:
+        combine_partials(part[:, :part.shape[1] // 2], dw, second=(db_part, db))
+    else:
+        combine_partials(part, dw if dw is not None else db)
+
+
 @runtime.plan_cache
 def _long_rows_plans(shape, layouts, w_strides, d, dtype, center, need_w, need_b, device):
     """The VJP of rows longer than one tile (``bwd/norm_long.py``): (row sums plan, columns
@@ -147,8 +178,7 @@ def _long_rows_plans(shape, layouts, w_strides, d, dtype, center, need_w, need_b
     cols, rows = _groups(shape, d, layouts, params)
     R, D = rows.numel, cols.numel
     tile = runtime.tile_elements()
-    strides = {f"{k}_{part}": v for k in ("x", "g") for part, v in
-               (("r", rows.strides[k]), ("c", cols.strides[k]), ("c1", cols.strides[k][-1]))}
+    strides = _tensor_strides(rows, cols, ("x", "g"))
     w_c, w_c1 = _param_strides(cols, "w")
     common = dict(r_sizes=rows.sizes, c_sizes=cols.sizes, R=R, D=D, **strides, w_c=w_c, w_c1=w_c1,
                   HAS_W=w_strides is not None, CENTER=center, COMPUTE=runtime.compute_dtype(dtype))
@@ -170,9 +200,9 @@ def _long_rows_plans(shape, layouts, w_strides, d, dtype, center, need_w, need_b
     row_sums = runtime.LaunchPlan(
         norm_row_sums_kernel, (runtime.cdiv(R, sums_r),), {"num_warps": runtime.num_warps_for(sums_r * sums_d)},
         **common, BLOCK_R=sums_r, BLOCK_D=sums_d, INDEX_64=index_64)
-    dx_strides = {"dx_r": rows.strides["dx"], "dx_c": cols.strides["dx"], "dx_c1": cols.strides["dx"][-1]}
     columns = runtime.LaunchPlan(
-        norm_columns_bwd_kernel, (n_c, shares), {"num_warps": num_warps}, **common, **dx_strides,
+        norm_columns_bwd_kernel, (n_c, shares), {"num_warps": num_warps}, **common,
+        **_tensor_strides(rows, cols, ("dx",)),
         part_stride=parts[1] if parts else 0, rows_per_program=rows_per_share, NEED_DW=need_w, NEED_DB=need_b,
         BLOCK_R=col_r, BLOCK_D=col_d, INDEX_64=index_64)
     return row_sums, columns, parts
@@ -187,17 +217,10 @@ def _long_rows_vjp(x, grad, weight, dx, dw, db, mean, rstd, d, center):
     sums = torch.empty((2 if center else 1, row_sums.fixed["R"]), dtype=stat_dtype(x), device=x.device)
     w = weight if weight is not None else x
     row_sums(sums_ptr=sums, x_ptr=x, w_ptr=w, g_ptr=grad, mean_ptr=mean, rstd_ptr=rstd)
-    dw_out, db_out = dw, db
-    if parts is not None:  # one buffer: each share's dweight row, then its dbias row
-        part = torch.empty(parts, dtype=stat_dtype(x), device=x.device)
-        dw_out, db_out = part, (part[:, parts[1] // 2:] if dw is not None else part)
-    columns(dx_ptr=dx, dw_ptr=dw_out if dw is not None else dx, db_ptr=db_out if db is not None else dx, x_ptr=x,
-            w_ptr=w, g_ptr=grad, mean_ptr=mean, rstd_ptr=rstd, sums_ptr=sums)
-    if parts is not None:
-        if dw is not None and db is not None:
-            combine_partials(part[:, :parts[1] // 2], dw, second=(db_out, db))
-        else:
-            combine_partials(part, dw if dw is not None else db)
+    part, dw_out, db_out = _sum_targets(parts, dw, db, x, dx)
+    columns(dx_ptr=dx, dw_ptr=dw_out, db_ptr=db_out, x_ptr=x, w_ptr=w, g_ptr=grad, mean_ptr=mean, rstd_ptr=rstd,
+            sums_ptr=sums)
+    _add_partials(part, dw, db, db_out)
 
 
 @runtime.plan_cache
@@ -234,17 +257,10 @@ def layer_norm_vjp(x, normalized_shape, weight, bias, grad, stats, need_x, need_
         return (dx if need_x else None), dw, db
     launch, parts = _vjp_plan(tuple(x.shape), tuple(x.stride()), tuple(grad.stride()), tuple(dx.stride()),
                               len(normalized_shape), x.dtype, _strides(weight), need_w, need_b, x.device)
-    dw_out, db_out = dw, db
-    if parts is not None:  # one buffer: each program's dweight row, then its dbias row
-        part = torch.empty(parts, dtype=stat_dtype(x), device=x.device)
-        dw_out, db_out = part, (part[:, parts[1] // 2:] if need_w else part)
-    launch(dx_ptr=dx, dw_ptr=dw_out if need_w else dx, db_ptr=db_out if need_b else dx, x_ptr=x,
-           w_ptr=weight if weight is not None else x, g_ptr=grad, stats_ptr=stats)
-    if parts is not None:
-        if need_w and need_b:  # each row: the dweight partial, then the dbias one (db_out)
-            combine_partials(part[:, :parts[1] // 2], dw, second=(db_out, db))
-        else:
-            combine_partials(part, dw if need_w else db)
+    part, dw_out, db_out = _sum_targets(parts, dw, db, x, dx)
+    launch(dx_ptr=dx, dw_ptr=dw_out, db_ptr=db_out, x_ptr=x, w_ptr=weight if weight is not None else x, g_ptr=grad,
+           stats_ptr=stats)
+    _add_partials(part, dw, db, db_out)
     return (dx if need_x else None), dw, db
 
 
@@ -263,9 +279,7 @@ def _rms_plan(shape, layouts, w_strides, d, dtype, need_dw, device, backward, st
     R, D = rows.numel, cols.numel
     block_r, block_d, programs, _ = ln_config(R, D, device, backward=backward)
     parts = _partials(D, programs, int(need_dw))
-    strides = {}
-    for k in layouts:
-        strides.update({f"{k}_r": rows.strides[k], f"{k}_c": cols.strides[k], f"{k}_c1": cols.strides[k][-1]})
+    strides = _tensor_strides(rows, cols, layouts)
     w_c, w_c1 = _param_strides(cols, "w")
     flags = {"NEED_DW": need_dw} if backward else {"STATS": stats, "SINGLE": D <= block_d}
     launch = runtime.LaunchPlan(
@@ -302,9 +316,7 @@ def rms_norm_vjp(x, normalized_shape, weight, grad, rstd, need_x, need_w):
     layouts = (("x", tuple(x.stride())), ("g", tuple(grad.stride())), ("dx", tuple(dx.stride())))
     launch, parts = _rms_plan(tuple(x.shape), layouts, _strides(weight), len(normalized_shape), x.dtype, need_w,
                               x.device, True)
-    part = torch.empty(parts, dtype=rstd.dtype, device=x.device) if parts is not None else None
-    launch(dx_ptr=dx, dw_ptr=part if part is not None else dw if need_w else dx, x_ptr=x,
-           w_ptr=weight if weight is not None else x, g_ptr=grad, rstd_ptr=rstd)
-    if part is not None:
-        combine_partials(part, dw)
+    part, dw_out, _ = _sum_targets(parts, dw, None, x, dx)
+    launch(dx_ptr=dx, dw_ptr=dw_out, x_ptr=x, w_ptr=weight if weight is not None else x, g_ptr=grad, rstd_ptr=rstd)
+    _add_partials(part, dw, None, None)
     return (dx if need_x else None), dw
