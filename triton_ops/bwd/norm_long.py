@@ -18,17 +18,20 @@ so the work is cut twice:
 import triton
 import triton.language as tl
 
-from ..templates.rms_norm import rms_tile
+from ..templates.rms_norm import weight_row
 from ..tiles import c_offsets, group_offsets, helper, load_tile, row_block, rows_of_program
 
 
 @helper
-def norm_chunk(c0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w_ptr, mean, rstd, c_sizes, x_c, x_c1, g_c, g_c1,
-               w_c, w_c1, HAS_W: tl.constexpr, CENTER: tl.constexpr, COMPUTE: tl.constexpr):
+def norm_chunk(c0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w, mean, rstd, c_sizes, x_c, x_c1, g_c, g_c1,
+               CENTER: tl.constexpr, COMPUTE: tl.constexpr):
     """Columns [c0, c0 + BLOCK_D) of a block of rows, for a norm VJP: indices, masks, g,
-    x_hat = (x - mean) rstd (CENTER; 0 where masked) or x rstd, and g w."""
-    cc, cm, mask, x, w = rms_tile(c0, cols, D, r_mask, x_ptr, x_row, c_sizes, x_c, x_c1, w_ptr, w_c, w_c1, HAS_W,
-                                  COMPUTE)
+    x_hat = (x - mean) rstd (CENTER; 0 where masked) or x rstd, and g w (``w``: those columns'
+    ``weight_row``, loaded once where the columns stay the same over the rows)."""
+    cc = c0 + cols
+    cm = cc < D
+    mask = r_mask[:, None] & cm[None, :]
+    x = load_tile(x_ptr, x_row, cc, c_sizes, x_c, x_c1, mask, COMPUTE)
     g = load_tile(g_ptr, g_row, cc, c_sizes, g_c, g_c1, mask, COMPUTE)
     if CENTER:
         x_hat = tl.where(mask, (x - mean) * rstd, 0.0)
@@ -62,8 +65,9 @@ def norm_row_sums_kernel(sums_ptr, x_ptr, w_ptr, g_ptr, mean_ptr, rstd_ptr, r_si
     s1 = tl.zeros([BLOCK_R], COMPUTE)
     s2 = tl.zeros([BLOCK_R], COMPUTE)
     for c0 in range(0, D, BLOCK_D):
-        cc, cm, mask, g, x_hat, gw = norm_chunk(c0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w_ptr, mean, rstd,
-                                                c_sizes, x_c, x_c1, g_c, g_c1, w_c, w_c1, HAS_W, CENTER, COMPUTE)
+        w = weight_row(w_ptr, c0 + cols, (c0 + cols) < D, c_sizes, w_c, w_c1, HAS_W, COMPUTE)
+        cc, cm, mask, g, x_hat, gw = norm_chunk(c0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w, mean, rstd,
+                                                c_sizes, x_c, x_c1, g_c, g_c1, CENTER, COMPUTE)
         s1 += tl.sum(gw * x_hat, axis=1)
         if CENTER:
             s2 += tl.sum(gw, axis=1)
@@ -83,7 +87,8 @@ def norm_columns_bwd_kernel(dx_ptr, dw_ptr, db_ptr, x_ptr, w_ptr, g_ptr, mean_pt
     # (s + 1) rows_per_program), BLOCK_R rows a step: dx = rstd (g w - x_hat s1 / D - s2 / D)
     # from the row sums; dweight and dbias column sums over the share in registers, written once
     # at dw_ptr / db_ptr + s part_stride (fp32 partial rows, or the gradients themselves when one
-    # share holds every row). Reads x and g once, writes dx once, 8 bytes a row of sums.
+    # share holds every row). Reads x and g once, writes dx once, 8 bytes a row of sums; its
+    # columns' weight once.
     c0 = tl.program_id(0) * BLOCK_D
     cols = tl.arange(0, BLOCK_D)
     if INDEX_64:
@@ -93,13 +98,14 @@ def norm_columns_bwd_kernel(dx_ptr, dw_ptr, db_ptr, x_ptr, w_ptr, g_ptr, mean_pt
     stop = tl.minimum(start + rows_per_program, R)
     dw_acc = tl.zeros([BLOCK_D], COMPUTE)
     db_acc = tl.zeros([BLOCK_D], COMPUTE)
+    w = weight_row(w_ptr, c0 + cols, (c0 + cols) < D, c_sizes, w_c, w_c1, HAS_W, COMPUTE)  # the program's columns
     for r0 in range(start, stop, BLOCK_R):
         rows, r_mask = row_block(r0, stop, BLOCK_R)
         x_row = group_offsets(rows, r_sizes, x_r)
         g_row = group_offsets(rows, r_sizes, g_r)
         mean, rstd = _row_stats(mean_ptr, rstd_ptr, rows, r_mask, CENTER, COMPUTE)
-        cc, cm, mask, g, x_hat, gw = norm_chunk(c0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w_ptr, mean, rstd,
-                                                c_sizes, x_c, x_c1, g_c, g_c1, w_c, w_c1, HAS_W, CENTER, COMPUTE)
+        cc, cm, mask, g, x_hat, gw = norm_chunk(c0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w, mean, rstd,
+                                                c_sizes, x_c, x_c1, g_c, g_c1, CENTER, COMPUTE)
         c1 = tl.load(sums_ptr + rows, mask=r_mask, other=0.0).to(COMPUTE)[:, None] / D
         if CENTER:
             c2 = tl.load(sums_ptr + R + rows, mask=r_mask, other=0.0).to(COMPUTE)[:, None] / D

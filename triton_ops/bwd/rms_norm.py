@@ -5,6 +5,7 @@ Longer rows: ``bwd/norm_long.py``."""
 import triton
 import triton.language as tl
 
+from ..templates.rms_norm import weight_row
 from ..tiles import block_columns, c_offsets, group_offsets, row_block, row_share
 from .norm_long import norm_chunk
 
@@ -23,14 +24,15 @@ def rms_norm_bwd_kernel(dx_ptr, dw_ptr, x_ptr, w_ptr, g_ptr, rstd_ptr, r_sizes, 
     pid = tl.program_id(0)
     cols = block_columns(BLOCK_D, INDEX_64)
     dw_acc = tl.zeros([BLOCK_D], COMPUTE)
+    w = weight_row(w_ptr, cols, cols < D, c_sizes, w_c, w_c1, HAS_W, COMPUTE)  # once: every row has these columns
     start, stop = row_share(R, BLOCK_R)
     for r0 in range(start, stop, BLOCK_R):
         rows, r_mask = row_block(r0, stop, BLOCK_R)
         x_row = group_offsets(rows, r_sizes, x_r)
         g_row = group_offsets(rows, r_sizes, g_r)
         rstd = tl.load(rstd_ptr + rows, mask=r_mask, other=0.0).to(COMPUTE)[:, None]
-        cc, cm, mask, g, x_hat, gw = norm_chunk(0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w_ptr, rstd, rstd,
-                                                c_sizes, x_c, x_c1, g_c, g_c1, w_c, w_c1, HAS_W, False, COMPUTE)
+        cc, cm, mask, g, x_hat, gw = norm_chunk(0, cols, D, r_mask, x_ptr, x_row, g_ptr, g_row, w, rstd, rstd,
+                                                c_sizes, x_c, x_c1, g_c, g_c1, False, COMPUTE)
         s = tl.sum(gw * x_hat, axis=1)
         dx = (gw - x_hat * (s[:, None] / D)) * rstd
         dx_offsets = group_offsets(rows, r_sizes, dx_r)[:, None] + c_offsets(cc, c_sizes, dx_c, dx_c1)[None, :]
