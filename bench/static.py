@@ -15,6 +15,16 @@ compile-only backend: each launch compiles its kernel for sm_90 with the launche
                           ``cp.async`` global-to-shared copy of 16 bytes counts as a 128-bit load)
   min_load_bits, min_store_bits   narrowest global load / store that walks a tensor
   wgmma, tma              Hopper matrix instructions / bulk tensor copies present
+  wave_efficiency         waves / ceil(waves): the share of the last wave's slots that hold a
+                          program (programs of equal work; 1.0 = whole waves)
+  instructions            SASS instructions (NOPs left out) of the innermost loop's body, or of
+                          the whole kernel where it has no loop: what one thread issues per tile
+  instr_per_element       instructions x threads / tile elements (the product of the BLOCK_*
+                          constexprs): thread-instructions issued per element of a tile
+  issue_pct               the % of a clone's bandwidth that issue alone allows a memory-bound
+                          kernel: 100 x ISSUE_PER_BYTE x (the op direction's minimum bytes per
+                          element) / instr_per_element, at most 100. Read it on the op's main
+                          kernel (the one that walks the big tensor), not on a combine.
 
 The backend is chosen at import, so this module re-runs itself in a subprocess with
 ``TRITON_OPS_COMPILE_ONLY=1`` when imported under another backend.
@@ -25,6 +35,7 @@ import argparse
 import contextlib
 import csv
 import functools
+import math
 import os
 import re
 import subprocess
@@ -40,10 +51,17 @@ CTAS_PER_SM = 32
 SMEM_PER_SM = 228 * 1024
 SMEM_RESERVED_PER_CTA = 1024
 REG_ALLOC_UNIT = 256           # registers are allocated per warp in units of 256
+# Thread-instructions per byte moved that still keep pace with a clone: calibrated on the H200 run
+# of 2026-11-27 (docs/benchmarks/gpu/h200-2026-11-27.md), where the bf16 forwards of elu, log,
+# gelu, gelu_erf and binary_cross_entropy (4 bytes an element, 30.6 to 63.5 instructions an
+# element) each reached 2350 / instr_per_element % of clone within 10%: about 23.5 instructions an
+# element at full speed, 70% of the chip's issue rate (132 SMs x 4 schedulers x 32 lanes x 1.98 GHz
+# over 4 bytes x 0.98e12 elements/s). An H100 (3.35 TB/s, the same issue rate) has 1.4x more.
+ISSUE_PER_BYTE = 23.5 / 4
 
 COLUMNS = ["op", "direction", "dtype", "shape", "kernel", "config", "launches", "registers", "spill_bytes", "smem_bytes",
            "num_warps", "ctas_per_sm", "programs", "waves", "load_bits", "store_bits", "min_load_bits",
-           "min_store_bits", "wgmma", "tma"]
+           "min_store_bits", "wgmma", "tma", "wave_efficiency", "instructions", "instr_per_element", "issue_pct"]
 
 
 def ctas_per_sm(registers: int, num_warps: int, smem_bytes: int) -> int:
@@ -76,6 +94,39 @@ def access_bits(ptx: str) -> dict:
             walks[kind].append(width)
     return {"load_bits": max(bits["ld"], default=0), "store_bits": max(bits["st"], default=0),
             "min_load_bits": min(walks["ld"], default=0), "min_store_bits": min(walks["st"], default=0)}
+
+
+_SASS = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(.*?)\s*;")
+_BACK_BRANCH = re.compile(r"\bBRA\s+(?:`?\(\.L_x_\d+\)\s*)?(0x[0-9a-f]+)")
+
+
+def sass_instructions(cubin: bytes) -> tuple[int, bool]:
+    """(instructions, looped): the SASS instructions (NOPs left out) of the innermost loop's body
+    (the shortest span closed by a backward branch), or of the whole kernel without a loop."""
+    from triton.tools.disasm import path_to_cuobjdump
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "k.cubin")
+        Path(path).write_bytes(cubin)
+        text = subprocess.run([path_to_cuobjdump(), "-sass", path], capture_output=True, text=True,
+                              timeout=300).stdout
+    lines = [(int(a, 16), ins) for a, ins in _SASS.findall(text) if not ins.startswith("NOP")]
+    loops = []
+    for addr, ins in lines:
+        m = _BACK_BRANCH.search(ins)
+        if m and int(m.group(1), 16) < addr:
+            loops.append((addr - int(m.group(1), 16), int(m.group(1), 16), addr))
+    if not loops:
+        return len(lines), False
+    _, first, last = min(loops)
+    return sum(first <= a <= last for a, _ in lines), True
+
+
+def issue_pct(instr_per_element: float, bytes_per_element: float) -> float:
+    """The % of clone bandwidth that instruction issue allows (``ISSUE_PER_BYTE``), at most 100."""
+    if instr_per_element <= 0:
+        return 100.0
+    return min(100.0, 100.0 * ISSUE_PER_BYTE * bytes_per_element / instr_per_element)
 
 
 @functools.cache
@@ -118,15 +169,24 @@ def _programs(grid, kwargs) -> int:
     return n
 
 
-def kernel_row(kernel, grid, kwargs, compiled) -> dict:
+def kernel_row(kernel, grid, kwargs, compiled, bytes_per_element: float = 0.0) -> dict:
     ptx = compiled.asm["ptx"]
     meta = compiled.metadata
+    instructions, _ = sass_instructions(compiled.asm["cubin"])
+    tile = 1
+    for name, value in kwargs.items():
+        if name.startswith("BLOCK") and isinstance(value, int) and not isinstance(value, bool):
+            tile *= value
     row = {"kernel": getattr(kernel, "__name__", None) or kernel.fn.__name__, "config": _config(kwargs, meta),
            **ptxas_report(ptx), "smem_bytes": int(meta.shared), "num_warps": int(meta.num_warps),
            "programs": _programs(grid, kwargs), **access_bits(ptx),
            "wgmma": int("wgmma.mma_async" in ptx), "tma": int("cp.async.bulk.tensor" in ptx)}
     row["ctas_per_sm"] = ctas_per_sm(row["registers"], row["num_warps"], row["smem_bytes"])
     row["waves"] = row["programs"] / (SMS * row["ctas_per_sm"]) if row["ctas_per_sm"] else float("inf")
+    row["wave_efficiency"] = row["waves"] / math.ceil(row["waves"]) if 0 < row["waves"] < float("inf") else 0.0
+    row["instructions"] = instructions
+    row["instr_per_element"] = instructions * 32 * row["num_warps"] / tile
+    row["issue_pct"] = 0.0 if row["wgmma"] else issue_pct(row["instr_per_element"], bytes_per_element)
     return row
 
 
@@ -188,6 +248,8 @@ def collect(names=None, dtypes=("bfloat16",), shapes=None) -> list[dict]:
                     # checked as every entry point checks them (defaults resolved: rms_norm's eps=None)
                     args = spec.check(*cases.make_args(spec, shape, dtype, "cpu"))
                 needs = spec.default_needs(args)
+                elements = max(t.numel() for t in args if isinstance(t, torch.Tensor))
+                min_bytes = dict(zip(("forward", "backward"), spec.min_bytes(*args)))
                 for direction in ("forward", "backward"):
                     launches.clear()
                     if direction == "forward":
@@ -197,7 +259,7 @@ def collect(names=None, dtypes=("bfloat16",), shapes=None) -> list[dict]:
                         spec.vjp(*args, torch.empty(out.shape, dtype=out.dtype), needs=needs, **kw)
                     same = {}  # a launch repeated with one configuration and grid (a chunked op): one row
                     for kernel, grid, kwargs, compiled in launches:
-                        row = kernel_row(kernel, grid, kwargs, compiled)
+                        row = kernel_row(kernel, grid, kwargs, compiled, min_bytes[direction] / max(1, elements))
                         key = (row["kernel"], row["config"], row["programs"])
                         if key in same:
                             same[key]["launches"] += 1
@@ -220,10 +282,11 @@ def write_csv(rows, out) -> None:
 
 
 def read_csv(path) -> list[dict]:
-    ints = set(COLUMNS) - {"op", "direction", "dtype", "shape", "kernel", "config", "waves"}
+    floats = {"waves", "wave_efficiency", "instr_per_element", "issue_pct"}
+    ints = set(COLUMNS) - {"op", "direction", "dtype", "shape", "kernel", "config"} - floats
     rows = []
     for r in csv.DictReader(open(path)):
-        rows.append({k: int(v) if k in ints else float(v) if k == "waves" else v for k, v in r.items()})
+        rows.append({k: int(v) if k in ints else float(v) if k in floats else v for k, v in r.items()})
     return rows
 
 
@@ -245,12 +308,13 @@ def run(out, names=None, dtypes=("bfloat16",), timeout=1200, shapes=None) -> lis
 
 def summary(rows) -> str:
     head = f"{'op':<24}{'dir':<9}{'kernel':<26}{'regs':>5}{'spill':>6}{'smem':>7}{'warps':>6}{'cta/SM':>7}" \
-           f"{'programs':>9}{'waves':>8}{'ld':>5}{'st':>5}{'min ld':>7}{'wgmma':>6}"
+           f"{'programs':>9}{'waves':>8}{'w.eff':>6}{'ld':>5}{'st':>5}{'min ld':>7}{'wgmma':>6}{'ins/el':>7}{'issue%':>7}"
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(f"{r['op']:<24}{r['direction']:<9}{r['kernel']:<26}{r['registers']:>5}{r['spill_bytes']:>6}"
                      f"{r['smem_bytes']:>7}{r['num_warps']:>6}{r['ctas_per_sm']:>7}{r['programs']:>9}"
-                     f"{r['waves']:>8.2f}{r['load_bits']:>5}{r['store_bits']:>5}{r['min_load_bits']:>7}{r['wgmma']:>6}")
+                     f"{r['waves']:>8.2f}{r['wave_efficiency']:>6.2f}{r['load_bits']:>5}{r['store_bits']:>5}"
+                     f"{r['min_load_bits']:>7}{r['wgmma']:>6}{r['instr_per_element']:>7.1f}{r['issue_pct']:>7.0f}")
     return "\n".join(lines)
 
 
