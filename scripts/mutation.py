@@ -56,6 +56,7 @@ T_EMB = ("tests/test_loops.py", "tests/test_layers.py")
 T_LAYOUT = ("tests/test_reliability_layouts.py",)
 T_ROUTES = ("tests/test_reliability_tracing.py", "tests/test_routes.py")
 T_VALUES = ("tests/test_reliability_values.py", "tests/test_edges.py", "tests/test_unary.py")
+T_NARROW = ("tests/test_narrow.py",)
 
 M = Mutant
 MUTANTS = [
@@ -444,6 +445,14 @@ MUTANTS = [
     M("emb-bwd-search-stop", "triton_ops/bwd/shape.py", "lower_bound(sorted_ptr, n, rv + 1, steps), 0) - start",
       "lower_bound(sorted_ptr, n, rv, steps), 0) - start",
       "the in-kernel search ends each segment where it starts (every row 0)", T_EMB),
+    M("narrow-log-no-series", "triton_ops/scalar.py",
+      "r = tl.where(tl.abs(u) < 0.03125, _log1p_series(u), _log2_approx(x) * 0.6931471805599453)",
+      "r = _log2_approx(x) * 0.6931471805599453", "NARROW log without its series near 1 (the SFU's absolute error)",
+      T_NARROW),
+    M("narrow-expm1-no-series", "triton_ops/scalar.py", "tl.abs(x) < 0.0625", "tl.abs(x) < 0.0",
+      "NARROW expm1 as exp(x) - 1 near 0 (cancellation)", T_NARROW),
+    M("narrow-log-cosh-no-series", "triton_ops/ops/loss.py", "r = tl.where(d < 0.25,", "r = tl.where(d < 0.0,",
+      "NARROW log cosh without its series near 0", T_NARROW),
 ]
 
 

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 import triton_ops
 import triton_ops.functional as TF
+import triton_ops.nn  # noqa: F401 - a submodule the package does not import itself
 from helpers import DEVICE
 
 op_db = pytest.importorskip("torch.testing._internal.common_methods_invocations").op_db

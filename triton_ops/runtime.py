@@ -337,6 +337,12 @@ def compute_dtype(*dtypes: torch.dtype):
     return tl.float64 if torch.float64 in dtypes else tl.float32
 
 
+def narrow(*dtypes: torch.dtype) -> bool:
+    """Every tensor is 16-bit (float16 / bfloat16): float32 math whose results are stored with
+    11 significant bits at most, which ``scalar``'s NARROW forms serve."""
+    return all(d in (torch.float16, torch.bfloat16) for d in dtypes)
+
+
 def next_pow2(n: int) -> int:
     return 1 if n <= 1 else 1 << (int(n) - 1).bit_length()
 

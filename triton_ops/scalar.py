@@ -41,6 +41,12 @@ def _tanh_portable(z):
 
 
 if INTERPRETER:
+    @helper
+    def _log2_approx(x):
+        # the GPU's lg2.approx with its documented worst absolute error near 1 (2^-22) added: the
+        # tests on CPU then check the NARROW forms' error budget against the SFU's real error
+        return tl.log2(x) + 2.384185791015625e-07
+
     expm1 = _expm1_portable
     log1p = _log1p_portable
     tanh = _tanh_portable
@@ -58,6 +64,66 @@ else:  # pragma: no cover - exercised on the GPU machine
     @triton.jit
     def tanh(x):
         return libdevice.tanh(x)
+
+    @triton.jit
+    def _log2_approx(x):
+        # the SFU's log2 (one MUFU.LG2): absolute error <= 2^-22 on [0.5, 2], a few ulp elsewhere;
+        # subnormal inputs kept (no .ftz)
+        return tl.inline_asm_elementwise("lg2.approx.f32 $0, $1;", "=r,r", [x], dtype=tl.float32, is_pure=True,
+                                         pack=1)
+
+
+# --------------------------------------------------------------------------------------------
+# NARROW math: float32 arithmetic whose result is stored in 16 bits (float16 / bfloat16 tensors).
+# The output keeps 11 significant bits at most, so an error of ~1e-5 relative is far below its
+# half-ulp (2^-12 = 2.4e-4); libdevice's correctly rounded forms cost ~28 instructions each,
+# these ~6-10 (bench/static.py's instr_per_element: the forwards of log, elu and the log losses
+# are bound by instruction issue on a bf16 tensor). Near the points where a fast form's absolute
+# error would be a large relative one (log near 1, expm1 near 0) a short series takes over.
+# Called with NARROW=False they are the accurate forms.
+
+# The thresholds are literals inside the kernels (Triton reads no plain globals): 1/32 for log1p's
+# series u - u^2/2 + u^3/3 - u^4/4 (truncation u^4/5 < 2e-7 relative), 1/16 for expm1's series
+# x + x^2/2 + x^3/6 (truncation x^3/24 < 1e-5 relative); 0.693... = ln 2.
+
+
+@helper
+def _log1p_series(u):
+    return u * (1.0 + u * (-0.5 + u * (0.3333333432674408 + u * -0.25)))
+
+
+@helper
+def log(x, NARROW: tl.constexpr):
+    """log x. NARROW: the SFU's log2 away from 1 (there |log x| > 0.03, so its absolute error
+    2^-22 is < 1e-5 relative), the series of log1p(x - 1) near 1 (x - 1 exact there)."""
+    if NARROW:
+        u = x - 1.0
+        r = tl.where(tl.abs(u) < 0.03125, _log1p_series(u), _log2_approx(x) * 0.6931471805599453)
+    else:
+        r = tl.log(x)
+    return r
+
+
+@helper
+def log1p_of(u, NARROW: tl.constexpr):
+    """log(1 + u). NARROW: the series for small |u| (where 1 + u would round u away), else the
+    SFU's log2 of 1 + u."""
+    if NARROW:
+        r = tl.where(tl.abs(u) < 0.03125, _log1p_series(u), _log2_approx(1.0 + u) * 0.6931471805599453)
+    else:
+        r = log1p(u)
+    return r
+
+
+@helper
+def expm1_of(x, NARROW: tl.constexpr):
+    """exp(x) - 1. NARROW: exp(x) - 1 (the SFU's exp, ~2^-22 relative) where |x| >= 1/16 (there
+    |expm1 x| > 0.06, so the cancellation costs < 1e-5 relative), the series below."""
+    if NARROW:
+        r = tl.where(tl.abs(x) < 0.0625, x * (1.0 + x * (0.5 + x * 0.1666666716337204)), tl.exp(x) - 1.0)
+    else:
+        r = expm1(x)
+    return r
 
 
 @helper

@@ -60,6 +60,11 @@ def loss_min_bytes(x, t, reduction, out_numel, g_numel, needs_t_grad=False):
     return fwd, bwd
 
 
+def narrowed(fn, fn_narrow, *tensors):
+    """``fn_narrow`` for 16-bit tensors where the op has one, else ``fn``."""
+    return fn_narrow if fn_narrow is not None and runtime.narrow(*(t.dtype for t in tensors)) else fn
+
+
 def randn_pair(shape, dtype, device, gen, target=None):
     x = torch.randn(shape, generator=gen, device=gen.device, dtype=torch.float64)
     t = target(shape, gen) if target else torch.randn(shape, generator=gen, device=gen.device, dtype=torch.float64)
@@ -68,9 +73,10 @@ def randn_pair(shape, dtype, device, gen, target=None):
 
 def elementwise_loss(name: str, loss, d_input, d_target, *, reference, names=("x", "t"),
                      param: tuple[str, float] | None = None, param_positive: bool = True, sample=None,
-                     doc: str = "") -> OpSpec:
+                     loss_narrow=None, doc: str = "") -> OpSpec:
     """Register a loss from ``@triton.jit`` scalar functions ``loss(x, t[, p])`` and its two
     partial derivatives (``d_target=None``: the loss is a function of x - t, so d/dt = -d/dx).
+    ``loss_narrow``: the loss for 16-bit x and t (``scalar``'s NARROW math).
     Forward: one fused map-reduce pass; backward: one pass."""
     args = (Arg(names[0]), Arg(names[1]))
     if param:
@@ -91,7 +97,7 @@ def elementwise_loss(name: str, loss, d_input, d_target, *, reference, names=("x
 
     def forward(x, t, *rest):
         p, reduction = split(rest)
-        return loss_forward(loss, x, t, p, reduction)
+        return loss_forward(narrowed(loss, loss_narrow, x, t), x, t, p, reduction)
 
     def vjp(x, t, *rest, needs=None):
         *rest, grad = rest
@@ -183,9 +189,18 @@ def poisson_dt(x, t):
 
 
 @triton.jit
-def log_cosh_l(x, t):
+def log_cosh_l(x, t, NARROW: tl.constexpr = False):
     d = tl.abs(x - t)
-    return d + scalar.log1p(tl.exp(-2.0 * d)) - 0.6931471805599453
+    r = d + scalar.log1p_of(tl.exp(-2.0 * d), NARROW) - 0.6931471805599453
+    if NARROW:  # below d = 1/4 the sum above cancels to d^2/2: its series (truncation 3e-6 relative)
+        d2 = d * d
+        r = tl.where(d < 0.25, d2 * (0.5 + d2 * (-0.08333333333333333 + d2 * 0.022222222222222223)), r)
+    return r
+
+
+@triton.jit
+def log_cosh_narrow(x, t):
+    return log_cosh_l(x, t, True)
 
 
 @triton.jit
@@ -194,10 +209,15 @@ def log_cosh_dx(x, t):
 
 
 @triton.jit
-def bce_l(p, y, eps):
+def bce_l(p, y, eps, NARROW: tl.constexpr = False):
     q = tl.minimum(tl.maximum(p, eps, propagate_nan=tl.PropagateNan.ALL), 1.0 - eps,
                    propagate_nan=tl.PropagateNan.ALL)
-    return -(y * tl.log(q) + (1.0 - y) * tl.log(1.0 - q))
+    return -(y * scalar.log(q, NARROW) + (1.0 - y) * scalar.log(1.0 - q, NARROW))
+
+
+@triton.jit
+def bce_narrow(p, y, eps):
+    return bce_l(p, y, eps, True)
 
 
 @triton.jit
@@ -215,9 +235,14 @@ def bce_dy(p, y, eps):
 
 
 @triton.jit
-def xent_l(q, p, eps):
-    return -p * tl.log(tl.minimum(tl.maximum(q, eps, propagate_nan=tl.PropagateNan.ALL), 1.0 - eps,
-                          propagate_nan=tl.PropagateNan.ALL))
+def xent_l(q, p, eps, NARROW: tl.constexpr = False):
+    return -p * scalar.log(tl.minimum(tl.maximum(q, eps, propagate_nan=tl.PropagateNan.ALL), 1.0 - eps,
+                                      propagate_nan=tl.PropagateNan.ALL), NARROW)
+
+
+@triton.jit
+def xent_narrow(q, p, eps):
+    return xent_l(q, p, eps, True)
 
 
 @triton.jit
@@ -284,10 +309,12 @@ poisson_loss = elementwise_loss("poisson_loss", poisson_l, poisson_dx, poisson_d
                                 reference=lambda x, t, reduction="mean": reduce(torch.exp(x) - t * x, reduction),
                                 doc="poisson_loss(x, t, reduction='mean'): exp(x) - t*x, x the log-rate.").fn
 log_cosh_loss = elementwise_loss("log_cosh_loss", log_cosh_l, log_cosh_dx, None, reference=_log_cosh_ref,
+                                 loss_narrow=log_cosh_narrow,
                                  doc="log_cosh_loss(x, t, reduction='mean'): log cosh(x - t), stable for any x - t.").fn
 binary_cross_entropy = elementwise_loss(
     "binary_cross_entropy", bce_l, bce_dp, bce_dy, names=("p", "y"), param=("eps", 1e-6), reference=_bce_ref,
-    sample=_prob_pair, doc="binary_cross_entropy(p, y, eps=1e-6, reduction='mean'): p clamped to [eps, 1-eps].").fn
+    sample=_prob_pair, loss_narrow=bce_narrow,
+    doc="binary_cross_entropy(p, y, eps=1e-6, reduction='mean'): p clamped to [eps, 1-eps].").fn
 
 
 # --------------------------------------------------------------------------------------------
@@ -324,8 +351,8 @@ def _dist_pair(shape, dtype, device, gen):
 XENT_ARGS = (Arg("q"), Arg("p"), Arg("dim", "int", -1), Arg("eps", "float", 1e-6), Arg("reduction", "str", "mean"))
 cross_entropy = register(OpSpec(
     name="cross_entropy", family="loss", args=XENT_ARGS,
-    forward=lambda q, p, dim, eps, reduction: loss_forward(xent_l, q, p, eps, reduction, _xent_row_dims(q, dim),
-                                                           mean_rows=_rows_of(q, dim)),
+    forward=lambda q, p, dim, eps, reduction: loss_forward(narrowed(xent_l, xent_narrow, q, p), q, p, eps, reduction,
+                                                           _xent_row_dims(q, dim), mean_rows=_rows_of(q, dim)),
     vjp=lambda q, p, dim, eps, reduction, grad, needs=None: loss_vjp(
         xent_dq, xent_dp, q, p, grad, eps, reduction, needs_all(XENT_ARGS, (q, p), needs), _xent_row_dims(q, dim),
         mean_rows=_rows_of(q, dim)),

@@ -41,10 +41,15 @@ gelu_erf = unary_op("gelu_erf", gelu_erf_f, gelu_erf_df,
 
 
 @triton.jit
-def bce_torch_l(p, y):
+def bce_torch_l(p, y, NARROW: tl.constexpr = False):
     # NaN propagates through the clamps, as through torch's clamp_min
-    return -(y * tl.maximum(tl.log(p), -100.0, propagate_nan=tl.PropagateNan.ALL)
-             + (1.0 - y) * tl.maximum(tl.log(1.0 - p), -100.0, propagate_nan=tl.PropagateNan.ALL))
+    return -(y * tl.maximum(scalar.log(p, NARROW), -100.0, propagate_nan=tl.PropagateNan.ALL)
+             + (1.0 - y) * tl.maximum(scalar.log(1.0 - p, NARROW), -100.0, propagate_nan=tl.PropagateNan.ALL))
+
+
+@triton.jit
+def bce_torch_narrow(p, y):
+    return bce_torch_l(p, y, True)
 
 
 @triton.jit
@@ -65,15 +70,20 @@ def _bce_torch_ref(p, y, reduction="mean"):
 
 bce_log_clamp = elementwise_loss(
     "bce_log_clamp", bce_torch_l, bce_torch_dp, bce_torch_dy, names=("p", "y"), reference=_bce_torch_ref,
-    sample=_prob_pair,
+    sample=_prob_pair, loss_narrow=bce_torch_narrow,
     doc="bce_log_clamp(p, y, reduction='mean'): binary cross-entropy with each log clamped at -100 "
         "(= F.binary_cross_entropy).").fn
 
 
 @triton.jit
-def bce_logits_l(x, y):
+def bce_logits_l(x, y, NARROW: tl.constexpr = False):
     # max(x, 0) - x y + log(1 + exp(-|x|)): no overflow for any x
-    return tl.maximum(x, 0.0) - x * y + scalar.log1p(tl.exp(-tl.abs(x)))
+    return tl.maximum(x, 0.0) - x * y + scalar.log1p_of(tl.exp(-tl.abs(x)), NARROW)
+
+
+@triton.jit
+def bce_logits_narrow(x, y):
+    return bce_logits_l(x, y, True)
 
 
 @triton.jit
@@ -94,6 +104,7 @@ def _logit_pair(shape, dtype, device, gen):
 bce_with_logits = elementwise_loss(
     # d/dt = -x, as in the poisson loss
     "bce_with_logits", bce_logits_l, bce_logits_dx, poisson_dt, reference=_bce_logits_ref, sample=_logit_pair,
+    loss_narrow=bce_logits_narrow,
     doc="bce_with_logits(x, y, reduction='mean'): -[y log sigmoid(x) + (1-y) log(1 - sigmoid(x))], stable "
         "(= F.binary_cross_entropy_with_logits without weights).").fn
 
@@ -103,10 +114,12 @@ bce_with_logits = elementwise_loss(
 
 
 @triton.jit
-def stirling(t):
-    # t log t - t + 0.5 log(2 pi t) where t > 1, else 0 (torch's masking)
+def stirling(t, NARROW: tl.constexpr = False):
+    # t log t - t + 0.5 log(2 pi t) where t > 1, else 0 (torch's masking); one log: log(2 pi t) =
+    # log t + log(2 pi)
     safe = tl.where(t > 1.0, t, 2.0)
-    return tl.where(t > 1.0, safe * tl.log(safe) - safe + 0.5 * tl.log(6.283185307179586 * safe), 0.0)
+    log_t = scalar.log(safe, NARROW)
+    return tl.where(t > 1.0, safe * log_t - safe + 0.5 * (log_t + 1.8378770664093453), 0.0)
 
 
 @triton.jit
@@ -116,8 +129,13 @@ def stirling_dt(t):
 
 
 @triton.jit
-def poisson_full_l(x, t):
-    return tl.exp(x) - t * x + stirling(t)
+def poisson_full_l(x, t, NARROW: tl.constexpr = False):
+    return tl.exp(x) - t * x + stirling(t, NARROW)
+
+
+@triton.jit
+def poisson_full_narrow(x, t):
+    return poisson_full_l(x, t, True)
 
 
 @triton.jit
@@ -126,8 +144,13 @@ def poisson_full_dt(x, t):
 
 
 @triton.jit
-def poisson_rate_l(x, t, eps):
-    return x - t * tl.log(x + eps)
+def poisson_rate_l(x, t, eps, NARROW: tl.constexpr = False):
+    return x - t * scalar.log(x + eps, NARROW)
+
+
+@triton.jit
+def poisson_rate_narrow(x, t, eps):
+    return poisson_rate_l(x, t, eps, True)
 
 
 @triton.jit
@@ -141,8 +164,13 @@ def poisson_rate_dt(x, t, eps):
 
 
 @triton.jit
-def poisson_rate_full_l(x, t, eps):
-    return x - t * tl.log(x + eps) + stirling(t)
+def poisson_rate_full_l(x, t, eps, NARROW: tl.constexpr = False):
+    return poisson_rate_l(x, t, eps, NARROW) + stirling(t, NARROW)
+
+
+@triton.jit
+def poisson_rate_full_narrow(x, t, eps):
+    return poisson_rate_full_l(x, t, eps, True)
 
 
 @triton.jit
@@ -164,18 +192,20 @@ def _counts_pair(shape, dtype, device, gen, rate=False):
 
 
 poisson_nll_full = elementwise_loss(
-    "poisson_nll_full", poisson_full_l, poisson_dx, poisson_full_dt, sample=_counts_pair,
+    "poisson_nll_full", poisson_full_l, poisson_dx, poisson_full_dt, sample=_counts_pair, loss_narrow=poisson_full_narrow,
     reference=lambda x, t, reduction="mean": reduce(torch.exp(x) - t * x + _stirling_ref(t), reduction),
     doc="poisson_nll_full(x, t, reduction='mean'): exp(x) - t x + Stirling's term of t where t > 1 "
         "(= F.poisson_nll_loss(log_input=True, full=True)).").fn
 poisson_nll_rate = elementwise_loss(
     "poisson_nll_rate", poisson_rate_l, poisson_rate_dx, poisson_rate_dt, param=("eps", 1e-8),
+    loss_narrow=poisson_rate_narrow,
     sample=lambda *a: _counts_pair(*a, rate=True),
     reference=lambda x, t, eps=1e-8, reduction="mean": reduce(x - t * torch.log(x + eps), reduction),
     doc="poisson_nll_rate(x, t, eps=1e-8, reduction='mean'): x - t log(x + eps), x the rate "
         "(= F.poisson_nll_loss(log_input=False)).").fn
 poisson_nll_rate_full = elementwise_loss(
     "poisson_nll_rate_full", poisson_rate_full_l, poisson_rate_dx, poisson_rate_full_dt, param=("eps", 1e-8),
+    loss_narrow=poisson_rate_full_narrow,
     sample=lambda *a: _counts_pair(*a, rate=True),
     reference=lambda x, t, eps=1e-8, reduction="mean": reduce(x - t * torch.log(x + eps) + _stirling_ref(t),
                                                                reduction),

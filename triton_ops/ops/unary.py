@@ -20,10 +20,13 @@ def _default_sample(shape, dtype, device, gen):
 
 
 def unary_op(name: str, f, df, *, param: tuple[str, float] | None = None, reference=None,
-             df_reads_x: bool = True, sample=None, domain=None, param_check=None, doc: str = "") -> OpSpec:
+             df_reads_x: bool = True, sample=None, domain=None, param_check=None, f_narrow=None,
+             doc: str = "") -> OpSpec:
     """Lift two ``@triton.jit`` scalar functions into a registered op with autograd.
 
     ``f(x[, p])`` is the forward and ``df(x[, p])`` its derivative; the VJP is ``g * df(x)``.
+    ``f_narrow``: the forward for 16-bit tensors (``scalar``'s NARROW math), when ``f`` spends
+    instructions on float32 accuracy that a 16-bit output cannot keep.
     ``param`` = (name, default) adds one float parameter passed to both. ``reference`` is a
     torch function of the same arguments (the tests' float64 truth). ``domain(x, p)``, if
     given, returns a boolean mask of elements *outside* the domain (checked only in
@@ -53,7 +56,8 @@ def unary_op(name: str, f, df, *, param: tuple[str, float] | None = None, refere
         return torch.empty_like(x)
 
     def forward(x, *rest):
-        return pointwise(f, alloc(x), x, None, p_of(rest), arity=1)
+        fn = f_narrow if f_narrow is not None and runtime.narrow(x.dtype) else f
+        return pointwise(fn, alloc(x), x, None, p_of(rest), arity=1)
 
     def vjp(x, *rest, needs=None):
         *rest, grad = rest
@@ -74,7 +78,7 @@ def unary_op(name: str, f, df, *, param: tuple[str, float] | None = None, refere
         name=name, family="unary", args=args, forward=forward, vjp=vjp,
         reference=reference, fwd_kernels=(pointwise_fwd_kernel,), bwd_kernels=(pointwise_vjp_kernel,),
         check=check, alloc=alloc, vjp_alloc=vjp_alloc, min_bytes=min_bytes,
-        extras={"f": f, "df": df, "param": float(param[1]) if param else None, "df_reads_x": df_reads_x},
+        extras={"f": f, "df": df, "f_narrow": f_narrow, "param": float(param[1]) if param else None, "df_reads_x": df_reads_x},
         sample=lambda *a: ((sample or _default_sample)(*a),), doc=doc or f"triton_ops.{name}: elementwise, see SPEC.md section 1.")
     return register(spec)
 
@@ -91,6 +95,11 @@ GELU_C = 0.044715
 @triton.jit
 def elu_f(x, alpha):
     return tl.where(x > 0, x, alpha * scalar.expm1(x))
+
+
+@triton.jit
+def elu_narrow(x, alpha):
+    return tl.where(x > 0, x, alpha * scalar.expm1_of(x, True))
 
 
 @triton.jit
@@ -139,6 +148,11 @@ def log_f(x):
 
 
 @triton.jit
+def log_narrow(x):
+    return scalar.log(x, True)
+
+
+@triton.jit
 def log_df(x):
     return 1.0 / x
 
@@ -146,6 +160,11 @@ def log_df(x):
 @triton.jit
 def safe_log_f(x, eps):
     return tl.log(x + eps)
+
+
+@triton.jit
+def safe_log_narrow(x, eps):
+    return scalar.log(x + eps, True)
 
 
 @triton.jit
@@ -212,7 +231,7 @@ def _nonneg(op, v):
         raise ValueError(f"triton_ops.{op}: eps must be >= 0, got {v}")
 
 
-elu = unary_op("elu", elu_f, elu_df, param=("alpha", 1.0),
+elu = unary_op("elu", elu_f, elu_df, param=("alpha", 1.0), f_narrow=elu_narrow,
                reference=lambda x, alpha=1.0: torch.where(x > 0, x, alpha * torch.expm1(x)),
                doc="elu(x, alpha=1.0): x if x > 0 else alpha*expm1(x) (= F.elu).").fn
 gelu = unary_op("gelu", gelu_f, gelu_df, reference=_gelu_ref,
@@ -223,10 +242,11 @@ leaky_relu = unary_op("leaky_relu", leaky_relu_f, leaky_relu_df, param=("negativ
 smooth_abs = unary_op("smooth_abs", smooth_abs_f, smooth_abs_df, param=("eps", 1e-6), param_check=_nonneg,
                       reference=lambda x, eps=1e-6: torch.sqrt(x * x + eps),
                       doc="smooth_abs(x, eps=1e-6): sqrt(x^2 + eps), a differentiable |x|.").fn
-log = unary_op("log", log_f, log_df, reference=lambda x: torch.log(x), sample=_positive_sample,
+log = unary_op("log", log_f, log_df, reference=lambda x: torch.log(x), sample=_positive_sample, f_narrow=log_narrow,
                domain=lambda x: ~(x > 0),
                doc="log(x): natural log; x <= 0 gives IEEE results unless domain checks are on.").fn
 safe_log = unary_op("safe_log", safe_log_f, safe_log_df, param=("eps", 1e-6), param_check=_nonneg,
+                    f_narrow=safe_log_narrow,
                     reference=lambda x, eps=1e-6: torch.log(x + eps), sample=_positive_sample,
                     doc="safe_log(x, eps=1e-6): log(x + eps).").fn
 sqrt = unary_op("sqrt", sqrt_f, sqrt_df,
