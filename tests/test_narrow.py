@@ -58,6 +58,7 @@ UNARY = {  # op, domain of x, parameter
     "log": (0.0, math.inf, ()),
     "safe_log": (0.0, math.inf, (1e-6,)),
     "elu": (-30.0, 30.0, (1.0,)),
+    "gelu_erf": (-20.0, 20.0, ()),
 }
 
 
@@ -70,7 +71,29 @@ def test_unary_narrow_math_rounds_as_the_float32_path(name, dtype):
     x = every_value(dtype, lo, hi).to(DEVICE)
     narrow = spec.fn(x, *params)
     accurate = spec.fn(x.float(), *params).to(dtype)
-    assert_one_ulp_at_most_further(narrow, accurate, spec.fn(x.double(), *params))
+    truth = x.double() * phi64(x) if name == "gelu_erf" else spec.fn(x.double(), *params)
+    assert_one_ulp_at_most_further(narrow, accurate, truth)
+
+
+def phi64(x):
+    """Phi(x) in float64 through erfc: 0.5 (1 + erf(x / sqrt 2)), the op's (and torch's) form,
+    cancels for x < -5 in float32 and x < -8 in float64 itself."""
+    return 0.5 * torch.special.erfc(-x.double() / math.sqrt(2.0))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_gelu_erf_narrow_gradient_rounds_as_the_float32_path(dtype):
+    spec = triton_ops.registry["gelu_erf"]
+    assert spec.extras["df_narrow"] is not None
+    x = every_value(dtype, -20.0, 20.0).to(DEVICE)
+
+    def grad(v):
+        v = v.detach().requires_grad_(True)
+        return torch.autograd.grad(spec.fn(v), v, torch.ones_like(v))[0]
+
+    x64 = x.double()
+    truth = phi64(x) + x64 * torch.exp(-0.5 * x64 * x64) / math.sqrt(2 * math.pi)
+    assert_one_ulp_at_most_further(grad(x), grad(x.float()).to(dtype), truth)
 
 
 def test_unary_narrow_math_special_values():
@@ -78,6 +101,7 @@ def test_unary_narrow_math_special_values():
         x = torch.tensor([0.0, -0.0, -1.0, 1.0, math.inf, math.nan], dtype=dtype, device=DEVICE)
         torch.testing.assert_close(triton_ops.log(x), torch.log(x.float()).to(dtype), equal_nan=True)
         torch.testing.assert_close(triton_ops.elu(x), torch.nn.functional.elu(x.float()).to(dtype), equal_nan=True)
+        torch.testing.assert_close(triton_ops.gelu_erf(x), triton_ops.gelu_erf(x.float()).to(dtype), equal_nan=True)
 
 
 LOSSES = {  # op, the first operand's domain, the second operand's values, extra arguments

@@ -26,12 +26,29 @@ def gelu_erf_f(x):
 
 
 @triton.jit
+def phi_narrow(x):
+    # Phi(x) = 1 - Phi(-|x|) or Phi(-|x|) = erfc(|x| / sqrt 2) / 2: relative accuracy in both tails
+    half_erfc = 0.5 * scalar.erfc_narrow(tl.abs(x) * 0.7071067811865476)
+    return tl.where(x >= 0, 1.0 - half_erfc, half_erfc)
+
+
+@triton.jit
+def gelu_erf_narrow(x):
+    return x * phi_narrow(x)
+
+
+@triton.jit
+def gelu_erf_df_narrow(x):
+    return phi_narrow(x) + x * 0.3989422804014327 * tl.exp(-0.5 * x * x)
+
+
+@triton.jit
 def gelu_erf_df(x):
     # Phi(x) + x phi(x); 0.3989... = 1 / sqrt(2 pi)
     return 0.5 * (1.0 + tl.math.erf(x * 0.7071067811865476)) + x * 0.3989422804014327 * tl.exp(-0.5 * x * x)
 
 
-gelu_erf = unary_op("gelu_erf", gelu_erf_f, gelu_erf_df,
+gelu_erf = unary_op("gelu_erf", gelu_erf_f, gelu_erf_df, f_narrow=gelu_erf_narrow, df_narrow=gelu_erf_df_narrow,
                     reference=lambda x: 0.5 * x * (1 + torch.special.erf(x / math.sqrt(2.0))),
                     doc="gelu_erf(x): exact GELU 0.5x(1 + erf(x/sqrt 2)) (= F.gelu(x), approximate='none').").fn
 

@@ -21,12 +21,12 @@ def _default_sample(shape, dtype, device, gen):
 
 def unary_op(name: str, f, df, *, param: tuple[str, float] | None = None, reference=None,
              df_reads_x: bool = True, sample=None, domain=None, param_check=None, f_narrow=None,
-             doc: str = "") -> OpSpec:
+             df_narrow=None, doc: str = "") -> OpSpec:
     """Lift two ``@triton.jit`` scalar functions into a registered op with autograd.
 
     ``f(x[, p])`` is the forward and ``df(x[, p])`` its derivative; the VJP is ``g * df(x)``.
-    ``f_narrow``: the forward for 16-bit tensors (``scalar``'s NARROW math), when ``f`` spends
-    instructions on float32 accuracy that a 16-bit output cannot keep.
+    ``f_narrow``, ``df_narrow``: ``f`` and ``df`` for 16-bit tensors (``scalar``'s NARROW math),
+    where they spend instructions on float32 accuracy that a 16-bit result cannot keep.
     ``param`` = (name, default) adds one float parameter passed to both. ``reference`` is a
     torch function of the same arguments (the tests' float64 truth). ``domain(x, p)``, if
     given, returns a boolean mask of elements *outside* the domain (checked only in
@@ -59,12 +59,15 @@ def unary_op(name: str, f, df, *, param: tuple[str, float] | None = None, refere
         fn = f_narrow if f_narrow is not None and runtime.narrow(x.dtype) else f
         return pointwise(fn, alloc(x), x, None, p_of(rest), arity=1)
 
+    def df_for(x, grad):
+        return df_narrow if df_narrow is not None and runtime.narrow(x.dtype, grad.dtype) else df
+
     def vjp(x, *rest, needs=None):
         *rest, grad = rest
         need_x, = needs_all(args, (x, *rest), needs)
         if not need_x:
             return (None,)
-        dx, _ = pointwise_vjp(grad, x.shape, dfx=df, x=x, load_x=df_reads_x, param=p_of(rest), arity=1)
+        dx, _ = pointwise_vjp(grad, x.shape, dfx=df_for(x, grad), x=x, load_x=df_reads_x, param=p_of(rest), arity=1)
         return (dx,)
 
     def vjp_alloc(x, *rest):
@@ -78,7 +81,8 @@ def unary_op(name: str, f, df, *, param: tuple[str, float] | None = None, refere
         name=name, family="unary", args=args, forward=forward, vjp=vjp,
         reference=reference, fwd_kernels=(pointwise_fwd_kernel,), bwd_kernels=(pointwise_vjp_kernel,),
         check=check, alloc=alloc, vjp_alloc=vjp_alloc, min_bytes=min_bytes,
-        extras={"f": f, "df": df, "f_narrow": f_narrow, "param": float(param[1]) if param else None, "df_reads_x": df_reads_x},
+        extras={"f": f, "df": df, "f_narrow": f_narrow, "df_narrow": df_narrow,
+                "param": float(param[1]) if param else None, "df_reads_x": df_reads_x},
         sample=lambda *a: ((sample or _default_sample)(*a),), doc=doc or f"triton_ops.{name}: elementwise, see SPEC.md section 1.")
     return register(spec)
 
