@@ -97,12 +97,15 @@ def access_bits(ptx: str) -> dict:
 
 
 _SASS = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(.*?)\s*;")
+_LOAD = re.compile(r"\bLDG\b")
 _BACK_BRANCH = re.compile(r"\bBRA\s+(?:`?\(\.L_x_\d+\)\s*)?(0x[0-9a-f]+)")
 
 
 def sass_instructions(cubin: bytes) -> tuple[int, bool]:
-    """(instructions, looped): the SASS instructions (NOPs left out) of the innermost loop's body
-    (the shortest span closed by a backward branch), or of the whole kernel without a loop."""
+    """(instructions, looped): the SASS instructions (NOPs left out) of the innermost loop that
+    loads from global memory (the shortest span closed by a backward branch holding an LDG), or
+    of the whole kernel without such a loop (a loop of a reduction tree or a row's tail is no
+    stream of tiles)."""
     from triton.tools.disasm import path_to_cuobjdump
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -115,7 +118,9 @@ def sass_instructions(cubin: bytes) -> tuple[int, bool]:
     for addr, ins in lines:
         m = _BACK_BRANCH.search(ins)
         if m and int(m.group(1), 16) < addr:
-            loops.append((addr - int(m.group(1), 16), int(m.group(1), 16), addr))
+            first = int(m.group(1), 16)
+            if any(_LOAD.search(i) for a, i in lines if first <= a <= addr):
+                loops.append((addr - first, first, addr))
     if not loops:
         return len(lines), False
     _, first, last = min(loops)

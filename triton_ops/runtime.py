@@ -343,6 +343,12 @@ def narrow(*dtypes: torch.dtype) -> bool:
     return all(d in (torch.float16, torch.bfloat16) for d in dtypes)
 
 
+def narrowed(fn, fn_narrow, *dtypes: torch.dtype):
+    """``fn_narrow`` (a scalar function's NARROW form) where it exists and every dtype is 16-bit,
+    else ``fn``."""
+    return fn_narrow if fn_narrow is not None and narrow(*dtypes) else fn
+
+
 def next_pow2(n: int) -> int:
     return 1 if n <= 1 else 1 << (int(n) - 1).bit_length()
 

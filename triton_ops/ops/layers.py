@@ -139,7 +139,8 @@ def _linear_alloc(x, weight, bias, activation, precision):
 def _linear_forward_saved(x, weight, bias, activation, precision):
     act = _activation("linear", activation)
     x2 = _rows2d(x)  # a view unless x's leading axes cannot be flattened
-    y, z = gemm(x2, weight, transpose_b=True, out_dtype=x.dtype, bias=bias, epilogue=act["f"] if act else None,
+    epilogue = runtime.narrowed(act["f"], act["f_narrow"], x.dtype) if act else None
+    y, z = gemm(x2, weight, transpose_b=True, out_dtype=x.dtype, bias=bias, epilogue=epilogue,
                 param=act["param"] if act else None, save_z=act is not None, precision=precision)
     out_shape = (*x.shape[:-1], weight.shape[0])
     z = z.view(out_shape) if z is not None else x.new_empty((0,))
@@ -153,7 +154,8 @@ def _linear_vjp(x, weight, bias, activation, precision, grad, needs=None, saved=
     g2 = _rows2d(grad)
     db = bias.new_empty(bias.shape) if need_b else None  # contiguous: the kernels write it densely
     if act:  # dz = g * act'(z) once, the bias sums in the same pass
-        dz = linear_dz(g2, _rows2d(z), act["df"], act["param"], db=db) if need_x or need_w or need_b else None
+        df = runtime.narrowed(act["df"], act["df_narrow"], grad.dtype, z.dtype)
+        dz = linear_dz(g2, _rows2d(z), df, act["param"], db=db) if need_x or need_w or need_b else None
     else:
         dz = g2
         if need_b:

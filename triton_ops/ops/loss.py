@@ -60,11 +60,6 @@ def loss_min_bytes(x, t, reduction, out_numel, g_numel, needs_t_grad=False):
     return fwd, bwd
 
 
-def narrowed(fn, fn_narrow, *tensors):
-    """``fn_narrow`` for 16-bit tensors where the op has one, else ``fn``."""
-    return fn_narrow if fn_narrow is not None and runtime.narrow(*(t.dtype for t in tensors)) else fn
-
-
 def randn_pair(shape, dtype, device, gen, target=None):
     x = torch.randn(shape, generator=gen, device=gen.device, dtype=torch.float64)
     t = target(shape, gen) if target else torch.randn(shape, generator=gen, device=gen.device, dtype=torch.float64)
@@ -97,7 +92,7 @@ def elementwise_loss(name: str, loss, d_input, d_target, *, reference, names=("x
 
     def forward(x, t, *rest):
         p, reduction = split(rest)
-        return loss_forward(narrowed(loss, loss_narrow, x, t), x, t, p, reduction)
+        return loss_forward(runtime.narrowed(loss, loss_narrow, x.dtype, t.dtype), x, t, p, reduction)
 
     def vjp(x, t, *rest, needs=None):
         *rest, grad = rest
@@ -351,8 +346,9 @@ def _dist_pair(shape, dtype, device, gen):
 XENT_ARGS = (Arg("q"), Arg("p"), Arg("dim", "int", -1), Arg("eps", "float", 1e-6), Arg("reduction", "str", "mean"))
 cross_entropy = register(OpSpec(
     name="cross_entropy", family="loss", args=XENT_ARGS,
-    forward=lambda q, p, dim, eps, reduction: loss_forward(narrowed(xent_l, xent_narrow, q, p), q, p, eps, reduction,
-                                                           _xent_row_dims(q, dim), mean_rows=_rows_of(q, dim)),
+    forward=lambda q, p, dim, eps, reduction: loss_forward(
+        runtime.narrowed(xent_l, xent_narrow, q.dtype, p.dtype), q, p, eps, reduction, _xent_row_dims(q, dim),
+        mean_rows=_rows_of(q, dim)),
     vjp=lambda q, p, dim, eps, reduction, grad, needs=None: loss_vjp(
         xent_dq, xent_dp, q, p, grad, eps, reduction, needs_all(XENT_ARGS, (q, p), needs), _xent_row_dims(q, dim),
         mean_rows=_rows_of(q, dim)),

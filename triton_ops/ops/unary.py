@@ -56,18 +56,15 @@ def unary_op(name: str, f, df, *, param: tuple[str, float] | None = None, refere
         return torch.empty_like(x)
 
     def forward(x, *rest):
-        fn = f_narrow if f_narrow is not None and runtime.narrow(x.dtype) else f
-        return pointwise(fn, alloc(x), x, None, p_of(rest), arity=1)
-
-    def df_for(x, grad):
-        return df_narrow if df_narrow is not None and runtime.narrow(x.dtype, grad.dtype) else df
+        return pointwise(runtime.narrowed(f, f_narrow, x.dtype), alloc(x), x, None, p_of(rest), arity=1)
 
     def vjp(x, *rest, needs=None):
         *rest, grad = rest
         need_x, = needs_all(args, (x, *rest), needs)
         if not need_x:
             return (None,)
-        dx, _ = pointwise_vjp(grad, x.shape, dfx=df_for(x, grad), x=x, load_x=df_reads_x, param=p_of(rest), arity=1)
+        dx, _ = pointwise_vjp(grad, x.shape, dfx=runtime.narrowed(df, df_narrow, x.dtype, grad.dtype), x=x,
+                              load_x=df_reads_x, param=p_of(rest), arity=1)
         return (dx,)
 
     def vjp_alloc(x, *rest):
