@@ -202,9 +202,10 @@ def test_no_kernel_writes_a_negative_zero_literal(tmp_path):
 
 def _running_max_rows(dtype, C):
     """Rows that walk every case of the online log-sum-exp's running max: all -inf, -inf next to
-    the dtype's lowest finite value (the kernel's starting max), +inf once and twice, NaN, the
-    huge values (lowest - huge overflows to -inf), -inf before and after finite logits. The specials sit in the last
-    columns too (the masked tail lanes of a block, and a second block when C is long)."""
+    the dtype's lowest finite value (the kernel's starting max), +inf once and twice, NaN, huge
+    values (lowest - huge overflows to -inf), -inf before and after finite logits. The specials
+    sit in the last columns too (the masked tail lanes of a block, and a second block when C is
+    long)."""
     big, low, inf, nan = torch.finfo(dtype).max, torch.finfo(dtype).min, float("inf"), float("nan")
     gen = torch.Generator().manual_seed(7)
     z = torch.randn(10, C, generator=gen, dtype=torch.float64).to(dtype)

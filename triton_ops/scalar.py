@@ -71,6 +71,30 @@ def div_rounded(a, b, COMPUTE: tl.constexpr):
 
 
 @helper
+def lowest(COMPUTE: tl.constexpr):
+    """The lowest finite value of COMPUTE (float32 or float64): a running maximum that starts
+    there, not at -inf, never subtracts -inf from -inf."""
+    if COMPUTE == tl.float64:
+        v = -1.7976931348623157e308
+    else:
+        v = -3.4028234663852886e38
+    return v
+
+
+@helper
+def exp_fast(x, COMPUTE: tl.constexpr):
+    """exp(x) for float32 as one MUFU.EX2: ``tl.math.exp2`` lowers to ``ex2.approx.ftz``, while
+    ``tl.exp`` wraps the same instruction in a subnormal fix-up (3 more instructions per
+    element); a result below 2^-126 is 0 (where a sum of terms that start at 1 cannot see it).
+    float64: ``tl.exp``, accurate."""
+    if COMPUTE == tl.float64:
+        e = tl.exp(x)
+    else:
+        e = tl.math.exp2(x * 1.4426950408889634)
+    return e
+
+
+@helper
 def nan_else(x, v):
     """``x`` where it is NaN, else ``v``: a piecewise derivative whose cases compare ``x`` would
     turn a NaN input into a finite gradient (NaN fails every comparison)."""
