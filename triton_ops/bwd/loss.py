@@ -6,7 +6,7 @@ value per kept element / row (``"none"``: read once per tile column or row), pos
 import triton
 import triton.language as tl
 
-from ..scalar import exp_fast
+from ..scalar import exp_neg
 from ..tiles import block_span, call, group_offsets, joined, rows_of_program, slice_tiles
 
 
@@ -99,7 +99,7 @@ def ce_logits_bwd_kernel(dz_ptr, dt_ptr, z_ptr, t_ptr, g_ptr, lse_ptr, tsum_ptr,
         cols = block_span(c0, BLOCK_C, INDEX_64)
         mask = row_mask[:, None] & (cols < c_end)[None, :]
         z = tl.load(z_ptr + z_row[:, None] + cols[None, :] * z_c, mask=mask & read[:, None], other=0.0).to(COMPUTE)
-        softmax = exp_fast(z - lse[:, None], COMPUTE)
+        softmax = exp_neg(lse[:, None] - z, COMPUTE)
         if PROBS:
             t = tl.load(t_ptr + t_row[:, None] + cols[None, :] * t_c, mask=mask, other=0.0).to(COMPUTE)
             smoothed = (1.0 - smoothing) * t + smoothing * inv_c

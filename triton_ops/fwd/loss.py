@@ -13,7 +13,7 @@ Per-program partial sums are added by ``fwd/reduce.combine_fwd_kernel`` in a fix
 import triton
 import triton.language as tl
 
-from ..scalar import exp_fast, lowest
+from ..scalar import exp_neg, lowest
 from ..tiles import block_span, call, group_offsets, helper, joined, rows_of_program, slice_tiles
 
 
@@ -80,7 +80,7 @@ def ce_logits_fwd_kernel(loss_ptr, lse_ptr, tsum_ptr, factor_ptr, z_ptr, t_ptr, 
         # one exp per logit: exp(-|z - m|) either rescales the old sum (z > m: the new max) or
         # is z's term. A NaN logit gives NaN from then on (in s, and in m: the max keeps it).
         d = z - m
-        e = exp_fast(-tl.abs(d), COMPUTE)
+        e = exp_neg(tl.abs(d), COMPUTE)
         s = tl.where(d > 0, s * e + 1.0, s + e)
         m = tl.maximum(m, z, propagate_nan=tl.PropagateNan.ALL)
         if SMOOTH:
