@@ -116,3 +116,22 @@ def test_loss_bytes_are_one_pass(name, reduction):
     print(f"{name} {reduction}: forward {fwd.total / fwd_min:.3f} x min, backward {bwd.total / bwd_min:.3f} x min")
     assert 0.99 * fwd_min <= fwd.total <= 1.05 * fwd_min, (fwd, fwd_min)
     assert 0.99 * bwd_min <= bwd.total <= 1.05 * bwd_min, (bwd, bwd_min)
+
+
+def test_cross_entropy_vjp_reads_no_ignored_row():
+    """An ignored row's gradient is 0 whatever its logits hold: the VJP does not read them
+    (padding tokens cost their write only)."""
+    spec = triton_ops.registry["cross_entropy_logits"]
+    z = torch.randn(64, 1000)
+    counted = []
+    for ignored in (False, True):
+        target = torch.randint(0, 1000, (64,), generator=torch.Generator().manual_seed(0))
+        if ignored:
+            target[::4] = -100
+        args = (z, target, -1, -100, 0.0, "mean")
+        _, stats = spec.forward_saved(*args)
+        with count_bytes() as bwd:
+            (dz, _) = spec.vjp(*args, torch.tensor(1.0), saved=[stats])
+        counted.append(bwd.total)
+    assert torch.count_nonzero(dz[::4]) == 0 and torch.count_nonzero(dz[1::4]) > 0
+    assert counted[1] == counted[0] - 16 * 1000 * 4, counted  # the 16 ignored rows' logits: unread

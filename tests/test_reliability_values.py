@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import triton_ops
 from helpers import DEVICE
@@ -197,3 +198,70 @@ def test_no_kernel_writes_a_negative_zero_literal(tmp_path):
     planted.write_text("import triton\n@triton.jit\ndef k(x):\n    return x + -0.0\n"
                        "def host():\n    return -0.0\n")
     assert _negative_zero_literals_in_kernels(tmp_path) == [("k.py", 4)]
+
+
+def _running_max_rows(dtype, C):
+    """Rows that walk every case of the online log-sum-exp's running max: all -inf, -inf next to
+    the dtype's lowest finite value (the kernel's starting max), +inf once and twice, NaN, huge
+    values (lowest - huge overflows to -inf), -inf before and after finite logits. The specials
+    sit in the last columns too (the masked tail lanes of a block, and a second block when C is
+    long)."""
+    big, low, inf, nan = torch.finfo(dtype).max, torch.finfo(dtype).min, float("inf"), float("nan")
+    gen = torch.Generator().manual_seed(7)
+    z = torch.randn(10, C, generator=gen, dtype=torch.float64).to(dtype)
+    z[0] = -inf
+    z[1] = low
+    z[1, ::3] = -inf
+    z[2, -1] = inf
+    z[3, 1], z[3, -2] = inf, inf
+    z[4, -3] = nan
+    huge = big / (4 * C)  # lowest - huge overflows (C small), and the sums over a row stay finite
+    z[5, 0], z[5, -1] = huge, -inf
+    z[6, : C // 2] = -inf
+    z[7, C // 2:] = -inf
+    z[8, -1] = huge
+    z[9] = low
+    z[9, -1] = -inf
+    return z
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("C", [5, (1 << 15) + 3])
+def test_cross_entropy_running_max_edges_as_torch(dtype, C):
+    """The forward's running max starts at the dtype's lowest finite value, not -inf: every row
+    above, each target kind, with and without smoothing, gives torch's values (float64: exact
+    to a tight tolerance; NaN where torch has NaN, the same infinities); the log-sum-exp the VJP
+    reads gives torch's gradient for index targets."""
+    z = _running_max_rows(dtype, C).to(DEVICE)
+    rows = z.shape[0]
+    index = torch.tensor([1, 0, 0, 2, 0, 0, C - 1, 0, C - 1, 0], device=DEVICE)
+    index[4] = -100
+    probs = torch.softmax(torch.randn(rows, C, generator=torch.Generator().manual_seed(8), dtype=torch.float64), -1)
+    probs[:, 1::4] = 0.0
+    probs = probs.to(dtype).to(DEVICE)
+    tol = {"rtol": 1e-10, "atol": 1e-12} if dtype == torch.float64 else {"rtol": 2e-5, "atol": 2e-6}
+    for smoothing in (0.0, 0.1):
+        for target in (index, probs):
+            out = triton_ops.cross_entropy_logits(z, target, label_smoothing=smoothing, reduction="none")
+            zc, tc = z.cpu().double(), target.cpu()
+            if target.is_floating_point():  # a class of mass 0 adds 0 (torch: 0 * -inf = NaN; SPEC section 3)
+                q = tc.double() * (1 - smoothing) + smoothing / C
+                expected = -torch.where(q == 0, 0.0, q * torch.log_softmax(zc, -1)).sum(-1)
+            else:
+                expected = F.cross_entropy(zc, tc, label_smoothing=smoothing, reduction="none")
+                # rows 1 and 9 (logits near the lowest value): the loss is log-sum-exp - z_t (SPEC),
+                # a difference of two numbers of ~1e308 (1e38), which rounds log(count) away where
+                # F.cross_entropy's (z - max) - log(sum) keeps it; a lowest logit left out of the sum
+                # would give -inf. (With smoothing both rows hold a -inf logit: +inf either way.)
+                if smoothing == 0:
+                    nll = torch.logsumexp(zc, -1) - zc.gather(1, tc.clamp(min=0)[:, None])[:, 0]
+                    expected[[1, 9]] = nll[[1, 9]]
+            torch.testing.assert_close(out.cpu().double(), expected.to(dtype).double(), equal_nan=True, **tol,
+                                       msg=lambda m: f"smoothing {smoothing}, probs {target.is_floating_point()}: {m}")
+    zg = z.clone().requires_grad_()
+    (dz,) = torch.autograd.grad(triton_ops.cross_entropy_logits(zg, index, reduction="sum"), zg)
+    zr = z.cpu().double().requires_grad_()
+    (rz,) = torch.autograd.grad(F.cross_entropy(zr, index.cpu(), reduction="sum"), zr)
+    keep = [0, 2, 3, 5, 6, 7, 8]  # rows 1 and 9: softmax from a rounded log-sum-exp (above)
+    torch.testing.assert_close(dz[keep].cpu().double(), rz[keep].to(dtype).double(), equal_nan=True, **tol)
+    assert torch.count_nonzero(dz[4]) == 0  # an ignored row: no gradient, its NaN logit too (torch: NaN)

@@ -147,6 +147,30 @@ def div_rounded(a, b, COMPUTE: tl.constexpr):
 
 
 @helper
+def lowest(COMPUTE: tl.constexpr):
+    """The lowest finite value of COMPUTE (float32 or float64): a running maximum that starts
+    there, not at -inf, never subtracts -inf from -inf."""
+    if COMPUTE == tl.float64:
+        v = -1.7976931348623157e308
+    else:
+        v = -3.4028234663852886e38
+    return v
+
+
+@helper
+def exp_neg(x, COMPUTE: tl.constexpr):
+    """exp(-x). float32: one multiply and one MUFU.EX2 (``tl.math.exp2`` lowers to
+    ``ex2.approx.ftz``, where ``tl.exp`` wraps the same instruction in a subnormal fix-up: 3 more
+    instructions per element), the sign in the constant (a negation would cost an instruction
+    of its own under Triton 3.6); a result below 2^-126 is 0. float64: ``tl.exp``, accurate."""
+    if COMPUTE == tl.float64:
+        e = tl.exp(-x)
+    else:
+        e = tl.math.exp2(x * -1.4426950408889634)
+    return e
+
+
+@helper
 def nan_else(x, v):
     """``x`` where it is NaN, else ``v``: a piecewise derivative whose cases compare ``x`` would
     turn a NaN input into a finite gradient (NaN fails every comparison)."""

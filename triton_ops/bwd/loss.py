@@ -6,6 +6,7 @@ value per kept element / row (``"none"``: read once per tile column or row), pos
 import triton
 import triton.language as tl
 
+from ..scalar import exp_neg
 from ..tiles import block_span, call, group_offsets, joined, rows_of_program, slice_tiles
 
 
@@ -58,8 +59,9 @@ def ce_logits_bwd_kernel(dz_ptr, dt_ptr, z_ptr, t_ptr, g_ptr, lse_ptr, tsum_ptr,
     # One program owns BLOCK_R rows and walks c_per_program of their classes (few long rows, as
     # linear_cross_entropy's chunks, are split over programs along the classes to fill a wave):
     # dz = g * (softmax(z) * mass - t'), softmax from the forward's saved log-sum-exp (no second
-    # pass over z). Reads z (and t) once, g and the log-sum-exp per row (and the target mass,
-    # probabilities) once per program; writes dz (and dt) once.
+    # pass over z). Reads z (and t) once, but not the logits of an ignored row (its gradient is
+    # 0), g and the log-sum-exp per row (and the target mass, probabilities) once per program;
+    # writes dz (and dt) once. Bytes: |z| (+ |t|) + |dz| (+ |dt|) + 8 per row and program.
     rows, row_mask, z_row, t_row = rows_of_program(R, r_sizes, z_r, t_r, BLOCK_R, INDEX_64)
     smoothing = joined(numbers[0], numbers[1], COMPUTE)
     factor = joined(numbers[2], numbers[3], COMPUTE)
@@ -72,21 +74,32 @@ def ce_logits_bwd_kernel(dz_ptr, dt_ptr, z_ptr, t_ptr, g_ptr, lse_ptr, tsum_ptr,
     else:
         g = tl.load(g_ptr + group_offsets(rows, r_sizes, g_r), mask=row_mask, other=0.0).to(COMPUTE) * factor
     lse = tl.load(lse_ptr + rows, mask=row_mask, other=0.0).to(COMPUTE)
+    inv_c = 1.0 / tl.cast(C, COMPUTE)
+    read = row_mask
     if PROBS:
         mass = tl.load(tsum_ptr + rows, mask=row_mask, other=0.0).to(COMPUTE)
     else:
+        # The one-hot and validity are per-row numbers, so that a logit costs one compare:
+        # dz = g * (softmax + (c_hit at the target's column, else c_other)). An ignored row:
+        # g = 0 and its logits unread (0, with lse 0: softmax 1), so its gradient is 0 whatever
+        # they hold; an out-of-range class (unchecked on CUDA): g = NaN, the row NaN like its
+        # loss. (c_other is -0.0 without smoothing: softmax + c_other is softmax, signed zeros too.)
         target = tl.load(t_ptr + t_row, mask=row_mask, other=ignore_index)
-        valid = (target != ignore_index)[:, None]
-        # an out-of-range class (unchecked on CUDA): NaN, like its row's loss
-        out_of_range = valid & ((target < 0) | (target >= C))[:, None]
-    inv_c = 1.0 / tl.cast(C, COMPUTE)
+        valid = row_mask & (target != ignore_index)
+        in_range = (target >= 0) & (target < C)
+        read = valid
+        g = tl.where(valid, tl.where(in_range, g, float("nan")), 0.0)
+        lse = tl.where(valid, lse, 0.0)
+        target = tl.where(valid & in_range, target, -1)  # -1: no column
+        c_other = -(smoothing * inv_c)
+        c_hit = c_other - (1.0 - smoothing)
     c_start = tl.program_id(1) * c_per_program
     c_end = tl.minimum(c_start + c_per_program, C)
     for c0 in range(c_start, c_end, BLOCK_C):
         cols = block_span(c0, BLOCK_C, INDEX_64)
         mask = row_mask[:, None] & (cols < c_end)[None, :]
-        z = tl.load(z_ptr + z_row[:, None] + cols[None, :] * z_c, mask=mask, other=0.0).to(COMPUTE)
-        softmax = tl.exp(z - lse[:, None])
+        z = tl.load(z_ptr + z_row[:, None] + cols[None, :] * z_c, mask=mask & read[:, None], other=0.0).to(COMPUTE)
+        softmax = exp_neg(lse[:, None] - z, COMPUTE)
         if PROBS:
             t = tl.load(t_ptr + t_row[:, None] + cols[None, :] * t_c, mask=mask, other=0.0).to(COMPUTE)
             smoothed = (1.0 - smoothing) * t + smoothing * inv_c
@@ -96,9 +109,11 @@ def ce_logits_bwd_kernel(dz_ptr, dt_ptr, z_ptr, t_ptr, g_ptr, lse_ptr, tsum_ptr,
                 tl.store(dt_ptr + group_offsets(rows, r_sizes, dt_r)[:, None] + cols[None, :] * dt_c,
                          dt.to(dt_ptr.dtype.element_ty), mask=mask)
         else:
-            onehot = tl.where(cols[None, :] == target[:, None], 1.0 - smoothing, 0.0)
-            dz = tl.where(valid, g[:, None] * (softmax - onehot - smoothing * inv_c), 0.0)
-            dz = tl.where(out_of_range, float("nan"), dz)
+            at = target - c0  # the target's place in this block (int32 unless offsets need int64)
+            if not INDEX_64:
+                at = at.to(tl.int32)
+            hit = tl.arange(0, BLOCK_C)[None, :] == at[:, None]
+            dz = g[:, None] * (softmax + tl.where(hit, c_hit, c_other))
         if NEED_DZ:
             tl.store(dz_ptr + group_offsets(rows, r_sizes, dz_r)[:, None] + cols[None, :] * dz_c,
                      dz.to(dz_ptr.dtype.element_ty), mask=mask)

@@ -13,6 +13,7 @@ Per-program partial sums are added by ``fwd/reduce.combine_fwd_kernel`` in a fix
 import triton
 import triton.language as tl
 
+from ..scalar import exp_neg, lowest
 from ..tiles import block_span, call, group_offsets, helper, joined, rows_of_program, slice_tiles
 
 
@@ -51,9 +52,9 @@ def loss_reduce_kernel(out_ptr, x_ptr, t_ptr, numbers, r_sizes, k_sizes, R, K, r
 @triton.jit
 def ce_logits_fwd_kernel(loss_ptr, lse_ptr, tsum_ptr, factor_ptr, z_ptr, t_ptr, numbers, r_sizes, R, C,
                          z_r, t_r, z_c, t_c, ignore_index,
-                         PROBS: tl.constexpr, REDUCE: tl.constexpr, MEAN: tl.constexpr, FINAL: tl.constexpr,
-                         SAVE: tl.constexpr, COMPUTE: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
-                         INDEX_64: tl.constexpr):
+                         PROBS: tl.constexpr, SMOOTH: tl.constexpr, REDUCE: tl.constexpr, MEAN: tl.constexpr,
+                         FINAL: tl.constexpr, SAVE: tl.constexpr, COMPUTE: tl.constexpr, BLOCK_R: tl.constexpr,
+                         BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr):
     # One program owns BLOCK_R rows and walks their C classes in BLOCK_C steps. Each lane keeps
     # its own running (max, sum) of an online log-sum-exp (one exp per logit, no cross-lane
     # reduction inside the loop); the lanes are combined once, after the loop. Any class count
@@ -61,10 +62,13 @@ def ce_logits_fwd_kernel(loss_ptr, lse_ptr, tsum_ptr, factor_ptr, z_ptr, t_ptr, 
     # logit per row); writes the loss per row, or one partial (sum, count) per program, or
     # (FINAL: the only program of a reduction) the loss itself and the mean's factor
     # 1 / max(count, 1). SAVE (a gradient will be asked for): the log-sum-exp per row, and the
-    # target mass per row for probability targets. Bytes: |z| (+ |t|) + 4 R (+ 4 R) + 8 per program.
+    # target mass per row for probability targets. SMOOTH (label smoothing not 0): the row's
+    # logit sum too. Bytes: |z| (+ |t|) + 4 R (+ 4 R) + 8 per program.
     rows, row_mask, z_row, t_row = rows_of_program(R, r_sizes, z_r, t_r, BLOCK_R, INDEX_64)
     smoothing = joined(numbers[0], numbers[1], COMPUTE)
-    m = tl.full([BLOCK_R, BLOCK_C], float("-inf"), COMPUTE)
+    # The running max starts at the lowest finite value, not -inf: z - m is then never
+    # -inf - (-inf), so a -inf logit (or masked lane) needs no guard: its term is exp(-inf) = 0.
+    m = tl.full([BLOCK_R, BLOCK_C], lowest(COMPUTE), COMPUTE)
     s = tl.zeros([BLOCK_R, BLOCK_C], COMPUTE)
     z_acc = tl.zeros([BLOCK_R, BLOCK_C], COMPUTE)
     t_acc = tl.zeros([BLOCK_R, BLOCK_C], COMPUTE)
@@ -73,27 +77,25 @@ def ce_logits_fwd_kernel(loss_ptr, lse_ptr, tsum_ptr, factor_ptr, z_ptr, t_ptr, 
         cols = block_span(c0, BLOCK_C, INDEX_64)
         mask = row_mask[:, None] & (cols < C)[None, :]
         z = tl.load(z_ptr + z_row[:, None] + cols[None, :] * z_c, mask=mask, other=float("-inf")).to(COMPUTE)
-        # one exp per logit: exp(-|z - m|) either rescales the old sum (a new max) or is the new term
-        m_new = tl.maximum(m, z, propagate_nan=tl.PropagateNan.ALL)  # a NaN logit: NaN from then on
-        up = z > m
-        e = tl.where(m_new == float("-inf"), 0.0, tl.exp(tl.where(up, m, z) - m_new))  # all -inf so far: 0
-        s = tl.where(up, s * e + 1.0, s + e)
-        m = m_new
-        z0 = tl.where(mask, z, 0.0)
-        z_acc += z0
+        # one exp per logit: exp(-|z - m|) either rescales the old sum (z > m: the new max) or
+        # is z's term. A NaN logit gives NaN from then on (in s, and in m: the max keeps it).
+        d = z - m
+        e = exp_neg(tl.abs(d), COMPUTE)
+        s = tl.where(d > 0, s * e + 1.0, s + e)
+        m = tl.maximum(m, z, propagate_nan=tl.PropagateNan.ALL)
+        if SMOOTH:
+            z_acc += tl.where(mask, z, 0.0)
         if PROBS:
             t = tl.load(t_ptr + t_row[:, None] + cols[None, :] * t_c, mask=mask, other=0.0).to(COMPUTE)
             t_acc += t
-            tz_acc += tl.where(t == 0, 0.0, t * z0)  # a -inf logit of mass 0 adds 0, not NaN
+            tz_acc += tl.where(t == 0, 0.0, t * z)  # a -inf logit (a masked lane) of mass 0 adds 0, not NaN
+    # a row of -inf: every lane at the lowest value with a sum of 0, lse = lowest + log(0) = -inf
     row_max = tl.max(m, axis=1)
-    shift = tl.where(row_max == float("-inf"), 0.0, row_max)  # a row of -inf: no rescale (lse = -inf)
-    lse = row_max + tl.log(tl.sum(s * tl.exp(m - shift[:, None]), axis=1))  # a lane of -inf adds 0 * 0
+    lse = row_max + tl.log(tl.sum(s * tl.exp(m - row_max[:, None]), axis=1))
     z_sum = tl.sum(z_acc, axis=1)
     t_sum = tl.sum(t_acc, axis=1)
     tz_sum = tl.sum(tz_acc, axis=1)
-    inv_c = 1.0 / tl.cast(C, COMPUTE)
-    # Without smoothing the mean logit does not enter the loss: skip it (0 * -inf would be NaN).
-    z_sum = tl.where(smoothing == 0, 0.0, z_sum)
+    inv_c = 1.0 / tl.cast(C, COMPUTE)  # (without SMOOTH z_sum is 0: no 0 * -inf from a -inf logit)
     if PROBS:
         mass = (1.0 - smoothing) * t_sum + smoothing
         loss = lse * mass - (1.0 - smoothing) * tz_sum - smoothing * z_sum * inv_c

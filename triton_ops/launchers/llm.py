@@ -117,7 +117,7 @@ def linear_cross_entropy_forward(input, weight, target, bias, ignore_index, redu
     # one chunk of one program: the row kernel writes the loss and the factor itself (FINAL), no
     # partials, no combine
     plans = [ce_logits_forward_plan(((n, V), (V, 1)), ((n,), t.stride()), False, 1, reduction, x2.dtype, save,
-                                    alone=len(sizes) == 1) for n in sizes]
+                                    alone=len(sizes) == 1, smooth=label_smoothing != 0) for n in sizes]
     final = plans[0][0].fixed["FINAL"]
     # "mean"/"sum": one (sum, count) partial per program of every chunk, added in order at the end
     partials = x2.new_empty((sum(p for _, p in plans), 2), dtype=partial_dtype(x2.dtype)) if reduce and not final \

@@ -188,10 +188,11 @@ def _cel_rows(z, target, probs, dim, extra: dict):
 
 
 @runtime.plan_cache
-def ce_logits_forward_plan(z, target, probs, dim, reduction, dtype, save=True, alone=True):
+def ce_logits_forward_plan(z, target, probs, dim, reduction, dtype, save=True, alone=True, smooth=False):
     """(LaunchPlan, programs) of the forward row kernel. ``save``: store what the VJP reads;
     ``alone``: the launch is the whole reduction (not one chunk of linear_cross_entropy's), so
-    a single program writes the loss itself (FINAL: no partials, no combine)."""
+    a single program writes the loss itself (FINAL: no partials, no combine); ``smooth``: the
+    label smoothing is not 0 (the kernel sums each row's logits only then)."""
     rows = _cel_rows(z, target, probs, dim, {})
     C = z[0][dim]
     R = rows.numel
@@ -201,7 +202,7 @@ def ce_logits_forward_plan(z, target, probs, dim, reduction, dtype, save=True, a
     launch = runtime.LaunchPlan(
         ce_logits_fwd_kernel, (programs,), {"num_warps": runtime.num_warps_for(block_r * block_c)},
         r_sizes=rows.sizes, R=R, C=C, z_r=rows.strides["z"], t_r=rows.strides["t"], z_c=z[1][dim],
-        t_c=target[1][dim] if probs else 0, PROBS=probs, REDUCE=reduce, MEAN=reduction == "mean",
+        t_c=target[1][dim] if probs else 0, PROBS=probs, SMOOTH=smooth, REDUCE=reduce, MEAN=reduction == "mean",
         FINAL=reduce and alone and programs == 1, SAVE=save, COMPUTE=runtime.compute_dtype(dtype),
         BLOCK_R=block_r, BLOCK_C=block_c,
         INDEX_64=runtime.needs_int64(*_extents(z, target), R - 1, 2 * programs - 1))  # last offsets: loss/lse rows, partials
@@ -224,7 +225,8 @@ def cross_entropy_logits_forward(z, target, dim, ignore_index, label_smoothing, 
     save = stats is not None
     if R == 0 or C == 0:  # (the VJP reads no statistics then; saved, they are defined all the same)
         return (out.zero_(), stats.fill_(1.0)) if save else out.zero_()
-    launch, programs = ce_logits_forward_plan(layout(z), layout(target), probs, dim, reduction, z.dtype, save)
+    launch, programs = ce_logits_forward_plan(layout(z), layout(target), probs, dim, reduction, z.dtype, save,
+                                               smooth=label_smoothing != 0)
     lse, tsum, factor = ce_logits_stats(stats, R, probs) if save else (out, out, out)  # unsaved: pointers unread
     numbers = split_float(label_smoothing, launch.fixed["COMPUTE"])
     if reduction == "none" or launch.fixed["FINAL"]:
