@@ -627,24 +627,26 @@ def test_reduce_back_tile_takes_64_rows():
 def test_pointwise_gpu_plan_a_chunks(gpu_plans, programs):
     from triton_ops.launchers import pointwise, reduce
 
-    # out [7, 5, 96]: the program loop runs over A = 5 (forward) / 7 (VJP of x) elements, split
-    # in one-step parts (a device of under one SM: no wave to fill with fewer); the VJP writes one
-    # dx partial row per part
+    # out [7, 5, 96]: the forward's program loop runs over A = 5 elements, split in one-step
+    # parts (a device of under one SM: no wave to fill with fewer); the VJP of x (A = 7) stays one
+    # part (a dx partial row would pass 1/32 of g's bytes)
     gpu_plans(pointwise, reduce, programs=programs)
-    assert pointwise.a_split(7, 1, DEVICE, 7 * 96, 8) == 1
+    assert pointwise.a_split(5, 1, DEVICE, 7 * 5 * 96, 8) == 1
     gen = torch.Generator().manual_seed(programs)
     _check("mul", [_rand(1, 5, 96, gen=gen), _rand(7, 1, 96, gen=gen)], f"mul {programs} A chunks")
     _check("mul", [_rand(1, 96, gen=gen), _rand(7, 96, gen=gen)], f"mul row {programs} A chunks")
     _check("div", [_rand(7, 96, gen=gen), _rand(1, 96, gen=gen, shift=3.0)], f"div {programs} A chunks")
-    # out [40, 20, 96]: the forward loops over A = 20 in 10 parts of 2 (2 tiles of 32 rows)
-    _check("mul", [_rand(1, 20, 96, gen=gen), _rand(40, 1, 96, gen=gen)], f"mul forward {programs} A chunks")
-    # [300, 96] against [1, 96]: no B axes, so the tile's rows are 64 A steps (A_ROWS) of 64
-    # columns (2 column blocks); the sum over A = 300 runs in 3 parts of 100 rows (each's last
-    # step partly masked; 4 parts at most: partial rows within 1/32 of g), each writing one
-    # partial row; swiglu's gate gradient is elementwise, stored row by row
-    a_rows = [_rand(1, 96, gen=gen), _rand(300, 96, gen=gen)]
-    assert pointwise.tile_shape(300, 96, F64, 300 * 96, min_rows=pointwise.A_ROWS_MIN)[:2] == (64, 64)
-    assert pointwise.a_split(300, 2, DEVICE, 300 * 96, 8, most=300 // 64) == 100
+    # out [40, 23, 96]: the forward loops over A = 23 in 12 parts of 2 (2 tiles of 32 rows), the
+    # last one shorter
+    assert pointwise.a_split(23, 2, DEVICE, 40 * 23 * 96, 8) == 2
+    _check("mul", [_rand(1, 23, 96, gen=gen), _rand(40, 1, 96, gen=gen)], f"mul forward {programs} A chunks")
+    # [301, 96] against [1, 96]: no B axes, so the tile's rows are 64 A steps (A_ROWS) of 64
+    # columns (2 column blocks); the sum over A = 301 runs in 3 parts of 101 rows (the last 99;
+    # each's last step partly masked; 4 parts at most: partial rows within 1/32 of g), each
+    # writing one partial row; swiglu's gate gradient is elementwise, stored row by row
+    a_rows = [_rand(1, 96, gen=gen), _rand(301, 96, gen=gen)]
+    assert pointwise.tile_shape(301, 96, F64, 301 * 96, min_rows=pointwise.A_ROWS_MIN)[:2] == (64, 64)
+    assert pointwise.a_split(301, 2, DEVICE, 301 * 96, 8, most=301 // 64) == 101
     _check("mul", a_rows, f"mul A_ROWS {programs}")
     _check("swiglu", a_rows[::-1], f"swiglu A_ROWS {programs}")
     _check("sum", [a_rows[1], [0], True], f"sum A_ROWS {programs}")
