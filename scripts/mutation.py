@@ -161,9 +161,9 @@ MUTANTS = [
     M("vjp-a-rows-dx-sum", "triton_ops/templates/pointwise.py",
       "acc = tl.sum(acc, axis=0)[None, :] + tl.zeros([BLOCK_B, BLOCK_C], COMPUTE)", "acc = acc",
       "A_ROWS: dx keeps the first row of each step instead of their sum", T_PW),
-    M("a-rows-wave-floor", "triton_ops/launchers/reduce.py", "return steps if parts <= 1 else max(1, (steps - 1) // (parts - 1))",
-      "return steps if parts <= 1 else max(1, -(-steps // parts))", "a split rounds its steps per part up: fewer parts than a wave",
-      ("tests/test_loops.py",)),
+    M("split-balance-one-residency", "triton_ops/launchers/reduce.py", "for r in residencies(num_warps))",
+      "for r in residencies(num_warps)[-1:])", "a split balanced for the most resident programs only (one full wave "
+      "of them), not for whatever the kernel's registers allow", ("tests/test_loops.py",)),
     M("vjp-dx-one-slot", "triton_ops/templates/pointwise.py", "tl.store(dx_ptr + chunk * dx_slot + dx_bc",
       "tl.store(dx_ptr + dx_bc", "every A chunk writes dx partial row 0", T_PW),
     M("vjp-dy-one-slot", "triton_ops/templates/pointwise.py", "tl.store(dy_ptr + pid_b * dy_slot +",

@@ -551,31 +551,59 @@ def test_reduce_back_over_b_blocks(B, b_blocks):
     _check("sum_to", [x, (1, 256)], f"sum_to B={B}")
 
 
-@pytest.mark.parametrize("steps,parts", [(10, 6), (7, 4), (32768, 1056), (16384, 66), (5, 8), (9, 1)])
-def test_wave_split_never_makes_fewer_parts(steps, parts):
-    # a split sized for one full wave must not round itself under it (32768 loss blocks over a
-    # 1056-program wave: 31 blocks a program = 1058 programs; 32 would make 1024)
-    from triton_ops.launchers.reduce import wave_split
+@pytest.mark.parametrize("work,tiles,parts,unit", [(10, 1, 6, 1), (7, 3, 4, 1), (32768, 1, 10 ** 6, 1),
+                                                   (16384, 128, 128, 1), (134217728, 1, 10 ** 6, 16), (5, 1, 8, 1),
+                                                   (9, 1, 1, 1), (100, 4, 50, 16)])
+def test_wave_split_covers_the_loop_within_its_parts(monkeypatch, work, tiles, parts, unit):
+    from triton_ops.launchers import reduce
 
-    made = runtime.cdiv(steps, wave_split(steps, parts))
-    assert min(parts, steps) <= made <= 2 * parts, (steps, parts, made)
+    monkeypatch.setattr(reduce.runtime, "device_programs", lambda device: 4 * 132)
+    per = reduce.wave_split(work, tiles, parts, DEVICE, 8, unit)
+    made = runtime.cdiv(work, per)
+    assert (per % unit == 0 or per == work) and 1 <= made <= max(1, parts), (work, parts, per, made)
+    assert tiles * made <= max(tiles, reduce.SPLIT_WAVES * reduce.full_wave(DEVICE, 8))
+
+
+def test_wave_split_fills_whole_waves_at_any_residency(monkeypatch):
+    """On 132 SMs, the bench shapes' split reductions (issue 13): a loss over 2^27 elements (one
+    tile of 4096 a step) and add's broadcast-operand gradient at 16384 x 8192 (128 column blocks,
+    at most 128 partial rows). The splits sized for one full wave of 32-register programs (1058
+    and 16 x 67 = 1072 programs) leave half the last wave empty at 8 resident; the balanced ones
+    fill >= 0.94 of every wave whatever 1 to 8 programs of 8 warps the kernel's registers let fit."""
+    from triton_ops.launchers import reduce
+
+    monkeypatch.setattr(reduce.runtime, "device_programs", lambda device: 4 * 132)
+    old = reduce.split_balance(32768 * 4096, 31 * 4096, 1, DEVICE, 8)
+    assert old == pytest.approx(0.5, abs=0.01)  # 1058 programs: 2 waves at 8 resident, the second 2 programs
+    per = reduce.wave_split(32768 * 4096, 1, 10 ** 6, DEVICE, 8, unit=16)
+    assert per % 16 == 0 and reduce.split_balance(32768 * 4096, per, 1, DEVICE, 8) >= 0.95
+    assert runtime.cdiv(32768 * 4096, per) == 5270  # 39.9 programs an SM: whole waves at 1, 2, 4, 5, 8
+    per = reduce.wave_split(16384, 128, 128, DEVICE, 8)
+    assert reduce.split_balance(16384, per, 128, DEVICE, 8) >= 0.94 and runtime.cdiv(16384, per) == 41
+    # already many waves of tiles: no split
+    assert reduce.wave_split(100, 20000, 100, DEVICE, 8) == 100
 
 
 def test_small_reductions_stay_in_one_program(monkeypatch):
     """On a GPU plan, a reduction is split across programs only while each keeps
     ``min_split_elements`` to walk: an [8, 16] gradient sum is one program (no partials, no
-    combine launch), a [4096, 256] one splits into 64 chunks, a [65536, 1024] one fills one full
-    wave of 8-warp programs (8 per SM on 132 SMs), or 4 chunks in 4 tiles of 16-warp programs;
-    ``most`` caps the chunks (a VJP's partial rows)."""
+    combine launch), a [4096, 256] one splits into 64 parts at most (as many as that allows:
+    under one wave), a [65536, 1024] one into whole waves of 8-warp programs (8 per SM on 132
+    SMs; 18 A steps a program: 3641), or 12 parts in 132 tiles of 16-warp programs (3 waves at
+    4 per SM); ``most`` caps the parts (a VJP's partial rows)."""
     from triton_ops.launchers import pointwise
 
     monkeypatch.setattr(pointwise.runtime, "INTERPRETER", False)
     monkeypatch.setattr(pointwise.runtime, "device_programs", lambda device: 528)
-    assert pointwise.a_chunks(8, 1, DEVICE, 8 * 16, 8) == 1
-    assert pointwise.a_chunks(4096, 1, DEVICE, 4096 * 256, 8) == 4096 * 256 // runtime.min_split_elements()
-    assert pointwise.a_chunks(1 << 16, 1, DEVICE, (1 << 16) * 1024, 8) == 132 * 8
-    assert pointwise.a_chunks(1 << 16, 132, DEVICE, (1 << 16) * 1024, 16) == 4
-    assert pointwise.a_chunks(1 << 16, 1, DEVICE, (1 << 16) * 1024, 8, most=100) == 100
+
+    def parts(*args, **kw):
+        return runtime.cdiv(args[0], pointwise.a_split(*args, **kw))
+
+    assert parts(8, 1, DEVICE, 8 * 16, 8) == 1
+    assert parts(4096, 1, DEVICE, 4096 * 256, 8) == 4096 * 256 // runtime.min_split_elements()
+    assert parts(1 << 16, 1, DEVICE, (1 << 16) * 1024, 8) == 3641
+    assert parts(1 << 16, 132, DEVICE, (1 << 16) * 1024, 16) == 12
+    assert parts(1 << 16, 1, DEVICE, (1 << 16) * 1024, 8, most=100) <= 100
 
 
 def test_reduce_back_tile_takes_64_rows():
@@ -599,24 +627,26 @@ def test_reduce_back_tile_takes_64_rows():
 def test_pointwise_gpu_plan_a_chunks(gpu_plans, programs):
     from triton_ops.launchers import pointwise, reduce
 
-    # out [7, 5, 96]: the program loop runs over A = 5 (forward) / 7 (VJP of x) elements, split
-    # in one full wave's chunks (`programs` / 4 SMs x 8 programs of 8 warps; the last one
-    # shorter); the VJP writes one dx partial row per chunk
+    # out [7, 5, 96]: the forward's program loop runs over A = 5 elements, split in one-step
+    # parts (a device of under one SM: no wave to fill with fewer); the VJP of x (A = 7) stays one
+    # part (a dx partial row would pass 1/32 of g's bytes)
     gpu_plans(pointwise, reduce, programs=programs)
-    assert pointwise.a_chunks(7, 1, DEVICE, 7 * 96, 8) == reduce.full_wave(DEVICE, 8) == 2 * programs
+    assert pointwise.a_split(5, 1, DEVICE, 7 * 5 * 96, 8) == 1
     gen = torch.Generator().manual_seed(programs)
     _check("mul", [_rand(1, 5, 96, gen=gen), _rand(7, 1, 96, gen=gen)], f"mul {programs} A chunks")
     _check("mul", [_rand(1, 96, gen=gen), _rand(7, 96, gen=gen)], f"mul row {programs} A chunks")
     _check("div", [_rand(7, 96, gen=gen), _rand(1, 96, gen=gen, shift=3.0)], f"div {programs} A chunks")
-    # out [40, 20, 96]: the forward loops over A = 20 in 2 / 3 chunks (2 tiles of 32 rows), the last
-    # one shorter
-    _check("mul", [_rand(1, 20, 96, gen=gen), _rand(40, 1, 96, gen=gen)], f"mul forward {programs} A chunks")
-    # [300, 96] against [1, 96]: no B axes, so the tile's rows are 32 A steps (A_ROWS); the sum
-    # over A = 300 runs in 4 chunks of 96 rows (the last one 12: a step with masked rows), each
+    # out [40, 23, 96]: the forward loops over A = 23 in 12 parts of 2 (2 tiles of 32 rows), the
+    # last one shorter
+    assert pointwise.a_split(23, 2, DEVICE, 40 * 23 * 96, 8) == 2
+    _check("mul", [_rand(1, 23, 96, gen=gen), _rand(40, 1, 96, gen=gen)], f"mul forward {programs} A chunks")
+    # [301, 96] against [1, 96]: no B axes, so the tile's rows are 64 A steps (A_ROWS) of 64
+    # columns (2 column blocks); the sum over A = 301 runs in 3 parts of 101 rows (the last 99;
+    # each's last step partly masked; 4 parts at most: partial rows within 1/32 of g), each
     # writing one partial row; swiglu's gate gradient is elementwise, stored row by row
-    a_rows = [_rand(1, 96, gen=gen), _rand(300, 96, gen=gen)]
-    assert pointwise.tile_shape(300, 96, F64, 300 * 96, min_rows=pointwise.A_ROWS_MIN)[:2] == (32, 128)
-    assert pointwise.a_chunks(300, 1, DEVICE, 300 * 96, 8, most=300 // 64) == 4
+    a_rows = [_rand(1, 96, gen=gen), _rand(301, 96, gen=gen)]
+    assert pointwise.tile_shape(301, 96, F64, 301 * 96, min_rows=pointwise.A_ROWS_MIN)[:2] == (64, 64)
+    assert pointwise.a_split(301, 2, DEVICE, 301 * 96, 8, most=301 // 64) == 101
     _check("mul", a_rows, f"mul A_ROWS {programs}")
     _check("swiglu", a_rows[::-1], f"swiglu A_ROWS {programs}")
     _check("sum", [a_rows[1], [0], True], f"sum A_ROWS {programs}")
@@ -734,16 +764,17 @@ def _spy_partials(monkeypatch, module):
 def test_loss_gpu_plan_r_chunks(gpu_plans, monkeypatch, programs):
     from triton_ops.launchers import loss, reduce
 
-    # 10000 elements in 4096-element blocks: 3 blocks, split over min(3, one full wave of 8-warp
-    # programs: 2 for programs=1 (a quarter SM), 16 for 8) chunks (the last one partial), one
-    # partial sum each
+    # 10000 elements in 4096-element blocks: 3 blocks, so 3 chunks at most (each walks a block
+    # at least); under one wave of 8-warp programs (2 for programs=1, a quarter SM; 16 for 8)
+    # every chunk fills more of it: 3 of 3344 elements (multiples of 16: aligned starts; the
+    # last one partial), one partial sum each
     gpu_plans(loss, reduce, programs=programs)
     partials = _spy_partials(monkeypatch, loss)
     gen = torch.Generator().manual_seed(programs)
     x, t = _rand(10000, gen=gen), _rand(10000, gen=gen)
     for reduction in ("mean", "sum"):
         _check("huber_loss", [x, t, 0.5, reduction], f"huber {reduction} {programs} chunks")
-    assert partials == [(min(3, reduce.full_wave(DEVICE, 8)), 1)] * 2 == [({1: 2, 8: 3}[programs], 1)] * 2
+    assert partials == [(3, 1)] * 2 and reduce.wave_split(10000, 1, 3, DEVICE, 8, unit=16) == 3344
     q = torch.softmax(_rand(50, 200, gen=gen), -1)
     p = torch.softmax(_rand(50, 200, gen=gen), -1)
     _check("cross_entropy", [q, p, 0, 1e-6, "mean"], f"cross_entropy dim=0 {programs} chunks")

@@ -11,7 +11,7 @@ from ..bwd.loss import ce_logits_bwd_kernel, cosine_bwd_kernel, loss_vjp_kernel
 from ..fwd.loss import ce_logits_fwd_kernel, cosine_finish_kernel, cosine_fwd_kernel, loss_reduce_kernel
 from ..fwd.reduce import combine_fwd_kernel
 from ..tiles import split_float
-from .reduce import combine_partials, full_wave, most_partial_rows, wave_split
+from .reduce import combine_partials, most_partial_rows, wave_split
 
 
 def partial_dtype(*dtypes):
@@ -70,11 +70,15 @@ def _loss_forward_plan(fn, x, t, x_dtype, t_dtype, has_param, reduction, row_dim
     block_r = min(runtime.next_pow2(R), max(1, runtime.tile_elements() // block_k))
     k_blocks = runtime.cdiv(K, block_k)
     num_warps = runtime.num_warps_for(block_r * block_k)
-    # R chunks for one full wave, as far as their partial rows of K sums stay small beside x
-    most = most_partial_rows(R * K * runtime.dtype_size(x_dtype),
-                             max(1, K) * runtime.dtype_size(partial_dtype(x_dtype, t_dtype)))
-    chunks = 1 if runtime.INTERPRETER else min(runtime.cdiv(full_wave(device, num_warps), k_blocks), most)
-    r_per_program = wave_split(runtime.cdiv(R, block_r), chunks) * block_r
+    # R chunks for whole waves, as far as their partial rows of K sums stay small beside x and
+    # each walks a tile and min_split_elements at least; a chunk starts at a multiple of 16
+    # (Triton then knows the alignment of a contiguous x: 128-bit loads), its last BLOCK_R step
+    # partly masked where it must
+    most = min(most_partial_rows(R * K * runtime.dtype_size(x_dtype),
+                                 max(1, K) * runtime.dtype_size(partial_dtype(x_dtype, t_dtype))),
+               runtime.cdiv(R, block_r), R * K // (k_blocks * runtime.min_split_elements()))
+    r_per_program = R if runtime.INTERPRETER else wave_split(R, k_blocks, most, device, num_warps,
+                                                             unit=min(block_r, 16))
     chunks = runtime.cdiv(R, r_per_program)
     out_k = K_group.strides["out"] if chunks == 1 else contiguous_strides(K_group.sizes, K_group.sizes)
     launch = runtime.LaunchPlan(
@@ -264,7 +268,7 @@ def ce_logits_vjp_plan(z, target, probs, g, dz, dt, dim, reduction, dtype, devic
     C, R = shape[dim], rows.numel
     block_r, block_c = rows_config(R, C)
     programs, num_warps = runtime.cdiv(R, block_r), runtime.num_warps_for(block_r * block_c)
-    c_per_program = wave_split(runtime.cdiv(C, block_c), runtime.cdiv(full_wave(device, num_warps), programs)) * block_c
+    c_per_program = wave_split(C, programs, runtime.cdiv(C, block_c), device, num_warps, unit=16)
     return runtime.LaunchPlan(
         ce_logits_bwd_kernel, (programs, runtime.cdiv(C, c_per_program)), {"num_warps": num_warps},
         r_sizes=rows.sizes, R=R, C=C, c_per_program=c_per_program, z_r=rows.strides["z"], t_r=rows.strides["t"],

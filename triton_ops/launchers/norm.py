@@ -17,7 +17,7 @@ from ..bwd.rms_norm import rms_norm_bwd_kernel
 from ..fwd.norm import layer_norm_fwd_kernel
 from ..fwd.rms_norm import rms_norm_fwd_kernel
 from ..tiles import split_float
-from .reduce import combine_partials, full_wave, most_partial_rows, wave_split
+from .reduce import combine_partials, most_partial_rows, wave_split
 
 
 def single_columns() -> int:
@@ -185,15 +185,14 @@ def _long_rows_plans(shape, layouts, w_strides, d, dtype, center, need_w, need_b
     # 1. row sums: one row of tile-wide chunks a program (R programs: a wave at any R worth a split)
     sums_d = min(runtime.next_pow2(D), tile)
     sums_r = max(1, tile // sums_d)
-    # 2. columns: [col_r x col_d] blocks; shares of rows for a full wave, their partial rows
+    # 2. columns: [col_r x col_d] blocks; shares of rows for whole waves, their partial rows
     # within 1/32 of the input's bytes
     col_d = min(runtime.next_pow2(D), tile if runtime.INTERPRETER else 512)
     col_r = min(runtime.next_pow2(R), max(1, tile // col_d))
     n_c = runtime.cdiv(D, col_d)
     num_warps = runtime.num_warps_for(col_r * col_d)
     most = most_partial_rows(R * D * runtime.dtype_size(dtype), max(1, need_w + need_b) * D * 4)
-    shares = max(1, min(runtime.cdiv(full_wave(device, num_warps), n_c), runtime.cdiv(R, col_r), most))
-    rows_per_share = wave_split(runtime.cdiv(R, col_r), shares) * col_r
+    rows_per_share = wave_split(R, n_c, min(runtime.cdiv(R, col_r), most), device, num_warps)
     shares = runtime.cdiv(R, rows_per_share)
     parts = (shares, (need_w + need_b) * D) if (need_w or need_b) and shares > 1 else None
     index_64 = runtime.needs_int64(*_extents(shape, d, layouts, params), shares * 2 * D - 1, 2 * R - 1)

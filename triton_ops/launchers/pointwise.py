@@ -16,7 +16,7 @@ from ..fwd.reduce import combine_fwd_kernel, sum_fwd_kernel
 from ..scalar import identity, one_xy
 from ..tiles import Operand, split_float
 from ..tune import lookup
-from .reduce import combine_partials, full_wave, most_partial_rows, wave_split
+from .reduce import combine_partials, most_partial_rows, wave_split
 
 TENSOR, VALUE = Operand.TENSOR, Operand.VALUE
 
@@ -37,33 +37,34 @@ def should_swap(out_shape, x_shape, y_shape) -> bool:
 
 def tile_shape(B: int, C: int, dtype, numel: int, min_rows: int = 1) -> tuple[int, int, int]:
     """(BLOCK_B, BLOCK_C, num_warps): columns first (they hold the innermost axis; at most a
-    ``min_rows``-th of the tile), then as many rows as the tile allows. A tuned tile size
-    (``triton_ops.tune``) replaces the default."""
+    ``min_rows``-th of the tile, where there are that many rows), then as many rows as the tile
+    allows. A tuned tile size (``triton_ops.tune``) replaces the default."""
     cfg = lookup("pointwise", dtype, (numel,))
     tile = cfg["TILE"] if cfg else runtime.tile_elements()
-    block_c = min(runtime.next_pow2(C), max(1, tile // min_rows))
+    block_c = min(runtime.next_pow2(C), max(1, tile // min(min_rows, runtime.next_pow2(B))))
     block_b = min(runtime.next_pow2(B), max(1, tile // block_c))
     return block_b, block_c, (cfg["num_warps"] if cfg else runtime.num_warps_for(block_b * block_c))
 
 
 # rows of a VJP tile whose slot-1 gradient is a column sum: partial rows <= 2/64 of g's bytes
 REDUCE_ROWS = 64
-# rows of an A_ROWS tile (A steps, B = 1) at least: its columns an eighth of a one-row tile's or
-# fewer, so that eight times the column blocks fill the device with an eighth of the A chunks
-# (dx partial rows)
-A_ROWS_MIN = 8
+# rows of an A_ROWS tile (A steps, B = 1) at least: its columns a 64th of a one-row tile's or
+# fewer (64 on a GPU: 128 bytes of bf16 a row, still 128-bit loads), so that many column blocks
+# and few A parts (dx partial rows, 8 bytes a column each: written, then read) fill the waves. At
+# 16384 x 8192 bf16: 128 column blocks x 41 parts = 5248 programs (>= 0.95 of whole waves at any
+# residency), partial rows 1.0% of g's bytes (8 columns a block: 16 x 114 programs, 0.77, 2.8%)
+A_ROWS_MIN = 64
 
 
-def a_chunks(A: int, tiles: int, device, elements: int, num_warps: int, most: int | None = None) -> int:
-    """Split the A loop across programs only when the tiles alone cannot fill a GPU (one full
-    wave of ``num_warps``-warp programs), only as far as each chunk keeps
-    ``runtime.min_split_elements()`` of the ``elements`` to walk, and into ``most`` chunks at most
+def a_split(A: int, tiles: int, device, elements: int, num_warps: int, most: int | None = None) -> int:
+    """A steps per program (``reduce.wave_split``): the A loop is split across programs only when
+    the tiles alone leave a GPU's waves short, only as far as each part keeps
+    ``runtime.min_split_elements()`` of the ``elements`` to walk, and into ``most`` parts at most
     (a VJP's bound on its partial rows' bytes)."""
     if runtime.INTERPRETER:
-        return 1
-    target = runtime.cdiv(full_wave(device, num_warps), max(tiles, 1))
+        return A
     worth = elements // (max(tiles, 1) * runtime.min_split_elements())
-    return max(1, min(A, target, worth, most or A))
+    return wave_split(A, tiles, min(worth, most or A), device, num_warps)
 
 
 def describe(v, N: int) -> tuple:
@@ -92,7 +93,7 @@ def _forward_plan(kernel, fn, arity, has_param, shape, out_strides, out_dtype, x
     A, B, C = plan.A.numel, plan.B.numel, plan.C.numel
     block_b, block_c, num_warps = tile_shape(B, C, out_dtype, N)
     tiles = runtime.cdiv(B, block_b) * runtime.cdiv(C, block_c)
-    a_per_program = wave_split(A, a_chunks(A, tiles, device, N, num_warps))
+    a_per_program = a_split(A, tiles, device, N, num_warps)
     zeros = tuple(tuple(0 for _ in grp.sizes) for grp in (plan.A, plan.B, plan.C))
     x_st = plan.strides("x") if "x" in layouts else zeros
     y_st = plan.strides("y") if "y" in layouts else zeros
@@ -326,10 +327,9 @@ def _vjp_plan(kernel, dfx, dfy, arity, has_param, swap, out_shape, gd, xd, yd, x
     # dx's partial rows, small beside g
     most = most_partial_rows(N * runtime.dtype_size(gd[3]),
                              max(1, runtime.numel(x_shape)) * runtime.dtype_size(part_dtype))
-    chunks = a_chunks(A, tiles, device, N, num_warps, most) if need_dx else 1
-    a_per_program = wave_split(A, chunks)
-    if a_rows and a_per_program < A:  # whole steps of BLOCK_B rows (rounded down: the wave kept)
-        a_per_program = max(block_b, a_per_program // block_b * block_b)
+    # (A_ROWS: a part's last step of BLOCK_B rows may be partly masked: its bytes, not its
+    # steps, set a memory-bound program's time)
+    a_per_program = a_split(A, tiles, device, N, num_warps, most) if need_dx else A
     chunks = runtime.cdiv(A, a_per_program)
     g_mode = gd[0]
     if g_mode == Operand.TENSOR and B > 1 and all(s == 0 for s in plan.B.strides["g"]):

@@ -30,10 +30,45 @@ def most_partial_rows(input_bytes: int, row_bytes: int) -> int:
     return max(1, input_bytes // (64 * row_bytes))
 
 
-def wave_split(steps: int, parts: int) -> int:
-    """Steps per part of a loop of ``steps`` split into ``parts`` parts or a few more (as many
-    as there are steps at most), never fewer: the split keeps its wave."""
-    return steps if parts <= 1 else max(1, (steps - 1) // (parts - 1))
+# A split's grid aims at up to SPLIT_WAVES full waves (``full_wave``: programs at the most resident
+# per SM): 6 waves of 8-warp programs are 48 an SM, whole waves at 1, 2, 3, 4, 6 or 8 resident and
+# >= 0.96 of the last wave at 5 or 7, whatever the compiled kernel's registers allow. Of the splits
+# within 1% (BALANCE_SLACK) of the best balance, the fewest parts (partial rows, combine reads).
+SPLIT_WAVES, BALANCE_SLACK = 6, 0.01
+
+
+def residencies(num_warps: int) -> range:
+    """The programs per SM a kernel of ``num_warps`` warps may end up with (1 at the most
+    registers, up to its warp slots)."""
+    return range(1, min(PROGRAMS_PER_SM, max(1, WARPS_PER_SM // num_warps)) + 1)
+
+
+def split_balance(work: int, per: int, tiles: int, device, num_warps: int) -> float:
+    """The worst, over ``residencies``, share of the device's program slots at work while
+    ``tiles`` x cdiv(work, per) programs run, each walking ``per`` of ``work`` (the last part
+    less): the work over (whole waves x slots x per). A memory-bound kernel's time scales as the
+    inverse."""
+    sms = max(1, runtime.device_programs(device) // 4)
+    programs = tiles * runtime.cdiv(work, per)
+    return min(tiles * work / (runtime.cdiv(programs, sms * r) * sms * r * per) for r in residencies(num_warps))
+
+
+def wave_split(work: int, tiles: int, parts: int, device, num_warps: int, unit: int = 1) -> int:
+    """How much of a loop over ``work`` each program walks (a multiple of ``unit``, or all of it)
+    when the loop is split into at most ``parts`` parts of ``tiles`` programs each: the split
+    whose grid fills whole waves, or nearly, at any residency the compiled kernel ends up with
+    (``split_balance``; no compile at plan time), and at least one full wave where the parts
+    allow. No more than ``SPLIT_WAVES`` full waves; the fewest parts within ``BALANCE_SLACK`` of
+    the best balance."""
+    tiles = max(1, tiles)
+    parts = min(parts, runtime.cdiv(work, unit), runtime.cdiv(SPLIT_WAVES * full_wave(device, num_warps), tiles))
+    if parts <= 1:
+        return max(1, work)
+    pers = sorted({min(work, runtime.cdiv(runtime.cdiv(work, p), unit) * unit) for p in range(1, parts + 1)},
+                  reverse=True)  # fewer parts first
+    scores = [split_balance(work, per, tiles, device, num_warps) for per in pers]
+    best = max(scores)
+    return next(per for per, score in zip(pers, scores) if score >= best * (1 - BALANCE_SLACK))
 
 
 def combine_block_k(K: int, part_dtype, device, divide: bool) -> int:
