@@ -23,42 +23,42 @@ from triton_ops.launchers import norm
 
 from . import timing
 
-# (name, backward programs per SM, backward step elements, backward warps)
-BWD_VARIANTS = [("1x8192w16 (default)", 1, 8192, 16), ("2x4096w8", 2, 4096, 8), ("2x8192w8", 2, 8192, 8),
-                ("4x2048w4", 4, 2048, 4), ("1x16384w16", 1, 16384, 16), ("2x4096w16", 2, 4096, 16)]
-# (name, forward tile elements, forward warps or None: num_warps_for)
-FWD_VARIANTS = [("tile4096 (default)", 4096, None), ("tile4096w4", 4096, 4), ("tile4096w16", 4096, 16),
-                ("tile8192w16", 8192, 16), ("tile2048w4", 2048, 4)]
+# (name, backward programs per SM, backward step elements, backward warps); None: the default
+BWD_VARIANTS = [("default", None, None, None), ("1x8192w16", 1, 8192, 16), ("2x4096w8", 2, 4096, 8),
+                ("2x8192w8", 2, 8192, 8), ("4x2048w4", 4, 2048, 4), ("1x16384w16", 1, 16384, 16)]
+# (name, forward tile elements, forward warps); None: the default
+FWD_VARIANTS = [("default", None, None), ("tile4096w8", 4096, 8), ("tile4096w4", 4096, 4), ("tile2048w4", 2048, 4),
+                ("tile8192w8", 8192, 8)]
 
 
 @contextlib.contextmanager
 def knobs(*, programs_per_sm=None, tile=None, warps=None, backward: bool):
-    """The planner's knobs set for one variant: ``tile`` elements per step (the backward doubles
-    ``runtime.tile_elements`` on a GPU, so half of it is set), ``warps`` per program."""
-    saved = (norm.BWD_PROGRAMS_PER_SM, runtime.tile_elements, norm.row_warps, runtime.num_warps_for)
-    base_warps = norm.row_warps
-    if programs_per_sm is not None:
-        norm.BWD_PROGRAMS_PER_SM = programs_per_sm
-    if tile is not None:
-        elements = tile // 2 if backward else tile
-        runtime.tile_elements = lambda: elements
-    if warps is not None:
-        def row_warps(block_r, block_d, bwd):
-            return warps if bwd == backward else base_warps(block_r, block_d, bwd)
-        norm.row_warps = row_warps
-        if not backward:  # layer_norm's forward asks runtime.num_warps_for (this script runs norms only)
-            runtime.num_warps_for = lambda elements: warps
+    """The planner's knobs set for one variant (None: the default): the backward's programs per
+    SM, step elements and warps (``norm.row_config``), or the forward's tile elements
+    (``runtime.tile_elements``) and warps."""
+    saved = (norm.row_config, runtime.tile_elements)
+    default = norm.row_config
+
+    def row_config(D):
+        per_sm, step, bwd_warps, fwd_warps = default(D)
+        if backward:
+            return (programs_per_sm or per_sm, tile or step, warps or bwd_warps, fwd_warps)
+        return (per_sm, step, bwd_warps, warps or fwd_warps)
+
+    norm.row_config = row_config
+    if tile is not None and not backward:
+        runtime.tile_elements = lambda: tile
     runtime.clear_plan_caches()
     try:
         yield
     finally:
-        norm.BWD_PROGRAMS_PER_SM, runtime.tile_elements, norm.row_warps, runtime.num_warps_for = saved
+        norm.row_config, runtime.tile_elements = saved
         runtime.clear_plan_caches()
 
 
 def clone_ms(nbytes: int) -> float:
-    src = torch.empty(nbytes // 2, dtype=torch.bfloat16, device="cuda").normal_()
-    samples, _ = timing.device_time(lambda: src.clone(), timing.calls_for(nbytes))
+    src = torch.empty(nbytes // 4, dtype=torch.bfloat16, device="cuda").normal_()  # read + written: nbytes
+    samples, _ = timing.device_time(lambda *_: src.clone(), timing.calls_for(nbytes))
     return timing.percentiles(samples)[1]
 
 
@@ -73,13 +73,13 @@ def measure(op: str, rows: int, hidden: int, direction: str) -> float:
     else:
         fn, params = (lambda: triton_ops.rms_norm(x, (hidden,), w, 1e-5)), (x, w)
     if direction == "forward":
-        def step():
+        def step(*_):
             with torch.no_grad():
                 fn()
     else:
         y = fn()
 
-        def step():
+        def step(*_):
             torch.autograd.grad(y, params, g, retain_graph=True)
     step()
     torch.cuda.synchronize()

@@ -259,12 +259,13 @@ def test_cross_entropy_vjp_splits_long_rows_over_programs():
     from triton_ops.launchers import loss
 
     gen = torch.Generator().manual_seed(3)
-    z = (torch.randn(4, 70_000, generator=gen, dtype=torch.float64) * 3).to(DEVICE).requires_grad_()
-    t = torch.tensor([5, -100, 69_999, 34_000], device=DEVICE)
+    # an odd class count: every split (in 16-class units on a GPU) leaves a partial last chunk
+    z = (torch.randn(4, 70_001, generator=gen, dtype=torch.float64) * 3).to(DEVICE).requires_grad_()
+    t = torch.tensor([5, -100, 70_000, 34_000], device=DEVICE)
     g = torch.tensor(0.7, dtype=torch.float64, device=DEVICE)
     plan = loss.ce_logits_vjp_plan(loss.layout(z), loss.layout(t), False, loss.layout(g), loss.layout(z), None, 1,
                                    "mean", z.dtype, z.device)
-    assert plan.grid[1] > 1 and 70_000 % plan.fixed["c_per_program"]  # split, the last chunk partial
+    assert plan.grid[1] > 1 and 70_001 % plan.fixed["c_per_program"]  # split, the last chunk partial
     out = triton_ops.cross_entropy_logits(z, t, label_smoothing=0.1)
     (dz,) = torch.autograd.grad(out, z, g)
     zr = z.detach().cpu().requires_grad_()

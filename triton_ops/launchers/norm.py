@@ -26,32 +26,52 @@ def single_columns() -> int:
     return 1 << 14 if runtime.INTERPRETER else 8192
 
 
-def ln_config(R, D, device, backward: bool):
+# The row kernels' launch per row length on a GPU, measured side by side on an H200
+# (bench/norm_variants.py; docs/benchmarks/gpu/h200-2026-11-27-norm-variants.csv, bf16, 16384
+# rows): (longest row, backward programs per SM, backward step elements, backward warps, forward
+# warps). Short rows want several small programs per SM, so that one program's loads overlap
+# another's reductions and barriers: at 1024 columns four 4-warp programs of 2048-element steps
+# ran the LayerNorm VJP 4.1x faster than one 16-warp program of 8192; 8192 columns want 16384-
+# element steps (two rows) in one 16-warp program (1.19x). The forwards ran fastest, or within
+# 2%, with 4-warp programs at every length (RMSNorm at 8192: 1.26x).
+ROW_CONFIGS = ((1024, 4, 2048, 4, 4), (2048, 2, 8192, 8, 4), (4096, 2, 4096, 8, 4), (8192, 1, 16384, 16, 4))
+# RMSNorm's VJP holds more a thread than LayerNorm's: its 16384-element steps in 16 warps spill
+# 96-108 bytes (Triton 3.6 / 3.9; they measured 10% faster all the same), 8192-element steps do not
+RMS_BWD_MAX_STEP = 8192
+
+
+def row_config(D: int) -> tuple[int, int, int, int]:
+    """(backward programs per SM, backward step elements, backward warps, forward warps) for rows
+    of ``D`` columns (``ROW_CONFIGS``; longer rows than its last take the last)."""
+    for longest, *config in ROW_CONFIGS:
+        if D <= longest:
+            return tuple(config)
+    return tuple(ROW_CONFIGS[-1][1:])
+
+
+def ln_config(R, D, device, backward: bool, max_step: int | None = None):
     """(BLOCK_R, BLOCK_D, programs, rows per program). Forward: one row block per program (as
-    many programs as rows allow). Backward (rows of one tile) on a GPU: a persistent row kernel,
-    one program of ``row_warps`` (16) warps per SM (``BWD_PROGRAMS_PER_SM``) walking [BLOCK_R,
-    BLOCK_D] steps of ``2 * tile_elements()`` elements (several short rows a step), so that the
-    dweight/dbias partials stay small (programs x D floats). The norm kernels split the row
-    blocks evenly (``tiles.row_share``); rows per program is the most one program walks (the
-    contiguous ranges of softmax's forward)."""
+    many programs as rows allow) of ``tile_elements()``. Backward (rows of one tile) on a GPU: a
+    persistent row kernel, ``row_config``'s programs per SM walking [BLOCK_R, BLOCK_D] steps of
+    its step elements (several short rows a step), so that the dweight/dbias partials stay small
+    (programs x D floats). The norm kernels split the row blocks evenly (``tiles.row_share``);
+    rows per program is the most one program walks (the contiguous ranges of softmax's
+    forward). ``max_step``: a cap on the backward's step elements."""
     block_d = min(runtime.next_pow2(D), single_columns())
     tile = runtime.tile_elements()
+    per_sm = 1
     if backward and not runtime.INTERPRETER:
-        tile *= 2
+        per_sm, tile, _, _ = row_config(block_d)
+        tile = min(tile, max_step or tile)
     block_r = min(runtime.next_pow2(R), max(1, tile // block_d))
     steps = runtime.cdiv(R, block_r)
     if runtime.INTERPRETER:
         programs = 1
     elif backward:
-        programs = min(steps, _sms(device) * BWD_PROGRAMS_PER_SM)
+        programs = min(steps, _sms(device) * per_sm)
     else:
         programs = steps
     return block_r, block_d, programs, runtime.cdiv(steps, programs) * block_r
-
-
-# The backward's steps of 2 x 4096 elements in 16 warps hold 16 elements of each tile a thread,
-# under 128 registers (no spills): one program per SM (65,536 registers), one full wave.
-BWD_PROGRAMS_PER_SM = 1
 
 
 def _sms(device):
@@ -60,12 +80,12 @@ def _sms(device):
 
 
 def row_warps(block_r, block_d, backward: bool) -> int:
-    """Warps of a row kernel's program: 16 for the backward's 8192-element steps (16 elements of
-    a tile per thread), else as many as the tile asks."""
-    elements = block_r * block_d
-    if backward and not runtime.INTERPRETER and elements >= 8192:
-        return 16
-    return runtime.num_warps_for(elements)
+    """Warps of a norm row kernel's program on a GPU: ``row_config``'s for the row length (the
+    interpreter: as many as the tile asks)."""
+    if runtime.INTERPRETER:
+        return runtime.num_warps_for(block_r * block_d)
+    _, _, bwd_warps, fwd_warps = row_config(block_d)
+    return bwd_warps if backward else fwd_warps
 
 
 def stat_dtype(x):
@@ -115,7 +135,7 @@ def _forward_plan(shape, x_strides, y_strides, d, dtype, w_strides, b_strides, s
     block_r, block_d, programs, _ = ln_config(R, D, device, backward=False)
     (w_c, w_c1), (b_c, b_c1) = _param_strides(cols, "w"), _param_strides(cols, "b")
     return runtime.LaunchPlan(
-        layer_norm_fwd_kernel, (programs,), {"num_warps": runtime.num_warps_for(block_r * block_d)},
+        layer_norm_fwd_kernel, (programs,), {"num_warps": row_warps(block_r, block_d, False)},
         r_sizes=rows.sizes, c_sizes=cols.sizes, R=R, D=D,
         x_r=rows.strides["x"], x_c=cols.strides["x"], x_c1=cols.strides["x"][-1],
         y_r=rows.strides["y"], y_c=cols.strides["y"], y_c1=cols.strides["y"][-1],
@@ -276,7 +296,7 @@ def _rms_plan(shape, layouts, w_strides, d, dtype, need_dw, device, backward, st
     layouts, params = dict(layouts), {"w": w_strides}
     cols, rows = _groups(shape, d, layouts, params)
     R, D = rows.numel, cols.numel
-    block_r, block_d, programs, _ = ln_config(R, D, device, backward=backward)
+    block_r, block_d, programs, _ = ln_config(R, D, device, backward=backward, max_step=RMS_BWD_MAX_STEP)
     parts = _partials(D, programs, int(need_dw))
     strides = _tensor_strides(rows, cols, layouts)
     w_c, w_c1 = _param_strides(cols, "w")
