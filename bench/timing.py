@@ -143,6 +143,7 @@ def _reset_after_failed_capture():
 
         if torch.cuda.is_available():
             torch.cuda.synchronize()
+            gc.collect()  # the failed capture's graph, held by its traceback's frames (a cycle)
             torch.cuda.empty_cache()
     except Exception:  # noqa: BLE001 - a broken context shows in the next measurement
         pass
