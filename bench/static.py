@@ -128,8 +128,9 @@ def sass_instructions(cubin: bytes) -> tuple[int, bool]:
 
 
 def issue_pct(instr_per_element: float, bytes_per_element: float) -> float:
-    """The % of clone bandwidth that instruction issue allows (``ISSUE_PER_BYTE``), at most 100."""
-    if instr_per_element <= 0:
+    """The % of clone bandwidth that instruction issue allows (``ISSUE_PER_BYTE``), at most 100
+    (and 100 where the op direction has no minimum bytes to keep pace with: a view's VJP)."""
+    if instr_per_element <= 0 or bytes_per_element <= 0:
         return 100.0
     return min(100.0, 100.0 * ISSUE_PER_BYTE * bytes_per_element / instr_per_element)
 
