@@ -21,7 +21,8 @@ import triton_ops
 from triton_ops import runtime
 from triton_ops.launchers import norm
 
-from . import timing
+from . import cases, host, timing
+from .__main__ import clone_ms
 
 # (name, backward programs per SM, backward step elements, backward warps); None: the default
 BWD_VARIANTS = [("default", None, None, None), ("1x8192w16", 1, 8192, 16), ("2x4096w8", 2, 4096, 8),
@@ -56,34 +57,13 @@ def knobs(*, programs_per_sm=None, tile=None, warps=None, backward: bool):
         runtime.clear_plan_caches()
 
 
-def clone_ms(nbytes: int) -> float:
-    src = torch.empty(nbytes // 4, dtype=torch.bfloat16, device="cuda").normal_()  # read + written: nbytes
-    samples, _ = timing.device_time(lambda *_: src.clone(), timing.calls_for(nbytes))
-    return timing.percentiles(samples)[1]
-
-
-def measure(op: str, rows: int, hidden: int, direction: str) -> float:
-    gen = torch.Generator(device="cuda").manual_seed(0)
-    x = torch.randn(rows, hidden, device="cuda", generator=gen).to(torch.bfloat16).requires_grad_(True)
-    w = (1 + 0.1 * torch.randn(hidden, device="cuda", generator=gen)).to(torch.bfloat16).requires_grad_(True)
-    b = (0.1 * torch.randn(hidden, device="cuda", generator=gen)).to(torch.bfloat16).requires_grad_(True)
-    g = torch.randn(rows, hidden, device="cuda", generator=gen).to(torch.bfloat16)
-    if op == "layer_norm":
-        fn, params = (lambda: triton_ops.layer_norm(x, (hidden,), w, b, 1e-5)), (x, w, b)
-    else:
-        fn, params = (lambda: triton_ops.rms_norm(x, (hidden,), w, 1e-5)), (x, w)
-    if direction == "forward":
-        def step(*_):
-            with torch.no_grad():
-                fn()
-    else:
-        y = fn()
-
-        def step(*_):
-            torch.autograd.grad(y, params, g, retain_graph=True)
+def measure(spec, args, direction: str, nbytes: int) -> float:
+    """Device ms per call of one direction (``host.step``: the forward under no_grad, or the VJP
+    alone over one graph kept alive), timed like the quick bench."""
+    step = host.step(spec.fn, spec, args, direction)
     step()
     torch.cuda.synchronize()
-    samples, _ = timing.device_time(step, timing.calls_for(4 * rows * hidden))
+    samples, _ = timing.device_time(lambda i: step(), timing.calls_for(nbytes))
     return timing.percentiles(samples)[1]
 
 
@@ -100,11 +80,11 @@ def main(argv=None) -> int:
     for direction in a.directions:
         variants = BWD_VARIANTS if direction == "backward" else FWD_VARIANTS
         for op in a.ops:
+            spec = triton_ops.registry[op]
             for hidden in a.hidden:
-                n = a.rows * hidden
-                # minimum bytes: x (+ g) read, y (dx) written, bf16; parameters and stats ignored
-                nbytes = (3 if direction == "backward" else 2) * 2 * n
-                base = clone_ms(nbytes)
+                args = cases.make_args(spec, (a.rows, hidden), torch.bfloat16, "cuda")  # as the quick bench draws them
+                nbytes = dict(zip(("forward", "backward"), spec.min_bytes(*args)))[direction]
+                base, _ = clone_ms(nbytes, timing.calls_for(nbytes))
                 for v in variants:
                     if direction == "backward":
                         name, per_sm, tile, warps = v
@@ -114,7 +94,7 @@ def main(argv=None) -> int:
                         ctx = knobs(tile=tile, warps=warps, backward=False)
                     try:
                         with ctx:
-                            ms = measure(op, a.rows, hidden, direction)
+                            ms = measure(spec, args, direction, nbytes)
                         row = dict(op=op, direction=direction, hidden=hidden, variant=name, ms=ms,
                                    pct_clone=100 * base / ms)
                     except Exception as exc:  # noqa: BLE001 - a variant the compiler refuses

@@ -94,13 +94,13 @@ GELU_C = 0.044715
 
 
 @triton.jit
-def elu_f(x, alpha):
-    return tl.where(x > 0, x, alpha * scalar.expm1(x))
+def elu_f(x, alpha, NARROW: tl.constexpr = False):
+    return tl.where(x > 0, x, alpha * scalar.expm1_of(x, NARROW))
 
 
 @triton.jit
 def elu_narrow(x, alpha):
-    return tl.where(x > 0, x, alpha * scalar.expm1_of(x, True))
+    return elu_f(x, alpha, True)
 
 
 @triton.jit
@@ -144,13 +144,13 @@ def smooth_abs_df(x, eps):
 
 
 @triton.jit
-def log_f(x):
-    return tl.log(x)
+def log_f(x, NARROW: tl.constexpr = False):
+    return scalar.log(x, NARROW)
 
 
 @triton.jit
 def log_narrow(x):
-    return scalar.log(x, True)
+    return log_f(x, True)
 
 
 @triton.jit
@@ -159,13 +159,13 @@ def log_df(x):
 
 
 @triton.jit
-def safe_log_f(x, eps):
-    return tl.log(x + eps)
+def safe_log_f(x, eps, NARROW: tl.constexpr = False):
+    return scalar.log(x + eps, NARROW)
 
 
 @triton.jit
 def safe_log_narrow(x, eps):
-    return scalar.log(x + eps, True)
+    return safe_log_f(x, eps, True)
 
 
 @triton.jit
