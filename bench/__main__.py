@@ -203,7 +203,10 @@ def timed_rows(spec, shape, dtype, directions, provider_names, timers=None, devi
                 print(f"\n{spec.name} {provider} {direction} {tuple(shape)} {dtype}: {type(exc).__name__}: {exc}"[:400],
                       file=sys.stderr)
             if on_gpu:
-                release_device_memory()
+                reserved = release_device_memory()
+                if reserved > 8 << 30:  # what the caching allocator could not give back (the OOM's trail)
+                    print(f"\n{spec.name} {provider} {direction}: {reserved / 2**30:.1f} GiB reserved after the case, "
+                          f"{torch.cuda.memory_allocated() / 2**30:.2f} GiB allocated", file=sys.stderr)
     return rows
 
 
@@ -211,9 +214,11 @@ def release_device_memory():
     """Give back what a case left in the caching allocator. ``gc.collect`` first: a CUDA graph
     (or a failed capture's traceback) caught in a reference cycle keeps its private memory pool
     until the cyclic collector runs, and ``empty_cache`` cannot release a live pool. The H200 run
-    of 2026-11-27 (second) ran out of memory after 40 ops with 138 GiB reserved but unallocated."""
+    of 2026-11-27 (second) ran out of memory after 40 ops with 138 GiB reserved but unallocated (and
+the third, with this collection, after 44: see ``timing.graph_pool``). Returns the bytes still reserved."""
     gc.collect()
     torch.cuda.empty_cache()
+    return torch.cuda.memory_reserved()
 
 
 # ------------------------------------------------------------------------------------------------
