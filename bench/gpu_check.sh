@@ -84,7 +84,28 @@ compile_args=(--quick --no-progress --providers torch.compile  # Dynamo + Induct
 # took their whole window on a shared card and left the timed passes no time; and the quick bench
 # then spent seconds per case drawing its inputs on the CPU (now drawn on the device).
 mkdir -p "$work/b"
-stage quick "${QUICK_TIMEOUT:-170}" env $bench_env python3 -m bench "${quick_args[@]}" --out "$work/b/$tag-quick.csv"
+# The quick bench in QUICK_GROUPS processes (ops split alphabetically), each its own CUDA context:
+# a capture's memory pool that something keeps alive dies with its process (a single process ran
+# out of device memory after 40-44 ops in both runs of 2026-11-27; see bench.timing.graph_pool).
+read -r -a all_ops <<< "$(python3 -c 'import triton_ops; print(" ".join(sorted(n for n in triton_ops.registry.keys() if n != "identity")))')"
+groups=${QUICK_GROUPS:-2}
+per=$(( (${#all_ops[@]} + groups - 1) / groups ))
+quick_limit=$(( ${QUICK_TIMEOUT:-180} / groups ))
+for ((g = 0; g < groups; g++)); do
+  ops=("${all_ops[@]:$((g * per)):$per}")
+  [ ${#ops[@]} -eq 0 ] && continue
+  stage quick "$quick_limit" env $bench_env python3 -m bench "${quick_args[@]}" --ops "${ops[@]}" --out "$work/b/$tag-quick$g.csv"
+done
+python3 - "$work/b" "$tag" <<'PY'  # one quick CSV (the header once)
+import glob, sys
+folder, tag = sys.argv[1:]
+lines = []
+for part in sorted(glob.glob(f"{folder}/{tag}-quick[0-9]*.csv")):
+    rows = open(part).read().splitlines()
+    lines += rows if not lines else rows[1:]
+if lines:
+    open(f"{folder}/{tag}-quick.csv", "w").write("\n".join(lines) + "\n")
+PY
 stage profile "${PROFILE_TIMEOUT:-40}" env $bench_env python3 -m bench.profile   # kernel by kernel, the ops the last run left short
 stage tests "${TEST_TIMEOUT:-150}" python3 -m pytest -q -n 14 -p no:cacheprovider tests/ ${TEST_ARGS:-}
 grep -E "^(FAILED|ERROR)|passed|failed" "$work/tests.log" | tail -60 >> "$OUT/gpu-env.txt"
