@@ -203,20 +203,24 @@ def product(x, y, p):
 
 
 @helper
-def erfc_narrow(z):
-    """erfc(z) for z >= 0 to ~1e-7 relative: t exp(P(t) - z^2), t = 1 / (1 + z/2), the form of
-    Numerical Recipes' erfcc with P a degree-9 fit of log(erfc(z) / t) + z^2 on z in [0, 14]
-    (largest error 7.4e-8 with float32 coefficients; past 14 the value is below float32's range).
-    The accuracy matters where a caller cancels: gelu_erf's gradient Phi(x) + x phi(x) crosses 0
-    at x = -0.75, two terms of 0.23. ~18 instructions against libdevice erf's ~31."""
-    t = _rcp_approx(1.0 + 0.5 * z)
-    p = 0.160992075 * t - 0.768007615
-    p = p * t + 1.361020290
-    p = p * t - 0.966667100
-    p = p * t + 0.141796654
-    p = p * t - 0.115629267
-    p = p * t + 0.073879502
-    p = p * t + 0.378552780
-    p = p * t + 0.999554929
-    p = p * t - 1.265492186
-    return t * tl.exp(p - z * z)
+def half_erfc_narrow(a, k):
+    """Phi(-a) = erfc(z) / 2 for a >= 0, z = a / sqrt 2, to ~1e-7 relative; ``k`` = -z^2 log2(e)
+    (-a^2 / 2 in base 2: the caller's Gaussian density exp2(k) shares it). erfc(z) = t exp(P(t) -
+    z^2), t = 1 / (1 + z/2), the form of Numerical Recipes' erfcc with P a degree-9 fit of
+    log(erfc(z) / t) + z^2 on z in [0, 14] (largest error 7.4e-8 with float32 coefficients). Here
+    P is scaled to base 2 and the halving folded into its constant term, z's scale into t's
+    constant: t 2^(P2(t) + k), one MUFU.RCP, ten FMAs and one MUFU.EX2 (``tl.math.exp2``: .ftz,
+    so where Phi(-a) falls below 2^-126 (a > 13.2) it is 0, as the float32 path's 1 + erf(-z)
+    already is past a = 5.9). The accuracy matters where a caller cancels: gelu_erf's gradient
+    Phi(x) + x phi(x) crosses 0 at x = -0.75, two terms of 0.23."""
+    t = _rcp_approx(1.0 + 0.35355339059327373 * a)
+    p = 0.23226246822492408 * t - 1.1080007775254603
+    p = p * t + 1.9635372229322587
+    p = p * t - 1.3946058313605156
+    p = p * t + 0.20456932954044818
+    p = p * t - 0.16681777008252585
+    p = p * t + 0.10658559115874625
+    p = p * t + 0.5461362184207307
+    p = p * t + 1.44205293916442
+    p = p * t - 2.8257193010259334
+    return t * tl.math.exp2(p + k)

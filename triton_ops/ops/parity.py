@@ -26,20 +26,24 @@ def gelu_erf_f(x):
 
 
 @triton.jit
-def phi_narrow(x):
-    # Phi(x) = 1 - Phi(-|x|) or Phi(-|x|) = erfc(|x| / sqrt 2) / 2: relative accuracy in both tails
-    half_erfc = 0.5 * scalar.erfc_narrow(tl.abs(x) * 0.7071067811865476)
-    return tl.where(x >= 0, 1.0 - half_erfc, half_erfc)
+def gauss_narrow(x):
+    """(Phi(x), log2 of the density's exp(-x^2/2)): Phi(x) = 1 - Phi(-|x|), Phi(-|x|) = erfc(|x| /
+    sqrt 2) / 2, relative accuracy in both tails."""
+    k = x * x * -0.7213475204444817  # -x^2 / 2 in base 2 (log2(e) / 2)
+    half_erfc = scalar.half_erfc_narrow(tl.abs(x), k)
+    return tl.where(x >= 0, 1.0 - half_erfc, half_erfc), k
 
 
 @triton.jit
 def gelu_erf_narrow(x):
-    return x * phi_narrow(x)
+    phi, _ = gauss_narrow(x)
+    return x * phi
 
 
 @triton.jit
 def gelu_erf_df_narrow(x):
-    return phi_narrow(x) + x * 0.3989422804014327 * tl.exp(-0.5 * x * x)
+    phi, k = gauss_narrow(x)
+    return phi + x * 0.3989422804014327 * tl.math.exp2(k)
 
 
 @triton.jit
