@@ -357,6 +357,12 @@ def summary(records):
     return "\n".join(lines)
 
 
+def dtype_label(spec, dtype) -> str:
+    """The CSV's dtype: float32 GEMMs run on TF32 tensor cores (both providers) are told apart."""
+    tf32 = dtype == torch.float32 and spec.family == "matmul" and torch.get_float32_matmul_precision() != "highest"
+    return str(dtype) + ("-tf32" if tf32 else "")
+
+
 def sweep_jobs(ops, dtypes):
     return [(n, s, d) for n in ops for d in dtypes for s in cases.sweep_shapes(triton_ops.registry[n])]
 
@@ -391,7 +397,12 @@ def main(argv=None) -> int:
     p.add_argument("--providers", nargs="+", choices=providers.PROVIDERS)
     p.add_argument("--out", default="out/bench.csv", help="CSV path; the JSON and PNGs go beside it")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--float32-matmul-precision", choices=("highest", "high"),
+                   help="torch.set_float32_matmul_precision for every provider (triton_ops follows it: 'high' "
+                        "is TF32 on both sides); float32 GEMM rows under 'high' are labelled float32-tf32")
     args = p.parse_args(argv)
+    if args.float32_matmul_precision:
+        torch.set_float32_matmul_precision(args.float32_matmul_precision)
     ops = args.ops or [n for n in sorted(triton_ops.registry) if n != "identity"]
     meta = environment()
     start = time.time()
@@ -432,7 +443,7 @@ def main(argv=None) -> int:
             dirs = directions + ["full"] if GPU and name in cases.FULL_STEP_OPS and "full" not in directions \
                 else directions
             rows = case_rows(spec, shape, dtype, dirs, provider_names)
-            records += [dict(op=name, family=spec.family, direction=d, provider=pv, impl=impl, dtype=str(dtype),
+            records += [dict(op=name, family=spec.family, direction=d, provider=pv, impl=impl, dtype=dtype_label(spec, dtype),
                              shape=cases.shape_label(shape), metric=m, value=float(v), method=method, **meta)
                         for d, pv, impl, m, v, method in rows]
     except KeyboardInterrupt:  # a stage limit (gpu_check.sh sends SIGINT): keep what was measured

@@ -113,10 +113,14 @@ tail -c 400000 "$work/tests.log" > "$OUT/gpu-tests.log"
 stage sweep "${SWEEP_TIMEOUT:-60}" env $bench_env python3 -m bench "${sweep_rows[@]}" --out "$work/b/$tag-sweep.csv"
 stage host "${HOST_TIMEOUT:-40}" env $bench_env python3 -m bench --host --out "$work/b/$tag-host.csv"
 stage compile "${COMPILE_TIMEOUT:-45}" env $bench_env python3 -m bench "${compile_args[@]}" --out "$work/b/$tag-compile.csv"
+stage tf32 "${TF32_TIMEOUT:-25}" env $bench_env python3 -m bench --quick --no-progress --providers triton_ops torch \
+  --ops matmul linear --dtypes float32 --float32-matmul-precision high --out "$work/b/$tag-tf32.csv"
 stage gemm "${GEMM_TIMEOUT:-40}" env $bench_env python3 -m bench "${sweep_gemm[@]}" --out "$work/b/$tag-gemm.csv"
 
 # the quick CSV carries the torch.compile rows, the sweep CSV the fp16/fp32 GEMM rows (same columns)
-[ -f "$work/b/$tag-compile.csv" ] && tail -n +2 "$work/b/$tag-compile.csv" >> "$work/b/$tag-quick.csv"
+for extra in compile tf32; do  # more quick rows
+  [ -f "$work/b/$tag-$extra.csv" ] && tail -n +2 "$work/b/$tag-$extra.csv" >> "$work/b/$tag-quick.csv"
+done
 [ -f "$work/b/$tag-gemm.csv" ] && tail -n +2 "$work/b/$tag-gemm.csv" >> "$work/b/$tag-sweep.csv"
 for f in quick host sweep; do cp "$work/b/$tag-$f.csv" "$OUT/" 2>/dev/null; done
 csvs=$(ls "$OUT/$tag"-{quick,host,sweep}.csv 2>/dev/null)
@@ -124,7 +128,7 @@ csvs=$(ls "$OUT/$tag"-{quick,host,sweep}.csv 2>/dev/null)
   && cp "$OUT/$tag.md" "docs/benchmarks/gpu/$tag.md"
 (cd "$work/b" && tar cf "$OUT/$tag-plots.tar" ./*.png ./*.json 2>/dev/null)
 nvidia-smi --query-gpu=clocks.sm,clocks.mem,temperature.gpu,power.draw --format=csv,noheader >> "$OUT/gpu-env.txt"
-for s in check quick profile sweep host compile gemm; do
+for s in check quick profile sweep host compile tf32 gemm; do
   echo "== $s"; tail -c 20000 "$work/$s.log" 2>/dev/null
 done > "$OUT/bench.log"
 echo "== done at ${SECONDS}s"

@@ -71,7 +71,8 @@ def table(path: str) -> str:
 
 
 # The issues' GPU targets, per (op or family, direction): (metric, threshold, what it compares).
-# Keys name an op, or "family:<family>" for every op of that family no op key names.
+# Keys name an op (optionally with a dtype: (op, dtype, direction)), or "family:<family>" for
+# every op of that family no op key names.
 # "pct": % of a same-run clone >= threshold; "vs": triton_ops time <= threshold x the named
 # provider's time; "tflops": triton_ops TFLOP/s >= threshold x torch's; "peak": peak memory <=
 # threshold x torch's. Rows of a CSV that no target names are left out of the table.
@@ -92,6 +93,10 @@ TARGETS = {
     ("linear_cross_entropy", "full"): [("vs:liger", 1.0, "#16"), ("vs:torch", 1.2, "#16"), ("peak", 0.25, "#16")],
     ("linear_cross_entropy", "forward"): [("vs:torch", 1.2, "#16"), ("peak", 0.25, "#16")],
     ("matmul", "forward"): [("tflops", 0.90, "#12")], ("matmul", "backward"): [("tflops", 0.90, "#12")],
+    # float32 GEMMs: 0.85x, TF32 allowed (the rows of --float32-matmul-precision high, both providers on TF32)
+    ("matmul", "float32", "forward"): [("tflops", 0.85, "#12")], ("matmul", "float32", "backward"): [("tflops", 0.85, "#12")],
+    ("matmul", "float32-tf32", "forward"): [("tflops", 0.85, "#12")],
+    ("matmul", "float32-tf32", "backward"): [("tflops", 0.85, "#12")],
     ("linear", "forward"): [("vs:torch.compile", 1.0, "#12")], ("linear", "backward"): [("vs:torch", 1.1, "#12")],
     ("one_hot_embedding", "forward"): [("vs:torch", 1.1, "#12")],
     ("one_hot_embedding", "backward"): [("vs:torch", 1.1, "#12")],
@@ -112,7 +117,8 @@ def targets_table(paths) -> str:
     out = ["| issue | op | dir | dtype | shape | measure | triton_ops | target | met |", "|---|---|---|---|---|---|---:|---:|---|"]
     met = total = 0
     for (op, direction, dtype, shape), c in sorted(cells.items()):
-        named = TARGETS.get((op, direction)) or TARGETS.get((f"family:{family[op]}", direction), [])
+        named = TARGETS.get((op, dtype, direction)) or TARGETS.get((op, direction)) \
+            or TARGETS.get((f"family:{family[op]}", direction), [])
         for kind, threshold, issue in named:
             if kind == "pct":
                 value = c.get(("triton_ops", "pct_clone"))
