@@ -27,7 +27,7 @@ def single_columns() -> int:
 
 
 # The row kernels' launch per row length on a GPU, measured side by side on an H200
-# (bench/norm_variants.py; docs/benchmarks/gpu/h200-2026-11-27-norm-variants.csv, bf16, 16384
+# (`python -m bench.variants norm`; docs/benchmarks/gpu/h200-2026-11-27-norm-variants.csv, bf16, 16384
 # rows): (longest row, backward programs per SM, backward step elements, backward warps, forward
 # warps). Short rows want several small programs per SM, so that one program's loads overlap
 # another's reductions and barriers: at 1024 columns four 4-warp programs of 2048-element steps

@@ -1,0 +1,170 @@
+"""``python -m bench.variants FAMILY ...``: launch configurations side by side on a GPU, to choose
+defaults from measurements.
+
+Each family names its cases (op, direction, shape) and its variants; a variant overrides the
+planner's knobs for the length of its measurement, with the plan caches cleared around it. Times
+are device times of CUDA-graph replays (``bench.timing``), bf16, against a same-run clone of the
+op's minimum bytes (GEMM-bound steps: the time alone). Families:
+
+- ``norm``: LayerNorm / RMSNorm row kernels (``launchers/norm.row_config``: the backward's
+  programs per SM, step elements and warps; the forward's tile and warps), 16384 rows x hidden
+  1024-8192 (issue 13; chose ``norm.ROW_CONFIGS`` on the H200 of 2026-11-27).
+- ``reduce``: the column-sum tiles (A_ROWS: ``sum``, ``sum_to``, ``add`` / ``div`` backward):
+  ``tile_elements()``, at least ``A_ROWS_MIN`` rows of it, ``num_warps_for`` (issue 13: 70-79%
+  of clone, torch's own ``sum`` 85%).
+- ``lce``: ``linear_cross_entropy``'s rows per chunk (``launchers/llm.chunk_rows``), the whole
+  training step at Llama-3's vocabulary (issue 16).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import sys
+
+import torch
+
+import triton_ops
+from triton_ops import runtime
+from triton_ops.launchers import llm, norm, pointwise
+
+from . import cases, host, timing
+from .__main__ import clone_ms
+
+
+@contextlib.contextmanager
+def patched(module, **values):
+    """``module``'s attributes set to ``values`` (None: left alone), the plan caches cleared on
+    the way in and out."""
+    saved = {k: getattr(module, k) for k, v in values.items() if v is not None}
+    for k in saved:
+        setattr(module, k, values[k])
+    runtime.clear_plan_caches()
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            setattr(module, k, v)
+        runtime.clear_plan_caches()
+
+
+def norm_knobs(*, programs_per_sm=None, tile=None, warps=None, backward: bool):
+    """The row planner's knobs: the backward's programs per SM, step elements and warps
+    (``norm.row_config``), or the forward's tile elements (``runtime.tile_elements``) and warps."""
+    default = norm.row_config
+
+    def row_config(D):
+        per_sm, step, bwd_warps, fwd_warps = default(D)
+        if backward:
+            return (programs_per_sm or per_sm, tile or step, warps or bwd_warps, fwd_warps)
+        return (per_sm, step, bwd_warps, warps or fwd_warps)
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(patched(norm, row_config=row_config))
+    if not backward:
+        stack.enter_context(patched(runtime, tile_elements=(lambda: tile) if tile else None))
+    return stack
+
+
+def reduce_knobs(tile=None, min_rows=None, warps=None):
+    stack = contextlib.ExitStack()
+    stack.enter_context(patched(runtime, tile_elements=(lambda: tile) if tile else None,
+                                num_warps_for=(lambda elements: warps) if warps else None))
+    stack.enter_context(patched(pointwise, A_ROWS_MIN=min_rows))
+    return stack
+
+
+def lce_knobs(rows=None):
+    chunk = (lambda N, V, H, dtype=None, device=None: max(1, min(runtime.next_pow2(N), rows))) if rows else None
+    return patched(llm, chunk_rows=chunk)
+
+
+NORM_BWD = [("default", {}), ("1x8192w16", dict(programs_per_sm=1, tile=8192, warps=16)),
+            ("2x4096w8", dict(programs_per_sm=2, tile=4096, warps=8)),
+            ("2x8192w8", dict(programs_per_sm=2, tile=8192, warps=8)),
+            ("4x2048w4", dict(programs_per_sm=4, tile=2048, warps=4)),
+            ("1x16384w16", dict(programs_per_sm=1, tile=16384, warps=16))]
+NORM_FWD = [("default", {}), ("tile4096w8", dict(tile=4096, warps=8)), ("tile4096w4", dict(tile=4096, warps=4)),
+            ("tile2048w4", dict(tile=2048, warps=4)), ("tile8192w8", dict(tile=8192, warps=8))]
+REDUCE = [("default", {}), ("64x64w8", dict(tile=4096, min_rows=64, warps=8)),
+          ("32x128w8", dict(tile=4096, min_rows=32, warps=8)), ("16x256w8", dict(tile=4096, min_rows=16, warps=8)),
+          ("8x512w8", dict(tile=4096, min_rows=8, warps=8)), ("4x1024w4", dict(tile=4096, min_rows=4, warps=4)),
+          ("32x256w8", dict(tile=8192, min_rows=32, warps=8)), ("16x512w8", dict(tile=8192, min_rows=16, warps=8)),
+          ("64x64w4", dict(tile=4096, min_rows=64, warps=4)), ("16x256w4", dict(tile=4096, min_rows=16, warps=4))]
+LCE = [("default", {}), ("chunk512", dict(rows=512)), ("chunk1024", dict(rows=1024)),
+       ("chunk2048", dict(rows=2048)), ("chunk4096", dict(rows=4096))]
+
+
+def family_cases(family: str, hidden=(1024, 2048, 4096, 8192), rows=16384):
+    """(op, direction, shape, [(variant name, knobs context factory)]) of one family."""
+    if family == "norm":
+        for direction, variants, backward in (("backward", NORM_BWD, True), ("forward", NORM_FWD, False)):
+            for op in ("layer_norm", "rms_norm"):
+                for h in hidden:
+                    yield op, direction, (rows, h), [(n, lambda kw=kw, b=backward: norm_knobs(backward=b, **kw))
+                                                     for n, kw in variants]
+    elif family == "reduce":
+        for op, direction in (("sum", "forward"), ("sum_to", "forward"), ("add", "backward"), ("div", "backward")):
+            yield op, direction, (rows, 8192), [(n, lambda kw=kw: reduce_knobs(**kw)) for n, kw in REDUCE]
+    elif family == "lce":
+        spec = triton_ops.registry["linear_cross_entropy"]
+        yield "linear_cross_entropy", "full", cases.quick_shape(spec, gpu=True), \
+            [(n, lambda kw=kw: lce_knobs(**kw)) for n, kw in LCE]
+    else:
+        raise ValueError(f"unknown family {family!r}")
+
+
+def measure(spec, args, direction: str, nbytes: int) -> float:
+    """Device ms per call of one direction (``host.step``: the forward under no_grad, the VJP
+    alone over one graph kept alive, or the whole step), timed like the quick bench."""
+    step = host.step(spec.fn, spec, args, direction)
+    step()
+    torch.cuda.synchronize()
+    samples, _ = timing.device_time(lambda i: step(), timing.calls_for(nbytes))
+    return timing.percentiles(samples)[1]
+
+
+FIELDS = ["family", "op", "direction", "shape", "variant", "ms", "pct_clone", "error"]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.variants")
+    p.add_argument("families", nargs="+", choices=("norm", "reduce", "lce"))
+    p.add_argument("--ops", nargs="+", help="only these ops")
+    p.add_argument("--directions", nargs="+", help="only these directions")
+    p.add_argument("--hidden", nargs="+", type=int, default=[1024, 2048, 4096, 8192], help="norm's hidden sizes")
+    p.add_argument("--rows", type=int, default=16384)
+    p.add_argument("--out")
+    a = p.parse_args(argv)
+    assert runtime.backend() == "cuda", "a GPU run"
+    out = []
+    for family in a.families:
+        for op, direction, shape, variants in family_cases(family, tuple(a.hidden), a.rows):
+            if (a.ops and op not in a.ops) or (a.directions and direction not in a.directions):
+                continue
+            spec = triton_ops.registry[op]
+            args = cases.make_args(spec, shape, torch.bfloat16, "cuda")  # as the quick bench draws them
+            min_bytes = spec.min_bytes(*args)
+            nbytes = {"forward": min_bytes[0], "backward": min_bytes[1], "full": sum(min_bytes)}[direction]
+            base = clone_ms(nbytes, timing.calls_for(nbytes))[0] if spec.family != "matmul" else None
+            for name, knobs in variants:
+                row = dict(family=family, op=op, direction=direction, shape=cases.shape_label(shape), variant=name)
+                try:
+                    with knobs():
+                        ms = measure(spec, args, direction, nbytes)
+                    row.update(ms=ms, pct_clone=100 * base / ms if base else float("nan"))
+                except Exception as exc:  # noqa: BLE001 - a variant the compiler refuses
+                    row.update(ms=float("nan"), pct_clone=float("nan"), error=f"{type(exc).__name__}: {exc}"[:200])
+                out.append(row)
+                print(f"{op:<21}{direction:<9}{row['shape']:<18}{name:<12}{row['ms']:>9.4f} ms "
+                      f"{row['pct_clone']:>6.1f}%" + (f"  {row.get('error')}" if row.get("error") else ""), flush=True)
+    if a.out:
+        with open(a.out, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=FIELDS)
+            w.writeheader()
+            w.writerows(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
