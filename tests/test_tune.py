@@ -52,6 +52,20 @@ def test_sweep_writes_store_and_a_fresh_process_uses_it(store):
     assert json.loads(out.stdout.strip().splitlines()[-1]) == favourite
 
 
+@pytest.mark.parametrize("op", ["matmul", "linear"])
+def test_gemm_shapes_are_m_n_k(store, op):
+    # a GEMM op's sweep shape is the GEMM's M x N x K (N != K: a 2-D input shape cannot say it)
+    space = autotune.space("gemm")
+    favourite = space[-1]
+    rows, winners = autotune.sweep([op], [(24, 40, 56)], [torch.float32], progress=False,
+                                   timer=lambda fn: 1.0 if tune._forced["gemm"] == favourite else 2.0)
+    assert all(r["ok"] for r in rows)
+    assert list(winners) == [tune.store_key("gemm", "forward", torch.float32, (24, 40, 56))]
+    tune._cache.clear()
+    from triton_ops.launchers.matmul import gemm_config
+    assert gemm_config(24, 40, 56, torch.float32) == favourite
+
+
 def test_dry_run_lists_the_space(store):
     rows, winners = autotune.sweep(["gelu"], [(8, 16)], [torch.float32], dry_run=True, progress=False)
     assert len(rows) == len(autotune.space("pointwise")) and not winners and not store.exists()

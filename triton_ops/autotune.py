@@ -1,6 +1,6 @@
 """Autotune sweeps over kernel configs (the tool that fills ``tune``'s store).
 
-``python -m triton_ops tune --ops matmul linear --dtypes bfloat16 --shapes 4096x4096`` sweeps the
+``python -m triton_ops tune --ops matmul linear --dtypes bfloat16 --shapes 8192x4096x4096`` sweeps the
 config space of each op's kernel family, checks every config against the op's reference, times
 it (on a GPU; the interpreter cannot time and says so) and writes the winner to the store.
 """
@@ -64,25 +64,27 @@ def sweep(ops, shapes, dtypes, *, timer=None, dry_run=False, progress=True, writ
     bar = _progress(sum(len(space(family_of(op))) for op, _, _ in jobs), progress)
     for op, shape, dtype in jobs:
         family = family_of(op)
-        spec = registry[op]
         if not family:
             rows.append(dict(op=op, shape=shape, dtype=str(dtype), config="-", ok=None, ms=None,
                              note="no tunable kernel family"))
             continue
-        args = spec.bind(*spec.sample(shape, dtype, runtime.default_device(), torch.Generator().manual_seed(0)))
+        if dry_run:
+            rows += [dict(op=op, shape=shape, dtype=str(dtype), config=cfg, ok=None, ms=None, note="dry run")
+                     for cfg in space(family)]
+            bar.update(len(space(family)))
+            continue
+        spec = registry[op]
+        args = sample_args(op, shape, dtype, runtime.default_device())
         out_shape = tuple(spec.alloc(*spec.check(*args)).shape) if not spec.n_saved else None
+        ref = spec.reference(*[a.double() if isinstance(a, torch.Tensor) and a.is_floating_point() else a
+                               for a in args]).double().cpu()
         best = None
         for cfg in space(family):
             bar.update(1)
-            if dry_run:
-                rows.append(dict(op=op, shape=shape, dtype=str(dtype), config=cfg, ok=None, ms=None, note="dry run"))
-                continue
             with forced(family, cfg):
                 try:
                     out = spec.forward(*args)
-                    ref = spec.reference(*[a.double() if isinstance(a, torch.Tensor) and a.is_floating_point()
-                                           else a for a in args])
-                    ok = bool(torch.allclose(out.double().cpu(), ref.double().cpu(), rtol=5e-2, atol=5e-2))
+                    ok = bool(torch.allclose(out.double().cpu(), ref, rtol=5e-2, atol=5e-2))
                     ms = timer(lambda: spec.forward(*args)) if (timer and ok) else None
                 except Exception as exc:  # a config the compiler or the device refuses
                     ok, ms = False, None
@@ -97,6 +99,27 @@ def sweep(ops, shapes, dtypes, *, timer=None, dry_run=False, progress=True, writ
     if winners and write and not dry_run:
         save(winners)
     return rows, winners
+
+
+def sample_args(op: str, shape, dtype, device) -> tuple:
+    """The op's bound arguments for a sweep at ``shape``: a GEMM op's M x N x K (its launches
+    look their config up by that triple) as a, b of a @ b (linear: x and nn.Linear's [N, K]
+    weight, no bias; one_hot_embedding: one-hot rows of K classes and a [K, N] table), else the
+    op's own sample at that input shape."""
+    spec = registry[op]
+    gen = torch.Generator().manual_seed(0)
+    if family_of(op) == "gemm" and len(shape) == 3:
+        M, N, K = shape
+
+        def randn(*size, scale=1.0):
+            return (torch.randn(size, generator=gen, dtype=torch.float64) * scale).to(device, dtype)
+        if op == "linear":
+            return spec.bind(randn(M, K), randn(N, K, scale=K ** -0.5))
+        if op == "one_hot_embedding":
+            onehot = torch.nn.functional.one_hot(torch.randint(0, K, (M,), generator=gen), K)
+            return spec.bind(onehot.to(device, dtype), randn(K, N))
+        return spec.bind(randn(M, K), randn(K, N, scale=K ** -0.5))
+    return spec.bind(*spec.sample(shape, dtype, device, gen))
 
 
 def _family_shape(family, op, args, out_shape):
@@ -133,7 +156,8 @@ def _progress(total, enabled):
 
 def add_arguments(p):
     p.add_argument("--ops", nargs="+", default=["matmul", "linear"], help="ops to tune")
-    p.add_argument("--shapes", nargs="+", default=["512x512"], help="input shapes, e.g. 4096x4096")
+    p.add_argument("--shapes", nargs="+", default=["512x512"],
+                   help="input shapes, e.g. 4096x4096; a GEMM op's also M x N x K, e.g. 8192x4096x4096")
     p.add_argument("--dtypes", nargs="+", default=["float16", "float32"])
     p.add_argument("--dry-run", action="store_true", help="list the config space, run nothing")
     p.add_argument("--no-write", action="store_true", help="do not update the store")
