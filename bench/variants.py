@@ -14,6 +14,8 @@ op's minimum bytes (GEMM-bound steps: the time alone). Families:
   of clone, torch's own ``sum`` 85%).
 - ``lce``: ``linear_cross_entropy``'s rows per chunk (``launchers/llm.chunk_rows``), the whole
   training step at Llama-3's vocabulary (issue 16).
+- ``gemm32``: IEEE float32 GEMM tiles (``tune.forced``: the FMA-unit configs the static report
+  compiles spill-free), forward and VJP at 4096^3 (issue 12: 0.20-0.44x of cuBLAS SGEMM).
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ import sys
 import torch
 
 import triton_ops
-from triton_ops import runtime
+from triton_ops import runtime, tune
 from triton_ops.launchers import llm, norm, pointwise
 
 from . import cases, host, timing
@@ -91,12 +93,20 @@ REDUCE = [("default", {}), ("64x64w8", dict(tile=4096, min_rows=64, warps=8)),
           ("8x512w8", dict(tile=4096, min_rows=8, warps=8)), ("4x1024w4", dict(tile=4096, min_rows=4, warps=4)),
           ("32x256w8", dict(tile=8192, min_rows=32, warps=8)), ("16x512w8", dict(tile=8192, min_rows=16, warps=8)),
           ("64x64w4", dict(tile=4096, min_rows=64, warps=4)), ("16x256w4", dict(tile=4096, min_rows=16, warps=4))]
+def gemm_knobs(**cfg):
+    return tune.forced("gemm", dict(GROUP_M=8, **cfg)) if cfg else contextlib.nullcontext()
+
+
+GEMM32 = [("default", {})] + [(f"{m}x{n}x{k}w{w}s{s}", dict(BLOCK_M=m, BLOCK_N=n, BLOCK_K=k, num_warps=w, num_stages=s))
+                              for m, n, k, w, s in ((64, 64, 32, 4, 2), (64, 64, 16, 4, 3), (128, 64, 16, 4, 2),
+                                                    (64, 128, 16, 8, 2), (128, 128, 16, 8, 2), (128, 128, 32, 8, 2))]
 LCE = [("default", {}), ("chunk512", dict(rows=512)), ("chunk1024", dict(rows=1024)),
        ("chunk2048", dict(rows=2048)), ("chunk4096", dict(rows=4096))]
 
 
 def family_cases(family: str, hidden=(1024, 2048, 4096, 8192), rows=16384):
-    """(op, direction, shape, [(variant name, knobs context factory)]) of one family."""
+    """(op, direction, shape, [(variant name, knobs context factory)]) of one family (bf16, but
+    gemm32's float32)."""
     if family == "norm":
         for direction, variants, backward in (("backward", NORM_BWD, True), ("forward", NORM_FWD, False)):
             for op in ("layer_norm", "rms_norm"):
@@ -110,6 +120,9 @@ def family_cases(family: str, hidden=(1024, 2048, 4096, 8192), rows=16384):
         spec = triton_ops.registry["linear_cross_entropy"]
         yield "linear_cross_entropy", "full", cases.quick_shape(spec, gpu=True), \
             [(n, lambda kw=kw: lce_knobs(**kw)) for n, kw in LCE]
+    elif family == "gemm32":
+        for direction in ("forward", "backward"):
+            yield "matmul", direction, (4096, 4096, 4096), [(n, lambda kw=kw: gemm_knobs(**kw)) for n, kw in GEMM32]
     else:
         raise ValueError(f"unknown family {family!r}")
 
@@ -124,12 +137,12 @@ def measure(spec, args, direction: str, nbytes: int) -> float:
     return timing.percentiles(samples)[1]
 
 
-FIELDS = ["family", "op", "direction", "shape", "variant", "ms", "pct_clone", "error"]
+FIELDS = ["family", "op", "direction", "shape", "variant", "ms", "pct_clone", "tflops", "error"]
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.variants")
-    p.add_argument("families", nargs="+", choices=("norm", "reduce", "lce"))
+    p.add_argument("families", nargs="+", choices=("norm", "reduce", "lce", "gemm32"))
     p.add_argument("--ops", nargs="+", help="only these ops")
     p.add_argument("--directions", nargs="+", help="only these directions")
     p.add_argument("--hidden", nargs="+", type=int, default=[1024, 2048, 4096, 8192], help="norm's hidden sizes")
@@ -143,7 +156,9 @@ def main(argv=None) -> int:
             if (a.ops and op not in a.ops) or (a.directions and direction not in a.directions):
                 continue
             spec = triton_ops.registry[op]
-            args = cases.make_args(spec, shape, torch.bfloat16, "cuda")  # as the quick bench draws them
+            dtype = torch.float32 if family == "gemm32" else torch.bfloat16
+            args = cases.make_args(spec, shape, dtype, "cuda")  # as the quick bench draws them
+            flops = spec.flops(*args) if spec.flops else None
             min_bytes = spec.min_bytes(*args)
             nbytes = {"forward": min_bytes[0], "backward": min_bytes[1], "full": sum(min_bytes)}[direction]
             base = clone_ms(nbytes, timing.calls_for(nbytes))[0] if spec.family != "matmul" else None
@@ -152,12 +167,15 @@ def main(argv=None) -> int:
                 try:
                     with knobs():
                         ms = measure(spec, args, direction, nbytes)
-                    row.update(ms=ms, pct_clone=100 * base / ms if base else float("nan"))
+                    row.update(ms=ms, pct_clone=100 * base / ms if base else float("nan"),
+                               tflops=(flops[0] if direction == "forward" else flops[1]) / ms / 1e9 if flops and
+                               direction != "full" else float("nan"))
                 except Exception as exc:  # noqa: BLE001 - a variant the compiler refuses
-                    row.update(ms=float("nan"), pct_clone=float("nan"), error=f"{type(exc).__name__}: {exc}"[:200])
+                    row.update(ms=float("nan"), pct_clone=float("nan"), tflops=float("nan"), error=f"{type(exc).__name__}: {exc}"[:200])
                 out.append(row)
                 print(f"{op:<21}{direction:<9}{row['shape']:<18}{name:<12}{row['ms']:>9.4f} ms "
-                      f"{row['pct_clone']:>6.1f}%" + (f"  {row.get('error')}" if row.get("error") else ""), flush=True)
+                      f"{row['pct_clone']:>6.1f}% {row['tflops']:>7.1f} TFLOP/s"
+                      + (f"  {row.get('error')}" if row.get("error") else ""), flush=True)
     if a.out:
         with open(a.out, "w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=FIELDS)

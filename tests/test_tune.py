@@ -66,6 +66,20 @@ def test_gemm_shapes_are_m_n_k(store, op):
     assert gemm_config(24, 40, 56, torch.float32) == favourite
 
 
+def test_gpu_gemm_space_follows_the_precision(monkeypatch):
+    # on a GPU an IEEE float32 GEMM (FMA units) sweeps shallow K steps, a TF32 or
+    # 16-bit one the tensor-core tiles; float64 is always FMA
+    monkeypatch.setattr(triton_ops.runtime, "INTERPRETER", False)
+    tensor_core = autotune.space("gemm", torch.bfloat16)
+    assert {c["BLOCK_K"] for c in tensor_core} == {32, 64}
+    assert autotune.space("gemm", torch.float64) != tensor_core
+    for precision, fma in (("highest", True), ("high", False)):
+        monkeypatch.setattr(torch, "get_float32_matmul_precision", lambda p=precision: p)
+        cfgs = autotune.space("gemm", torch.float32)
+        assert (min(c["BLOCK_K"] for c in cfgs) == 16) == fma and (cfgs == tensor_core) != fma
+        assert all(tune._valid("gemm", c) for c in cfgs)  # the store keeps every config a sweep can pick
+
+
 def test_dry_run_lists_the_space(store):
     rows, winners = autotune.sweep(["gelu"], [(8, 16)], [torch.float32], dry_run=True, progress=False)
     assert len(rows) == len(autotune.space("pointwise")) and not winners and not store.exists()

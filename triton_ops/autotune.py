@@ -26,8 +26,17 @@ def family_of(op: str) -> str:
     return OP_FAMILY.get(op, "pointwise" if spec.family in ("unary", "binary") else "")
 
 
-def space(family: str) -> list[dict]:
+def space(family: str, dtype=None) -> list[dict]:
+    """The configs a sweep tries. GEMMs on a GPU: tensor-core tiles (16-bit, TF32), or, for an
+    IEEE float32 / float64 GEMM (FMA units, ``precision='ieee'``), shallow K steps (16, 32: tl.dot's
+    least K is 16) with 4 or 8 warps and 2-3 stages, whose accumulator and operand slices live in
+    registers (sm_90, Triton 3.6: 64 x 64 x 32 at 75-96 registers, 128 x 128 x 32 at 178, no
+    spills); their speed is set by shared-memory reads per FMA, which a sweep measures."""
     if family == "gemm":
+        if not runtime.INTERPRETER and dtype in (torch.float32, torch.float64) and _fma(dtype):
+            return [dict(BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, GROUP_M=8, num_warps=w, num_stages=s)
+                    for (bm, bn), bk, w, s in itertools.product(((64, 64), (128, 64), (64, 128), (128, 128)),
+                                                               (16, 32), (4, 8), (2, 3))]
         blocks = [16, 32, 64] if runtime.INTERPRETER else [64, 128, 256]
         out = []
         for bm, bn, bk, w, s in itertools.product(blocks, blocks, [32, 64], [4, 8], [3, 4] if not runtime.INTERPRETER
@@ -42,6 +51,13 @@ def space(family: str) -> list[dict]:
         tiles = [1 << 12, 1 << 14] if runtime.INTERPRETER else [1024, 2048, 4096, 8192]
         return [dict(TILE=t, num_warps=w) for t in tiles for w in (4, 8)]
     return []
+
+
+def _fma(dtype) -> bool:
+    """Whether this dtype's GEMM runs on the FMA units (no tensor-core path for its precision)."""
+    from .launchers.matmul import default_precision
+
+    return dtype == torch.float64 or default_precision() == "ieee"
 
 
 def _gpu_time_ms(fn) -> float:
@@ -61,7 +77,7 @@ def sweep(ops, shapes, dtypes, *, timer=None, dry_run=False, progress=True, writ
         timer = _gpu_time_ms
     rows, winners = [], {}
     jobs = [(op, shape, dtype) for op in ops for shape in shapes for dtype in dtypes]
-    bar = _progress(sum(len(space(family_of(op))) for op, _, _ in jobs), progress)
+    bar = _progress(sum(len(space(family_of(op), dtype)) for op, _, dtype in jobs), progress)
     for op, shape, dtype in jobs:
         family = family_of(op)
         if not family:
@@ -70,8 +86,8 @@ def sweep(ops, shapes, dtypes, *, timer=None, dry_run=False, progress=True, writ
             continue
         if dry_run:
             rows += [dict(op=op, shape=shape, dtype=str(dtype), config=cfg, ok=None, ms=None, note="dry run")
-                     for cfg in space(family)]
-            bar.update(len(space(family)))
+                     for cfg in space(family, dtype)]
+            bar.update(len(space(family, dtype)))
             continue
         spec = registry[op]
         args = sample_args(op, shape, dtype, runtime.default_device())
@@ -79,7 +95,7 @@ def sweep(ops, shapes, dtypes, *, timer=None, dry_run=False, progress=True, writ
         ref = spec.reference(*[a.double() if isinstance(a, torch.Tensor) and a.is_floating_point() else a
                                for a in args]).double().cpu()
         best = None
-        for cfg in space(family):
+        for cfg in space(family, dtype):
             bar.update(1)
             with forced(family, cfg):
                 try:
