@@ -75,27 +75,25 @@ def _scatter_plans(i_layout, V, E, g_strides, dtype):
     be = max(16, min(runtime.next_pow2(E), 256))  # a matrix product needs >= 16 columns
     if runtime.INTERPRETER:  # few, large programs
         chunk = min(max(runtime.next_pow2(n), 16), max(16, runtime.tile_elements() // be), 256)
+        spill = chunk
         bv = min(runtime.next_pow2(V), max(1, runtime.tile_elements() // be))
         keys_block = min(runtime.next_pow2(n), runtime.tile_elements())
-    else:  # [32 positions, 256 columns] tiles: 32 independent 512-byte row loads in flight
-        import os
-        chunk, bv, keys_block = int(os.environ.get("XC", 32)), 32, 1024
-        be = min(be, int(os.environ.get("XE", 256)))
-    spill = int(__import__('os').environ.get('XS', 0)) or chunk  # a run ending within a chunk past its own: finished by its chunk, no partials
-    chunks, e_tiles, zero_programs = runtime.cdiv(n, chunk), runtime.cdiv(E, be), runtime.cdiv(V, bv)
+    else:  # [32 positions, 256 columns] tiles (3 stages: 2 tiles of 16 KiB in flight per program)
+        chunk, spill, bv, keys_block = 32, 8, 32, 1024
+    chunks, zero_programs = runtime.cdiv(n, chunk), runtime.cdiv(V, bv)
     keys = runtime.LaunchPlan(embedding_keys_kernel, (runtime.cdiv(n, keys_block),),
                               {"num_warps": runtime.num_warps_for(keys_block)}, n=n, V=V, i_sizes=i_layout[0],
                               i_st=i_layout[1], BLOCK=keys_block)
-    sums = runtime.LaunchPlan(embedding_bwd_kernel, (zero_programs + chunks * e_tiles,),
-                              {"num_warps": int(__import__("os").environ.get("XW", 0)) or runtime.num_warps_for(chunk * be)}, n=n, V=V, E=E, i_sizes=i_layout[0],
-                              g_i=g_strides[:-1] or (0,), g_e=g_strides[-1], zero_programs=zero_programs,
-                              e_tiles=e_tiles, COMPUTE=runtime.compute_dtype(dtype), DOT=_dot_dtype(dtype), BLOCK_I=chunk, SPILL=spill,
-                              ZERO_ROWS=bv, BLOCK_E=be)
-    # long runs (a frequent index) only: one chunk adds up the partial rows of the others
-    fix_e = min(be, 128)
+    sums = runtime.LaunchPlan(embedding_bwd_kernel, (zero_programs + chunks,),
+                              {"num_warps": 4, "num_stages": 3},  # 2 programs an SM (registers)
+                              n=n, V=V, E=E, i_sizes=i_layout[0], g_i=g_strides[:-1] or (0,), g_e=g_strides[-1],
+                              zero_programs=zero_programs, COMPUTE=runtime.compute_dtype(dtype), DOT=_dot_dtype(dtype),
+                              BLOCK_I=chunk, SPILL=spill, ZERO_ROWS=bv, BLOCK_E=be)
+    # long runs (a frequent index) only: the chunk where one starts adds up the others' partials
+    fix_c, fix_e = min(runtime.next_pow2(chunks), 16), min(be, 128)
     fix = None if chunks == 1 else runtime.LaunchPlan(
-        embedding_fix_kernel, (chunks, runtime.cdiv(E, fix_e)), {"num_warps": 4}, n=n, E=E, chunks=chunks,
-        BLOCK_I=chunk, SPILL=spill, BLOCK_P=32, BLOCK_E=fix_e)
+        embedding_fix_kernel, (runtime.cdiv(chunks, fix_c), runtime.cdiv(E, fix_e)), {"num_warps": 4}, n=n, E=E,
+        chunks=chunks, BLOCK_I=chunk, SPILL=spill, BLOCK_C=fix_c, BLOCK_P=64, BLOCK_E=fix_e)
     return keys, sums, fix, chunks
 
 
