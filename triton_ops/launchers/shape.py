@@ -60,11 +60,12 @@ def _key_dtype(V):
 
 def _dot_dtype(dtype):
     """The run sums' matrix product reads g in its own type where that is exact and fast (16-bit
-    on a GPU: 0/1 times a 16-bit value, float32 accumulation), else in the compute type (the
-    interpreter holds bfloat16 as raw integers)."""
+    on a GPU: 0/1 times a 16-bit value, float32 accumulation), else in the compute type. The
+    interpreter holds bfloat16 as raw integers whatever the plan: asked of the backend, not of
+    the planning mode."""
     import triton.language as tl
 
-    if dtype in (torch.float16, torch.bfloat16) and not runtime.INTERPRETER:
+    if dtype in (torch.float16, torch.bfloat16) and runtime.backend() != "interpreter":
         return tl.float16 if dtype == torch.float16 else tl.bfloat16
     return runtime.compute_dtype(dtype)
 
