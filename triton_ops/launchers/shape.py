@@ -73,13 +73,14 @@ def _dot_dtype(dtype):
 @runtime.plan_cache
 def _scatter_plans(i_layout, V, E, g_strides, dtype):
     n = runtime.numel(i_layout[0])
-    be = max(16, min(runtime.next_pow2(E), 256))  # a matrix product needs >= 16 columns
+    # 512-byte row segments (256 bf16 columns); a matrix product needs >= 16 columns
+    be = max(16, min(runtime.next_pow2(E), 512 // runtime.dtype_size(dtype)))
     if runtime.INTERPRETER:  # few, large programs
         chunk = min(max(runtime.next_pow2(n), 16), max(16, runtime.tile_elements() // be), 256)
         spill = chunk
         bv = min(runtime.next_pow2(V), max(1, runtime.tile_elements() // be))
         keys_block = min(runtime.next_pow2(n), runtime.tile_elements())
-    else:  # [32 positions, 256 columns] tiles (3 stages: 2 tiles of 16 KiB in flight per program)
+    else:  # [32 positions, 512 bytes] tiles (3 stages: 2 tiles of 16 KiB in flight per program)
         chunk, spill, bv, keys_block = 32, 8, 32, 1024
     chunks, zero_programs = runtime.cdiv(n, chunk), runtime.cdiv(V, bv)
     keys = runtime.LaunchPlan(embedding_keys_kernel, (runtime.cdiv(n, keys_block),),
