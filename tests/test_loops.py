@@ -11,6 +11,7 @@ interpreter.
 """
 from __future__ import annotations
 
+import math
 import types
 from unittest import mock
 
@@ -878,11 +879,10 @@ def test_embedding_segment_loop(n, V):
     assert out.shape == (n, 20)
 
 
-@pytest.mark.parametrize("n,V,launches", [(64, 30, 1), (16384, 2000, 2)], ids=["search-in-kernel", "bounds-kernel"])
-def test_embedding_bounds_in_the_gradient_kernel_or_their_own(n, V, launches):
-    """After the sort: rows in one vocabulary block (or few indices) find their segment bounds
-    in the gradient kernel (one launch); 2000 rows (2 blocks of 1024) of 16384 indices have them
-    found first by the bounds kernel (two launches). Values against the float64 reference."""
+@pytest.mark.parametrize("n,V,launches", [(64, 30, 2), (16384, 2000, 3)], ids=["one-chunk", "chunks"])
+def test_embedding_launches(n, V, launches):
+    """The keys kernel, then the run sums; past one chunk of sorted positions, the fix-up of long
+    runs too (the sort and the flags' fill are torch ops). Values against the float64 reference."""
     gen = torch.Generator().manual_seed(n)
     idx = torch.randint(0, V, (n,), generator=gen).to(DEVICE)
     w, g = _rand(V, 20, gen=gen), _rand(n, 20, gen=gen)
@@ -919,17 +919,62 @@ def test_embedding_unchecked_out_of_range_indices_add_nothing():
     assert torch.equal(dw, torch.stack([g[5], g[1] + g[3], torch.zeros_like(g[0]), torch.zeros_like(g[0])]))
 
 
-@pytest.mark.parametrize("V,n,blocks", [(200, (5, 41), 50), (3, (300,), 1)])
-def test_embedding_gpu_plan_vocabulary_blocks(gpu_plans, V, n, blocks):
+def _runs(kind, n, V, gen):
+    """Sorted runs of every length around a 32-position chunk and its 8-position overhang."""
+    if kind == "random":
+        return torch.randint(0, V, (n,), generator=gen)
+    if kind == "all-equal":  # one run over every chunk: partials, one fix-up walk of 64-row steps
+        return torch.full((n,), V - 1)
+    if kind == "skewed":  # a few frequent indices (long runs) among rare ones (short runs, gaps)
+        frequent = torch.randint(0, 3, (n,), generator=gen) * (V // 3)
+        return torch.where(torch.rand(n, generator=gen) < 0.7, frequent, torch.randint(0, V, (n,), generator=gen))
+    # run lengths 1..40 in turn: runs ending just before, at and past a chunk's end and its overhang
+    lengths = torch.arange(n) % 40 + 1
+    return torch.repeat_interleave(torch.arange(n) % V, lengths)[:n][torch.randperm(n, generator=gen)]
+
+
+@pytest.mark.parametrize("kind,n,V", [("random", (5, 41), 200), ("random", (300,), 3), ("all-equal", (2500,), 7),
+                                      ("skewed", (1500,), 90), ("lengths", (2000,), 500)])
+def test_embedding_gpu_plan_chunks(gpu_plans, kind, n, V):
+    """As on a GPU: chunks of 32 sorted positions, 8 positions of overhang, the fix-up adding the
+    partials of longer runs (16 chunks a program); against float64 and bitwise repeatable."""
     from triton_ops.launchers import shape
 
-    # as on a GPU: 4-row vocabulary blocks, up to 4 occurrences per row and step; 3 rows named
-    # ~100 times each walk their segments in ~25 steps
     gpu_plans(shape, programs=8)
-    assert runtime.cdiv(V, 4) == blocks
     gen = torch.Generator().manual_seed(6)
-    idx = torch.randint(0, V, n, generator=gen).to(DEVICE)
-    _check("embedding", [idx, _rand(V, 70, gen=gen)], f"embedding {blocks} vocabulary blocks")
+    count = math.prod(n)
+    idx = _runs(kind, count, V, gen).view(n).to(DEVICE)
+    w, g = _rand(V, 70, gen=gen), _rand(*n, 70, gen=gen)
+    vjp = triton_ops.registry["embedding"].vjp
+    _, dw = vjp(idx, w, g)
+    assert_close(dw, torch.zeros_like(w).index_add_(0, idx.reshape(-1), g.reshape(-1, 70)), F64,
+                 f"embedding {kind} runs")
+    assert torch.equal(vjp(idx, w, g)[1], dw)
+    if kind == "random" and count > 32:
+        _check("embedding", [idx, w], f"embedding {kind} runs, autograd")
+
+
+def test_embedding_gpu_plan_unchecked_indices_and_bf16(gpu_plans):
+    """GPU plans: indices outside [0, V) (unchecked on CUDA) sort first as key -1, in runs that
+    cross chunks, and add nothing; bfloat16 g and dweight (float32 sums, one rounding)."""
+    from triton_ops.launchers import shape
+
+    gpu_plans(shape, programs=8)
+    gen = torch.Generator().manual_seed(8)
+    idx = torch.randint(0, 40, (900,), generator=gen)
+    idx[:100] = -7
+    idx[100:150] = 40
+    idx = idx[torch.randperm(900, generator=gen)].to(DEVICE)
+    g = _rand(900, 40, gen=gen)
+    ok = (idx >= 0) & (idx < 40)
+    ref = torch.zeros(40, 40, dtype=F64, device=DEVICE).index_add_(0, idx[ok], g[ok])
+    _, dw = triton_ops.registry["embedding"].launchers.vjp(idx, torch.zeros(40, 40, dtype=F64, device=DEVICE), g)
+    assert_close(dw, ref, F64, "embedding out-of-range indices")
+    _, dw16 = triton_ops.registry["embedding"].launchers.vjp(
+        idx, torch.zeros(40, 40, dtype=torch.bfloat16, device=DEVICE), g.to(torch.bfloat16))
+    assert dw16.dtype == torch.bfloat16
+    assert_close(dw16, torch.zeros_like(ref).index_add_(0, idx[ok], g.to(torch.bfloat16).double()[ok]),
+                 torch.bfloat16, "embedding bfloat16")
 
 
 def test_transpose_tiles():

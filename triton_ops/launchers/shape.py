@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from .. import runtime
-from ..bwd.shape import embedding_bounds_kernel, embedding_bwd_kernel, transpose_vjp_kernel
+from ..bwd.shape import embedding_bwd_kernel, embedding_fix_kernel, embedding_keys_kernel, transpose_vjp_kernel
 from ..fwd.shape import embedding_fwd_kernel, transpose_fwd_kernel
 from .pointwise import broadcast_to
 
@@ -52,47 +52,73 @@ def embedding_forward(indices, weight):
     return out
 
 
+def _key_dtype(V):
+    """The narrowest integer type holding every key (an index in [0, V) or -1): a radix sort runs
+    one pass per key byte."""
+    return torch.int16 if V <= 1 << 15 else torch.int32 if V <= 1 << 31 else torch.int64
+
+
+def _dot_dtype(dtype):
+    """The run sums' matrix product reads g in its own type where that is exact and fast (16-bit
+    on a GPU: 0/1 times a 16-bit value, float32 accumulation), else in the compute type. The
+    interpreter holds bfloat16 as raw integers whatever the plan: asked of the backend, not of
+    the planning mode."""
+    import triton.language as tl
+
+    if dtype in (torch.float16, torch.bfloat16) and runtime.backend() != "interpreter":
+        return tl.float16 if dtype == torch.float16 else tl.bfloat16
+    return runtime.compute_dtype(dtype)
+
+
 @runtime.plan_cache
 def _scatter_plans(i_layout, V, E, g_strides, dtype):
     n = runtime.numel(i_layout[0])
-    bounds_block = min(runtime.next_pow2(V + 1), 1024)
-    bounds = runtime.LaunchPlan(embedding_bounds_kernel, (runtime.cdiv(V + 1, bounds_block),),
-                                {"num_warps": runtime.num_warps_for(bounds_block)}, n=n, V=V, steps=n.bit_length(),
-                                BLOCK=bounds_block)
+    # 512-byte row segments (256 bf16 columns); a matrix product needs >= 16 columns
+    be = max(16, min(runtime.next_pow2(E), 512 // runtime.dtype_size(dtype)))
     if runtime.INTERPRETER:  # few, large programs
-        be = min(runtime.next_pow2(E), 256)
-        bv = min(runtime.next_pow2(V), max(1, runtime.tile_elements() // be), 4096)
-        bi = min(64, max(1, runtime.tile_elements() // (bv * be)))
-    else:  # a [4, 4, 256] tile: up to 4 occurrences of 4 rows per step, 128-bit loads of g's rows
-        bv, bi, be = 4, 4, min(runtime.next_pow2(E), 256)
-    # the gradient programs search their rows' bounds themselves when the rows fit one block
-    # (the bounds kernel would be one program's searches too) or the searches are short (fewer
-    # probes than a launch costs): one launch after the sort
-    search = runtime.cdiv(V, bv) == 1 or n < runtime.min_split_elements()
-    gather = runtime.LaunchPlan(embedding_bwd_kernel, (runtime.cdiv(V, bv), runtime.cdiv(E, be)),
-                                {"num_warps": runtime.num_warps_for(bv * bi * be)}, n=n, steps=n.bit_length(), V=V,
-                                E=E, i_sizes=i_layout[0], g_i=g_strides[:-1] or (0,), g_e=g_strides[-1],
-                                SEARCH=search, COMPUTE=runtime.compute_dtype(dtype), BLOCK_V=bv, BLOCK_I=bi,
-                                BLOCK_E=be)
-    return (None if search else bounds), gather
+        chunk = min(max(runtime.next_pow2(n), 16), max(16, runtime.tile_elements() // be), 256)
+        spill = chunk
+        bv = min(runtime.next_pow2(V), max(1, runtime.tile_elements() // be))
+        keys_block = min(runtime.next_pow2(n), runtime.tile_elements())
+    else:  # [32 positions, 512 bytes] tiles (3 stages: 2 tiles of 16 KiB in flight per program)
+        chunk, spill, bv, keys_block = 32, 8, 32, 1024
+    chunks, zero_programs = runtime.cdiv(n, chunk), runtime.cdiv(V, bv)
+    keys = runtime.LaunchPlan(embedding_keys_kernel, (runtime.cdiv(n, keys_block),),
+                              {"num_warps": runtime.num_warps_for(keys_block)}, n=n, V=V, i_sizes=i_layout[0],
+                              i_st=i_layout[1], BLOCK=keys_block)
+    sums = runtime.LaunchPlan(embedding_bwd_kernel, (zero_programs + chunks,),
+                              {"num_warps": 4, "num_stages": 3},  # 2 programs an SM (registers)
+                              n=n, V=V, E=E, i_sizes=i_layout[0], g_i=g_strides[:-1] or (0,), g_e=g_strides[-1],
+                              zero_programs=zero_programs, COMPUTE=runtime.compute_dtype(dtype), DOT=_dot_dtype(dtype),
+                              BLOCK_I=chunk, SPILL=spill, ZERO_ROWS=bv, BLOCK_E=be)
+    # long runs (a frequent index) only: the chunk where one starts adds up the others' partials
+    fix_c, fix_e = min(runtime.next_pow2(chunks), 16), min(be, 128)
+    fix = None if chunks == 1 else runtime.LaunchPlan(
+        embedding_fix_kernel, (runtime.cdiv(chunks, fix_c), runtime.cdiv(E, fix_e)), {"num_warps": 4}, n=n, E=E,
+        chunks=chunks, BLOCK_I=chunk, SPILL=spill, BLOCK_C=fix_c, BLOCK_P=64, BLOCK_E=fix_e)
+    return keys, sums, fix, chunks
 
 
 def embedding_vjp(indices, weight, grad):
-    """The weight gradient: the indices sorted once (stable); the bounds of each row's segment
-    found by a parallel binary search (in the gradient kernel itself when it is cheap there);
-    then each row of dweight sums its segment of g's rows in
-    their original order (row ownership: deterministic, no atomics)."""
+    """The weight gradient: each index turned into a sort key and its row flagged as named; the
+    keys sorted once (stable); then programs owning chunks of the sorted positions sum the rows of
+    g each run of one index names and write its dweight row once (runs crossing chunks: see
+    ``bwd.shape.chunk_segments``; a fix-up launch adds the partials of long runs), programs
+    owning blocks of rows write 0 to the rows no index names. Deterministic, no atomics."""
     V, E = weight.shape
     dw = torch.empty_like(weight, memory_format=torch.contiguous_format)
     if indices.numel() == 0 or E == 0:
         return dw.zero_()
+    keys_plan, sums, fix, chunks = _scatter_plans(_index_layout(indices), V, E, tuple(grad.stride()), weight.dtype)
+    n = indices.numel()
+    keys = torch.empty(n, dtype=_key_dtype(V), device=indices.device)
+    flags = torch.zeros(V, dtype=torch.int8, device=indices.device)
+    keys_plan(keys_ptr=keys, flags_ptr=flags, idx_ptr=indices)
     # one device sort of n keys (a torch op: replayed as the same call, see replay.py)
-    ordered, order = torch.sort(indices.reshape(-1), stable=True)
-    bounds, gather = _scatter_plans(_index_layout(indices), V, E, tuple(grad.stride()), weight.dtype)
-    if bounds is None:
-        gather(dw_ptr=dw, g_ptr=grad, order_ptr=order, bounds_ptr=ordered, sorted_ptr=ordered)  # bounds_ptr unread
-        return dw
-    segments = torch.empty(V + 1, dtype=torch.int64, device=indices.device)
-    bounds(bounds_ptr=segments, sorted_ptr=ordered)
-    gather(dw_ptr=dw, g_ptr=grad, order_ptr=order, bounds_ptr=segments, sorted_ptr=ordered)
+    ordered, order = torch.sort(keys, stable=True)
+    partials = torch.empty((chunks, 2, E), dtype=torch.float64 if weight.dtype == torch.float64 else torch.float32,
+                           device=dw.device)
+    sums(dw_ptr=dw, part_ptr=partials, g_ptr=grad, order_ptr=order, keys_ptr=ordered, flags_ptr=flags)
+    if fix is not None:
+        fix(dw_ptr=dw, part_ptr=partials, keys_ptr=ordered)
     return dw

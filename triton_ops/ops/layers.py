@@ -10,7 +10,7 @@ from ..bwd.matmul import gemm_vjp_kernel
 from ..bwd.norm import layer_norm_bwd_kernel
 from ..bwd.norm_long import norm_columns_bwd_kernel, norm_row_sums_kernel
 from ..bwd.reduce import combine_vjp_kernel
-from ..bwd.shape import embedding_bounds_kernel, embedding_bwd_kernel, transpose_vjp_kernel
+from ..bwd.shape import embedding_bwd_kernel, embedding_fix_kernel, embedding_keys_kernel, transpose_vjp_kernel
 from ..fwd.matmul import gemm_fwd_kernel
 from ..fwd.norm import layer_norm_fwd_kernel
 from ..fwd.one_hot import nonfinite_count_fwd_kernel, one_hot_gather_fwd_kernel
@@ -405,7 +405,7 @@ embedding = register(OpSpec(
     name="embedding", family="shape", args=EMB_ARGS, forward=embedding_forward, vjp=_emb_vjp,
     vjp_layout_only=("weight",),
     reference=lambda indices, weight: torch.nn.functional.embedding(indices, weight),
-    fwd_kernels=(embedding_fwd_kernel,), bwd_kernels=(embedding_bounds_kernel, embedding_bwd_kernel), check=_emb_check,
+    fwd_kernels=(embedding_fwd_kernel,), bwd_kernels=(embedding_keys_kernel, embedding_bwd_kernel, embedding_fix_kernel), check=_emb_check,
     alloc=lambda i, w: w.new_empty((*i.shape, w.shape[1])),
     vjp_alloc=lambda i, w, grad: [None, torch.empty_like(w, memory_format=torch.contiguous_format)],
     min_bytes=lambda i, w: (runtime.nbytes(i) + 2 * i.numel() * w.shape[1] * w.element_size(),
