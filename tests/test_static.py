@@ -27,13 +27,7 @@ ROW_KERNELS = ("layer_norm_fwd_kernel", "layer_norm_bwd_kernel", "ce_logits_fwd_
 # kernel's % of clone scales with it; launchers/reduce.wave_split sizes the split reductions)
 MIN_WAVE_EFFICIENCY = 0.85
 # known violations, each a strict xfail below (issue 13); an op another branch adds is skipped until it is registered
-KNOWN = {
-    ("linear_cross_entropy", "forward"):
-        "ce_logits_fwd_kernel: a chunk of 1024 rows (launchers/llm.chunk_rows: a power of two, at most 4x the "
-        "input's size) is 512 programs of 2 rows, 0.97 of a wave at 4 resident (60 registers; 1.29 waves at 3 "
-        "resident before issue13-ce-issue.md); a whole wave needs 1056 rows, or a class split of the forward's "
-        "online log-sum-exp (per-row partials), which the row kernel does not have",
-}
+KNOWN: dict = {}  # (linear_cross_entropy's forward row kernel, 0.97 of a wave at 1024-row chunks, until session 8)
 
 
 def sums_everything(row) -> bool:
