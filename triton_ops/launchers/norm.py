@@ -301,8 +301,9 @@ def _rms_plan(shape, layouts, w_strides, d, dtype, need_dw, device, backward, st
     strides = _tensor_strides(rows, cols, layouts)
     w_c, w_c1 = _param_strides(cols, "w")
     flags = {"NEED_DW": need_dw} if backward else {"STATS": stats, "SINGLE": D <= block_d}
+    # the forward: one row block a program (no row loop)
     launch = runtime.LaunchPlan(
-        kernel, (programs,), {"num_warps": row_warps(block_r, block_d, backward)},
+        kernel, (programs if backward else runtime.cdiv(R, block_r),), {"num_warps": row_warps(block_r, block_d, backward)},
         r_sizes=rows.sizes, c_sizes=cols.sizes, R=R, D=D, **strides,
         w_c=w_c, w_c1=w_c1, HAS_W=w_strides is not None, **flags,
         COMPUTE=runtime.compute_dtype(dtype), BLOCK_R=block_r, BLOCK_D=block_d,
