@@ -539,5 +539,11 @@ def test_row_kernels_move_their_minimum_bytes(name):
     with count_bytes() as bwd:
         spec.vjp(*args, torch.randn(256, 1024, device=DEVICE), saved=saved)
     print(f"{name}: forward {fwd.total / fwd_min:.3f} x min, backward {bwd.total / bwd_min:.3f} x min")
-    assert fwd_min <= fwd.total <= 1.01 * fwd_min  # one read of x, one write of y, 4 bytes a row
+    rereads = 0
+    if name == "rms_norm":  # the weight once per program, each owning one row block (a GPU's re-reads hit L2)
+        from triton_ops.launchers.norm import ln_config
+
+        block_r = ln_config(256, 1024, DEVICE, backward=False)[0]
+        rereads = (triton_ops.runtime.cdiv(256, block_r) - 1) * 1024 * 4
+    assert fwd_min <= fwd.total <= 1.01 * fwd_min + rereads  # one read of x, one write of y, 4 bytes a row
     assert bwd_min <= bwd.total <= 1.05 * bwd_min  # + the weight-gradient partials for rms_norm

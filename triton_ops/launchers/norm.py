@@ -132,10 +132,10 @@ def _forward_plan(shape, x_strides, y_strides, d, dtype, w_strides, b_strides, s
     layouts, params = {"x": x_strides, "y": y_strides}, {"w": w_strides, "b": b_strides}
     cols, rows = _groups(shape, d, layouts, params)
     R, D = rows.numel, cols.numel
-    block_r, block_d, programs, _ = ln_config(R, D, device, backward=False)
+    block_r, block_d, _, _ = ln_config(R, D, device, backward=False)
     (w_c, w_c1), (b_c, b_c1) = _param_strides(cols, "w"), _param_strides(cols, "b")
     return runtime.LaunchPlan(
-        layer_norm_fwd_kernel, (programs,), {"num_warps": row_warps(block_r, block_d, False)},
+        layer_norm_fwd_kernel, (runtime.cdiv(R, block_r),),  # one row block a program (no row loop) {"num_warps": row_warps(block_r, block_d, False)},
         r_sizes=rows.sizes, c_sizes=cols.sizes, R=R, D=D,
         x_r=rows.strides["x"], x_c=cols.strides["x"], x_c1=cols.strides["x"][-1],
         y_r=rows.strides["y"], y_c=cols.strides["y"], y_c1=cols.strides["y"][-1],
@@ -301,8 +301,9 @@ def _rms_plan(shape, layouts, w_strides, d, dtype, need_dw, device, backward, st
     strides = _tensor_strides(rows, cols, layouts)
     w_c, w_c1 = _param_strides(cols, "w")
     flags = {"NEED_DW": need_dw} if backward else {"STATS": stats, "SINGLE": D <= block_d}
+    # the forward: one row block a program (no row loop)
     launch = runtime.LaunchPlan(
-        kernel, (programs,), {"num_warps": row_warps(block_r, block_d, backward)},
+        kernel, (programs if backward else runtime.cdiv(R, block_r),), {"num_warps": row_warps(block_r, block_d, backward)},
         r_sizes=rows.sizes, c_sizes=cols.sizes, R=R, D=D, **strides,
         w_c=w_c, w_c1=w_c1, HAS_W=w_strides is not None, **flags,
         COMPUTE=runtime.compute_dtype(dtype), BLOCK_R=block_r, BLOCK_D=block_d,
