@@ -48,6 +48,11 @@ if INTERPRETER:
         return tl.log2(x) + 2.384185791015625e-07
 
     @helper
+    def _log2_ftz(x):
+        # lg2.approx.ftz: as _log2_approx, subnormal inputs read as 0 (a result of -inf)
+        return _log2_approx(tl.where(tl.abs(x) < 1.1754943508222875e-38, 0.0 * x, x))
+
+    @helper
     def _rcp_approx(x):
         return 1.0 / x
 
@@ -77,6 +82,13 @@ else:  # pragma: no cover - exercised on the GPU machine
                                          pack=1)
 
     @triton.jit
+    def _log2_ftz(x):
+        # the SFU's log2 alone (one MUFU.LG2): _log2_approx without ptxas's fix-up for subnormal
+        # inputs (4 instructions), which are read as 0 (a result of -inf)
+        return tl.inline_asm_elementwise("lg2.approx.ftz.f32 $0, $1;", "=r,r", [x], dtype=tl.float32, is_pure=True,
+                                         pack=1)
+
+    @triton.jit
     def _rcp_approx(x):
         # the SFU's reciprocal (one MUFU.RCP, ~1 ulp) for x in a normal range (no .ftz cost)
         return tl.inline_asm_elementwise("rcp.approx.ftz.f32 $0, $1;", "=r,r", [x], dtype=tl.float32, is_pure=True,
@@ -95,6 +107,26 @@ else:  # pragma: no cover - exercised on the GPU machine
 # The thresholds are literals inside the kernels (Triton reads no plain globals): 1/32 for log1p's
 # series u - u^2/2 + u^3/3 - u^4/4 (truncation u^4/5 < 2e-7 relative), 1/16 for expm1's series
 # x + x^2/2 + x^3/6 (truncation x^3/24 < 1e-5 relative); 0.693... = ln 2.
+#
+# SUMMED (NARROW=SUMMED, a third level): 16-bit inputs whose values are only summed, never stored
+# one by one (a loss forward with reduction "sum" or "mean", chosen in Python). The error of a sum
+# is at most the sum of its terms' ABSOLUTE errors (plus float32 accumulation's own, the same at
+# every level), so the series that keep a small RELATIVE error near a zero of the function (log
+# near 1) buy nothing there: the SFU's forms alone, ~2^-22 absolute, are used, without ptxas's
+# subnormal fix-up where the argument cannot be subnormal (the caller's domain says when). The
+# bound per element, used by tests/test_narrow.py: |error| <= 2^-20 (1 + sum of |terms|).
+SUMMED = tl.constexpr(2)
+
+
+@helper
+def log2_summed(x, SUBNORMAL: tl.constexpr = False):
+    """log2 x for SUMMED forms: the SFU's lg2.approx (absolute error <= 2^-22 on [0.5, 2], 2 ulp
+    elsewhere), .ftz unless x may be SUBNORMAL (ftz reads a subnormal x as 0: -inf)."""
+    if SUBNORMAL:
+        r = _log2_approx(x)
+    else:
+        r = _log2_ftz(x)
+    return r
 
 
 @helper
@@ -106,7 +138,9 @@ def _log1p_series(u):
 def log(x, NARROW: tl.constexpr):
     """log x. NARROW: the SFU's log2 away from 1 (there |log x| > 0.03, so its absolute error
     2^-22 is < 1e-5 relative), the series of log1p(x - 1) near 1 (x - 1 exact there)."""
-    if NARROW:
+    if NARROW == 2:  # SUMMED (x 0 or normal): the SFU alone, 2^-22 ln 2 absolute near 1
+        r = _log2_ftz(x) * 0.6931471805599453
+    elif NARROW:
         u = x - 1.0
         r = tl.where(tl.abs(u) < 0.03125, _log1p_series(u), _log2_approx(x) * 0.6931471805599453)
     else:
@@ -118,11 +152,31 @@ def log(x, NARROW: tl.constexpr):
 def log1p_of(u, NARROW: tl.constexpr):
     """log(1 + u). NARROW: the series for small |u| (where 1 + u would round u away), else the
     SFU's log2 of 1 + u."""
-    if NARROW:
+    if NARROW == 2:  # SUMMED (u >= 0): the SFU's log of the rounded 1 + u, 2^-24 + 2^-22 ln 2 absolute
+        r = _log2_ftz(1.0 + u) * 0.6931471805599453
+    elif NARROW:
         r = tl.where(tl.abs(u) < 0.03125, _log1p_series(u), _log2_approx(1.0 + u) * 0.6931471805599453)
     else:
         r = log1p(u)
     return r
+
+
+@helper
+def exp_of(x, NARROW: tl.constexpr):
+    """exp x. SUMMED: one multiply and the SFU's ex2.approx.ftz (``tl.exp`` wraps it in a fix-up
+    for subnormal results, 3 more instructions): 2 ulp, a result below 2^-126 is 0."""
+    if NARROW == 2:
+        r = tl.math.exp2(x * 1.4426950408889634)
+    else:
+        r = tl.exp(x)
+    return r
+
+
+@helper
+def weighted(y, a, b):
+    """y a + (1 - y) b, as y a + (b - y b): two FMAs (one instruction fewer), and exact for a
+    hard label y in {0, 1} with a, b finite (b - b = 0, then a or b)."""
+    return y * a + (b - y * b)
 
 
 @helper
