@@ -468,6 +468,17 @@ MUTANTS = [
       "NARROW erfc with one fit coefficient rounded to 3 digits (~1e-4 relative)", T_NARROW),
     M("narrow-log-cosh-no-series", "triton_ops/ops/loss.py", "r = tl.where(d < 0.25,", "r = tl.where(d < 0.0,",
       "NARROW log cosh without its series near 0", T_NARROW),
+    M("summed-flushed-subnormal-log", "triton_ops/ops/parity.py", "scalar.log2_summed(p, True)",
+      "scalar.log2_summed(p)", "SUMMED bce_log_clamp flushes a subnormal p (log 1e-39 read as -100)", T_NARROW),
+    M("summed-any-eps", "triton_ops/ops/loss.py", "and (param is None or param >= SUMMED_PARAM_MIN)", "",
+      "SUMMED form for an eps below 2^-100 (a subnormal log argument flushed to -inf)", T_NARROW),
+    M("summed-for-none", "triton_ops/ops/loss.py", 'summed is not None and reduction != "none" and',
+      "summed is not None and", "SUMMED form for reduction 'none' (elements stored with an absolute error)",
+      T_NARROW),
+    M("summed-weighted-b", "triton_ops/scalar.py", "return y * a + (b - y * b)", "return y * a + b",
+      "SUMMED BCE weights log(1 - q) by 1 instead of 1 - y", T_NARROW),
+    M("summed-stirling-half", "triton_ops/ops/parity.py", "+ 1.4189385332046727", "+ 0.9189385332046727",
+      "SUMMED Stirling term loses its 1/2", T_NARROW),
 ]
 
 
