@@ -203,7 +203,7 @@ def poisson_dt(x, t):
 @triton.jit
 def log_cosh_l(x, t, NARROW: tl.constexpr = False):
     d = tl.abs(x - t)
-    if NARROW == scalar.SUMMED:  # e^(-2d) in one multiply; the cancellation below d = 1/4 is ~2^-23 absolute
+    if NARROW == scalar.SUMMED:  # e^(-2d) in one multiply; the cancellation below d = 1/4 is ~2^-22 absolute
         r = d + 0.6931471805599453 * (scalar.log2_summed(1.0 + tl.math.exp2(d * -2.8853900817779268)) - 1.0)
     else:
         r = d + scalar.log1p_of(tl.exp(-2.0 * d), NARROW) - 0.6931471805599453
