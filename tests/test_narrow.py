@@ -253,6 +253,89 @@ def test_cross_entropy_summed_math_within_its_bound(dtype):
         assert (out.double() - truth).abs() <= bound, (reduction, out.item(), truth.item(), bound.item())
 
 
+def _small_loss_regimes(name, dtype, n=4096):
+    """(label, first operand, second operand) where each element's loss is small: a confident,
+    right prediction (p near 0 with y = 0, p = 1 with y = 1: bfloat16 rounds sigmoid(x > 7) to 1;
+    |x| large on the label's side), a good fit (log cosh of a small residual), a zero count; the
+    seams where a series hands over to the SFU (1/64, d = 1/4); and the op's ordinary sample. The
+    SUMMED forms' absolute error at a small loss would be a large relative one."""
+    gen = torch.Generator().manual_seed(0)
+
+    def uniform(lo, hi):
+        return torch.rand(n, generator=gen, dtype=torch.float64) * (hi - lo) + lo
+
+    zeros, ones = torch.zeros(n, dtype=torch.float64), torch.ones(n, dtype=torch.float64)
+    if name in ("binary_cross_entropy", "bce_log_clamp"):
+        cases = [("y=0 p~[1e-7,1e-4]", uniform(1e-7, 1e-4), zeros), ("y=0 p~[1e-8,1e-6]", uniform(1e-8, 1e-6), zeros),
+                 ("y=1 p~[1-1e-3,1]", 1 - uniform(0, 1e-3), ones), ("y=0 p~[0.01,0.03]", uniform(0.01, 0.03), zeros)]
+    elif name == "bce_with_logits":
+        cases = [("y=1 x~[10,14]", uniform(10, 14), ones), ("y=1 x~[16,20]", uniform(16, 20), ones),
+                 ("y=0 x~[-20,-10]", uniform(-20, -10), zeros), ("y=1 x~[3,5]", uniform(3, 5), ones)]
+    elif name == "log_cosh_loss":
+        cases = [(f"d~N(0,{s:g})", torch.randn(n, generator=gen, dtype=torch.float64) * s, zeros) for s in (1e-3, 1e-4)]
+        cases.append(("d~[0.2,0.3]", uniform(0.2, 0.3), zeros))
+    elif name == "poisson_nll_full":  # exp(x) - t x: a zero count at a small rate
+        cases = [("t=0 x~[-20,-10]", uniform(-20, -10), zeros)]
+    else:  # the rate forms, x - t log(x + eps): a zero count, a count below 1 (no Stirling term)
+        cases = [("t=0 x~[1e-4,1e-3]", uniform(1e-4, 1e-3), zeros), ("t=0.01 x~[1e-3,1e-2]", uniform(1e-3, 1e-2),
+                                                                        ones * 0.01)]
+    x, t = triton_ops.registry[name].sample((n,), torch.float64, "cpu", gen)[:2]
+    cases.append(("ordinary", x, t))
+    return [(label, a.to(DEVICE, dtype), b.to(DEVICE, dtype)) for label, a, b in cases]
+
+
+# The mean is stored in the input dtype: two of its ulps on top of float32's own error, 2^-7
+# (bfloat16) and 2^-10 (float16) relative, or two subnormal steps for a mean below the normal range
+SUMMED_SLACK = {torch.bfloat16: 2.0 ** -7, torch.float16: 2.0 ** -10}
+
+
+def _relative_errors(op, args, truth, reduction):
+    """The relative errors of a reduction of 16-bit ``args`` (SUMMED) and of the same values in
+    float32 (the accurate path) against the float64 ``truth``, and the slack allowed on top."""
+    summed = op(*args, reduction=reduction).double()
+    accurate = op(*[a.float() if isinstance(a, torch.Tensor) else a for a in args], reduction=reduction).double()
+    info = torch.finfo(args[0].dtype)
+    slack = max(SUMMED_SLACK[args[0].dtype], 2 * info.tiny * info.eps / truth.abs().item() if truth != 0 else 0.0)
+    def relative(v):  # 0 for an exact 0 (bce_log_clamp of p = 1, y = 1)
+        return (v - truth).abs().item() / truth.abs().item() if truth != 0 else (0.0 if v == 0 else math.inf)
+    return relative(summed), relative(accurate), slack
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("name", sorted(SUMMED_SIZES))
+def test_loss_summed_mean_as_accurate_as_float32_where_the_loss_is_small(name, dtype):
+    op = triton_ops.registry[name].fn
+    params = LOSSES[name][3]
+    for label, x, t in _small_loss_regimes(name, dtype):
+        # a float16 mean of the smallest losses is subnormal (below 6e-5): their sum is 4096 times it
+        for reduction in ("mean", "sum"):
+            if name == "log_cosh_loss":
+                truth = log_cosh_truth(x, t, "sum") / (x.numel() if reduction == "mean" else 1)
+            else:
+                truth = op(x.double(), t.double(), *params, reduction=reduction)
+            summed, accurate, slack = _relative_errors(op, (x, t, *params), truth, reduction)
+            assert summed <= accurate + slack, \
+                f"{name} {label} {dtype} {reduction}: {summed:.3g} vs float32 {accurate:.3g}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_cross_entropy_summed_mean_as_accurate_as_float32_where_the_loss_is_small(dtype):
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(256, 16, generator=gen, dtype=torch.float64)
+    hot = torch.nn.functional.one_hot(logits.argmax(-1), 16).double()
+    for label, scale in (("confident rows", None), ("rows ~1e-2", 8.0), ("ordinary", 1.0)):
+        # the target the argmax: a right prediction, whose loss -log q is small where q is near 1
+        # (confident: q = 1 in 16 bits, clamped to 1 - eps, a loss of 1e-6 a row)
+        q = torch.softmax(logits * scale, -1) if scale else torch.where(hot == 1, 1.0, 1e-9)
+        q, p = q.to(DEVICE, dtype), hot.to(DEVICE, dtype)
+        if label == "ordinary":
+            p = torch.softmax(torch.randn(256, 16, generator=gen, dtype=torch.float64), -1).to(DEVICE, dtype)
+        for reduction in ("mean", "sum"):
+            truth = triton_ops.cross_entropy(q.double(), p.double(), reduction=reduction)
+            summed, accurate, slack = _relative_errors(triton_ops.cross_entropy, (q, p), truth, reduction)
+            assert summed <= accurate + slack, f"{label} {dtype} {reduction}: {summed:.3g} vs float32 {accurate:.3g}"
+
+
 def test_loss_summed_forms_are_chosen_for_reduced_16_bit_forwards(monkeypatch):
     """SUMMED for "sum" and "mean" of 16-bit tensors; "none" keeps NARROW (each element stored),
     float32 the accurate form; an eps below 2^-100 (a log argument could be subnormal) NARROW."""

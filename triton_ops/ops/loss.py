@@ -203,11 +203,11 @@ def poisson_dt(x, t):
 @triton.jit
 def log_cosh_l(x, t, NARROW: tl.constexpr = False):
     d = tl.abs(x - t)
-    if NARROW == scalar.SUMMED:  # e^(-2d) in one multiply; the cancellation below d = 1/4 is ~2^-22 absolute
+    if NARROW == scalar.SUMMED:  # e^(-2d) in one multiply, the SFU's log2
         r = d + 0.6931471805599453 * (scalar.log2_summed(1.0 + tl.math.exp2(d * -2.8853900817779268)) - 1.0)
     else:
         r = d + scalar.log1p_of(tl.exp(-2.0 * d), NARROW) - 0.6931471805599453
-    if NARROW == 1:  # below d = 1/4 the sum above cancels to d^2/2: its series (truncation 3e-6 relative)
+    if NARROW:  # below d = 1/4 the sum above cancels to d^2/2: its series (truncation 3e-6 relative)
         d2 = d * d
         r = tl.where(d < 0.25, d2 * (0.5 + d2 * (-0.08333333333333333 + d2 * 0.022222222222222223)), r)
     return r
@@ -233,7 +233,8 @@ def bce_l(p, y, eps, NARROW: tl.constexpr = False):
     q = tl.minimum(tl.maximum(p, eps, propagate_nan=tl.PropagateNan.ALL), 1.0 - eps,
                    propagate_nan=tl.PropagateNan.ALL)
     if NARROW == scalar.SUMMED:  # (q, 1 - q >= eps: normal) log2 units, ln 2 once
-        r = -0.6931471805599453 * scalar.weighted(y, scalar.log2_summed(q), scalar.log2_summed(1.0 - q))
+        a, b = scalar.log2_pair_summed(q)
+        r = -0.6931471805599453 * scalar.weighted(y, a, b)
     else:
         r = -(y * scalar.log(q, NARROW) + (1.0 - y) * scalar.log(1.0 - q, NARROW))
     return r

@@ -63,8 +63,9 @@ def bce_torch_l(p, y, NARROW: tl.constexpr = False):
     if NARROW == scalar.SUMMED:
         # log2 units (-100 / ln 2 = -144.27), ln 2 once. p may be subnormal (bfloat16 holds 1e-40,
         # whose log -92 is not clamped): its log keeps the fix-up; 1 - p never is
-        a = tl.maximum(scalar.log2_summed(p, True), -144.26950408889634, propagate_nan=tl.PropagateNan.ALL)
-        b = tl.maximum(scalar.log2_summed(1.0 - p), -144.26950408889634, propagate_nan=tl.PropagateNan.ALL)
+        a, b = scalar.log2_pair_summed(p, True)
+        a = tl.maximum(a, -144.26950408889634, propagate_nan=tl.PropagateNan.ALL)
+        b = tl.maximum(b, -144.26950408889634, propagate_nan=tl.PropagateNan.ALL)
         r = -0.6931471805599453 * scalar.weighted(y, a, b)
     else:
         r = -(y * tl.maximum(scalar.log(p, NARROW), -100.0, propagate_nan=tl.PropagateNan.ALL)
@@ -192,7 +193,12 @@ def poisson_full_dt(x, t):
 
 @triton.jit
 def poisson_rate_l(x, t, eps, NARROW: tl.constexpr = False):
-    return x - t * scalar.log(x + eps, NARROW)
+    if NARROW == scalar.SUMMED:
+        # the SFU alone, no series near x + eps = 1: the log is small there beside x (about 1)
+        r = x - t * (scalar.log2_summed(x + eps) * 0.6931471805599453)
+    else:
+        r = x - t * scalar.log(x + eps, NARROW)
+    return r
 
 
 @triton.jit
