@@ -459,7 +459,7 @@ MUTANTS = [
       "lower_bound(sorted_ptr, n, rv, steps), 0) - start",
       "the in-kernel search ends each segment where it starts (every row 0)", T_EMB),
     M("narrow-log-no-series", "triton_ops/scalar.py",
-      "r = tl.where(near, _log1p_series(u, NARROW), _log2_sfu(x, NARROW) * 0.6931471805599453)",
+      "r = tl.where(_in_series_range(u, NARROW), _log1p_series(u, NARROW), _log2_sfu(x, NARROW) * 0.6931471805599453)",
       "r = _log2_sfu(x, NARROW) * 0.6931471805599453",
       "NARROW (and SUMMED) log without its series near 1 (the SFU's absolute error)",
       T_NARROW),

@@ -147,6 +147,16 @@ def _log1p_series(u, NARROW: tl.constexpr, UNIT: tl.constexpr = 1.0):
 
 
 @helper
+def _in_series_range(u, NARROW: tl.constexpr):
+    # |u| below _log1p_series' limit for its level
+    if NARROW == 2:
+        r = tl.abs(u) < 0.015625
+    else:
+        r = tl.abs(u) < 0.03125
+    return r
+
+
+@helper
 def _log2_sfu(x, NARROW: tl.constexpr):
     # a SUMMED form's log arguments are 0 or normal (the caller's domain, loss_form's eps): .ftz
     if NARROW == 2:
@@ -164,11 +174,7 @@ def log(x, NARROW: tl.constexpr):
     relative accuracy too."""
     if NARROW:
         u = x - 1.0
-        if NARROW == 2:
-            near = tl.abs(u) < 0.015625
-        else:
-            near = tl.abs(u) < 0.03125
-        r = tl.where(near, _log1p_series(u, NARROW), _log2_sfu(x, NARROW) * 0.6931471805599453)
+        r = tl.where(_in_series_range(u, NARROW), _log1p_series(u, NARROW), _log2_sfu(x, NARROW) * 0.6931471805599453)
     else:
         r = tl.log(x)
     return r
@@ -179,11 +185,8 @@ def log1p_of(u, NARROW: tl.constexpr):
     """log(1 + u). NARROW (and SUMMED): the series for small |u| (where 1 + u would round u
     away), else the SFU's log2 of 1 + u."""
     if NARROW:
-        if NARROW == 2:
-            near = tl.abs(u) < 0.015625
-        else:
-            near = tl.abs(u) < 0.03125
-        r = tl.where(near, _log1p_series(u, NARROW), _log2_sfu(1.0 + u, NARROW) * 0.6931471805599453)
+        r = tl.where(_in_series_range(u, NARROW), _log1p_series(u, NARROW),
+                     _log2_sfu(1.0 + u, NARROW) * 0.6931471805599453)
     else:
         r = log1p(u)
     return r
