@@ -118,6 +118,19 @@ def test_loss_bytes_are_one_pass(name, reduction):
     assert 0.99 * bwd_min <= bwd.total <= 1.05 * bwd_min, (bwd, bwd_min)
 
 
+def test_loss_lanes_past_the_kept_elements_load_nothing():
+    """reduction "none" of 33 elements: one whole tile of 64 lanes (no reduced rows), 31 of them
+    past the end; they load nothing (a whole tile is masked along K unless BLOCK_K divides K)."""
+    gen = torch.Generator().manual_seed(1)
+    for name in ("mse_loss", "binary_cross_entropy"):
+        spec = triton_ops.registry[name]
+        args = list(spec.bind(*spec.sample((3, 11), torch.float32, "cpu", gen)))
+        args[[a.name for a in spec.args].index("reduction")] = "none"
+        with count_bytes() as fwd:
+            spec.forward(*args)
+        assert fwd.total == spec.min_bytes(*args)[0], (name, fwd)
+
+
 def test_cross_entropy_vjp_reads_no_ignored_row():
     """An ignored row's gradient is 0 whatever its logits hold: the VJP does not read them
     (padding tokens cost their write only)."""

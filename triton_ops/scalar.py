@@ -48,6 +48,11 @@ if INTERPRETER:
         return tl.log2(x) + 2.384185791015625e-07
 
     @helper
+    def _log2_ftz(x):
+        # lg2.approx.ftz: as _log2_approx, subnormal inputs read as 0 (a result of -inf)
+        return _log2_approx(tl.where(tl.abs(x) < 1.1754943508222875e-38, 0.0 * x, x))
+
+    @helper
     def _rcp_approx(x):
         return 1.0 / x
 
@@ -77,6 +82,13 @@ else:  # pragma: no cover - exercised on the GPU machine
                                          pack=1)
 
     @triton.jit
+    def _log2_ftz(x):
+        # the SFU's log2 alone (one MUFU.LG2): _log2_approx without ptxas's fix-up for subnormal
+        # inputs (4 instructions), which are read as 0 (a result of -inf)
+        return tl.inline_asm_elementwise("lg2.approx.ftz.f32 $0, $1;", "=r,r", [x], dtype=tl.float32, is_pure=True,
+                                         pack=1)
+
+    @triton.jit
     def _rcp_approx(x):
         # the SFU's reciprocal (one MUFU.RCP, ~1 ulp) for x in a normal range (no .ftz cost)
         return tl.inline_asm_elementwise("rcp.approx.ftz.f32 $0, $1;", "=r,r", [x], dtype=tl.float32, is_pure=True,
@@ -93,22 +105,76 @@ else:  # pragma: no cover - exercised on the GPU machine
 # Called with NARROW=False they are the accurate forms.
 
 # The thresholds are literals inside the kernels (Triton reads no plain globals): 1/32 for log1p's
-# series u - u^2/2 + u^3/3 - u^4/4 (truncation u^4/5 < 2e-7 relative), 1/16 for expm1's series
-# x + x^2/2 + x^3/6 (truncation x^3/24 < 1e-5 relative); 0.693... = ln 2.
+# series u - u^2/2 + u^3/3 - u^4/4 (truncation u^4/5 < 2e-7 relative; SUMMED: 1/64 for u - u^2/2),
+# 1/16 for expm1's series x + x^2/2 + x^3/6 (truncation x^3/24 < 1e-5 relative); 0.693... = ln 2.
+#
+# SUMMED (NARROW=SUMMED, a third level): 16-bit inputs whose values are only summed, never stored
+# one by one (a loss forward with reduction "sum" or "mean", chosen in Python). The error of a sum
+# is at most the sum of its terms' errors (plus float32 accumulation's own, the same at every
+# level). The SFU's forms, ~2^-22 absolute, run without ptxas's subnormal fix-up where the argument
+# cannot be subnormal (the caller's domain says when), and a log term that is a loss's whole value
+# near its zero (log q near q = 1: a confident, right prediction; log1p(e) for small e; log cosh
+# near 0) keeps a short series there: its relative error stays small, so a sum of small losses
+# (all of one sign) keeps a relative error as small, not the SFU's 2^-22 over a sum of 1e-6.
+# Terms beside a larger one (Stirling's, t log(x + eps) beside x) take the SFU alone. The bound per
+# element, used by tests/test_narrow.py: |error| <= 2^-20 (1 + sum of |terms|).
+SUMMED = tl.constexpr(2)
 
 
 @helper
-def _log1p_series(u):
-    return u * (1.0 + u * (-0.5 + u * (0.3333333432674408 + u * -0.25)))
+def log2_summed(x, SUBNORMAL: tl.constexpr = False):
+    """log2 x for SUMMED forms: the SFU's lg2.approx (absolute error <= 2^-22 on [0.5, 2], 2 ulp
+    elsewhere), .ftz unless x may be SUBNORMAL (ftz reads a subnormal x as 0: -inf)."""
+    if SUBNORMAL:
+        r = _log2_approx(x)
+    else:
+        r = _log2_ftz(x)
+    return r
+
+
+@helper
+def _log1p_series(u, NARROW: tl.constexpr, UNIT: tl.constexpr = 1.0):
+    # UNIT log(1 + u) below the series' limit (UNIT = 1 / ln 2: log2 units, folded into the
+    # coefficients). NARROW: four terms up to 1/32 (truncation u^4/5 < 2e-7 relative: each element
+    # is stored); SUMMED: two up to 1/64 (u^2/3 < 8.2e-5 = 2^-13.6 relative: a sum of such terms
+    # keeps that relative accuracy, below a 16-bit result's half-ulp; the SFU's 2^-22 absolute is
+    # then < 1.1e-5 relative of the log at the limit)
+    if NARROW == 2:
+        r = u * (UNIT + u * (UNIT * -0.5))
+    else:
+        r = u * (UNIT + u * (UNIT * -0.5 + u * (UNIT * 0.3333333432674408 + u * (UNIT * -0.25))))
+    return r
+
+
+@helper
+def _in_series_range(u, NARROW: tl.constexpr):
+    # |u| below _log1p_series' limit for its level
+    if NARROW == 2:
+        r = tl.abs(u) < 0.015625
+    else:
+        r = tl.abs(u) < 0.03125
+    return r
+
+
+@helper
+def _log2_sfu(x, NARROW: tl.constexpr):
+    # a SUMMED form's log arguments are 0 or normal (the caller's domain, loss_form's eps): .ftz
+    if NARROW == 2:
+        r = _log2_ftz(x)
+    else:
+        r = _log2_approx(x)
+    return r
 
 
 @helper
 def log(x, NARROW: tl.constexpr):
-    """log x. NARROW: the SFU's log2 away from 1 (there |log x| > 0.03, so its absolute error
-    2^-22 is < 1e-5 relative), the series of log1p(x - 1) near 1 (x - 1 exact there)."""
+    """log x. NARROW (and SUMMED): the SFU's log2 away from 1 (there |log x| > 0.015, so its
+    absolute error 2^-22 is < 1.1e-5 relative), the series of log1p(x - 1) near 1 (x - 1 exact
+    there), where the log, and a loss made of it, is small: a sum of small losses keeps its
+    relative accuracy too."""
     if NARROW:
         u = x - 1.0
-        r = tl.where(tl.abs(u) < 0.03125, _log1p_series(u), _log2_approx(x) * 0.6931471805599453)
+        r = tl.where(_in_series_range(u, NARROW), _log1p_series(u, NARROW), _log2_sfu(x, NARROW) * 0.6931471805599453)
     else:
         r = tl.log(x)
     return r
@@ -116,13 +182,46 @@ def log(x, NARROW: tl.constexpr):
 
 @helper
 def log1p_of(u, NARROW: tl.constexpr):
-    """log(1 + u). NARROW: the series for small |u| (where 1 + u would round u away), else the
-    SFU's log2 of 1 + u."""
+    """log(1 + u). NARROW (and SUMMED): the series for small |u| (where 1 + u would round u
+    away), else the SFU's log2 of 1 + u."""
     if NARROW:
-        r = tl.where(tl.abs(u) < 0.03125, _log1p_series(u), _log2_approx(1.0 + u) * 0.6931471805599453)
+        r = tl.where(_in_series_range(u, NARROW), _log1p_series(u, NARROW),
+                     _log2_sfu(1.0 + u, NARROW) * 0.6931471805599453)
     else:
         r = log1p(u)
     return r
+
+
+@helper
+def log2_pair_summed(q, SUBNORMAL: tl.constexpr = False):
+    """(log2 q, log2(1 - q)) for SUMMED forms (q in [0, 1]; a NaN, or a q outside, gives NaN in
+    one of them): the SFU's log2 of each, and where q or 1 - q is within 1/64 of 1 (its log small:
+    a small loss's whole value) the series of log2(1 - s), s = min(q, 1 - q) exact (1 - q is, for
+    q >= 1/2). One series serves both: only one of them can be near 1. SUBNORMAL: as
+    log2_summed's, for q (1 - q is 0 or normal)."""
+    c = 1.0 - q
+    near = _log1p_series(-tl.minimum(q, c), 2, 1.4426950408889634)
+    a = tl.where(q > 0.984375, near, log2_summed(q, SUBNORMAL))
+    b = tl.where(q < 0.015625, near, log2_summed(c))
+    return a, b
+
+
+@helper
+def exp_of(x, NARROW: tl.constexpr):
+    """exp x. SUMMED: one multiply and the SFU's ex2.approx.ftz (``tl.exp`` wraps it in a fix-up
+    for subnormal results, 3 more instructions): 2 ulp, a result below 2^-126 is 0."""
+    if NARROW == 2:
+        r = tl.math.exp2(x * 1.4426950408889634)
+    else:
+        r = tl.exp(x)
+    return r
+
+
+@helper
+def weighted(y, a, b):
+    """y a + (1 - y) b, as y a + (b - y b): two FMAs (one instruction fewer), and exact for a
+    hard label y in {0, 1} with a, b finite (b - b = 0, then a or b)."""
+    return y * a + (b - y * b)
 
 
 @helper

@@ -17,14 +17,42 @@ from ..scalar import exp_neg, lowest
 from ..tiles import block_span, call, group_offsets, helper, joined, rows_of_program, slice_tiles
 
 
+@helper
+def loss_tile(x_ptr, t_ptr, r0, r_stop, r_sizes, x_r, t_r, x_koff, t_koff, k_mask, p, FN: tl.constexpr,
+              HAS_PARAM: tl.constexpr, COMPUTE: tl.constexpr, BLOCK_R: tl.constexpr, EVEN_K: tl.constexpr,
+              LAST: tl.constexpr):
+    """FN over the [BLOCK_R, BLOCK_K] tile of rows r0...: a whole tile (not LAST) keeps every
+    value, unmasked where EVEN_K (BLOCK_K divides K), else its lanes past K load nothing and
+    stay in their own columns, which are never stored; the LAST, partial tile zeroes its rows past
+    r_stop (FN(0, 0) is not 0 for every loss)."""
+    rr = r0 + tl.arange(0, BLOCK_R)
+    x_ptrs = x_ptr + group_offsets(rr, r_sizes, x_r)[:, None] + x_koff
+    t_ptrs = t_ptr + group_offsets(rr, r_sizes, t_r)[:, None] + t_koff
+    if LAST:
+        mask = (rr < r_stop)[:, None] & k_mask[None, :]
+        x = tl.load(x_ptrs, mask=mask, other=0.0).to(COMPUTE)
+        t = tl.load(t_ptrs, mask=mask, other=0.0).to(COMPUTE)
+        v = tl.where(mask, call(FN, x, t, p, 2, HAS_PARAM, False), 0.0)
+    else:
+        if EVEN_K:
+            x = tl.load(x_ptrs).to(COMPUTE)
+            t = tl.load(t_ptrs).to(COMPUTE)
+        else:
+            x = tl.load(x_ptrs, mask=k_mask[None, :]).to(COMPUTE)
+            t = tl.load(t_ptrs, mask=k_mask[None, :]).to(COMPUTE)
+        v = call(FN, x, t, p, 2, HAS_PARAM, False)
+    return v
+
+
 @triton.jit
 def loss_reduce_kernel(out_ptr, x_ptr, t_ptr, numbers, r_sizes, k_sizes, R, K, r_per_program,
                        x_r, x_k, t_r, t_k, out_k, part_slot,
                        FN: tl.constexpr, HAS_PARAM: tl.constexpr, COMPUTE: tl.constexpr,
-                       BLOCK_R: tl.constexpr, BLOCK_K: tl.constexpr, INDEX_64: tl.constexpr):
+                       BLOCK_R: tl.constexpr, BLOCK_K: tl.constexpr, EVEN_K: tl.constexpr, INDEX_64: tl.constexpr):
     # One program owns BLOCK_K kept elements and a chunk of r_per_program reduced indices, in
-    # [BLOCK_R, BLOCK_K] tiles. Reads x and t once; writes one partial row of K (the output
-    # itself when a single program covers R). Bytes: |x| + |t| + P*|out|.
+    # [BLOCK_R, BLOCK_K] tiles: the whole ones in a loop without a row mask (no select per
+    # element), the partial one after it. Reads x and t once; writes one partial row of K (the
+    # output itself when a single program covers R). Bytes: |x| + |t| + P*|out|.
     pid_k = tl.program_id(0)
     chunk = tl.program_id(1)
     rk = pid_k * BLOCK_K + tl.arange(0, BLOCK_K)
@@ -38,12 +66,13 @@ def loss_reduce_kernel(out_ptr, x_ptr, t_ptr, numbers, r_sizes, k_sizes, R, K, r
     acc = tl.zeros([BLOCK_R, BLOCK_K], COMPUTE)
     r_start = chunk * r_per_program
     r_stop = tl.minimum(r_start + r_per_program, R)
-    for r0 in range(r_start, r_stop, BLOCK_R):
-        rr = r0 + tl.arange(0, BLOCK_R)
-        mask = (rr < r_stop)[:, None] & k_mask[None, :]
-        x = tl.load(x_ptr + group_offsets(rr, r_sizes, x_r)[:, None] + x_koff, mask=mask, other=0.0).to(COMPUTE)
-        t = tl.load(t_ptr + group_offsets(rr, r_sizes, t_r)[:, None] + t_koff, mask=mask, other=0.0).to(COMPUTE)
-        acc += tl.where(mask, call(FN, x, t, p, 2, HAS_PARAM, False), 0.0)
+    r_whole = r_start + (r_stop - r_start) // BLOCK_R * BLOCK_R
+    for r0 in range(r_start, r_whole, BLOCK_R):
+        acc += loss_tile(x_ptr, t_ptr, r0, r_stop, r_sizes, x_r, t_r, x_koff, t_koff, k_mask, p, FN, HAS_PARAM,
+                         COMPUTE, BLOCK_R, EVEN_K, False)
+    if r_whole < r_stop:
+        acc += loss_tile(x_ptr, t_ptr, r_whole, r_stop, r_sizes, x_r, t_r, x_koff, t_koff, k_mask, p, FN, HAS_PARAM,
+                         COMPUTE, BLOCK_R, EVEN_K, True)
     total = tl.sum(acc, axis=0) * joined(numbers[2], numbers[3], COMPUTE)
     tl.store(out_ptr + chunk * part_slot + group_offsets(rk, k_sizes, out_k), total.to(out_ptr.dtype.element_ty),
              mask=k_mask)

@@ -86,7 +86,7 @@ def _loss_forward_plan(fn, x, t, x_dtype, t_dtype, has_param, reduction, row_dim
         r_sizes=R_group.sizes, k_sizes=K_group.sizes, R=R, K=K, r_per_program=r_per_program,
         x_r=R_group.strides["x"], x_k=K_group.strides["x"], t_r=R_group.strides["t"], t_k=K_group.strides["t"],
         out_k=out_k, part_slot=K if chunks > 1 else 0, FN=fn, HAS_PARAM=has_param,
-        COMPUTE=runtime.compute_dtype(x_dtype, t_dtype), BLOCK_R=block_r, BLOCK_K=block_k,
+        COMPUTE=runtime.compute_dtype(x_dtype, t_dtype), BLOCK_R=block_r, BLOCK_K=block_k, EVEN_K=K % block_k == 0,
         INDEX_64=runtime.needs_int64(*_extents(x, t), runtime.numel(out_shape) - 1, chunks * K - 1))  # last offsets
     return launch, chunks, K
 

@@ -66,12 +66,28 @@ def randn_pair(shape, dtype, device, gen, target=None):
     return x.to(device, dtype), t.to(device, dtype)
 
 
+# A SUMMED form's logs take the parameter (a clamp's or an offset's eps) as their arguments' floor:
+# from 2^-100 up, every argument they meet is 0 or a normal float32 (x + eps, x 16-bit, included)
+SUMMED_PARAM_MIN = 2.0 ** -100
+
+
+def loss_form(loss, narrow, summed, reduction, param, *dtypes):
+    """The scalar function a loss forward runs: ``summed`` (``scalar``'s SUMMED math: a bounded
+    absolute error per element, all that a sum keeps) for a reduced forward of 16-bit tensors,
+    ``narrow`` for other 16-bit ones (each element stored: a bounded relative error), else ``loss``."""
+    if (summed is not None and reduction != "none" and runtime.narrow(*dtypes)
+            and (param is None or param >= SUMMED_PARAM_MIN)):
+        return summed
+    return runtime.narrowed(loss, narrow, *dtypes)
+
+
 def elementwise_loss(name: str, loss, d_input, d_target, *, reference, names=("x", "t"),
                      param: tuple[str, float] | None = None, param_positive: bool = True, sample=None,
-                     loss_narrow=None, doc: str = "") -> OpSpec:
+                     loss_narrow=None, loss_summed=None, doc: str = "") -> OpSpec:
     """Register a loss from ``@triton.jit`` scalar functions ``loss(x, t[, p])`` and its two
     partial derivatives (``d_target=None``: the loss is a function of x - t, so d/dt = -d/dx).
-    ``loss_narrow``: the loss for 16-bit x and t (``scalar``'s NARROW math).
+    ``loss_narrow``, ``loss_summed``: the loss for 16-bit x and t (``scalar``'s NARROW math; its
+    SUMMED level for reduction "sum" and "mean": ``loss_form``).
     Forward: one fused map-reduce pass; backward: one pass."""
     args = (Arg(names[0]), Arg(names[1]))
     if param:
@@ -92,7 +108,8 @@ def elementwise_loss(name: str, loss, d_input, d_target, *, reference, names=("x
 
     def forward(x, t, *rest):
         p, reduction = split(rest)
-        return loss_forward(runtime.narrowed(loss, loss_narrow, x.dtype, t.dtype), x, t, p, reduction)
+        return loss_forward(loss_form(loss, loss_narrow, loss_summed, reduction, p, x.dtype, t.dtype), x, t, p,
+                            reduction)
 
     def vjp(x, t, *rest, needs=None):
         *rest, grad = rest
@@ -186,7 +203,10 @@ def poisson_dt(x, t):
 @triton.jit
 def log_cosh_l(x, t, NARROW: tl.constexpr = False):
     d = tl.abs(x - t)
-    r = d + scalar.log1p_of(tl.exp(-2.0 * d), NARROW) - 0.6931471805599453
+    if NARROW == scalar.SUMMED:  # e^(-2d) in one multiply, the SFU's log2
+        r = d + 0.6931471805599453 * (scalar.log2_summed(1.0 + tl.math.exp2(d * -2.8853900817779268)) - 1.0)
+    else:
+        r = d + scalar.log1p_of(tl.exp(-2.0 * d), NARROW) - 0.6931471805599453
     if NARROW:  # below d = 1/4 the sum above cancels to d^2/2: its series (truncation 3e-6 relative)
         d2 = d * d
         r = tl.where(d < 0.25, d2 * (0.5 + d2 * (-0.08333333333333333 + d2 * 0.022222222222222223)), r)
@@ -199,6 +219,11 @@ def log_cosh_narrow(x, t):
 
 
 @triton.jit
+def log_cosh_summed(x, t):
+    return log_cosh_l(x, t, scalar.SUMMED)
+
+
+@triton.jit
 def log_cosh_dx(x, t):
     return scalar.tanh(x - t)
 
@@ -207,12 +232,22 @@ def log_cosh_dx(x, t):
 def bce_l(p, y, eps, NARROW: tl.constexpr = False):
     q = tl.minimum(tl.maximum(p, eps, propagate_nan=tl.PropagateNan.ALL), 1.0 - eps,
                    propagate_nan=tl.PropagateNan.ALL)
-    return -(y * scalar.log(q, NARROW) + (1.0 - y) * scalar.log(1.0 - q, NARROW))
+    if NARROW == scalar.SUMMED:  # (q, 1 - q >= eps: normal) log2 units, ln 2 once
+        a, b = scalar.log2_pair_summed(q)
+        r = -0.6931471805599453 * scalar.weighted(y, a, b)
+    else:
+        r = -(y * scalar.log(q, NARROW) + (1.0 - y) * scalar.log(1.0 - q, NARROW))
+    return r
 
 
 @triton.jit
 def bce_narrow(p, y, eps):
     return bce_l(p, y, eps, True)
+
+
+@triton.jit
+def bce_summed(p, y, eps):
+    return bce_l(p, y, eps, scalar.SUMMED)
 
 
 @triton.jit
@@ -238,6 +273,11 @@ def xent_l(q, p, eps, NARROW: tl.constexpr = False):
 @triton.jit
 def xent_narrow(q, p, eps):
     return xent_l(q, p, eps, True)
+
+
+@triton.jit
+def xent_summed(q, p, eps):
+    return xent_l(q, p, eps, scalar.SUMMED)
 
 
 @triton.jit
@@ -304,11 +344,11 @@ poisson_loss = elementwise_loss("poisson_loss", poisson_l, poisson_dx, poisson_d
                                 reference=lambda x, t, reduction="mean": reduce(torch.exp(x) - t * x, reduction),
                                 doc="poisson_loss(x, t, reduction='mean'): exp(x) - t*x, x the log-rate.").fn
 log_cosh_loss = elementwise_loss("log_cosh_loss", log_cosh_l, log_cosh_dx, None, reference=_log_cosh_ref,
-                                 loss_narrow=log_cosh_narrow,
+                                 loss_narrow=log_cosh_narrow, loss_summed=log_cosh_summed,
                                  doc="log_cosh_loss(x, t, reduction='mean'): log cosh(x - t), stable for any x - t.").fn
 binary_cross_entropy = elementwise_loss(
     "binary_cross_entropy", bce_l, bce_dp, bce_dy, names=("p", "y"), param=("eps", 1e-6), reference=_bce_ref,
-    sample=_prob_pair, loss_narrow=bce_narrow,
+    sample=_prob_pair, loss_narrow=bce_narrow, loss_summed=bce_summed,
     doc="binary_cross_entropy(p, y, eps=1e-6, reduction='mean'): p clamped to [eps, 1-eps].").fn
 
 
@@ -347,7 +387,9 @@ XENT_ARGS = (Arg("q"), Arg("p"), Arg("dim", "int", -1), Arg("eps", "float", 1e-6
 cross_entropy = register(OpSpec(
     name="cross_entropy", family="loss", args=XENT_ARGS,
     forward=lambda q, p, dim, eps, reduction: loss_forward(
-        runtime.narrowed(xent_l, xent_narrow, q.dtype, p.dtype), q, p, eps, reduction, _xent_row_dims(q, dim),
+        # reduction "none" still sums each row: stored row by row, the NARROW form
+        loss_form(xent_l, xent_narrow, xent_summed, reduction, eps, q.dtype, p.dtype), q, p, eps, reduction,
+        _xent_row_dims(q, dim),
         mean_rows=_rows_of(q, dim)),
     vjp=lambda q, p, dim, eps, reduction, grad, needs=None: loss_vjp(
         xent_dq, xent_dp, q, p, grad, eps, reduction, needs_all(XENT_ARGS, (q, p), needs), _xent_row_dims(q, dim),

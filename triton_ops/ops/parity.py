@@ -64,13 +64,27 @@ gelu_erf = unary_op("gelu_erf", gelu_erf_f, gelu_erf_df, f_narrow=gelu_erf_narro
 @triton.jit
 def bce_torch_l(p, y, NARROW: tl.constexpr = False):
     # NaN propagates through the clamps, as through torch's clamp_min
-    return -(y * tl.maximum(scalar.log(p, NARROW), -100.0, propagate_nan=tl.PropagateNan.ALL)
-             + (1.0 - y) * tl.maximum(scalar.log(1.0 - p, NARROW), -100.0, propagate_nan=tl.PropagateNan.ALL))
+    if NARROW == scalar.SUMMED:
+        # log2 units (-100 / ln 2 = -144.27), ln 2 once. p may be subnormal (bfloat16 holds 1e-40,
+        # whose log -92 is not clamped): its log keeps the fix-up; 1 - p never is
+        a, b = scalar.log2_pair_summed(p, True)
+        a = tl.maximum(a, -144.26950408889634, propagate_nan=tl.PropagateNan.ALL)
+        b = tl.maximum(b, -144.26950408889634, propagate_nan=tl.PropagateNan.ALL)
+        r = -0.6931471805599453 * scalar.weighted(y, a, b)
+    else:
+        r = -(y * tl.maximum(scalar.log(p, NARROW), -100.0, propagate_nan=tl.PropagateNan.ALL)
+              + (1.0 - y) * tl.maximum(scalar.log(1.0 - p, NARROW), -100.0, propagate_nan=tl.PropagateNan.ALL))
+    return r
 
 
 @triton.jit
 def bce_torch_narrow(p, y):
     return bce_torch_l(p, y, True)
+
+
+@triton.jit
+def bce_torch_summed(p, y):
+    return bce_torch_l(p, y, scalar.SUMMED)
 
 
 @triton.jit
@@ -91,7 +105,7 @@ def _bce_torch_ref(p, y, reduction="mean"):
 
 bce_log_clamp = elementwise_loss(
     "bce_log_clamp", bce_torch_l, bce_torch_dp, bce_torch_dy, names=("p", "y"), reference=_bce_torch_ref,
-    sample=_prob_pair, loss_narrow=bce_torch_narrow,
+    sample=_prob_pair, loss_narrow=bce_torch_narrow, loss_summed=bce_torch_summed,
     doc="bce_log_clamp(p, y, reduction='mean'): binary cross-entropy with each log clamped at -100 "
         "(= F.binary_cross_entropy).").fn
 
@@ -99,12 +113,17 @@ bce_log_clamp = elementwise_loss(
 @triton.jit
 def bce_logits_l(x, y, NARROW: tl.constexpr = False):
     # max(x, 0) - x y + log(1 + exp(-|x|)): no overflow for any x
-    return tl.maximum(x, 0.0) - x * y + scalar.log1p_of(tl.exp(-tl.abs(x)), NARROW)
+    return tl.maximum(x, 0.0) - x * y + scalar.log1p_of(scalar.exp_of(-tl.abs(x), NARROW), NARROW)
 
 
 @triton.jit
 def bce_logits_narrow(x, y):
     return bce_logits_l(x, y, True)
+
+
+@triton.jit
+def bce_logits_summed(x, y):
+    return bce_logits_l(x, y, scalar.SUMMED)
 
 
 @triton.jit
@@ -125,7 +144,7 @@ def _logit_pair(shape, dtype, device, gen):
 bce_with_logits = elementwise_loss(
     # d/dt = -x, as in the poisson loss
     "bce_with_logits", bce_logits_l, bce_logits_dx, poisson_dt, reference=_bce_logits_ref, sample=_logit_pair,
-    loss_narrow=bce_logits_narrow,
+    loss_narrow=bce_logits_narrow, loss_summed=bce_logits_summed,
     doc="bce_with_logits(x, y, reduction='mean'): -[y log sigmoid(x) + (1-y) log(1 - sigmoid(x))], stable "
         "(= F.binary_cross_entropy_with_logits without weights).").fn
 
@@ -138,9 +157,16 @@ bce_with_logits = elementwise_loss(
 def stirling(t, NARROW: tl.constexpr = False):
     # t log t - t + 0.5 log(2 pi t) where t > 1, else 0 (torch's masking); one log: log(2 pi t) =
     # log t + log(2 pi)
-    safe = tl.where(t > 1.0, t, 2.0)
-    log_t = scalar.log(safe, NARROW)
-    return tl.where(t > 1.0, safe * log_t - safe + 0.5 * (log_t + 1.8378770664093453), 0.0)
+    if NARROW == scalar.SUMMED:
+        # = (t + 1/2)(log t - 1) + 1/2 + log(2 pi) / 2: two FMAs on the log; t <= 1 needs no guard
+        # (its log, -inf or NaN, is not selected)
+        r = tl.where(t > 1.0, (t + 0.5) * (scalar.log2_summed(t) * 0.6931471805599453 - 1.0) + 1.4189385332046727,
+                     0.0)
+    else:
+        safe = tl.where(t > 1.0, t, 2.0)
+        log_t = scalar.log(safe, NARROW)
+        r = tl.where(t > 1.0, safe * log_t - safe + 0.5 * (log_t + 1.8378770664093453), 0.0)
+    return r
 
 
 @triton.jit
@@ -151,12 +177,17 @@ def stirling_dt(t):
 
 @triton.jit
 def poisson_full_l(x, t, NARROW: tl.constexpr = False):
-    return tl.exp(x) - t * x + stirling(t, NARROW)
+    return scalar.exp_of(x, NARROW) - t * x + stirling(t, NARROW)
 
 
 @triton.jit
 def poisson_full_narrow(x, t):
     return poisson_full_l(x, t, True)
+
+
+@triton.jit
+def poisson_full_summed(x, t):
+    return poisson_full_l(x, t, scalar.SUMMED)
 
 
 @triton.jit
@@ -166,12 +197,22 @@ def poisson_full_dt(x, t):
 
 @triton.jit
 def poisson_rate_l(x, t, eps, NARROW: tl.constexpr = False):
-    return x - t * scalar.log(x + eps, NARROW)
+    if NARROW == scalar.SUMMED:
+        # the SFU alone, no series near x + eps = 1: the log is small there beside x (about 1)
+        r = x - t * (scalar.log2_summed(x + eps) * 0.6931471805599453)
+    else:
+        r = x - t * scalar.log(x + eps, NARROW)
+    return r
 
 
 @triton.jit
 def poisson_rate_narrow(x, t, eps):
     return poisson_rate_l(x, t, eps, True)
+
+
+@triton.jit
+def poisson_rate_summed(x, t, eps):
+    return poisson_rate_l(x, t, eps, scalar.SUMMED)
 
 
 @triton.jit
@@ -195,6 +236,11 @@ def poisson_rate_full_narrow(x, t, eps):
 
 
 @triton.jit
+def poisson_rate_full_summed(x, t, eps):
+    return poisson_rate_full_l(x, t, eps, scalar.SUMMED)
+
+
+@triton.jit
 def poisson_rate_full_dt(x, t, eps):
     return -tl.log(x + eps) + stirling_dt(t)
 
@@ -214,19 +260,20 @@ def _counts_pair(shape, dtype, device, gen, rate=False):
 
 poisson_nll_full = elementwise_loss(
     "poisson_nll_full", poisson_full_l, poisson_dx, poisson_full_dt, sample=_counts_pair, loss_narrow=poisson_full_narrow,
+    loss_summed=poisson_full_summed,
     reference=lambda x, t, reduction="mean": reduce(torch.exp(x) - t * x + _stirling_ref(t), reduction),
     doc="poisson_nll_full(x, t, reduction='mean'): exp(x) - t x + Stirling's term of t where t > 1 "
         "(= F.poisson_nll_loss(log_input=True, full=True)).").fn
 poisson_nll_rate = elementwise_loss(
     "poisson_nll_rate", poisson_rate_l, poisson_rate_dx, poisson_rate_dt, param=("eps", 1e-8),
-    loss_narrow=poisson_rate_narrow,
+    loss_narrow=poisson_rate_narrow, loss_summed=poisson_rate_summed,
     sample=lambda *a: _counts_pair(*a, rate=True),
     reference=lambda x, t, eps=1e-8, reduction="mean": reduce(x - t * torch.log(x + eps), reduction),
     doc="poisson_nll_rate(x, t, eps=1e-8, reduction='mean'): x - t log(x + eps), x the rate "
         "(= F.poisson_nll_loss(log_input=False)).").fn
 poisson_nll_rate_full = elementwise_loss(
     "poisson_nll_rate_full", poisson_rate_full_l, poisson_rate_dx, poisson_rate_full_dt, param=("eps", 1e-8),
-    loss_narrow=poisson_rate_full_narrow,
+    loss_narrow=poisson_rate_full_narrow, loss_summed=poisson_rate_full_summed,
     sample=lambda *a: _counts_pair(*a, rate=True),
     reference=lambda x, t, eps=1e-8, reduction="mean": reduce(x - t * torch.log(x + eps) + _stirling_ref(t),
                                                                reduction),
