@@ -90,7 +90,7 @@ mkdir -p "$work/b"
 read -r -a all_ops <<< "$(python3 -c 'import triton_ops; print(" ".join(sorted(n for n in triton_ops.registry.keys() if n != "identity")))')"
 groups=${QUICK_GROUPS:-2}
 per=$(( (${#all_ops[@]} + groups - 1) / groups ))
-quick_limit=$(( ${QUICK_TIMEOUT:-180} / groups ))
+quick_limit=$(( ${QUICK_TIMEOUT:-220} / groups ))  # one process took 163 s for all 46 ops (2026-11-27c)
 for ((g = 0; g < groups; g++)); do
   ops=("${all_ops[@]:$((g * per)):$per}")
   [ ${#ops[@]} -eq 0 ] && continue
