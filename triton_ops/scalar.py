@@ -139,7 +139,7 @@ def _log1p_series(u, NARROW: tl.constexpr, UNIT: tl.constexpr = 1.0):
     # is stored); SUMMED: two up to 1/64 (u^2/3 < 8.2e-5 = 2^-13.6 relative: a sum of such terms
     # keeps that relative accuracy, below a 16-bit result's half-ulp; the SFU's 2^-22 absolute is
     # then < 1.1e-5 relative of the log at the limit)
-    if NARROW == 2:
+    if NARROW == SUMMED:
         r = u * (UNIT + u * (UNIT * -0.5))
     else:
         r = u * (UNIT + u * (UNIT * -0.5 + u * (UNIT * 0.3333333432674408 + u * (UNIT * -0.25))))
@@ -149,7 +149,7 @@ def _log1p_series(u, NARROW: tl.constexpr, UNIT: tl.constexpr = 1.0):
 @helper
 def _in_series_range(u, NARROW: tl.constexpr):
     # |u| below _log1p_series' limit for its level
-    if NARROW == 2:
+    if NARROW == SUMMED:
         r = tl.abs(u) < 0.015625
     else:
         r = tl.abs(u) < 0.03125
@@ -159,8 +159,8 @@ def _in_series_range(u, NARROW: tl.constexpr):
 @helper
 def _log2_sfu(x, NARROW: tl.constexpr):
     # a SUMMED form's log arguments are 0 or normal (the caller's domain, loss_form's eps): .ftz
-    if NARROW == 2:
-        r = _log2_ftz(x)
+    if NARROW == SUMMED:
+        r = log2_summed(x)
     else:
         r = _log2_approx(x)
     return r
@@ -200,7 +200,7 @@ def log2_pair_summed(q, SUBNORMAL: tl.constexpr = False):
     q >= 1/2). One series serves both: only one of them can be near 1. SUBNORMAL: as
     log2_summed's, for q (1 - q is 0 or normal)."""
     c = 1.0 - q
-    near = _log1p_series(-tl.minimum(q, c), 2, 1.4426950408889634)
+    near = _log1p_series(-tl.minimum(q, c), SUMMED, 1.4426950408889634)
     a = tl.where(q > 0.984375, near, log2_summed(q, SUBNORMAL))
     b = tl.where(q < 0.015625, near, log2_summed(c))
     return a, b
@@ -210,7 +210,7 @@ def log2_pair_summed(q, SUBNORMAL: tl.constexpr = False):
 def exp_of(x, NARROW: tl.constexpr):
     """exp x. SUMMED: one multiply and the SFU's ex2.approx.ftz (``tl.exp`` wraps it in a fix-up
     for subnormal results, 3 more instructions): 2 ulp, a result below 2^-126 is 0."""
-    if NARROW == 2:
+    if NARROW == SUMMED:
         r = tl.math.exp2(x * 1.4426950408889634)
     else:
         r = tl.exp(x)
