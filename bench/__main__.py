@@ -134,16 +134,24 @@ class Case:
             def backward(i):
                 if not outs:  # the forwards, made on the stream the timer steps on (their backward's)
                     outs.extend(fn(*a) for a in grad_sets)
-                    grads.extend(torch.randn_like(o) for o in outs)
+                    grads.extend(_drawn_like(o) for o in outs)
                 k = i % len(sets)
                 torch.autograd.grad(outs[k], inputs[k], grads[k], retain_graph=True)
             return backward
-        grads = [torch.randn_like(fn(*a)) for a in grad_sets]
+        grads = [_drawn_like(fn(*a)) for a in grad_sets]
 
         def full(i):
             k = i % len(sets)
             torch.autograd.grad(fn(*grad_sets[k]), inputs[k], grads[k])
         return full
+
+
+def _drawn_like(t):
+    """Normal values shaped like ``t``, from a generator of their own: a capture that failed can
+    leave the device's default generator refusing every draw after it (the H200 run of
+    2026-11-28: "Offset increment outside graph capture", every case after one failed capture)."""
+    gen = torch.Generator(t.device).manual_seed(t.numel())
+    return torch.randn(t.shape, generator=gen, device=t.device, dtype=t.dtype)
 
 
 _clone_ms: dict = {}
@@ -155,7 +163,7 @@ def clone_ms(nbytes, calls, timers=None, device="cuda"):
     if key not in _clone_ms:
         n = max(1, nbytes // 8)  # float32 elements: 4 bytes read + 4 written each
         l2 = torch.cuda.get_device_properties(device).L2_cache_size if torch.device(device).type == "cuda" else 0
-        srcs = [torch.empty(n, device=device).normal_() for _ in range(timing.rotation(nbytes, l2))]
+        srcs = [_drawn_like(torch.empty(n, device=device)) for _ in range(timing.rotation(nbytes, l2))]
         samples, method = timing.device_time(lambda i: srcs[i % len(srcs)].clone(), calls, timers)
         _clone_ms[key] = (timing.percentiles(samples)[1], method)
     return _clone_ms[key]

@@ -37,9 +37,13 @@ tag="${tag:-gpu}-$(date -u +%Y-%m-%d)"
 } > "$OUT/gpu-env.txt" 2>&1
 cat "$OUT/gpu-env.txt"
 
+# STAGES: the stages to run (a re-run of what a lease left unmeasured, e.g. STAGES="quick tests host"
+# QUICK_OPS="div elu" TEST_ARGS="-k embedding"); the default runs all of them, variants last.
+STAGES=" ${STAGES:-check quick profile tests sweep host compile tf32 gemm variants} "
 stage() {  # stage NAME SECONDS COMMAND...: run with a limit (SIGINT first: the bench writes its rows)
   local name=$1 limit=$2 start=$SECONDS status left
   shift 2
+  [[ "$STAGES" == *" $name "* ]] || return 0
   left=$((DEADLINE - SECONDS - 25))   # 25 s kept for the report
   [ "$limit" -gt "$left" ] && limit=$left
   if [ "$limit" -lt 5 ]; then
@@ -60,7 +64,7 @@ stage() {  # stage NAME SECONDS COMMAND...: run with a limit (SIGINT first: the 
 check_ops=${CHECK_OPS:-gelu mul sum mse_loss layer_norm rms_norm softmax cross_entropy_logits embedding matmul linear linear_cross_entropy}
 bench_env=""
 limit=${CHECK_TIMEOUT:-75}
-for fallback in "" "TRITON_OPS_REPLAY=0" "TRITON_OPS_REPLAY=0 TRITON_OPS_DIRECT_LAUNCH=0"; do
+for fallback in "" "TRITON_OPS_REPLAY=0" "TRITON_OPS_REPLAY=0 TRITON_OPS_DIRECT_LAUNCH=0"; do  # (no check stage: as shipped)
   echo "== check --warm ${fallback:-(as shipped)}" >> "$work/check.log"
   if stage check "$limit" env $fallback python3 -m triton_ops check --warm $check_ops; then
     bench_env=$fallback; break
@@ -87,7 +91,7 @@ mkdir -p "$work/b"
 # The quick bench in QUICK_GROUPS processes (ops split alphabetically), each its own CUDA context:
 # a capture's memory pool that something keeps alive dies with its process (a single process ran
 # out of device memory after 40-44 ops in both runs of 2026-11-27; see bench.timing.graph_pool).
-read -r -a all_ops <<< "$(python3 -c 'import triton_ops; print(" ".join(sorted(n for n in triton_ops.registry.keys() if n != "identity")))')"
+read -r -a all_ops <<< "${QUICK_OPS:-$(python3 -c 'import triton_ops; print(" ".join(sorted(n for n in triton_ops.registry.keys() if n != "identity")))')}"
 groups=${QUICK_GROUPS:-2}
 per=$(( (${#all_ops[@]} + groups - 1) / groups ))
 quick_limit=$(( ${QUICK_TIMEOUT:-220} / groups ))  # one process took 163 s for all 46 ops (2026-11-27c)
@@ -107,7 +111,7 @@ if lines:
     open(f"{folder}/{tag}-quick.csv", "w").write("\n".join(lines) + "\n")
 PY
 stage profile "${PROFILE_TIMEOUT:-40}" env $bench_env python3 -m bench.profile   # kernel by kernel, the ops the last run left short
-stage tests "${TEST_TIMEOUT:-150}" python3 -m pytest -q -n 14 -p no:cacheprovider tests/ ${TEST_ARGS:-}
+stage tests "${TEST_TIMEOUT:-150}" python3 -m pytest -q -n 14 -p no:cacheprovider ${TEST_PATHS:-tests/} ${TEST_ARGS:-}
 grep -E "^(FAILED|ERROR)|passed|failed" "$work/tests.log" | tail -60 >> "$OUT/gpu-env.txt"
 tail -c 400000 "$work/tests.log" > "$OUT/gpu-tests.log"
 stage sweep "${SWEEP_TIMEOUT:-60}" env $bench_env python3 -m bench "${sweep_rows[@]}" --out "$work/b/$tag-sweep.csv"
@@ -116,6 +120,9 @@ stage compile "${COMPILE_TIMEOUT:-45}" env $bench_env python3 -m bench "${compil
 stage tf32 "${TF32_TIMEOUT:-25}" env $bench_env python3 -m bench --quick --no-progress --providers triton_ops torch \
   --ops matmul linear --dtypes float32 --float32-matmul-precision high --out "$work/b/$tag-tf32.csv"
 stage gemm "${GEMM_TIMEOUT:-40}" env $bench_env python3 -m bench "${sweep_gemm[@]}" --out "$work/b/$tag-gemm.csv"
+# launch configurations side by side (bench.variants), to choose defaults from
+stage variants "${VARIANTS_TIMEOUT:-150}" env $bench_env python3 -m bench.variants ${VARIANT_FAMILIES:-reduce lce gemm32} \
+  --out "$OUT/$tag-variants.csv"
 
 # the quick CSV carries the torch.compile rows, the sweep CSV the fp16/fp32 GEMM rows (same columns)
 for extra in compile tf32; do  # more quick rows
@@ -128,7 +135,7 @@ csvs=$(ls "$OUT/$tag"-{quick,host,sweep}.csv 2>/dev/null)
   && cp "$OUT/$tag.md" "docs/benchmarks/gpu/$tag.md"
 (cd "$work/b" && tar cf "$OUT/$tag-plots.tar" ./*.png ./*.json 2>/dev/null)
 nvidia-smi --query-gpu=clocks.sm,clocks.mem,temperature.gpu,power.draw --format=csv,noheader >> "$OUT/gpu-env.txt"
-for s in check quick profile sweep host compile tf32 gemm; do
+for s in check quick profile sweep host compile tf32 gemm variants; do
   echo "== $s"; tail -c 20000 "$work/$s.log" 2>/dev/null
 done > "$OUT/bench.log"
 echo "== done at ${SECONDS}s"

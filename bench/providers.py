@@ -163,6 +163,8 @@ def _liger_rms_norm(x, normalized_shape, weight=None, eps=None):
 def _liger_swiglu(a, b, broadcast=None):
     from liger_kernel.ops.swiglu import LigerSiLUMulFunction
 
+    if a.shape != b.shape:  # its kernel reads b as a's shape: past a broadcast b's end
+        raise ValueError(f"Liger's SiLU-mul takes two tensors of one shape, not {tuple(a.shape)} and {tuple(b.shape)}")
     return LigerSiLUMulFunction.apply(a, b)
 
 

@@ -15,7 +15,9 @@ from __future__ import annotations
 import gc
 import math
 import statistics
+import sys
 import time
+import traceback
 from typing import Callable, Sequence
 
 MIN_BYTES_PER_SAMPLE = 256 << 20
@@ -151,8 +153,14 @@ def device_time(step, calls, timers=None) -> tuple[list[float], str]:
             return timer(step, calls), timer.method
         except Exception as exc:  # noqa: BLE001 - try the next method, report all if none works
             errors.append(f"{timer.method}: {type(exc).__name__}: {exc}"[:300])
+            if timer.method not in _traced:  # a method's first failure in full: where it broke
+                _traced.add(timer.method)
+                traceback.print_exc(file=sys.stderr)
             _reset_after_failed_capture()
     raise RuntimeError("; ".join(errors))
+
+
+_traced: set = set()
 
 
 def _reset_after_failed_capture():

@@ -127,17 +127,23 @@ def family_cases(family: str, hidden=(1024, 2048, 4096, 8192), rows=16384):
         raise ValueError(f"unknown family {family!r}")
 
 
-def measure(spec, args, direction: str, nbytes: int) -> float:
-    """Device ms per call of one direction (``host.step``: the forward under no_grad, the VJP
-    alone over one graph kept alive, or the whole step), timed like the quick bench."""
-    step = host.step(spec.fn, spec, args, direction)
-    step()
-    torch.cuda.synchronize()
-    samples, _ = timing.device_time(lambda i: step(), timing.calls_for(nbytes))
-    return timing.percentiles(samples)[1]
+def measure(spec, args, direction: str, nbytes: int) -> tuple[float, str]:
+    """(device ms per call, timing method) of one direction (``host.step``: the forward under
+    no_grad, the VJP alone over one graph kept alive, or the whole step), timed like the quick
+    bench. The step is made by its first call, inside the timer's warm-up: a backward runs on its
+    forward's stream, so the graph it walks must be built on the stream the timer captures (one
+    built before it sent the VJP's kernels outside the capture on the H200 of 2026-11-28)."""
+    made = []
+
+    def timed(i):
+        if not made:
+            made.append(host.step(spec.fn, spec, args, direction))
+        made[0]()
+    samples, method = timing.device_time(timed, timing.calls_for(nbytes))
+    return timing.percentiles(samples)[1], method
 
 
-FIELDS = ["family", "op", "direction", "shape", "variant", "ms", "pct_clone", "tflops", "error"]
+FIELDS = ["family", "op", "direction", "shape", "variant", "ms", "pct_clone", "tflops", "method", "error"]
 
 
 def main(argv=None) -> int:
@@ -166,15 +172,15 @@ def main(argv=None) -> int:
                 row = dict(family=family, op=op, direction=direction, shape=cases.shape_label(shape), variant=name)
                 try:
                     with knobs():
-                        ms = measure(spec, args, direction, nbytes)
-                    row.update(ms=ms, pct_clone=100 * base / ms if base else float("nan"),
+                        ms, method = measure(spec, args, direction, nbytes)
+                    row.update(ms=ms, method=method, pct_clone=100 * base / ms if base else float("nan"),
                                tflops=(flops[0] if direction == "forward" else flops[1]) / ms / 1e9 if flops and
                                direction != "full" else float("nan"))
                 except Exception as exc:  # noqa: BLE001 - a variant the compiler refuses
                     row.update(ms=float("nan"), pct_clone=float("nan"), tflops=float("nan"), error=f"{type(exc).__name__}: {exc}"[:200])
                 out.append(row)
                 print(f"{op:<21}{direction:<9}{row['shape']:<18}{name:<12}{row['ms']:>9.4f} ms "
-                      f"{row['pct_clone']:>6.1f}% {row['tflops']:>7.1f} TFLOP/s"
+                      f"{row['pct_clone']:>6.1f}% {row['tflops']:>7.1f} TFLOP/s {row.get('method', '')}"
                       + (f"  {row.get('error')}" if row.get("error") else ""), flush=True)
     if a.out:
         with open(a.out, "w", newline="") as fh:

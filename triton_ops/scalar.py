@@ -56,6 +56,13 @@ if INTERPRETER:
     def _rcp_approx(x):
         return 1.0 / x
 
+    @helper
+    def exp2_ftz(x):
+        # ex2.approx.ftz: a result below float32's normal range is 0 (as on the GPU, so the tests
+        # on CPU see the flush a caller must allow for)
+        r = tl.math.exp2(x)
+        return tl.where(r < 1.1754943508222875e-38, 0.0 * r, r)
+
     expm1 = _expm1_portable
     log1p = _log1p_portable
     tanh = _tanh_portable
@@ -87,6 +94,12 @@ else:  # pragma: no cover - exercised on the GPU machine
         # inputs (4 instructions), which are read as 0 (a result of -inf)
         return tl.inline_asm_elementwise("lg2.approx.ftz.f32 $0, $1;", "=r,r", [x], dtype=tl.float32, is_pure=True,
                                          pack=1)
+
+    @triton.jit
+    def exp2_ftz(x):
+        # one MUFU.EX2 (``tl.math.exp2`` lowers to ex2.approx.ftz; ``tl.exp`` adds a subnormal
+        # fix-up, 3 more instructions): 2 ulp, a result below 2^-126 is 0
+        return tl.math.exp2(x)
 
     @triton.jit
     def _rcp_approx(x):
@@ -211,7 +224,7 @@ def exp_of(x, NARROW: tl.constexpr):
     """exp x. SUMMED: one multiply and the SFU's ex2.approx.ftz (``tl.exp`` wraps it in a fix-up
     for subnormal results, 3 more instructions): 2 ulp, a result below 2^-126 is 0."""
     if NARROW == SUMMED:
-        r = tl.math.exp2(x * 1.4426950408889634)
+        r = exp2_ftz(x * 1.4426950408889634)
     else:
         r = tl.exp(x)
     return r
@@ -265,7 +278,7 @@ def exp_neg(x, COMPUTE: tl.constexpr):
     if COMPUTE == tl.float64:
         e = tl.exp(-x)
     else:
-        e = tl.math.exp2(x * -1.4426950408889634)
+        e = exp2_ftz(x * -1.4426950408889634)
     return e
 
 
@@ -302,16 +315,18 @@ def product(x, y, p):
 
 
 @helper
-def half_erfc_narrow(a, k):
-    """Phi(-a) = erfc(z) / 2 for a >= 0, z = a / sqrt 2, to ~1e-7 relative; ``k`` = -z^2 log2(e)
-    (-a^2 / 2 in base 2: the caller's Gaussian density exp2(k) shares it). erfc(z) = t exp(P(t) -
-    z^2), t = 1 / (1 + z/2), the form of Numerical Recipes' erfcc with P a degree-9 fit of
-    log(erfc(z) / t) + z^2 on z in [0, 14] (largest error 7.4e-8 with float32 coefficients). Here
-    P is scaled to base 2 and the halving folded into its constant term, z's scale into t's
-    constant: t 2^(P2(t) + k), one MUFU.RCP, ten FMAs and one MUFU.EX2 (``tl.math.exp2``: .ftz,
-    so where Phi(-a) falls below 2^-126 (a > 13.2) it is 0, as the float32 path's 1 + erf(-z)
-    already is past a = 5.9). The accuracy matters where a caller cancels: gelu_erf's gradient
-    Phi(x) + x phi(x) crosses 0 at x = -0.75, two terms of 0.23."""
+def half_erfc_narrow(a, k, SHIFT: tl.constexpr):
+    """Phi(-a) = erfc(z) / 2 for a >= 0, z = a / sqrt 2, to ~1e-7 relative (~1e-6 with a SHIFT);
+    ``k`` = SHIFT - z^2 log2(e): -a^2 / 2 in base 2, SHIFT octaves up, which the caller's Gaussian
+    density exp2(k) 2^-SHIFT shares (a SHIFT of 24 moves the SFU's flush to 0 below 2^-126 24
+    octaves later; the scale folds into the density's constant; float32's rounding of numbers
+    near 24 costs the ~1e-6). erfc(z) = t exp(P(t) - z^2), t = 1 / (1 + z/2), the form of
+    Numerical Recipes' erfcc with P a degree-9 fit of log(erfc(z) / t) + z^2 on z in [0, 14]
+    (largest error 7.4e-8 with float32 coefficients). Here P is scaled to base 2, the halving and
+    -SHIFT folded into its constant term, z's scale into t's constant: t 2^(P2(t) + k), one
+    MUFU.RCP, ten FMAs and one MUFU.EX2 (.ftz, so where Phi(-a) falls below 2^-126 (a > 13.2) it
+    is 0, as the float32 path's 1 + erf(-z) already is past a = 5.9). The accuracy matters where a
+    caller cancels: gelu_erf's gradient Phi(x) + x phi(x) crosses 0 at x = -0.75, two terms of 0.23."""
     t = _rcp_approx(1.0 + 0.35355339059327373 * a)
     p = 0.23226246822492408 * t - 1.1080007775254603
     p = p * t + 1.9635372229322587
@@ -321,5 +336,5 @@ def half_erfc_narrow(a, k):
     p = p * t + 0.10658559115874625
     p = p * t + 0.5461362184207307
     p = p * t + 1.44205293916442
-    p = p * t - 2.8257193010259334
-    return t * tl.math.exp2(p + k)
+    p = p * t - (2.8257193010259334 + SHIFT)
+    return t * exp2_ftz(p + k)

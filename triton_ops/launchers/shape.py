@@ -52,10 +52,13 @@ def embedding_forward(indices, weight):
     return out
 
 
-def _key_dtype(V):
+def _key_dtype(V, dtype):
     """The narrowest integer type holding every key (an index in [0, V) or -1): a radix sort runs
-    one pass per key byte."""
-    return torch.int16 if V <= 1 << 15 else torch.int32 if V <= 1 << 31 else torch.int64
+    one pass per key byte. float64 takes 32-bit keys at least: Triton 3.6 cannot lower a float64
+    matrix product whose 0/1 operand was compared from 16-bit loads (an MMA 'largeK' assertion;
+    the H200 run of 2026-11-28)."""
+    narrow = torch.int32 if dtype == torch.float64 else torch.int16
+    return narrow if V <= 1 << 15 else torch.int32 if V <= 1 << 31 else torch.int64
 
 
 def _dot_dtype(dtype):
@@ -111,7 +114,7 @@ def embedding_vjp(indices, weight, grad):
         return dw.zero_()
     keys_plan, sums, fix, chunks = _scatter_plans(_index_layout(indices), V, E, tuple(grad.stride()), weight.dtype)
     n = indices.numel()
-    keys = torch.empty(n, dtype=_key_dtype(V), device=indices.device)
+    keys = torch.empty(n, dtype=_key_dtype(V, weight.dtype), device=indices.device)
     flags = torch.zeros(V, dtype=torch.int8, device=indices.device)
     keys_plan(keys_ptr=keys, flags_ptr=flags, idx_ptr=indices)
     # one device sort of n keys (a torch op: replayed as the same call, see replay.py)

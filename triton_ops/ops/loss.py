@@ -204,7 +204,7 @@ def poisson_dt(x, t):
 def log_cosh_l(x, t, NARROW: tl.constexpr = False):
     d = tl.abs(x - t)
     if NARROW == scalar.SUMMED:  # e^(-2d) in one multiply, the SFU's log2
-        r = d + 0.6931471805599453 * (scalar.log2_summed(1.0 + tl.math.exp2(d * -2.8853900817779268)) - 1.0)
+        r = d + 0.6931471805599453 * (scalar.log2_summed(1.0 + scalar.exp2_ftz(d * -2.8853900817779268)) - 1.0)
     else:
         r = d + scalar.log1p_of(tl.exp(-2.0 * d), NARROW) - 0.6931471805599453
     if NARROW:  # below d = 1/4 the sum above cancels to d^2/2: its series (truncation 3e-6 relative)
