@@ -88,17 +88,30 @@ compile_args=(--quick --no-progress --providers torch.compile  # Dynamo + Induct
 # took their whole window on a shared card and left the timed passes no time; and the quick bench
 # then spent seconds per case drawing its inputs on the CPU (now drawn on the device).
 mkdir -p "$work/b"
-# The quick bench in QUICK_GROUPS processes (ops split alphabetically), each its own CUDA context:
-# a capture's memory pool that something keeps alive dies with its process (a single process ran
-# out of device memory after 40-44 ops in both runs of 2026-11-27; see bench.timing.graph_pool).
+# The quick bench in QUICK_GROUPS processes (ops split alphabetically), each its own CUDA context,
+# and each op of QUICK_ALONE in a process of its own: what a process's captures leave reserved
+# stays until it exits (the H200 runs of 2026-11-28: ~1-3 GiB an op, and linear_cross_entropy's
+# nine cases 104 GiB, out of memory at its Liger rows after 14 other ops; bench.timing.graph_pool).
 read -r -a all_ops <<< "${QUICK_OPS:-$(python3 -c 'import triton_ops; print(" ".join(sorted(n for n in triton_ops.registry.keys() if n != "identity")))')}"
+alone=" ${QUICK_ALONE-linear_cross_entropy} "
+grouped=() solo=()
+for op in "${all_ops[@]}"; do
+  if [[ "$alone" == *" $op "* ]]; then solo+=("$op"); else grouped+=("$op"); fi
+done
 groups=${QUICK_GROUPS:-2}
-per=$(( (${#all_ops[@]} + groups - 1) / groups ))
-quick_limit=$(( ${QUICK_TIMEOUT:-220} / groups ))  # one process took 163 s for all 46 ops (2026-11-27c)
+per=$(( (${#grouped[@]} + groups - 1) / groups ))
+runs=$(( groups + ${#solo[@]} ))
+quick_limit=$(( ${QUICK_TIMEOUT:-240} / runs ))  # one process took 163 s for all 46 ops (2026-11-27c)
+part=0
 for ((g = 0; g < groups; g++)); do
-  ops=("${all_ops[@]:$((g * per)):$per}")
+  ops=("${grouped[@]:$((g * per)):$per}")
   [ ${#ops[@]} -eq 0 ] && continue
-  stage quick "$quick_limit" env $bench_env python3 -m bench "${quick_args[@]}" --ops "${ops[@]}" --out "$work/b/$tag-quick$g.csv"
+  stage quick "$quick_limit" env $bench_env python3 -m bench "${quick_args[@]}" --ops "${ops[@]}" --out "$work/b/$tag-quick$part.csv"
+  part=$((part + 1))
+done
+for op in "${solo[@]}"; do
+  stage quick "$quick_limit" env $bench_env python3 -m bench "${quick_args[@]}" --ops "$op" --out "$work/b/$tag-quick$part.csv"
+  part=$((part + 1))
 done
 python3 - "$work/b" "$tag" <<'PY'  # one quick CSV (the header once)
 import glob, sys

@@ -10,7 +10,7 @@ op's minimum bytes (GEMM-bound steps: the time alone). Families:
   programs per SM, step elements and warps; the forward's tile and warps), 16384 rows x hidden
   1024-8192 (issue 13; chose ``norm.ROW_CONFIGS`` on the H200 of 2026-11-27).
 - ``reduce``: the column-sum tiles (A_ROWS: ``sum``, ``sum_to``, ``add`` / ``div`` backward):
-  ``tile_elements()``, at least ``A_ROWS_MIN`` rows of it, ``num_warps_for`` (issue 13: 70-79%
+  ``tile_elements()``, at least ``A_ROWS_TILES``' rows of it, its warps (issue 13: 70-79%
   of clone, torch's own ``sum`` 85%).
 - ``lce``: ``linear_cross_entropy``'s rows per chunk (``launchers/llm.chunk_rows``), the whole
   training step at Llama-3's vocabulary (issue 16).
@@ -72,7 +72,8 @@ def reduce_knobs(tile=None, min_rows=None, warps=None):
     stack = contextlib.ExitStack()
     stack.enter_context(patched(runtime, tile_elements=(lambda: tile) if tile else None,
                                 num_warps_for=(lambda elements: warps) if warps else None))
-    stack.enter_context(patched(pointwise, A_ROWS_MIN=min_rows))
+    if min_rows:
+        stack.enter_context(patched(pointwise, A_ROWS_TILES={False: (min_rows, warps), True: (min_rows, warps)}))
     return stack
 
 

@@ -267,7 +267,7 @@ def test_linear_cross_entropy_deterministic():
     assert all(torch.equal(p, q) for p, q in zip(*runs))
 
 
-@pytest.mark.parametrize("T,launches", [(64, 2), (96, 7)], ids=["one-chunk", "three-chunks"])
+@pytest.mark.parametrize("T,launches", [(64, 2), (96, 13)], ids=["one-chunk", "six-chunks"])
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 def test_linear_cross_entropy_forward_without_gradients(reduction, T, launches):
     """No gradient wanted: one chunk of one row-kernel program is the logits GEMM and the row
@@ -283,7 +283,7 @@ def test_linear_cross_entropy_forward_without_gradients(reduction, T, launches):
     with torch.no_grad(), counted_bytes() as c:
         loss = triton_ops.linear_cross_entropy(*args)
     if INTERP:  # the interpreter's plans (and counts)
-        assert chunks == (1 if T == 64 else 3) and c.launches == launches, (chunks, c.launches)
+        assert chunks == (1 if T == 64 else 6) and c.launches == launches, (chunks, c.launches)
         assert c.total <= 1.05 * spec.min_bytes(*args)[0], (c.total, spec.min_bytes(*args)[0])
     assert_close(loss, spec.reference(*args), torch.float32, f"linear_cross_entropy no_grad {reduction}")
 

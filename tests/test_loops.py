@@ -650,13 +650,17 @@ def test_pointwise_gpu_plan_a_chunks(gpu_plans, programs):
     # last one shorter
     assert pointwise.a_split(23, 2, DEVICE, 40 * 23 * 96, 8) == 2
     _check("mul", [_rand(1, 23, 96, gen=gen), _rand(40, 1, 96, gen=gen)], f"mul forward {programs} A chunks")
-    # [301, 96] against [1, 96]: no B axes, so the tile's rows are 64 A steps (A_ROWS) of 64
-    # columns (2 column blocks); the sum over A = 301 runs in 3 parts of 101 rows (the last 99;
-    # each's last step partly masked; 4 parts at most: partial rows within 1/32 of g), each
-    # writing one partial row; swiglu's gate gradient is elementwise, stored row by row
+    # [301, 96] against [1, 96]: no B axes, so the tile's rows are A steps (A_ROWS): 32 of 128
+    # columns (one column block; a sum alone: 4 warps, an elementwise gradient too: 8); the sum
+    # over A = 301 runs in 4 parts of 76 rows (the last 73; each's last step partly masked; 4
+    # parts at most: partial rows within 1/64 of g), each writing one partial row; swiglu's gate
+    # gradient is elementwise, stored row by row
     a_rows = [_rand(1, 96, gen=gen), _rand(301, 96, gen=gen)]
-    assert pointwise.tile_shape(301, 96, F64, 301 * 96, min_rows=pointwise.A_ROWS_MIN)[:2] == (64, 64)
-    assert pointwise.a_split(301, 2, DEVICE, 301 * 96, 8, most=301 // 64) == 101
+    for need_dy, warps in ((False, 4), (True, 8)):
+        min_rows, tile_warps = pointwise.A_ROWS_TILES[need_dy]
+        assert pointwise.tile_shape(301, 96, F64, 301 * 96, min_rows=min_rows, warps=tile_warps) == (32, 128, warps)
+    assert pointwise.most_partial_rows(301 * 96 * 8, 96 * 8) == 4
+    assert pointwise.a_split(301, 1, DEVICE, 301 * 96, 4, most=4) == 76
     _check("mul", a_rows, f"mul A_ROWS {programs}")
     _check("swiglu", a_rows[::-1], f"swiglu A_ROWS {programs}")
     _check("sum", [a_rows[1], [0], True], f"sum A_ROWS {programs}")

@@ -49,13 +49,13 @@ def _fill_rows(V: int, dtype, device) -> int:
 @runtime.plan_cache
 def chunk_rows(N: int, V: int, H: int, dtype=torch.float32, device=None) -> int:
     """Rows per chunk, a power of two: the logits chunk about the input's size (chunk x V ~ N x H,
-    as Liger), raised toward a full wave of the row kernels but at most 8x that size, so the
-    extra memory stays a small multiple of the input's. (At 8192 x 128256 x 4096 on an H100/H200:
-    2048 rows, 1.94 waves of the forward's row kernel where 4x gave 1024 rows and 0.97 of one;
-    half the chunks, so half the passes of W and dW through the three GEMMs; 0.5 GiB of bf16
-    logits, 1/8 of the unfused step's peak.)"""
+    as Liger), raised toward a full wave of the row kernels but at most 4x that size, so the
+    extra memory stays a small multiple of the input's. At 8192 x 128256 x 4096 on the H200 of
+    2026-11-28 (bench.variants lce, the whole step): 1024 rows (4x) 45.8 ms, 2048 rows (8x) 42.1
+    ms, torch 41.9 ms; the step's peak with 2048 rows was 1568 MB, 0.26x torch's 6012 (issue 16
+    asks <= 0.25x), and 1024 rows hold 250 MB of bf16 logits less (~0.22x) at 1.09x torch's time."""
     budget = runtime.next_pow2(runtime.cdiv(N, runtime.cdiv(V, max(H, 1))))
-    chunk = max(budget, min(runtime.next_pow2(_fill_rows(V, dtype, device)), 8 * budget))
+    chunk = max(budget, min(runtime.next_pow2(_fill_rows(V, dtype, device)), 4 * budget))
     return max(1, min(runtime.next_pow2(N), chunk))
 
 

@@ -35,25 +35,30 @@ def should_swap(out_shape, x_shape, y_shape) -> bool:
     return broadcast_numel(out_shape, x_shape) > broadcast_numel(out_shape, y_shape)
 
 
-def tile_shape(B: int, C: int, dtype, numel: int, min_rows: int = 1) -> tuple[int, int, int]:
+def tile_shape(B: int, C: int, dtype, numel: int, min_rows: int = 1, warps: int | None = None) -> tuple[int, int, int]:
     """(BLOCK_B, BLOCK_C, num_warps): columns first (they hold the innermost axis; at most a
     ``min_rows``-th of the tile, where there are that many rows), then as many rows as the tile
-    allows. A tuned tile size (``triton_ops.tune``) replaces the default."""
+    allows; ``warps`` (else the tile's default). A tuned tile size and warps (``triton_ops.tune``)
+    replace the defaults."""
     cfg = lookup("pointwise", dtype, (numel,))
     tile = cfg["TILE"] if cfg else runtime.tile_elements()
     block_c = min(runtime.next_pow2(C), max(1, tile // min(min_rows, runtime.next_pow2(B))))
     block_b = min(runtime.next_pow2(B), max(1, tile // block_c))
-    return block_b, block_c, (cfg["num_warps"] if cfg else runtime.num_warps_for(block_b * block_c))
+    return block_b, block_c, (cfg["num_warps"] if cfg else warps or runtime.num_warps_for(block_b * block_c))
 
 
 # rows of a VJP tile whose slot-1 gradient is a column sum: partial rows <= 2/64 of g's bytes
 REDUCE_ROWS = 64
-# rows of an A_ROWS tile (A steps, B = 1) at least: its columns a 64th of a one-row tile's or
-# fewer (64 on a GPU: 128 bytes of bf16 a row, still 128-bit loads), so that many column blocks
-# and few A parts (dx partial rows, 8 bytes a column each: written, then read) fill the waves. At
-# 16384 x 8192 bf16: 128 column blocks x 41 parts = 5248 programs (>= 0.95 of whole waves at any
-# residency), partial rows 1.0% of g's bytes (8 columns a block: 16 x 114 programs, 0.77, 2.8%)
-A_ROWS_MIN = 64
+# (least rows, warps) of an A_ROWS tile (A steps, B = 1) of tile_elements(), by whether the VJP
+# also writes an elementwise gradient (need_dy). Chosen on the H200 of 2026-11-28 (bench.variants
+# reduce, 16384 x 8192 bf16, % of clone, against 64 x 64 tiles of 8 warps, the old default):
+# - a sum alone (sum, sum_to, add / sub backward): 4 rows of 1024 columns (2 KiB of bf16 a row),
+#   4 warps: sum 67.7 -> 78.6, sum_to 67.9 -> 79.6, add backward 71.0 -> 93.6 (64 x 64, 4 warps:
+#   79.6 / 80.4 / 76.8). Fewer column blocks (8 at 8192 columns) leave the waves to the A split:
+#   more parts, each writing a partial row, bounded by ``most_partial_rows``.
+# - with an elementwise gradient (div, mul, safe_div backward: ~92 registers a thread at 4 x 1024
+#   of 4 warps): 32 rows of 128 columns, 8 warps: div backward 83.4 -> 88.1 (4 x 1024, 4 warps: 84.5).
+A_ROWS_TILES = {False: (4, 4), True: (32, 8)}
 
 
 def a_split(A: int, tiles: int, device, elements: int, num_warps: int, most: int | None = None) -> int:
@@ -313,7 +318,8 @@ def _vjp_plan(kernel, dfx, dfy, arity, has_param, swap, out_shape, gd, xd, yd, x
     # no B axes: the tile's rows are A steps instead (A_ROWS, templates/pointwise.py)
     a_rows = B == 1 and A > 1
     if a_rows:
-        block_b, block_c, num_warps = tile_shape(A, C, gd[3], N, min_rows=A_ROWS_MIN)
+        min_rows, warps = A_ROWS_TILES[need_dy]
+        block_b, block_c, num_warps = tile_shape(A, C, gd[3], N, min_rows=min_rows, warps=warps)
     else:
         block_b, block_c, num_warps = tile_shape(B, C, gd[3], N)
     if need_dy and block_b < min(B, REDUCE_ROWS):
