@@ -208,6 +208,18 @@ def _gemm_plan(kernel, a, b, transpose_a, transpose_b, out_dtype, bias, epilogue
     return out_shape, pointers, tma, descs
 
 
+def _k_major(x, reduced: int):
+    """``x`` with its reduced axis (-1 or -2 of its own storage) contiguous: a copy where it is
+    not. sm_90's TF32 wgmma reads both operands K-major from shared memory; Triton feeds it another
+    layout by moving each tile through registers into a transposed copy (4-byte shared stores, in
+    the K loop): on the H200 of 2026-11-28 a [K, N] B made the TF32 forward 0.16x cuBLAS, where a
+    K-major one ran 0.70x (linear's weight). One copy of the operand per call costs its bytes
+    twice (a 8192^2 float32 operand: ~0.13 ms beside a ~3-4 ms GEMM)."""
+    if x.stride(reduced) == 1 or x.shape[reduced] == 1:
+        return x
+    return x.contiguous() if reduced == -1 else x.transpose(-1, -2).contiguous().transpose(-1, -2)
+
+
 def gemm(a, b, *, out_dtype, transpose_a=False, transpose_b=False, bias=None, epilogue=None, param=None,
          save_z=False, db=None, precision=None, kernel=gemm_fwd_kernel, out=None, accumulate=False):
     """``C = epilogue(op(a) @ op(b) + bias)`` for 2-D or batched 3-D a and b, op = transpose
@@ -217,6 +229,8 @@ def gemm(a, b, *, out_dtype, transpose_a=False, transpose_b=False, bias=None, ep
     ``default_precision()``. Returns ``(C, z)`` (z the pre-activation when ``save_z``).
     ``kernel``: the forward entry point or ``bwd/matmul.gemm_vjp_kernel``."""
     precision = precision or default_precision()  # resolved per call: the global setting may change
+    if precision == "tf32" and a.dtype == torch.float32 and not runtime.INTERPRETER:
+        a, b = _k_major(a, -1 if not transpose_a else -2), _k_major(b, -2 if not transpose_b else -1)
     key = (id(kernel), a.shape, a.stride(), a.dtype, b.shape, b.stride(), b.dtype, transpose_a, transpose_b,
            out_dtype, _key(bias), id(epilogue), param is None, save_z, db is None,
            precision, _key(out), accumulate, a.device)
