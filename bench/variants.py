@@ -12,6 +12,8 @@ op's minimum bytes (GEMM-bound steps: the time alone). Families:
 - ``reduce``: the column-sum tiles (A_ROWS: ``sum``, ``sum_to``, ``add`` / ``div`` backward):
   ``tile_elements()``, at least ``A_ROWS_TILES``' rows of it, its warps (issue 13: 70-79%
   of clone, torch's own ``sum`` 85%).
+- ``embedding``: the embedding backward's chunk programs (``launchers/shape.SCATTER_TILE_BYTES``,
+  warps, stages) at 65536 indices into 32768 x 1024 (issue 13: 24% of clone, 2 programs an SM).
 - ``lce``: ``linear_cross_entropy``'s rows per chunk (``launchers/llm.chunk_rows``), the whole
   training step at Llama-3's vocabulary (issue 16).
 - ``gemm32``: IEEE float32 GEMM tiles (``tune.forced``: the FMA-unit configs the static report
@@ -28,7 +30,7 @@ import torch
 
 import triton_ops
 from triton_ops import runtime, tune
-from triton_ops.launchers import llm, norm, pointwise
+from triton_ops.launchers import llm, norm, pointwise, shape
 
 from . import cases, host, timing
 from .__main__ import clone_ms
@@ -101,6 +103,9 @@ def gemm_knobs(**cfg):
 GEMM32 = [("default", {})] + [(f"{m}x{n}x{k}w{w}s{s}", dict(BLOCK_M=m, BLOCK_N=n, BLOCK_K=k, num_warps=w, num_stages=s))
                               for m, n, k, w, s in ((64, 64, 32, 4, 2), (64, 64, 16, 4, 3), (128, 64, 16, 4, 2),
                                                     (64, 128, 16, 8, 2), (128, 128, 16, 8, 2), (128, 128, 32, 8, 2))]
+EMBEDDING = [("default", {})] + [(f"{b}Bw{w}s{s}", dict(SCATTER_TILE_BYTES=b, SCATTER_WARPS=w, SCATTER_STAGES=s))
+                                  for b, w, s in ((512, 4, 2), (256, 4, 3), (256, 4, 4), (256, 2, 3), (128, 4, 3),
+                                                  (128, 2, 3), (128, 4, 4))]
 LCE = [("default", {}), ("chunk512", dict(rows=512)), ("chunk1024", dict(rows=1024)),
        ("chunk2048", dict(rows=2048)), ("chunk4096", dict(rows=4096))]
 
@@ -117,6 +122,10 @@ def family_cases(family: str, hidden=(1024, 2048, 4096, 8192), rows=16384):
     elif family == "reduce":
         for op, direction in (("sum", "forward"), ("sum_to", "forward"), ("add", "backward"), ("div", "backward")):
             yield op, direction, (rows, 8192), [(n, lambda kw=kw: reduce_knobs(**kw)) for n, kw in REDUCE]
+    elif family == "embedding":
+        spec = triton_ops.registry["embedding"]
+        yield "embedding", "backward", cases.quick_shape(spec, gpu=True), \
+            [(n, lambda kw=kw: patched(shape, **kw)) for n, kw in EMBEDDING]
     elif family == "lce":
         spec = triton_ops.registry["linear_cross_entropy"]
         yield "linear_cross_entropy", "full", cases.quick_shape(spec, gpu=True), \
@@ -149,7 +158,7 @@ FIELDS = ["family", "op", "direction", "shape", "variant", "ms", "pct_clone", "t
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.variants")
-    p.add_argument("families", nargs="+", choices=("norm", "reduce", "lce", "gemm32"))
+    p.add_argument("families", nargs="+", choices=("norm", "reduce", "embedding", "lce", "gemm32"))
     p.add_argument("--ops", nargs="+", help="only these ops")
     p.add_argument("--directions", nargs="+", help="only these directions")
     p.add_argument("--hidden", nargs="+", type=int, default=[1024, 2048, 4096, 8192], help="norm's hidden sizes")

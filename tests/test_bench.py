@@ -202,3 +202,22 @@ def test_profile_steps_and_report():
     assert text.splitlines() == ["layer_norm 4x32 backward: 4.0 µs of kernels a call",
                                  "          3.0 µs  75.0%  layer_norm_bwd_kernel",
                                  "          1.0 µs  25.0%  combine"]
+
+
+def test_variants_families_name_real_knobs():
+    """Every bench.variants family's cases bind on CPU and each variant's knobs patch attributes
+    that exist, and restore them (a misnamed knob would fail only on the GPU lease)."""
+    from bench import variants
+    from triton_ops.launchers import shape
+
+    for family in ("norm", "reduce", "embedding", "lce", "gemm32"):
+        for op, direction, shp, named in variants.family_cases(family, hidden=(1024,)):
+            assert op in triton_ops.registry
+            assert direction in ("forward", "backward", "full") and cases.shape_label(shp)
+            for name, knobs in named:
+                with knobs():
+                    pass
+    before = shape.SCATTER_TILE_BYTES
+    with variants.patched(shape, SCATTER_TILE_BYTES=128):
+        assert shape.SCATTER_TILE_BYTES == 128
+    assert shape.SCATTER_TILE_BYTES == before
