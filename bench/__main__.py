@@ -173,6 +173,10 @@ def timed_rows(spec, shape, dtype, directions, provider_names, timers=None, devi
     """Rows (direction, provider, impl, metric, value, method) of one case: device time per call
     (p20/p50/p80), GB/s and % of a same-bytes clone from the op's minimum bytes, TFLOP/s, peak memory."""
     rows = []
+    # the clone each case is held against is timed with the case, in the same process state: on
+    # the H200 of 2026-11-28 one process's pointwise forwards (one template, 7-21 instructions an
+    # element) read 96-97% of clone and another's 88-92%, against clones each timed once early
+    _clone_ms.clear()
     case = Case(spec, shape, dtype, device)
     on_gpu = torch.device(device).type == "cuda"
     for provider in provider_names:
