@@ -16,6 +16,8 @@ op's minimum bytes (GEMM-bound steps: the time alone). Families:
   warps, stages) at 65536 indices into 32768 x 1024 (issue 13: 24% of clone, 2 programs an SM).
 - ``lce``: ``linear_cross_entropy``'s rows per chunk (``launchers/llm.chunk_rows``), the whole
   training step at Llama-3's vocabulary (issue 16).
+- ``tf32``: float32 GEMM tiles on TF32 (``torch.set_float32_matmul_precision("high")``), forward and
+  VJP at 8192^3 (issue 12: 0.85x of cuBLAS asked; the K-major operands of 2026-11-28 untested).
 - ``gemm32``: IEEE float32 GEMM tiles (``tune.forced``: the FMA-unit configs the static report
   compiles spill-free), forward and VJP at 4096^3 (issue 12: 0.20-0.44x of cuBLAS SGEMM).
 """
@@ -96,8 +98,15 @@ REDUCE = [("default", {}), ("64x64w8", dict(tile=4096, min_rows=64, warps=8)),
           ("8x512w8", dict(tile=4096, min_rows=8, warps=8)), ("4x1024w4", dict(tile=4096, min_rows=4, warps=4)),
           ("32x256w8", dict(tile=8192, min_rows=32, warps=8)), ("16x512w8", dict(tile=8192, min_rows=16, warps=8)),
           ("64x64w4", dict(tile=4096, min_rows=64, warps=4)), ("16x256w4", dict(tile=4096, min_rows=16, warps=4))]
-def gemm_knobs(**cfg):
-    return tune.forced("gemm", dict(GROUP_M=8, **cfg)) if cfg else contextlib.nullcontext()
+def gemm_knobs(precision="highest", **cfg):
+    """A forced GEMM config (none: the planner's default) under float32 matmul ``precision``."""
+    stack = contextlib.ExitStack()
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision(precision)
+    stack.callback(torch.set_float32_matmul_precision, before)
+    if cfg:
+        stack.enter_context(tune.forced("gemm", dict(GROUP_M=8, **cfg)))
+    return stack
 
 
 GEMM32 = [("default", {})] + [(f"{m}x{n}x{k}w{w}s{s}", dict(BLOCK_M=m, BLOCK_N=n, BLOCK_K=k, num_warps=w, num_stages=s))
@@ -106,13 +115,18 @@ GEMM32 = [("default", {})] + [(f"{m}x{n}x{k}w{w}s{s}", dict(BLOCK_M=m, BLOCK_N=n
 EMBEDDING = [("default", {})] + [(f"{b}Bw{w}s{s}", dict(SCATTER_TILE_BYTES=b, SCATTER_WARPS=w, SCATTER_STAGES=s))
                                   for b, w, s in ((512, 4, 2), (256, 4, 3), (256, 4, 4), (256, 2, 3), (128, 4, 3),
                                                   (128, 2, 3), (128, 4, 4))]
+# TF32 tensor-core tiles (sm_90 wgmma m64nNk8), all spill-free under Triton 3.6: the default 128 x 128 x 32
+# (114 registers, 2 programs an SM), and bf16's wide tile in TF32 (128 x 256, 192 registers, 1 an SM)
+TF32 = [("default", {})] + [(f"{m}x{n}x{k}w{w}s{s}", dict(BLOCK_M=m, BLOCK_N=n, BLOCK_K=k, num_warps=w, num_stages=s))
+                            for m, n, k, w, s in ((128, 256, 32, 8, 3), (256, 128, 32, 8, 3), (128, 256, 32, 8, 4),
+                                                  (128, 128, 64, 8, 3), (128, 128, 32, 4, 4))]
 LCE = [("default", {}), ("chunk512", dict(rows=512)), ("chunk1024", dict(rows=1024)),
        ("chunk2048", dict(rows=2048)), ("chunk4096", dict(rows=4096))]
 
 
 def family_cases(family: str, hidden=(1024, 2048, 4096, 8192), rows=16384):
     """(op, direction, shape, [(variant name, knobs context factory)]) of one family (bf16, but
-    gemm32's float32)."""
+    gemm32's and tf32's float32)."""
     if family == "norm":
         for direction, variants, backward in (("backward", NORM_BWD, True), ("forward", NORM_FWD, False)):
             for op in ("layer_norm", "rms_norm"):
@@ -130,6 +144,9 @@ def family_cases(family: str, hidden=(1024, 2048, 4096, 8192), rows=16384):
         spec = triton_ops.registry["linear_cross_entropy"]
         yield "linear_cross_entropy", "full", cases.quick_shape(spec, gpu=True), \
             [(n, lambda kw=kw: lce_knobs(**kw)) for n, kw in LCE]
+    elif family == "tf32":
+        for direction in ("forward", "backward"):
+            yield "matmul", direction, (8192, 8192, 8192), [(n, lambda kw=kw: gemm_knobs("high", **kw)) for n, kw in TF32]
     elif family == "gemm32":
         for direction in ("forward", "backward"):
             yield "matmul", direction, (4096, 4096, 4096), [(n, lambda kw=kw: gemm_knobs(**kw)) for n, kw in GEMM32]
@@ -158,7 +175,7 @@ FIELDS = ["family", "op", "direction", "shape", "variant", "ms", "pct_clone", "t
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.variants")
-    p.add_argument("families", nargs="+", choices=("norm", "reduce", "embedding", "lce", "gemm32"))
+    p.add_argument("families", nargs="+", choices=("norm", "reduce", "embedding", "lce", "gemm32", "tf32"))
     p.add_argument("--ops", nargs="+", help="only these ops")
     p.add_argument("--directions", nargs="+", help="only these directions")
     p.add_argument("--hidden", nargs="+", type=int, default=[1024, 2048, 4096, 8192], help="norm's hidden sizes")
@@ -172,7 +189,7 @@ def main(argv=None) -> int:
             if (a.ops and op not in a.ops) or (a.directions and direction not in a.directions):
                 continue
             spec = triton_ops.registry[op]
-            dtype = torch.float32 if family == "gemm32" else torch.bfloat16
+            dtype = torch.float32 if family in ("gemm32", "tf32") else torch.bfloat16
             args = cases.make_args(spec, shape, dtype, "cuda")  # as the quick bench draws them
             flops = spec.flops(*args) if spec.flops else None
             min_bytes = spec.min_bytes(*args)

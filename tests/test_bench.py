@@ -210,13 +210,16 @@ def test_variants_families_name_real_knobs():
     from bench import variants
     from triton_ops.launchers import shape
 
-    for family in ("norm", "reduce", "embedding", "lce", "gemm32"):
+    for family in ("norm", "reduce", "embedding", "lce", "gemm32", "tf32"):
         for op, direction, shp, named in variants.family_cases(family, hidden=(1024,)):
             assert op in triton_ops.registry
             assert direction in ("forward", "backward", "full") and cases.shape_label(shp)
             for name, knobs in named:
+                precision = torch.get_float32_matmul_precision()
                 with knobs():
-                    pass
+                    if family == "tf32":
+                        assert torch.get_float32_matmul_precision() == "high"
+                assert torch.get_float32_matmul_precision() == precision, (family, name)
     before = shape.SCATTER_TILE_BYTES
     with variants.patched(shape, SCATTER_TILE_BYTES=128):
         assert shape.SCATTER_TILE_BYTES == 128
