@@ -16,6 +16,10 @@
 # revision: TRITON_OPS_GIT_REV=<git rev-parse HEAD here, -dirty if the tree differs> bash bench/gpu_check.sh
 set -uo pipefail
 export PYTHONPATH=${PYTHONPATH:-.} PYTHONUNBUFFERED=1
+# Free memory a live block would pin a whole segment of goes back page by page (the 2026-11-28 run
+# left 1-3 GiB reserved per op with plain segments); where torch keeps a capture's private pool on
+# plain segments this changes nothing there
+export PYTORCH_CUDA_ALLOC_CONF=${PYTORCH_CUDA_ALLOC_CONF:-expandable_segments:True}
 OUT=${OUT:-out/gpu}
 DEADLINE=${DEADLINE:-480}
 mkdir -p "$OUT" docs/benchmarks/gpu
