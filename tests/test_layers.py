@@ -299,3 +299,27 @@ def test_layer_norm_forward_alone_stores_no_statistics():
         assert training.total - alone.total == 2 * 6 * 4
     with torch.no_grad():
         assert torch.equal(triton_ops.layer_norm(*args), y)
+
+
+def test_float32_gemm_operands_take_the_layouts_that_compile_best():
+    """On a GPU a float32 GEMM's operands are copied into the layouts whose kernels compile best on
+    sm_90 (launchers/matmul._float32_operands): op(a) K-contiguous always; op(b) K-contiguous for
+    TF32 (wgmma reads it K-major) and N-contiguous for IEEE float32. The values never change, a
+    copy is made only where the layout differs, and a batch repeating one matrix stays one."""
+    from triton_ops.launchers.matmul import _contiguous_along, _float32_operands
+
+    a, b = torch.randn(8, 16, dtype=torch.float32), torch.randn(16, 12, dtype=torch.float32)
+    for ta in (False, True):
+        for tb in (False, True):
+            stored_a = a.t().contiguous() if ta else a  # op(stored_a) == a
+            stored_b = b.t().contiguous() if tb else b
+            for precision in ("tf32", "ieee"):
+                a2, b2 = _float32_operands(stored_a, stored_b, ta, tb, precision)
+                op_a, op_b = (a2.t() if ta else a2), (b2.t() if tb else b2)
+                assert torch.equal(op_a, a) and torch.equal(op_b, b)
+                assert op_a.stride(-1) == 1
+                assert op_b.stride(-2 if precision == "tf32" else -1) == 1, (ta, tb, precision, op_b.stride())
+                assert (a2 is stored_a) == (not ta) and (b2 is stored_b) == ((precision == "tf32") == tb)
+    repeated = torch.randn(6, 4).expand(3, 6, 4)
+    k_major = _contiguous_along(repeated, -2)
+    assert torch.equal(k_major, repeated) and k_major.stride(0) == 0 and k_major.stride(-2) == 1

@@ -208,16 +208,27 @@ def _gemm_plan(kernel, a, b, transpose_a, transpose_b, out_dtype, bias, epilogue
     return out_shape, pointers, tma, descs
 
 
-def _k_major(x, reduced: int):
-    """``x`` with its reduced axis (-1 or -2 of its own storage) contiguous: a copy where it is
-    not. sm_90's TF32 wgmma reads both operands K-major from shared memory; Triton feeds it another
-    layout by moving each tile through registers into a transposed copy (4-byte shared stores, in
-    the K loop): on the H200 of 2026-11-28 a [K, N] B made the TF32 forward 0.16x cuBLAS, where a
-    K-major one ran 0.70x (linear's weight). One copy of the operand per call costs its bytes
-    twice (a 8192^2 float32 operand: ~0.13 ms beside a ~3-4 ms GEMM)."""
-    if x.stride(reduced) == 1 or x.shape[reduced] == 1:
+def _contiguous_along(x, axis: int):
+    """``x`` with ``axis`` (-1 or -2 of its own storage) contiguous: a copy where it is not (of
+    one matrix, expanded again, where a 3-D ``x`` repeats one over its batch)."""
+    if x.stride(axis) == 1 or x.shape[axis] == 1:
         return x
-    return x.contiguous() if reduced == -1 else x.transpose(-1, -2).contiguous().transpose(-1, -2)
+    if x.dim() == 3 and x.stride(0) == 0:
+        return _contiguous_along(x[0], axis).expand(x.shape)
+    return x.contiguous() if axis == -1 else x.transpose(-1, -2).contiguous().transpose(-1, -2)
+
+
+def _float32_operands(a, b, transpose_a: bool, transpose_b: bool, precision: str):
+    """float32 operands in the layouts whose GEMM compiles best on sm_90, a copy of any other (its
+    bytes twice: a 8192^2 operand ~0.13 ms beside a GEMM of 3 ms or more). A: K contiguous, both
+    precisions. B: TF32's wgmma reads it K-major too, where Triton fed a [K, N] B by transposing
+    each tile through registers inside the K loop (0.16x cuBLAS on the H200 of 2026-11-28, where
+    a K-major B ran 0.70x); IEEE float32 (FMA units) compiles best from a [K, N] B, N contiguous:
+    96 registers (5 programs an SM under Triton 3.6), where a transposed A or B takes 216-236 (2
+    an SM) and ran the VJP's GEMMs at half the forward's 37 TFLOP/s on the same run."""
+    a = _contiguous_along(a, -2 if transpose_a else -1)
+    b_axis = -2 if precision == "tf32" else -1  # of op(b) = [K, N] stored as is
+    return a, _contiguous_along(b, (-1 if b_axis == -2 else -2) if transpose_b else b_axis)
 
 
 def gemm(a, b, *, out_dtype, transpose_a=False, transpose_b=False, bias=None, epilogue=None, param=None,
@@ -229,8 +240,8 @@ def gemm(a, b, *, out_dtype, transpose_a=False, transpose_b=False, bias=None, ep
     ``default_precision()``. Returns ``(C, z)`` (z the pre-activation when ``save_z``).
     ``kernel``: the forward entry point or ``bwd/matmul.gemm_vjp_kernel``."""
     precision = precision or default_precision()  # resolved per call: the global setting may change
-    if precision == "tf32" and a.dtype == torch.float32 and not runtime.INTERPRETER:
-        a, b = _k_major(a, -1 if not transpose_a else -2), _k_major(b, -2 if not transpose_b else -1)
+    if a.dtype == torch.float32 and b.dtype == torch.float32 and not runtime.INTERPRETER:
+        a, b = _float32_operands(a, b, transpose_a, transpose_b, precision)
     key = (id(kernel), a.shape, a.stride(), a.dtype, b.shape, b.stride(), b.dtype, transpose_a, transpose_b,
            out_dtype, _key(bias), id(epilogue), param is None, save_z, db is None,
            precision, _key(out), accumulate, a.device)
