@@ -493,6 +493,15 @@ MUTANTS = [
       T_NARROW),
     M("summed-stirling-half", "triton_ops/ops/parity.py", "+ 1.4189385332046727", "+ 0.9189385332046727",
       "SUMMED Stirling term loses its 1/2", T_NARROW),
+    M("gelu-erf-density-unshifted", "triton_ops/ops/parity.py",
+      "phi, k24 = gauss_narrow(x, 24)\n" + "\n".join(["    # x phi(x) = x (2^-24 / sqrt(2 pi)) 2^k24: the SFU's 2^k24 stays normal where phi(x) itself",
+                                                   "    # would flush to 0 (|x| 13.2-14.1) and x phi(x) is still a normal float32 (a 16-bit gradient",
+                                                   "    # of ~1e-37 there, which the float32 path gives)",
+                                                   "    return phi + x * 2.3778812909211677e-08 *"]),
+      "phi, k24 = gauss_narrow(x, 0)\n    return phi + x * 0.3989422804014327 *",
+      "gelu_erf's narrow gradient takes its density unshifted: x phi(x) flushed to 0 near x = -13.5", T_NARROW),
+    M("gemm-ieee-b-k-major", "triton_ops/launchers/matmul.py", 'b_axis = -2 if precision == "tf32" else -1',
+      "b_axis = -2", "IEEE float32's B made K-major as TF32's (the 216-register kernel)", ("tests/test_layers.py",)),
 ]
 
 
