@@ -273,3 +273,14 @@ def test_cross_entropy_vjp_splits_long_rows_over_programs():
     (dr,) = torch.autograd.grad(expected, zr, g.cpu())
     torch.testing.assert_close(out.detach().cpu(), expected.detach(), rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(dz.cpu(), dr, rtol=1e-10, atol=1e-14)
+
+
+def test_reduced_forward_pipelines_16_bit_tiles_of_long_chunks():
+    from triton_ops.launchers.loss import PIPELINE_STAGES, reduce_stages
+    bf16, f32 = torch.bfloat16, torch.float32
+    # the H200 bench's chunk: 25472 rows of 4096-element tiles, 16-bit x and t (2 x 16 KiB shared)
+    assert reduce_stages(4096, 1, 25472, bf16, bf16) == PIPELINE_STAGES == 3
+    assert reduce_stages(4096, 1, 25472, f32, f32) == 1       # 2 x 32 KiB: would cap the CTAs per SM
+    assert reduce_stages(4096, 1, 25472, bf16, f32) == 1
+    assert reduce_stages(4096, 1, 3 * 4096, bf16, bf16) == 1  # too few whole tiles to pay the prologue
+    assert reduce_stages(1, 4096, 1, bf16, bf16) == 1         # reduction "none": one tile a program
