@@ -193,8 +193,8 @@ MUTANTS = [
       "return tuple(sorted(set(self.expanded_axes(i))))", "reduce_axes forgets the missing leading axes",
       ("tests/test_binary.py",)),
     # ---- losses (fwd/loss.py, bwd/loss.py, launchers/loss.py, ops/loss.py)
-    M("loss-r-loop-short", "triton_ops/fwd/loss.py", "for r0 in range(r_start, r_whole, BLOCK_R):",
-      "for r0 in range(r_start, r_whole - BLOCK_R, BLOCK_R):",
+    M("loss-r-loop-short", "triton_ops/fwd/loss.py", "for r0 in tl.range(r_start, r_whole, BLOCK_R, num_stages=STAGES):",
+      "for r0 in tl.range(r_start, r_whole - BLOCK_R, BLOCK_R, num_stages=STAGES):",
       "loss reduction loop stops one whole block early", T_LOSS),
     M("loss-r-tail-dropped", "triton_ops/fwd/loss.py", "    if r_whole < r_stop:\n", "    if r_whole < 0:\n",
       "loss reduction drops its partial last block", T_LOSS),

@@ -1,6 +1,8 @@
 """Losses (SPEC section 3): values and gradients of input and target, every reduction."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -273,3 +275,64 @@ def test_cross_entropy_vjp_splits_long_rows_over_programs():
     (dr,) = torch.autograd.grad(expected, zr, g.cpu())
     torch.testing.assert_close(out.detach().cpu(), expected.detach(), rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(dz.cpu(), dr, rtol=1e-10, atol=1e-14)
+
+
+def test_reduced_forward_pipelines_16_bit_tiles_of_long_chunks():
+    from triton_ops.launchers.loss import PIPELINE_STAGES, reduce_stages
+    bf16, f32 = torch.bfloat16, torch.float32
+    # the H200 bench's chunk: 25472 rows of 4096-element tiles, 16-bit x and t (2 x 16 KiB shared)
+    assert reduce_stages(4096, 1, 25472, bf16, bf16) == PIPELINE_STAGES == 3
+    assert reduce_stages(4096, 1, 25472, f32, f32) == 1       # 2 x 32 KiB: would cap the CTAs per SM
+    assert reduce_stages(4096, 1, 25472, bf16, f32) == 1
+    assert reduce_stages(4096, 1, 3 * 4096, bf16, bf16) == 1  # too few whole tiles to pay the prologue
+    assert reduce_stages(1, 4096, 1, bf16, bf16) == 1         # reduction "none": one tile a program
+
+
+# The pipelined loop (STAGES = 3) runs where a program walks >= 4 whole 4096-element tiles: only at
+# GPU sizes (the interpreter plans one chunk and ignores num_stages)
+GPU_SIZED = pytest.mark.skipif(DEVICE.type != "cuda", reason="GPU-sized chunks: the pipelined reduced forward")
+REDUCED_LOSSES = [n for n in LOSSES if triton_ops.registry[n].fwd_kernels[0].__name__ == "loss_reduce_kernel"]
+
+
+def _stages_launched(monkeypatch):
+    from triton_ops import runtime
+    seen = []
+    call = runtime.LaunchPlan.__call__
+
+    def recording(plan, **values):
+        if "STAGES" in plan.fixed:
+            seen.append(plan.fixed["STAGES"])
+        return call(plan, **values)
+
+    monkeypatch.setattr(runtime.LaunchPlan, "__call__", recording)
+    return seen
+
+
+@GPU_SIZED
+def test_pipelined_reduced_forward_reads_every_tile_once(monkeypatch):
+    # per column 4 targets of 1 against q = 1/2, one in each quarter of the rows: each [4, 1024]
+    # tile holds some; a tile skipped, read twice or read in another's place moves a column's sum
+    # by log 2 (a sum of 4 log 2 in bfloat16: 2^-8 relative)
+    seen = _stages_launched(monkeypatch)
+    R, C = 65536, 1024
+    q = torch.full((R, C), 0.5, dtype=torch.bfloat16, device=DEVICE)
+    p = torch.zeros((R, C), dtype=torch.bfloat16, device=DEVICE)
+    cols = torch.arange(C, device=DEVICE)
+    for j in range(4):
+        p[(2 * cols + j * (R // 4)) % R, cols] = 1.0
+    out = triton_ops.cross_entropy(q, p, dim=0, reduction="none")
+    assert seen == [3]
+    torch.testing.assert_close(out.double().cpu(), torch.full((C,), 4 * math.log(2), dtype=torch.float64),
+                               rtol=2.0 ** -8, atol=0)
+
+
+@GPU_SIZED
+@pytest.mark.parametrize("name", REDUCED_LOSSES)
+def test_pipelined_reduced_forward_values(name, monkeypatch):
+    seen = _stages_launched(monkeypatch)
+    spec, args = _args(name, torch.bfloat16, "mean", torch.Generator().manual_seed(3), shape=(8192, 4096))
+    with torch.no_grad():
+        out = spec.fn(*args)
+    ref = spec.reference(*[a.detach().double().cpu() if isinstance(a, torch.Tensor) else a for a in args])
+    assert seen == [3], seen
+    assert_close(out, ref, torch.bfloat16, name)

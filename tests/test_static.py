@@ -113,3 +113,15 @@ def test_access_bits_leave_uniform_scalar_loads_out_of_the_minimum():
                                        "min_store_bits": 128}
     gemm = "cp.async.cg.shared.global [ %r26 + 0 ], [ %rd10 + 0 ], 0x10, %r27;\n"
     assert static.access_bits(gemm)["load_bits"] == 128 and static.access_bits(gemm)["min_load_bits"] == 128
+
+
+def test_reduced_loss_forwards_are_pipelined_without_losing_programs(report):
+    # issue 13: the reduced loss forwards keep one tile's loads in flight while FN runs on another
+    # (Triton's pipeliner, launchers/loss.reduce_stages: 2 tiles of 16-bit x and t, 32 KiB shared);
+    # the shared memory must cap no CTA count that the registers allow
+    rows = [r for r in report if r["kernel"] == "loss_reduce_kernel" and r["direction"] == "forward"
+            and r["dtype"] == "bfloat16" and "BLOCK_R=4096" in r["config"]]
+    assert len(rows) >= 10, [r["op"] for r in rows]
+    for r in rows:
+        assert "STAGES=3" in r["config"] and r["smem_bytes"] >= 2 * 4096 * 4, (r["op"], r["config"], r["smem_bytes"])
+        assert r["ctas_per_sm"] == static.ctas_per_sm(r["registers"], r["num_warps"], 0), r["op"]

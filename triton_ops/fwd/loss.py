@@ -48,11 +48,18 @@ def loss_tile(x_ptr, t_ptr, r0, r_stop, r_sizes, x_r, t_r, x_koff, t_koff, k_mas
 def loss_reduce_kernel(out_ptr, x_ptr, t_ptr, numbers, r_sizes, k_sizes, R, K, r_per_program,
                        x_r, x_k, t_r, t_k, out_k, part_slot,
                        FN: tl.constexpr, HAS_PARAM: tl.constexpr, COMPUTE: tl.constexpr,
-                       BLOCK_R: tl.constexpr, BLOCK_K: tl.constexpr, EVEN_K: tl.constexpr, INDEX_64: tl.constexpr):
+                       BLOCK_R: tl.constexpr, BLOCK_K: tl.constexpr, EVEN_K: tl.constexpr, STAGES: tl.constexpr,
+                       INDEX_64: tl.constexpr):
     # One program owns BLOCK_K kept elements and a chunk of r_per_program reduced indices, in
     # [BLOCK_R, BLOCK_K] tiles: the whole ones in a loop without a row mask (no select per
     # element), the partial one after it. Reads x and t once; writes one partial row of K (the
     # output itself when a single program covers R). Bytes: |x| + |t| + P*|out|.
+    # STAGES > 1 (launchers/loss.reduce_stages): the whole tiles' loads are software-pipelined by
+    # Triton (global -> shared copies of the next STAGES - 1 tiles; at 3, one tile's copies are in
+    # flight all the while FN runs on another). Plain loads (STAGES = 1) wait twice a tile: ptxas
+    # issues a thread's second pair of 16-byte loads after FN on its first 8 elements, so the more
+    # FN costs (logs, exps) the less of the time any load is in flight; a register prefetch of the
+    # next tile is sunk by ptxas to the loop's end (docs/benchmarks/issue13-loss-forwards.md).
     pid_k = tl.program_id(0)
     chunk = tl.program_id(1)
     rk = pid_k * BLOCK_K + tl.arange(0, BLOCK_K)
@@ -67,7 +74,7 @@ def loss_reduce_kernel(out_ptr, x_ptr, t_ptr, numbers, r_sizes, k_sizes, R, K, r
     r_start = chunk * r_per_program
     r_stop = tl.minimum(r_start + r_per_program, R)
     r_whole = r_start + (r_stop - r_start) // BLOCK_R * BLOCK_R
-    for r0 in range(r_start, r_whole, BLOCK_R):
+    for r0 in tl.range(r_start, r_whole, BLOCK_R, num_stages=STAGES):
         acc += loss_tile(x_ptr, t_ptr, r0, r_stop, r_sizes, x_r, t_r, x_koff, t_koff, k_mask, p, FN, HAS_PARAM,
                          COMPUTE, BLOCK_R, EVEN_K, False)
     if r_whole < r_stop:

@@ -56,6 +56,22 @@ def unsqueeze_dims(g, dims):
 _forward_memo = runtime.plan_memo()
 _vjp_memo = runtime.plan_memo()
 
+# The reduced forward's software pipelining: STAGES - 1 = 2 tiles of x and t in shared memory, so
+# that one tile's loads are in flight while FN runs on another (docs/benchmarks/issue13-loss-forwards.md).
+# Only where both fit in PIPELINE_SMEM (16-bit x and t at 4096 elements: a program's shared memory
+# then caps no CTA count the registers allow) and a program walks enough whole tiles to pay the
+# prologue's two; else plain loads (STAGES = 1).
+PIPELINE_STAGES = 3
+PIPELINE_SMEM = 32 << 10
+PIPELINE_MIN_TILES = 4
+
+
+def reduce_stages(block_r, block_k, r_per_program, x_dtype, t_dtype) -> int:
+    """The reduced forward's STAGES for its tiles and chunk."""
+    stage = block_r * block_k * (runtime.dtype_size(x_dtype) + runtime.dtype_size(t_dtype))
+    fits = (PIPELINE_STAGES - 1) * stage <= PIPELINE_SMEM
+    return PIPELINE_STAGES if fits and r_per_program >= PIPELINE_MIN_TILES * block_r else 1
+
 
 @runtime.plan_cache
 def _loss_forward_plan(fn, x, t, x_dtype, t_dtype, has_param, reduction, row_dims, device):
@@ -87,6 +103,7 @@ def _loss_forward_plan(fn, x, t, x_dtype, t_dtype, has_param, reduction, row_dim
         x_r=R_group.strides["x"], x_k=K_group.strides["x"], t_r=R_group.strides["t"], t_k=K_group.strides["t"],
         out_k=out_k, part_slot=K if chunks > 1 else 0, FN=fn, HAS_PARAM=has_param,
         COMPUTE=runtime.compute_dtype(x_dtype, t_dtype), BLOCK_R=block_r, BLOCK_K=block_k, EVEN_K=K % block_k == 0,
+        STAGES=reduce_stages(block_r, block_k, r_per_program, x_dtype, t_dtype),
         INDEX_64=runtime.needs_int64(*_extents(x, t), runtime.numel(out_shape) - 1, chunks * K - 1))  # last offsets
     return launch, chunks, K
 
