@@ -97,13 +97,14 @@ def access_bits(ptx: str) -> dict:
 
 
 _SASS = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(.*?)\s*;")
-_LOAD = re.compile(r"\bLDG\b")
+_LOAD = re.compile(r"\bLDG(?:STS)?\b")  # LDGSTS: a pipelined loop's global -> shared copies
 _BACK_BRANCH = re.compile(r"\bBRA\s+(?:`?\(\.L_x_\d+\)\s*)?(0x[0-9a-f]+)")
 
 
 def sass_instructions(cubin: bytes) -> tuple[int, bool]:
     """(instructions, looped): the SASS instructions (NOPs left out) of the innermost loop that
-    loads from global memory (the shortest span closed by a backward branch holding an LDG), or
+    loads from global memory (the shortest span closed by a backward branch holding an LDG, or an
+    LDGSTS: a software-pipelined loop's copies to shared memory), or
     of the whole kernel without such a loop (a loop of a reduction tree or a row's tail is no
     stream of tiles)."""
     from triton.tools.disasm import path_to_cuobjdump

@@ -210,7 +210,7 @@ def test_variants_families_name_real_knobs():
     from bench import variants
     from triton_ops.launchers import shape
 
-    for family in ("norm", "reduce", "embedding", "lce", "gemm32", "tf32"):
+    for family in ("norm", "reduce", "embedding", "loss", "lce", "gemm32", "tf32"):
         for op, direction, shp, named in variants.family_cases(family, hidden=(1024,)):
             assert op in triton_ops.registry
             assert direction in ("forward", "backward", "full") and cases.shape_label(shp)
