@@ -35,26 +35,28 @@ def single_columns() -> int:
 # element steps (two rows) in one 16-warp program (1.19x). The forwards ran fastest, or within
 # 2%, with 4-warp programs at every length (RMSNorm at 8192: 1.26x).
 ROW_CONFIGS = ((1024, 4, 2048, 4, 4), (2048, 2, 8192, 8, 4), (4096, 2, 4096, 8, 4), (8192, 1, 16384, 16, 4))
-# RMSNorm's backward row loop is software-pipelined (tl.range num_stages: cp.async into shared
-# memory): at 3 stages the next step's x and g are in flight while this step is summed and stored
-# (SASS, Triton 3.6 and 3.9: `DEPBAR.LE SB0, 0x3` at the loop's top, 3 copy groups a step);
-# 2 stages wait for every copy at the top (no overlap); 1, the plain loop, loads a step only
-# after the last one's row sums and stores: one 16-warp program an SM at 8192 columns had 32 KiB
-# in flight, then none (76% of clone on the H200, 2026-11-28; layer_norm's 64 KiB steps 83%).
+# The backward row loops' software pipeline (tl.range num_stages: cp.async into shared memory):
+# at 3 stages the next step's x and g are in flight while this step is summed and stored (SASS,
+# Triton 3.6 and 3.9: `DEPBAR.LE SB0, 0x3` at the loop's top, 3 copy groups a step); 2 stages
+# wait for every copy at the top (no overlap); 1, the plain loop, loads a step only after the
+# last one's row sums and stores: one 16-warp program an SM at 8192 columns had 32 KiB in
+# flight, then none (RMSNorm 76% of clone on the H200, 2026-11-28; LayerNorm's 64 KiB steps 83%).
 # The buffers, (stages - 1) steps of x and g a program, must fit beside the reductions' scratch.
-# LayerNorm's VJP keeps the plain loop: pipelined, its 16384-element steps spill (52 / 300 bytes
-# under Triton 3.9 / 3.6).
-ROW_BWD_STAGES = 3
+RMS_BWD_STAGES = 3
 ROW_BWD_SMEM = 160 * 1024
+# LayerNorm's VJP keeps the plain loop (its >= 80% target is met): pipelined, its 16384-element
+# steps spill (52 / 300 bytes under Triton 3.9 / 3.6); 8192-element steps compile without (101 /
+# 124 registers, 64 KiB), unmeasured: a variant for bench.variants (with `row_config`'s step).
+LN_BWD_STAGES = 1
 
 
-def bwd_stages(block_r: int, block_d: int, dtype) -> int:
-    """Pipeline stages of the RMSNorm backward row loop, [block_r, block_d] steps of ``dtype``:
-    ``ROW_BWD_STAGES`` where the buffers of ``row_config``'s programs an SM fit in ``ROW_BWD_SMEM``,
-    else 1 (float32 steps of 16384 elements)."""
+def bwd_stages(stages: int, block_r: int, block_d: int, dtype) -> int:
+    """The backward row loop's pipeline ``stages`` for [block_r, block_d] steps of ``dtype``, or 1
+    where the buffers of ``row_config``'s programs an SM pass ``ROW_BWD_SMEM`` (float32 steps of
+    16384 elements)."""
     per_sm = 1 if runtime.INTERPRETER else row_config(block_d)[0]
-    buffers = per_sm * (ROW_BWD_STAGES - 1) * block_r * block_d * 2 * runtime.dtype_size(dtype)
-    return ROW_BWD_STAGES if buffers <= ROW_BWD_SMEM else 1
+    buffers = per_sm * (stages - 1) * block_r * block_d * 2 * runtime.dtype_size(dtype)
+    return stages if buffers <= ROW_BWD_SMEM else 1
 
 
 def row_config(D: int) -> tuple[int, int, int, int]:
@@ -275,6 +277,7 @@ def _vjp_plan(shape, x_strides, g_strides, dx_strides, d, dtype, w_strides, need
         g_r=rows.strides["g"], g_c=cols.strides["g"], g_c1=cols.strides["g"][-1],
         dx_r=rows.strides["dx"], dx_c=cols.strides["dx"], dx_c1=cols.strides["dx"][-1], w_c=w_c, w_c1=w_c1,
         HAS_W=w_strides is not None, NEED_DW=need_w, NEED_DB=need_b,
+        STAGES=bwd_stages(LN_BWD_STAGES, block_r, block_d, dtype),
         COMPUTE=runtime.compute_dtype(dtype), BLOCK_R=block_r, BLOCK_D=block_d,
         INDEX_64=runtime.needs_int64(*_extents(shape, d, layouts, params), programs * 2 * D - 1))  # partials
     return launch, parts
@@ -317,7 +320,7 @@ def _rms_plan(shape, layouts, w_strides, d, dtype, need_dw, device, backward, st
     parts = _partials(D, programs, int(need_dw))
     strides = _tensor_strides(rows, cols, layouts)
     w_c, w_c1 = _param_strides(cols, "w")
-    flags = ({"NEED_DW": need_dw, "STAGES": bwd_stages(block_r, block_d, dtype)} if backward
+    flags = ({"NEED_DW": need_dw, "STAGES": bwd_stages(RMS_BWD_STAGES, block_r, block_d, dtype)} if backward
              else {"STATS": stats, "SINGLE": D <= block_d})
     # the forward: one row block a program (no row loop)
     launch = runtime.LaunchPlan(
