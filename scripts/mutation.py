@@ -140,6 +140,9 @@ MUTANTS = [
       "tl.store(dw_ptr + cols, dw_acc", "RMSNorm: every program writes dweight partial row 0", T_LLM),
     M("softmax-stats-dropped", "triton_ops/launchers/softmax.py", "x.dtype, x.device, lse is not None)",
       "x.dtype, x.device, False)", "softmax: the training forward stores no log-sum-exp", T_LLM),
+    M("softmax-widen-bits", "triton_ops/bwd/softmax.py", "raw.to(tl.uint16, bitcast=True).to(tl.uint32) << 16",
+      "raw.to(tl.uint16, bitcast=True).to(tl.uint32) << 15",
+      "softmax VJP: the bfloat16 tiles widened again after the row sum with their bits misplaced", T_LLM),
     # ---- deterministic combine of partials (templates/reduce.py)
     M("combine-read-order", "triton_ops/templates/reduce.py", "part_ptr + rows[:, None] * stride + cols[None, :]",
       "part_ptr + rows[:, None] + cols[None, :] * P", "partials read transposed ([K, P] instead of [P, K])",

@@ -9,10 +9,13 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
+import triton
+import triton.language as tl
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import triton_ops
 from triton_ops import nn as tnn
+from triton_ops.bwd.softmax import widen_again
 from helpers import DEVICE, DTYPES, Allocations, assert_close, cast_keep_layout, counted_bytes, reference_grads
 from test_layers import test_gradcheck_and_opcheck as layers_gradcheck_and_opcheck
 
@@ -64,6 +67,33 @@ def test_softmax_any_dim_and_layout(name, dtype):
     _check(name, (xs, 1), dtype, gen, scale=2.0, grads=grads)
     _check(name, (_leaf(_rand((), gen), dtype), 0), dtype, gen, grads=grads)  # 0-d
     _check(name, (_leaf(_rand((0, 5), gen), dtype), -1), dtype, gen, grads=grads)  # empty
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_softmax_bfloat16_gradient(name):
+    """The VJP keeps bfloat16 x and g 16-bit across its row sum and widens them again after it
+    (``bwd/softmax.widen_again``): its dx against float64 on the same rounded inputs, one row of
+    a tile and rows looped in chunks."""
+    gen = torch.Generator().manual_seed(5)
+    for shape in ((6, 37), (3, 70_000)):
+        x = _leaf(_rand(shape, gen, 3.0), torch.bfloat16)
+        _check(name, (x, -1), torch.bfloat16, gen, scale=2.0)
+
+
+@triton.jit
+def _widen_kernel(out_ptr, in_ptr, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    tl.store(out_ptr + offs, widen_again(tl.load(in_ptr + offs), tl.float32))
+
+
+def test_widen_again_is_the_conversion():
+    """``widen_again`` of every bfloat16 bit pattern (normal, subnormal, zero, inf, NaN of both
+    signs) is its float32 value bit for bit."""
+    bits = torch.arange(-(1 << 15), 1 << 15, dtype=torch.int32).to(torch.int16)
+    x = bits.view(torch.bfloat16).to(DEVICE)
+    out = torch.empty(x.shape, dtype=torch.float32, device=DEVICE)
+    _widen_kernel[(x.numel() // 8192,)](out, x, BLOCK=8192)
+    assert torch.equal(out.cpu().view(torch.int32), x.cpu().float().view(torch.int32))
 
 
 def test_softmax_reads_strided_input_without_a_copy():

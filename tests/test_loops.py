@@ -432,6 +432,22 @@ def test_norm_long_rows_parameter_gradients_rounded_once(name):
         assert float(err.mean()) < 1.0 and float(err.max()) < 2.0, (name, float(err.mean()), float(err.max()))
 
 
+def test_rms_norm_vjp_plan_pipelined(gpu_plans):
+    # as on an H200: rows of 8192 columns in 16384-element steps (two rows, one 16-warp program
+    # an SM), the row loop pipelined at RMS_BWD_STAGES where the buffers of a program's next steps
+    # fit in ROW_BWD_SMEM an SM (16-bit: 2 x 64 KiB), the plain loop where they do not (float32)
+    from triton_ops.launchers import norm
+
+    gpu_plans(norm, programs=4 * 132)
+    layouts = (("x", (8192, 1)), ("g", (8192, 1)), ("dx", (8192, 1)))
+    for dtype, stages in ((torch.bfloat16, norm.RMS_BWD_STAGES), (torch.float16, norm.RMS_BWD_STAGES),
+                          (torch.float32, 1)):
+        launch, parts = norm._rms_plan((16384, 8192), layouts, (1,), 1, dtype, True, DEVICE, True)
+        assert (launch.fixed["BLOCK_R"], launch.fixed["STAGES"], launch.grid[0], parts) == (2, stages, 132, (132, 8192))
+    assert norm.RMS_BWD_STAGES == 3  # 2 stages wait for every copy at the loop's top (no overlap)
+    assert norm.bwd_stages(3, 2, 1024, torch.float32) == 3  # 4 programs an SM x 2 buffers x 16 KiB (x and g)
+
+
 @pytest.mark.parametrize("grad_args,vjp_launches", NORM_NEEDS)
 def test_norm_vjp_partials_one_combine(gpu_plans, grad_args, vjp_launches):
     # 16 persistent programs (4 an SM on 4 SMs) over 35 row blocks (as on a GPU): one partials

@@ -13,14 +13,15 @@ def layer_norm_bwd_kernel(dx_ptr, dw_ptr, db_ptr, x_ptr, w_ptr, g_ptr, stats_ptr
                           r_sizes, c_sizes, R, D, x_r, x_c, x_c1, g_r, g_c, g_c1, dx_r, dx_c, dx_c1,
                           w_c, w_c1, HAS_W: tl.constexpr, NEED_DW: tl.constexpr, NEED_DB: tl.constexpr,
                           COMPUTE: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr,
-                          INDEX_64: tl.constexpr):
+                          INDEX_64: tl.constexpr, STAGES: tl.constexpr):
     # A persistent program (one per SM) owns an equal share of the row blocks (row_share),
     # BLOCK_R rows at a time, each row whole in one tile (D <= BLOCK_D).
     # dx = rstd * (g w - mean(g w) - x_hat mean(g w x_hat)). x and g read once; dw/db accumulate
     # in registers and are written once per program: its partial row at pid * part_stride (fp32;
     # one [P, 2D] buffer holds both), or, when one program owns every row, dweight and dbias
     # themselves: no partials, no combine launch, the same single rounding.
-    # mean and rstd: stats_ptr [2, R].
+    # mean and rstd: stats_ptr [2, R]. STAGES > 1: the next row blocks' x and g stream into shared
+    # memory while this one is summed (launchers/norm.bwd_stages).
     pid = tl.program_id(0)
     cols = tl.arange(0, BLOCK_D)
     if INDEX_64:  # rows are always int64 (row_block); column offsets only when they can pass 2^31
@@ -31,7 +32,7 @@ def layer_norm_bwd_kernel(dx_ptr, dw_ptr, db_ptr, x_ptr, w_ptr, g_ptr, stats_ptr
     if HAS_W:
         w = tl.load(w_ptr + c_offsets(cols, c_sizes, w_c, w_c1), mask=c_mask, other=0.0).to(COMPUTE)
     start, stop = row_share(R, BLOCK_R)
-    for r0 in range(start, stop, BLOCK_R):
+    for r0 in tl.range(start, stop, BLOCK_R, num_stages=STAGES):
         rows, r_mask = row_block(r0, stop, BLOCK_R)
         x_row = group_offsets(rows, r_sizes, x_r)
         g_row = group_offsets(rows, r_sizes, g_r)

@@ -35,9 +35,28 @@ def single_columns() -> int:
 # element steps (two rows) in one 16-warp program (1.19x). The forwards ran fastest, or within
 # 2%, with 4-warp programs at every length (RMSNorm at 8192: 1.26x).
 ROW_CONFIGS = ((1024, 4, 2048, 4, 4), (2048, 2, 8192, 8, 4), (4096, 2, 4096, 8, 4), (8192, 1, 16384, 16, 4))
-# RMSNorm's VJP holds more a thread than LayerNorm's: its 16384-element steps in 16 warps spill
-# 96-108 bytes (Triton 3.6 / 3.9; they measured 10% faster all the same), 8192-element steps do not
-RMS_BWD_MAX_STEP = 8192
+# The backward row loops' software pipeline (tl.range num_stages: cp.async into shared memory):
+# at 3 stages the next step's x and g are in flight while this step is summed and stored (SASS,
+# Triton 3.6 and 3.9: `DEPBAR.LE SB0, 0x3` at the loop's top, 3 copy groups a step); 2 stages
+# wait for every copy at the top (no overlap); 1, the plain loop, loads a step only after the
+# last one's row sums and stores: one 16-warp program an SM at 8192 columns had 32 KiB in
+# flight, then none (RMSNorm 76% of clone on the H200, 2026-11-28; LayerNorm's 64 KiB steps 83%).
+# The buffers, (stages - 1) steps of x and g a program, must fit beside the reductions' scratch.
+RMS_BWD_STAGES = 3
+ROW_BWD_SMEM = 160 * 1024
+# LayerNorm's VJP keeps the plain loop (its >= 80% target is met): pipelined, its 16384-element
+# steps spill (52 / 300 bytes under Triton 3.9 / 3.6); 8192-element steps compile without (101 /
+# 124 registers, 64 KiB), unmeasured: a variant for bench.variants (with `row_config`'s step).
+LN_BWD_STAGES = 1
+
+
+def bwd_stages(stages: int, block_r: int, block_d: int, dtype) -> int:
+    """The backward row loop's pipeline ``stages`` for [block_r, block_d] steps of ``dtype``, or 1
+    where the buffers of ``row_config``'s programs an SM pass ``ROW_BWD_SMEM`` (float32 steps of
+    16384 elements)."""
+    per_sm = 1 if runtime.INTERPRETER else row_config(block_d)[0]
+    buffers = per_sm * (stages - 1) * block_r * block_d * 2 * runtime.dtype_size(dtype)
+    return stages if buffers <= ROW_BWD_SMEM else 1
 
 
 def row_config(D: int) -> tuple[int, int, int, int]:
@@ -49,20 +68,19 @@ def row_config(D: int) -> tuple[int, int, int, int]:
     return tuple(ROW_CONFIGS[-1][1:])
 
 
-def ln_config(R, D, device, backward: bool, max_step: int | None = None):
+def ln_config(R, D, device, backward: bool):
     """(BLOCK_R, BLOCK_D, programs, rows per program). Forward: one row block per program (as
     many programs as rows allow) of ``tile_elements()``. Backward (rows of one tile) on a GPU: a
     persistent row kernel, ``row_config``'s programs per SM walking [BLOCK_R, BLOCK_D] steps of
     its step elements (several short rows a step), so that the dweight/dbias partials stay small
     (programs x D floats). The norm kernels split the row blocks evenly (``tiles.row_share``);
     rows per program is the most one program walks (the contiguous ranges of softmax's
-    forward). ``max_step``: a cap on the backward's step elements."""
+    forward)."""
     block_d = min(runtime.next_pow2(D), single_columns())
     tile = runtime.tile_elements()
     per_sm = 1
     if backward and not runtime.INTERPRETER:
         per_sm, tile, _, _ = row_config(block_d)
-        tile = min(tile, max_step or tile)
     block_r = min(runtime.next_pow2(R), max(1, tile // block_d))
     steps = runtime.cdiv(R, block_r)
     if runtime.INTERPRETER:
@@ -135,7 +153,8 @@ def _forward_plan(shape, x_strides, y_strides, d, dtype, w_strides, b_strides, s
     block_r, block_d, _, _ = ln_config(R, D, device, backward=False)
     (w_c, w_c1), (b_c, b_c1) = _param_strides(cols, "w"), _param_strides(cols, "b")
     return runtime.LaunchPlan(
-        layer_norm_fwd_kernel, (runtime.cdiv(R, block_r),),  # one row block a program (no row loop) {"num_warps": row_warps(block_r, block_d, False)},
+        layer_norm_fwd_kernel, (runtime.cdiv(R, block_r),),  # one row block a program (no row loop)
+        {"num_warps": row_warps(block_r, block_d, False)},
         r_sizes=rows.sizes, c_sizes=cols.sizes, R=R, D=D,
         x_r=rows.strides["x"], x_c=cols.strides["x"], x_c1=cols.strides["x"][-1],
         y_r=rows.strides["y"], y_c=cols.strides["y"], y_c1=cols.strides["y"][-1],
@@ -258,6 +277,7 @@ def _vjp_plan(shape, x_strides, g_strides, dx_strides, d, dtype, w_strides, need
         g_r=rows.strides["g"], g_c=cols.strides["g"], g_c1=cols.strides["g"][-1],
         dx_r=rows.strides["dx"], dx_c=cols.strides["dx"], dx_c1=cols.strides["dx"][-1], w_c=w_c, w_c1=w_c1,
         HAS_W=w_strides is not None, NEED_DW=need_w, NEED_DB=need_b,
+        STAGES=bwd_stages(LN_BWD_STAGES, block_r, block_d, dtype),
         COMPUTE=runtime.compute_dtype(dtype), BLOCK_R=block_r, BLOCK_D=block_d,
         INDEX_64=runtime.needs_int64(*_extents(shape, d, layouts, params), programs * 2 * D - 1))  # partials
     return launch, parts
@@ -296,11 +316,12 @@ def _rms_plan(shape, layouts, w_strides, d, dtype, need_dw, device, backward, st
     layouts, params = dict(layouts), {"w": w_strides}
     cols, rows = _groups(shape, d, layouts, params)
     R, D = rows.numel, cols.numel
-    block_r, block_d, programs, _ = ln_config(R, D, device, backward=backward, max_step=RMS_BWD_MAX_STEP)
+    block_r, block_d, programs, _ = ln_config(R, D, device, backward=backward)
     parts = _partials(D, programs, int(need_dw))
     strides = _tensor_strides(rows, cols, layouts)
     w_c, w_c1 = _param_strides(cols, "w")
-    flags = {"NEED_DW": need_dw} if backward else {"STATS": stats, "SINGLE": D <= block_d}
+    flags = ({"NEED_DW": need_dw, "STAGES": bwd_stages(RMS_BWD_STAGES, block_r, block_d, dtype)} if backward
+             else {"STATS": stats, "SINGLE": D <= block_d})
     # the forward: one row block a program (no row loop)
     launch = runtime.LaunchPlan(
         kernel, (programs if backward else runtime.cdiv(R, block_r),), {"num_warps": row_warps(block_r, block_d, backward)},
