@@ -138,8 +138,8 @@ stage tf32 "${TF32_TIMEOUT:-25}" env $bench_env python3 -m bench --quick --no-pr
   --ops matmul linear --dtypes float32 --float32-matmul-precision high --out "$work/b/$tag-tf32.csv"
 stage gemm "${GEMM_TIMEOUT:-40}" env $bench_env python3 -m bench "${sweep_gemm[@]}" --out "$work/b/$tag-gemm.csv"
 # launch configurations side by side (bench.variants), to choose defaults from
-stage variants "${VARIANTS_TIMEOUT:-150}" env $bench_env python3 -m bench.variants ${VARIANT_FAMILIES:-embedding tf32 loss reduce gemm32 lce} \
-  --out "$OUT/$tag-variants.csv"
+stage variants "${VARIANTS_TIMEOUT:-150}" env $bench_env python3 -m bench.variants \
+  ${VARIANT_FAMILIES:-embedding tf32 loss norm reduce gemm32 lce} ${VARIANT_ARGS:---hidden 8192} --out "$OUT/$tag-variants.csv"
 
 # the quick CSV carries the torch.compile rows, the sweep CSV the fp16/fp32 GEMM rows (same columns)
 for extra in compile tf32; do  # more quick rows

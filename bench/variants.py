@@ -56,9 +56,10 @@ def patched(module, **values):
         runtime.clear_plan_caches()
 
 
-def norm_knobs(*, programs_per_sm=None, tile=None, warps=None, backward: bool):
-    """The row planner's knobs: the backward's programs per SM, step elements and warps
-    (``norm.row_config``), or the forward's tile elements (``runtime.tile_elements``) and warps."""
+def norm_knobs(*, programs_per_sm=None, tile=None, warps=None, backward: bool, stages=None):
+    """The row planner's knobs: the backward's programs per SM, step elements, warps and row-loop
+    stages (``norm.row_config``, ``RMS_BWD_STAGES`` / ``LN_BWD_STAGES``), or the forward's tile
+    elements (``runtime.tile_elements``) and warps."""
     default = norm.row_config
 
     def row_config(D):
@@ -68,7 +69,7 @@ def norm_knobs(*, programs_per_sm=None, tile=None, warps=None, backward: bool):
         return (per_sm, step, bwd_warps, warps or fwd_warps)
 
     stack = contextlib.ExitStack()
-    stack.enter_context(patched(norm, row_config=row_config))
+    stack.enter_context(patched(norm, row_config=row_config, RMS_BWD_STAGES=stages, LN_BWD_STAGES=stages))
     if not backward:
         stack.enter_context(patched(runtime, tile_elements=(lambda: tile) if tile else None))
     return stack
@@ -92,7 +93,11 @@ NORM_BWD = [("default", {}), ("1x8192w16", dict(programs_per_sm=1, tile=8192, wa
             ("2x4096w8", dict(programs_per_sm=2, tile=4096, warps=8)),
             ("2x8192w8", dict(programs_per_sm=2, tile=8192, warps=8)),
             ("4x2048w4", dict(programs_per_sm=4, tile=2048, warps=4)),
-            ("1x16384w16", dict(programs_per_sm=1, tile=16384, warps=16))]
+            ("1x16384w16", dict(programs_per_sm=1, tile=16384, warps=16)),
+            # the row loop's pipeline (launchers/norm.RMS_BWD_STAGES / LN_BWD_STAGES, one for both here):
+            # plain against 3 stages, and 3 stages at 8192-element steps (LayerNorm's spill-free pipelined step)
+            ("plain", dict(stages=1)), ("3stages", dict(stages=3)),
+            ("1x8192w16s3", dict(programs_per_sm=1, tile=8192, warps=16, stages=3))]
 NORM_FWD = [("default", {}), ("tile4096w8", dict(tile=4096, warps=8)), ("tile4096w4", dict(tile=4096, warps=4)),
             ("tile2048w4", dict(tile=2048, warps=4)), ("tile8192w8", dict(tile=8192, warps=8))]
 REDUCE = [("default", {}), ("64x64w8", dict(tile=4096, min_rows=64, warps=8)),
@@ -192,7 +197,11 @@ def main(argv=None) -> int:
     p.add_argument("--out")
     a = p.parse_args(argv)
     assert runtime.backend() == "cuda", "a GPU run"
-    out = []
+    # each row written as it is measured: a run stopped at its time limit keeps what it measured
+    fh = open(a.out, "w", newline="") if a.out else None
+    writer = csv.DictWriter(fh, fieldnames=FIELDS) if fh else None
+    if writer:
+        writer.writeheader()
     for family in a.families:
         for op, direction, shape, variants in family_cases(family, tuple(a.hidden), a.rows):
             if (a.ops and op not in a.ops) or (a.directions and direction not in a.directions):
@@ -214,15 +223,14 @@ def main(argv=None) -> int:
                                direction != "full" else float("nan"))
                 except Exception as exc:  # noqa: BLE001 - a variant the compiler refuses
                     row.update(ms=float("nan"), pct_clone=float("nan"), tflops=float("nan"), error=f"{type(exc).__name__}: {exc}"[:200])
-                out.append(row)
+                if writer:
+                    writer.writerow(row)
+                    fh.flush()
                 print(f"{op:<21}{direction:<9}{row['shape']:<18}{name:<12}{row['ms']:>9.4f} ms "
                       f"{row['pct_clone']:>6.1f}% {row['tflops']:>7.1f} TFLOP/s {row.get('method', '')}"
                       + (f"  {row.get('error')}" if row.get("error") else ""), flush=True)
-    if a.out:
-        with open(a.out, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=FIELDS)
-            w.writeheader()
-            w.writerows(out)
+    if fh:
+        fh.close()
     return 0
 
 
