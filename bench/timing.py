@@ -160,6 +160,9 @@ def kernel_samples(kernel_us: Sequence[float], replays: int, calls: int) -> list
     return [sum(kernel_us[r * per:(r + 1) * per]) / 1e3 / calls for r in range(replays)]
 
 
+_traced: set = set()  # timer methods whose first failure was printed in full
+
+
 def device_time(step, calls, timers=None) -> tuple[list[float], str]:
     """(samples in ms per call, method): the first timer that works."""
     timers = timers or (GraphTimer(), ProfilerTimer())
@@ -174,9 +177,6 @@ def device_time(step, calls, timers=None) -> tuple[list[float], str]:
                 traceback.print_exc(file=sys.stderr)
             _reset_after_failed_capture()
     raise RuntimeError("; ".join(errors))
-
-
-_traced: set = set()
 
 
 def _reset_after_failed_capture():

@@ -394,6 +394,13 @@ def num_warps_for(elements: int) -> int:
     return 2
 
 
+def pipeline_stages(stages: int, stage_bytes: int, budget: int) -> int:
+    """A loop's software-pipeline stages (``tl.range(num_stages=)``): ``stages`` where the
+    ``stages - 1`` buffered steps of ``stage_bytes`` fit in ``budget`` bytes of shared memory,
+    else 1 (the plain loop)."""
+    return stages if (stages - 1) * stage_bytes <= budget else 1
+
+
 
 # --------------------------------------------------------------------------------------------
 # launches: every kernel launch goes through a LaunchPlan, so tests and benchmarks can count them

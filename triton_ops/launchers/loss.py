@@ -68,9 +68,10 @@ PIPELINE_MIN_TILES = 4
 
 def reduce_stages(block_r, block_k, r_per_program, x_dtype, t_dtype) -> int:
     """The reduced forward's STAGES for its tiles and chunk."""
+    if r_per_program < PIPELINE_MIN_TILES * block_r:
+        return 1
     stage = block_r * block_k * (runtime.dtype_size(x_dtype) + runtime.dtype_size(t_dtype))
-    fits = (PIPELINE_STAGES - 1) * stage <= PIPELINE_SMEM
-    return PIPELINE_STAGES if fits and r_per_program >= PIPELINE_MIN_TILES * block_r else 1
+    return runtime.pipeline_stages(PIPELINE_STAGES, stage, PIPELINE_SMEM)
 
 
 @runtime.plan_cache

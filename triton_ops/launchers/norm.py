@@ -55,8 +55,7 @@ def bwd_stages(stages: int, block_r: int, block_d: int, dtype) -> int:
     where the buffers of ``row_config``'s programs an SM pass ``ROW_BWD_SMEM`` (float32 steps of
     16384 elements)."""
     per_sm = 1 if runtime.INTERPRETER else row_config(block_d)[0]
-    buffers = per_sm * (stages - 1) * block_r * block_d * 2 * runtime.dtype_size(dtype)
-    return stages if buffers <= ROW_BWD_SMEM else 1
+    return runtime.pipeline_stages(stages, per_sm * block_r * block_d * 2 * runtime.dtype_size(dtype), ROW_BWD_SMEM)
 
 
 def row_config(D: int) -> tuple[int, int, int, int]:
