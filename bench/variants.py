@@ -122,10 +122,10 @@ GEMM32 = [("default", {})] + [(f"{m}x{n}x{k}w{w}s{s}", dict(BLOCK_M=m, BLOCK_N=n
 EMBEDDING = [("default", {})] + [(f"{b}Bw{w}s{s}", dict(SCATTER_TILE_BYTES=b, SCATTER_WARPS=w, SCATTER_STAGES=s))
                                   for b, w, s in ((512, 4, 2), (256, 4, 3), (256, 4, 4), (256, 2, 3), (128, 4, 3),
                                                   (128, 2, 3), (128, 4, 4))]
-# TF32 tensor-core tiles (sm_90 wgmma m64nNk8), all spill-free under Triton 3.6: the default 128 x 128 x 32
-# (114 registers, 2 programs an SM), and bf16's wide tile in TF32 (128 x 256, 192 registers, 1 an SM)
+# TF32 tensor-core tiles (sm_90 wgmma m64nNk8), all spill-free under Triton 3.6: the default, bf16's wide tile
+# in TF32 (128 x 256 x 32, 192 registers, 1 program an SM), and the 128 x 128 x 32 it replaced (114 registers)
 TF32 = [("default", {})] + [(f"{m}x{n}x{k}w{w}s{s}", dict(BLOCK_M=m, BLOCK_N=n, BLOCK_K=k, num_warps=w, num_stages=s))
-                            for m, n, k, w, s in ((128, 256, 32, 8, 3), (256, 128, 32, 8, 3), (128, 256, 32, 8, 4),
+                            for m, n, k, w, s in ((128, 128, 32, 8, 3), (256, 128, 32, 8, 3), (128, 256, 32, 8, 4),
                                                   (128, 128, 64, 8, 3), (128, 128, 32, 4, 4))]
 # the reduced loss forwards' software pipelining (launchers/loss.reduce_stages): plain loads, or 2-4
 # stages of global -> shared copies (docs/benchmarks/issue13-loss-forwards.md)

@@ -72,6 +72,12 @@ assert plans_tma(torch.randn(256, 48), torch.randn(48, 64))
 for dtype in (torch.float32, torch.bfloat16):
     a, b = torch.randn(256, 48).to(dtype), torch.randn(48, 64).to(dtype)
     spec.vjp(a, b, None, spec.forward(a, b, None))
+# TF32's wide tile (128 x 256, the default past 128 columns on the TMA path), forward and both gradients
+torch.set_float32_matmul_precision("high")
+a, b = torch.randn(256, 64), torch.randn(64, 512)
+assert gemm_launcher.gemm_config(256, 512, 64, torch.float32)["BLOCK_N"] == 256
+spec.vjp(a, b, None, spec.forward(a, b, None))
+torch.set_float32_matmul_precision("highest")
 print("gemm variants ok", flush=True)
 
 # Rows longer than one block take the looped path of the row kernels.

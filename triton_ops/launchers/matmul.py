@@ -53,14 +53,21 @@ def gemm_config(M: int, N: int, K: int, dtype, *, pointers: bool = False, precis
         # once per column of tiles, each B tile once per row of tiles
         return dict(BLOCK_M=min(128, max(16, runtime.next_pow2(M))), BLOCK_N=min(128, max(16, runtime.next_pow2(N))),
                     BLOCK_K=min(64, max(16, runtime.next_pow2(K))), GROUP_M=8, num_warps=4, num_stages=1)
+    wide = N > 128 and M > 64 and not pointers
     if dtype in (torch.float16, torch.bfloat16):
         # Triton's persistent-matmul tutorial's H100 tile: 128 x 256 x 64, 3 stages (144 KiB of
         # shared memory: one program per SM), 8 warps (128 accumulator registers a thread)
-        wide = N > 128 and M > 64 and not pointers
         return dict(BLOCK_M=128, BLOCK_N=256 if wide else 128, BLOCK_K=64, GROUP_M=8,
                     num_warps=8, num_stages=3 if wide or pointers else 4)
     if dtype == torch.float32 and precision == "tf32":
-        return dict(BLOCK_M=128, BLOCK_N=128 if N > 64 else 64, BLOCK_K=32, GROUP_M=8, num_warps=8, num_stages=3)
+        # The 16-bit tile in TF32: 128 x 256 x 32 is the same 48 KiB a stage (144 KiB in 3), the
+        # same 128-register accumulator and four wgmma a stage (k8 where 16-bit has k16): on sm_90
+        # under Triton 3.6 it compiles as the bf16 kernel that ran 1.00x cuBLAS on the H200 of
+        # 2026-11-28 (192 registers against 189, no spills, one program an SM). The 128 x 128 x 32
+        # tile it replaces (114 registers) ran the persistent grid one program an SM too (the grid
+        # assumes 255 registers): 8 warps an SM, linear's forward 0.70x cuBLAS on that run.
+        return dict(BLOCK_M=128, BLOCK_N=256 if wide else 128 if N > 64 else 64, BLOCK_K=32, GROUP_M=8,
+                    num_warps=8, num_stages=3)
     # IEEE float32 and float64: no tensor cores (FMA), the accumulator and both operand tiles
     # live in registers. float32: 64 x 64 x 16 tiles of 4 warps, 3 stages, the fastest of
     # bench.variants gemm32 on the H200 of 2026-11-28 at 4096^3 (37.1 TFLOP/s forward, 18.9 the
