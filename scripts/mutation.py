@@ -505,6 +505,13 @@ MUTANTS = [
       "gelu_erf's narrow gradient takes its density unshifted: x phi(x) flushed to 0 near x = -13.5", T_NARROW),
     M("gemm-ieee-b-k-major", "triton_ops/launchers/matmul.py", 'b_axis = -2 if precision == "tf32" else -1',
       "b_axis = -2", "IEEE float32's B made K-major as TF32's (the 216-register kernel)", ("tests/test_layers.py",)),
+    M("a-rows-sum-unpipelined", "triton_ops/launchers/pointwise.py",
+      "stages = runtime.pipeline_stages(A_ROWS_STAGES, step_bytes, A_ROWS_PIPELINE_SMEM)", "stages = 1",
+      "a column sum's A_ROWS steps left to ptxas (a thread's loads one after another)",
+      ("tests/test_static.py::test_column_sums_are_pipelined_without_losing_programs",)),
+    M("tf32-narrow-tile", "triton_ops/launchers/matmul.py", "BLOCK_N=256 if wide else 128 if N > 64 else 64",
+      "BLOCK_N=128 if N > 64 else 64", "TF32 GEMMs back on the 128 x 128 tile (8 warps an SM)",
+      ("tests/test_compile_sm90.py::test_every_op_compiles_for_sm90",)),
 ]
 
 
@@ -519,7 +526,7 @@ def _test_args(tests, root):
 
 def make_scratch(tests_from: str | None) -> str:
     scratch = tempfile.mkdtemp(prefix="triton_ops_mutation_")
-    for name in ("triton_ops", "tests", "pyproject.toml"):
+    for name in ("triton_ops", "tests", "bench", "pyproject.toml"):  # bench: tests/test_static.py, test_bench.py
         src = os.path.join(ROOT, name)
         dst = os.path.join(scratch, name)
         if os.path.isdir(src):

@@ -115,6 +115,19 @@ def test_access_bits_leave_uniform_scalar_loads_out_of_the_minimum():
     assert static.access_bits(gemm)["load_bits"] == 128 and static.access_bits(gemm)["min_load_bits"] == 128
 
 
+def test_column_sums_are_pipelined_without_losing_programs(report):
+    # issue 13: a sum alone over A_ROWS steps (sum, sum_to, add / sub backward at 16384 x 8192) keeps
+    # two steps of g in flight through shared memory (launchers/pointwise.A_ROWS_STAGES), where ptxas
+    # had issued a thread's four loads one after another; the shared memory must cap no CTA count
+    # that the registers allow
+    rows = [r for r in report if r["kernel"] in ("sum_fwd_kernel", "pointwise_vjp_kernel") and
+            r["op"] in ("sum", "sum_to", "add", "sub") and r["dtype"] == "bfloat16" and "A_ROWS=True" in r["config"]]
+    assert {r["op"] for r in rows} == {"sum", "sum_to", "add", "sub"}, [r["op"] for r in rows]
+    for r in rows:
+        assert "STAGES=3" in r["config"] and r["smem_bytes"] >= 2 * 4 * 1024 * 2, (r["op"], r["config"], r["smem_bytes"])
+        assert r["ctas_per_sm"] == static.ctas_per_sm(r["registers"], r["num_warps"], 0), r["op"]
+
+
 def test_reduced_loss_forwards_are_pipelined_without_losing_programs(report):
     # issue 13: the reduced loss forwards keep one tile's loads in flight while FN runs on another
     # (Triton's pipeliner, launchers/loss.reduce_stages: 2 tiles of 16-bit x and t, 32 KiB shared);

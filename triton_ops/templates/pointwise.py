@@ -48,14 +48,18 @@ def vjp_tiles(
         DFX: tl.constexpr, DFY: tl.constexpr, ARITY: tl.constexpr, HAS_PARAM: tl.constexpr, SWAP: tl.constexpr,
         X_MODE: tl.constexpr, Y_MODE: tl.constexpr, G_MODE: tl.constexpr,
         NEED_DX: tl.constexpr, NEED_DY: tl.constexpr, COMPUTE: tl.constexpr,
-        BLOCK_B: tl.constexpr, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr, A_ROWS: tl.constexpr):
+        BLOCK_B: tl.constexpr, BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr, A_ROWS: tl.constexpr,
+        STAGES: tl.constexpr):
     # One program owns a [BLOCK_B, BLOCK_C] tile of B x C and a chunk of the A loop (as the
     # forward). Reads x once, y one row per step, g once; writes dx once per A chunk and one dy
     # row per step (once per B block). Bytes: |x| + |y| + |g| + |dx| + |dy| + partial rows.
     # A_ROWS (B = 1, the tile has no B rows): the tile's rows are BLOCK_B consecutive A steps
     # instead, dx their column sum; as many bytes in flight per program with BLOCK_B times
     # narrower columns, so that more column blocks and fewer A chunks (dx partial rows) fill
-    # the device.
+    # the device. STAGES (A_ROWS): the A steps' loads software-pipelined through shared memory
+    # (global -> shared copies STAGES - 1 steps ahead). Left to ptxas, a column sum's loop issued a
+    # thread's four 16-byte loads one after another, each after the adds of the one before (sm_90,
+    # both Tritons), so a quarter as many bytes were in flight as its four loads allow.
     a_sizes, c_sizes = groups[0], groups[2]  # axis sizes of the A and C groups
     rb, rc, pid_b, chunk, a_start, a_stop, mask_c, mask, x, p = tile_of_program(
         groups, C, x_ptr, numbers, x_b, x_c, x_c1, X_MODE, COMPUTE, BLOCK_B, BLOCK_C, INDEX_64, A_ROWS)
@@ -68,7 +72,7 @@ def vjp_tiles(
     dy_c_off = c_offsets(rc, c_sizes, dy_c, dy_c1)
     acc = tl.zeros([BLOCK_B, BLOCK_C], COMPUTE)
     if A_ROWS:
-        for a0 in range(a_start, a_stop, BLOCK_B):
+        for a0 in tl.range(a_start, a_stop, BLOCK_B, num_stages=STAGES):
             ra = a0 + rb  # rb: 0 .. BLOCK_B - 1 (the one B block)
             step = (ra < a_stop)[:, None] & mask_c
             y = load_operand(y_ptr, numbers[2], numbers[3], group_offsets(ra, a_sizes, y_a)[:, None] + y_c_off, step,
