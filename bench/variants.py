@@ -10,8 +10,9 @@ op's minimum bytes (GEMM-bound steps: the time alone). Families:
   programs per SM, step elements and warps; the forward's tile and warps), 16384 rows x hidden
   1024-8192 (issue 13; chose ``norm.ROW_CONFIGS`` on the H200 of 2026-11-27).
 - ``reduce``: the column-sum tiles (A_ROWS: ``sum``, ``sum_to``, ``add`` / ``div`` backward):
-  ``tile_elements()``, at least ``A_ROWS_TILES``' rows of it, its warps (issue 13: 70-79%
-  of clone, torch's own ``sum`` 85%).
+  ``tile_elements()``, at least ``A_ROWS_TILES``' rows of it, its warps, and a sum alone's
+  pipeline stages (``A_ROWS_STAGES``: ``4x1024w4plain`` is the loop before pipelining, which
+  read 78.6% in sum and 93.6% in add's backward on the H200 of 2026-11-28).
 - ``embedding``: the embedding backward's chunk programs (``launchers/shape.SCATTER_TILE_BYTES``,
   warps, stages) at 65536 indices into 32768 x 1024 (issue 13: 24% of clone, 2 programs an SM).
 - ``loss``: the reduced loss forwards' pipelining (``launchers/loss.PIPELINE_STAGES``): plain loads
@@ -75,10 +76,13 @@ def norm_knobs(*, programs_per_sm=None, tile=None, warps=None, backward: bool, s
     return stack
 
 
-def reduce_knobs(tile=None, min_rows=None, warps=None):
+def reduce_knobs(tile=None, min_rows=None, warps=None, stages=None):
+    """The column sums' tile elements, least rows and warps of an A_ROWS tile (``A_ROWS_TILES``)
+    and the pipeline stages of a sum alone (``A_ROWS_STAGES``)."""
     stack = contextlib.ExitStack()
     stack.enter_context(patched(runtime, tile_elements=(lambda: tile) if tile else None,
                                 num_warps_for=(lambda elements: warps) if warps else None))
+    stack.enter_context(patched(pointwise, A_ROWS_STAGES=stages))
     if min_rows:
         stack.enter_context(patched(pointwise, A_ROWS_TILES={False: (min_rows, warps), True: (min_rows, warps)}))
     return stack
@@ -100,7 +104,9 @@ NORM_BWD = [("default", {}), ("1x8192w16", dict(programs_per_sm=1, tile=8192, wa
             ("1x8192w16s3", dict(programs_per_sm=1, tile=8192, warps=16, stages=3))]
 NORM_FWD = [("default", {}), ("tile4096w8", dict(tile=4096, warps=8)), ("tile4096w4", dict(tile=4096, warps=4)),
             ("tile2048w4", dict(tile=2048, warps=4)), ("tile8192w8", dict(tile=8192, warps=8))]
-REDUCE = [("default", {}), ("64x64w8", dict(tile=4096, min_rows=64, warps=8)),
+REDUCE = [("default", {}), ("4x1024w4plain", dict(tile=4096, min_rows=4, warps=4, stages=1)),
+          ("4x1024w4s2", dict(tile=4096, min_rows=4, warps=4, stages=2)),
+          ("4x1024w4s4", dict(tile=4096, min_rows=4, warps=4, stages=4)), ("64x64w8", dict(tile=4096, min_rows=64, warps=8)),
           ("32x128w8", dict(tile=4096, min_rows=32, warps=8)), ("16x256w8", dict(tile=4096, min_rows=16, warps=8)),
           ("8x512w8", dict(tile=4096, min_rows=8, warps=8)), ("4x1024w4", dict(tile=4096, min_rows=4, warps=4)),
           ("32x256w8", dict(tile=8192, min_rows=32, warps=8)), ("16x512w8", dict(tile=8192, min_rows=16, warps=8)),
