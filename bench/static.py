@@ -28,7 +28,8 @@ compile-only backend: each launch compiles its kernel for sm_90 with the launche
   inflight_bytes          the most bytes of global loads one thread has issued and not yet used
                           at any point of that same loop (or kernel): an LDG is pending until the
                           first instruction that reads its registers; a pipelined loop's LDGSTS
-                          copies count x the groups its DEPBAR.LE keeps in flight (``inflight_bytes``).
+                          copies count x the iterations its DEPBAR.LE keeps in flight
+                          (``inflight_bytes``).
                           Few (under 32 B on a memory-bound main kernel) means ptxas serialized
                           the loads: too little memory traffic in flight per SM.
 
@@ -152,11 +153,12 @@ def inflight_bytes(body: list[tuple[int, str]], looped: bool) -> int:
     that reads one of them (or an LDG that overwrites them). A loop's body is walked twice, the
     maximum read on the second walk, so that a load issued for the next iteration (a register
     prefetch) counts where it is pending. A software-pipelined loop's copies to shared memory
-    (``LDGSTS``, committed by ``LDGDEPBAR``) are read from registers by no one: they count as the
-    bytes one iteration copies x the groups the loop keeps in flight, 1 + N where the loop waits
-    with ``DEPBAR.LE SB0, N`` (the pipeliner's stages - 1), added to the pending registers'."""
+    (``LDGSTS``, committed in K groups an iteration by K ``LDGDEPBAR``) are read from registers by
+    no one: the loop's wait ``DEPBAR.LE SB0, N`` leaves N groups in flight and the iteration
+    commits K more, so they count as the bytes one iteration copies x (N + K) / K (the pipeliner's
+    stages - 1 iterations), added to the most pending registers'."""
     pending: dict[int, tuple[set[int], int]] = {}  # address of the LDG -> (its registers, bytes)
-    copies, groups, most = 0, 1, 0
+    copies, waiting, commits, most = 0, 0, 0, 0
     for walk in range(2 if looped else 1):
         for addr, ins in body:
             ins = re.sub(r"^@!?U?P\w+\s+", "", ins)
@@ -177,11 +179,13 @@ def inflight_bytes(body: list[tuple[int, str]], looped: bool) -> int:
                 for key in [k for k, (r, _) in pending.items() if r & regs]:
                     del pending[key]
                 pending[addr] = (regs, nbytes)
+            elif opcode == "LDGDEPBAR":
+                commits += walk == 0
             elif (m := _DEPBAR.search(ins)) and walk == 0:
-                groups = max(groups, 1 + int(m.group(1), 0))
+                waiting = max(waiting, int(m.group(1), 0))
             if walk == (1 if looped else 0):
                 most = max(most, sum(b for _, b in pending.values()))
-    return most + copies * groups
+    return most + copies * (waiting + max(1, commits)) // max(1, commits)
 
 
 def sass_report(cubin: bytes) -> dict:

@@ -204,5 +204,10 @@ def test_inflight_bytes_of_a_pipelined_loop():
             *copies, "LDGDEPBAR"]
     assert _inflight(_sass(*body)) == 2 * 64
     assert _inflight(_sass(*[ins.replace("0x1", "0x2") for ins in body])) == 3 * 64
+    # the norm backward's loop commits three groups an iteration (rstd, x, g) and waits for all but
+    # three: one iteration's copies pending at the wait, two once this one's are issued
+    norm = ["DEPBAR.LE SB0, 0x3", "LDS.128 R16, [R51]", "FADD R8, R16, R8", "LDGSTS.E [R55+0x20080], desc[UR4][R6.64]",
+            "LDGDEPBAR", *copies, "LDGDEPBAR", *copies, "LDGDEPBAR"]
+    assert _inflight(_sass(*norm)) == 2 * (4 + 2 * 64)
     # with a register load beside the copies, the most pending at once is added
     assert _inflight(_sass("LDG.E.128 R20, desc[UR4][R2.64]", *body, "FADD R8, R20, R8")) == 2 * 64 + 16
