@@ -140,6 +140,36 @@ def test_reduced_loss_forwards_are_pipelined_without_losing_programs(report):
         assert r["ctas_per_sm"] == static.ctas_per_sm(r["registers"], r["num_warps"], 0), r["op"]
 
 
+def test_class_loop_of_cross_entropy_is_pipelined_without_losing_programs(report):
+    # issue 13: ptxas issued the class loop's second 16-byte load of a step after the exps of the
+    # first (16 bytes in flight a thread, 16 KiB an SM; 67.6% of clone on the H200 of 2026-11-28):
+    # the loop keeps two steps of logits in shared memory (launchers/loss.stream_stages), and that
+    # memory must cap no CTA count the registers allow
+    rows = [r for r in report if r["kernel"] == "ce_logits_fwd_kernel" and r["dtype"] == "bfloat16"]
+    assert {r["op"] for r in rows} == {"cross_entropy_logits", "linear_cross_entropy"}, [r["op"] for r in rows]
+    for r in rows:
+        assert "STAGES=3" in r["config"].split(","), (r["op"], r["config"])
+        assert r["ctas_per_sm"] == static.ctas_per_sm(r["registers"], r["num_warps"], 0), r["op"]
+
+
+# issue 13: the bytes of global loads a thread keeps in flight (static.inflight_bytes) in the
+# loops pipelined for them at 3 stages: two steps' copies, what a step loads a thread x 2 (the
+# norm backward's step: 2 rows of x and g, 512 threads; the others 16-bit tiles: sum 4 x 1024 of
+# g, 128 threads; the losses 4096 of x and t, 256; the class loop 2 x 2048 logits, 256). Plain
+# loops had 16 (sum, the class loop) to 96 bytes (LayerNorm's backward).
+INFLIGHT_FLOORS = {"sum_fwd_kernel": 128, "pointwise_vjp_kernel": 128, "loss_reduce_kernel": 128,
+                   "ce_logits_fwd_kernel": 64, "rms_norm_bwd_kernel": 256}
+
+
+def test_pipelined_loops_keep_two_steps_in_flight(report):
+    rows = [r for r in report if r["kernel"] in INFLIGHT_FLOORS and r["dtype"] == "bfloat16"
+            and "STAGES=3" in r["config"].split(",")]
+    assert {r["kernel"] for r in rows} == set(INFLIGHT_FLOORS), {r["kernel"] for r in rows}
+    low = [(r["op"], r["direction"], r["kernel"], r["inflight_bytes"]) for r in rows
+           if r["inflight_bytes"] < INFLIGHT_FLOORS[r["kernel"]]]
+    assert not low, low
+
+
 def _sass(*instructions, loop=True):
     """A cuobjdump-like listing: the instructions at 0x10 apart, closed by a branch back to the
     first one where ``loop`` (a kernel's innermost loop), else by EXIT."""
