@@ -29,9 +29,9 @@ compile-only backend: each launch compiles its kernel for sm_90 with the launche
                           at any point of that same loop (or kernel): an LDG is pending until the
                           first instruction that reads its registers; a pipelined loop's LDGSTS
                           copies count x the iterations its DEPBAR.LE keeps in flight
-                          (``inflight_bytes``).
-                          Few (under 32 B on a memory-bound main kernel) means ptxas serialized
-                          the loads: too little memory traffic in flight per SM.
+                          (``inflight_bytes``). Read it x threads x ctas_per_sm: on the H200,
+                          memory-bound main kernels holding 16-32 KiB an SM read 68-80% of clone,
+                          48-64 KiB 89-103% (docs/benchmarks/issue13-inflight.md).
 
 The backend is chosen at import, so this module re-runs itself in a subprocess with
 ``TRITON_OPS_COMPILE_ONLY=1`` when imported under another backend.
@@ -148,8 +148,8 @@ def _registers(operand: str) -> set[int]:
 
 def inflight_bytes(body: list[tuple[int, str]], looped: bool) -> int:
     """The most bytes of global loads one thread has issued and not yet used at any point of
-    ``body`` (``inner_loop``'s): an ``LDG``'s destination registers (4 bytes each: ``.128`` = 16
-    bytes, ``.64`` = 8, ``.U16`` = 2, plain = 4) stay pending until the first later instruction
+    ``body`` (``inner_loop``'s): an ``LDG``'s destination registers (its bytes: ``.128`` = 16,
+    ``.64`` = 8, ``.U16`` = 2, plain = 4) stay pending until the first later instruction
     that reads one of them (or an LDG that overwrites them). A loop's body is walked twice, the
     maximum read on the second walk, so that a load issued for the next iteration (a register
     prefetch) counts where it is pending. A software-pipelined loop's copies to shared memory
