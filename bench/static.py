@@ -156,7 +156,9 @@ def inflight_bytes(body: list[tuple[int, str]], looped: bool) -> int:
     (``LDGSTS``, committed in K groups an iteration by K ``LDGDEPBAR``) are read from registers by
     no one: the loop's wait ``DEPBAR.LE SB0, N`` leaves N groups in flight and the iteration
     commits K more, so they count as the bytes one iteration copies x (N + K) / K (the pipeliner's
-    stages - 1 iterations), added to the most pending registers'."""
+    stages - 1 iterations), added to the most pending registers'. Instructions are walked in
+    address order, branches inside the span not followed (a kernel without a loop, a loop's
+    masked tail): the count is of the code as laid out, which is what ptxas scheduled."""
     pending: dict[int, tuple[set[int], int]] = {}  # address of the LDG -> (its registers, bytes)
     copies, waiting, commits, most = 0, 0, 0, 0
     for walk in range(2 if looped else 1):
