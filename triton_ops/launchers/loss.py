@@ -60,7 +60,8 @@ _vjp_memo = runtime.plan_memo()
 # that one tile's loads are in flight while FN runs on another (docs/benchmarks/issue13-loss-forwards.md).
 # Only where both fit in PIPELINE_SMEM (16-bit x and t at 4096 elements: a program's shared memory
 # then caps no CTA count the registers allow) and a program walks enough whole tiles to pay the
-# prologue's two; else plain loads (STAGES = 1).
+# prologue's two; else plain loads (STAGES = 1). cross_entropy_logits' class loop follows the same
+# rule (``stream_stages``; 2 x 2048 16-bit logits a step: docs/benchmarks/issue13-inflight.md).
 PIPELINE_STAGES = 3
 PIPELINE_SMEM = 32 << 10
 PIPELINE_MIN_TILES = 4
