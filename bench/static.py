@@ -25,6 +25,13 @@ compile-only backend: each launch compiles its kernel for sm_90 with the launche
                           kernel: 100 x ISSUE_PER_BYTE x (the op direction's minimum bytes per
                           element) / instr_per_element, at most 100. Read it on the op's main
                           kernel (the one that walks the big tensor), not on a combine.
+  inflight_bytes          the most bytes of global loads one thread has issued and not yet used
+                          at any point of that same loop (or kernel): an LDG is pending until the
+                          first instruction that reads its registers; a pipelined loop's LDGSTS
+                          copies count x the iterations its DEPBAR.LE keeps in flight
+                          (``inflight_bytes``). Read it x threads x ctas_per_sm: on the H200,
+                          memory-bound main kernels holding 16-32 KiB an SM read 68-80% of clone,
+                          48-64 KiB 89-103% (docs/benchmarks/issue13-inflight.md).
 
 The backend is chosen at import, so this module re-runs itself in a subprocess with
 ``TRITON_OPS_COMPILE_ONLY=1`` when imported under another backend.
@@ -61,7 +68,7 @@ ISSUE_PER_BYTE = 23.5 / 4
 
 COLUMNS = ["op", "direction", "dtype", "shape", "kernel", "config", "launches", "registers", "spill_bytes", "smem_bytes",
            "num_warps", "ctas_per_sm", "programs", "waves", "load_bits", "store_bits", "min_load_bits",
-           "min_store_bits", "wgmma", "tma", "wave_efficiency", "instructions", "instr_per_element", "issue_pct"]
+           "min_store_bits", "wgmma", "tma", "wave_efficiency", "instructions", "instr_per_element", "issue_pct", "inflight_bytes"]
 
 
 def ctas_per_sm(registers: int, num_warps: int, smem_bytes: int) -> int:
@@ -99,22 +106,22 @@ def access_bits(ptx: str) -> dict:
 _SASS = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(.*?)\s*;")
 _LOAD = re.compile(r"\bLDG(?:STS)?\b")  # LDGSTS: a pipelined loop's global -> shared copies
 _BACK_BRANCH = re.compile(r"\bBRA\s+(?:`?\(\.L_x_\d+\)\s*)?(0x[0-9a-f]+)")
+_REG = re.compile(r"\bR(\d+)(?:\.reuse)?(\.64)?\b")
+_DEPBAR = re.compile(r"\bDEPBAR\.LE\s+SB0,\s*(0x[0-9a-f]+|\d+)")
+# bytes an LDG / LDGSTS moves per thread, by its width suffix (no suffix: 32 bits)
+_LOAD_BYTES = {"128": 16, "64": 8, "U16": 2, "S16": 2, "U8": 1, "S8": 1}
 
 
-def sass_instructions(cubin: bytes) -> tuple[int, bool]:
-    """(instructions, looped): the SASS instructions (NOPs left out) of the innermost loop that
-    loads from global memory (the shortest span closed by a backward branch holding an LDG, or an
-    LDGSTS: a software-pipelined loop's copies to shared memory), or
-    of the whole kernel without such a loop (a loop of a reduction tree or a row's tail is no
-    stream of tiles)."""
-    from triton.tools.disasm import path_to_cuobjdump
+def sass_lines(text: str) -> list[tuple[int, str]]:
+    """(address, instruction) of a ``cuobjdump -sass`` listing, NOPs left out."""
+    return [(int(a, 16), ins) for a, ins in _SASS.findall(text) if not ins.startswith("NOP")]
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "k.cubin")
-        Path(path).write_bytes(cubin)
-        text = subprocess.run([path_to_cuobjdump(), "-sass", path], capture_output=True, text=True,
-                              timeout=300).stdout
-    lines = [(int(a, 16), ins) for a, ins in _SASS.findall(text) if not ins.startswith("NOP")]
+
+def inner_loop(lines: list[tuple[int, str]]) -> tuple[list[tuple[int, str]], bool]:
+    """(body, looped): the innermost loop that loads from global memory (the shortest span closed
+    by a backward branch holding an LDG, or an LDGSTS: a software-pipelined loop's copies to shared
+    memory), or the whole kernel without such a loop (a loop of a reduction tree or a row's tail is
+    no stream of tiles)."""
     loops = []
     for addr, ins in lines:
         m = _BACK_BRANCH.search(ins)
@@ -123,9 +130,78 @@ def sass_instructions(cubin: bytes) -> tuple[int, bool]:
             if any(_LOAD.search(i) for a, i in lines if first <= a <= addr):
                 loops.append((addr - first, first, addr))
     if not loops:
-        return len(lines), False
+        return lines, False
     _, first, last = min(loops)
-    return sum(first <= a <= last for a, _ in lines), True
+    return [(a, i) for a, i in lines if first <= a <= last], True
+
+
+def _load_bytes(opcode: str) -> int:
+    return next((_LOAD_BYTES[s] for s in opcode.split(".")[1:] if s in _LOAD_BYTES), 4)
+
+
+def _registers(operand: str) -> set[int]:
+    regs = set()
+    for n, wide in _REG.findall(operand):
+        regs.update(range(int(n), int(n) + (2 if wide else 1)))
+    return regs
+
+
+def inflight_bytes(body: list[tuple[int, str]], looped: bool) -> int:
+    """The most bytes of global loads one thread has issued and not yet used at any point of
+    ``body`` (``inner_loop``'s): an ``LDG``'s destination registers (its bytes: ``.128`` = 16,
+    ``.64`` = 8, ``.U16`` = 2, plain = 4) stay pending until the first later instruction
+    that reads one of them (or an LDG that overwrites them). A loop's body is walked twice, the
+    maximum read on the second walk, so that a load issued for the next iteration (a register
+    prefetch) counts where it is pending. A software-pipelined loop's copies to shared memory
+    (``LDGSTS``, committed in K groups an iteration by K ``LDGDEPBAR``) are read from registers by
+    no one: the loop's wait ``DEPBAR.LE SB0, N`` leaves N groups in flight and the iteration
+    commits K more, so they count as the bytes one iteration copies x (N + K) / K (the pipeliner's
+    stages - 1 iterations), added to the most pending registers'. Instructions are walked in
+    address order, branches inside the span not followed (a kernel without a loop, a loop's
+    masked tail): the count is of the code as laid out, which is what ptxas scheduled."""
+    pending: dict[int, tuple[set[int], int]] = {}  # address of the LDG -> (its registers, bytes)
+    copies, waiting, commits, most = 0, 0, 0, 0
+    for walk in range(2 if looped else 1):
+        for addr, ins in body:
+            ins = re.sub(r"^@!?U?P\w+\s+", "", ins)
+            opcode, _, rest = ins.partition(" ")
+            operands = [o.strip() for o in rest.split(",")] if rest else []
+            # the first operand is written, not read, where it is a bare register (LDG R4, ...;
+            # FADD R1, ...); stores and copies name an address there ([R2], desc[UR4][R2.64])
+            writes = _registers(operands[0]) if operands and re.fullmatch(r"R\d+", operands[0]) else set()
+            reads = set().union(*map(_registers, operands[1 if writes else 0:]))
+            for key in [k for k, (regs, _) in pending.items() if regs & reads]:
+                del pending[key]
+            if opcode.startswith("LDGSTS"):
+                copies += _load_bytes(opcode) if walk == 0 else 0
+            elif opcode.startswith("LDG") and writes:
+                nbytes = _load_bytes(opcode)
+                first = min(writes)
+                regs = set(range(first, first + max(1, nbytes // 4)))
+                for key in [k for k, (r, _) in pending.items() if r & regs]:
+                    del pending[key]
+                pending[addr] = (regs, nbytes)
+            elif opcode == "LDGDEPBAR":
+                commits += walk == 0
+            elif (m := _DEPBAR.search(ins)) and walk == 0:
+                waiting = max(waiting, int(m.group(1), 0))
+            if walk == (1 if looped else 0):
+                most = max(most, sum(b for _, b in pending.values()))
+    return most + copies * (waiting + max(1, commits)) // max(1, commits)
+
+
+def sass_report(cubin: bytes) -> dict:
+    """``instructions`` (the SASS instructions of ``inner_loop``'s body: what one thread issues
+    per tile) and ``inflight_bytes`` (``inflight_bytes`` of that body), from one disassembly."""
+    from triton.tools.disasm import path_to_cuobjdump
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "k.cubin")
+        Path(path).write_bytes(cubin)
+        text = subprocess.run([path_to_cuobjdump(), "-sass", path], capture_output=True, text=True,
+                              timeout=300).stdout
+    body, looped = inner_loop(sass_lines(text))
+    return {"instructions": len(body), "inflight_bytes": inflight_bytes(body, looped)}
 
 
 def issue_pct(instr_per_element: float, bytes_per_element: float) -> float:
@@ -179,7 +255,7 @@ def _programs(grid, kwargs) -> int:
 def kernel_row(kernel, grid, kwargs, compiled, bytes_per_element: float = 0.0) -> dict:
     ptx = compiled.asm["ptx"]
     meta = compiled.metadata
-    instructions, _ = sass_instructions(compiled.asm["cubin"])
+    sass = sass_report(compiled.asm["cubin"])
     tile = 1
     for name, value in kwargs.items():
         if name.startswith("BLOCK") and isinstance(value, int) and not isinstance(value, bool):
@@ -191,8 +267,8 @@ def kernel_row(kernel, grid, kwargs, compiled, bytes_per_element: float = 0.0) -
     row["ctas_per_sm"] = ctas_per_sm(row["registers"], row["num_warps"], row["smem_bytes"])
     row["waves"] = row["programs"] / (SMS * row["ctas_per_sm"]) if row["ctas_per_sm"] else float("inf")
     row["wave_efficiency"] = row["waves"] / math.ceil(row["waves"]) if 0 < row["waves"] < float("inf") else 0.0
-    row["instructions"] = instructions
-    row["instr_per_element"] = instructions * 32 * row["num_warps"] / tile
+    row.update(sass)
+    row["instr_per_element"] = sass["instructions"] * 32 * row["num_warps"] / tile
     row["issue_pct"] = 0.0 if row["wgmma"] else issue_pct(row["instr_per_element"], bytes_per_element)
     return row
 
@@ -315,13 +391,14 @@ def run(out, names=None, dtypes=("bfloat16",), timeout=1200, shapes=None) -> lis
 
 def summary(rows) -> str:
     head = f"{'op':<24}{'dir':<9}{'kernel':<26}{'regs':>5}{'spill':>6}{'smem':>7}{'warps':>6}{'cta/SM':>7}" \
-           f"{'programs':>9}{'waves':>8}{'w.eff':>6}{'ld':>5}{'st':>5}{'min ld':>7}{'wgmma':>6}{'ins/el':>7}{'issue%':>7}"
+           f"{'programs':>9}{'waves':>8}{'w.eff':>6}{'ld':>5}{'st':>5}{'min ld':>7}{'wgmma':>6}{'ins/el':>7}{'issue%':>7}{'infl.B':>7}"
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(f"{r['op']:<24}{r['direction']:<9}{r['kernel']:<26}{r['registers']:>5}{r['spill_bytes']:>6}"
                      f"{r['smem_bytes']:>7}{r['num_warps']:>6}{r['ctas_per_sm']:>7}{r['programs']:>9}"
                      f"{r['waves']:>8.2f}{r['wave_efficiency']:>6.2f}{r['load_bits']:>5}{r['store_bits']:>5}"
-                     f"{r['min_load_bits']:>7}{r['wgmma']:>6}{r['instr_per_element']:>7.1f}{r['issue_pct']:>7.0f}")
+                     f"{r['min_load_bits']:>7}{r['wgmma']:>6}{r['instr_per_element']:>7.1f}{r['issue_pct']:>7.0f}"
+                     f"{r['inflight_bytes']:>7}")
     return "\n".join(lines)
 
 

@@ -34,10 +34,26 @@ cosine = triton_ops.registry["cosine_similarity_loss"]
 cos_args = (torch.randn(64, 1000), torch.randn(64, 1000), None, 1e-6, "mean")
 cosine.vjp(*cos_args, cosine.forward(*cos_args))
 
+
+
+def ce_pipelined():
+    """cross_entropy_logits' pipelined class loop (4 steps of 2048 classes or more: STAGES = 3),
+    with index and 16-bit probability targets, label smoothing, reduced and per row."""
+    z = torch.randn(4, 8192).to(torch.bfloat16)
+    for t in (torch.randint(0, 8192, (4,)), torch.softmax(torch.randn(4, 8192), 1).to(torch.bfloat16)):
+        for smoothing in (0.0, 0.1):
+            for reduction in ("mean", "none"):
+                triton_ops.cross_entropy_logits(z, t, label_smoothing=smoothing, reduction=reduction)
+
+
+ce_pipelined()
+print("pipelined variants ok", flush=True)
+
 # The int64-offset variants (chosen on the host for tensors past 2^31 elements), forced.
 triton_ops.runtime.needs_int64 = lambda *extents: True
 triton_ops.runtime.clear_plan_caches()
 cosine.vjp(*cos_args, cosine.forward(*cos_args))
+ce_pipelined()
 for name in ("gelu", "mul", "sum", "mse_loss", "cross_entropy_logits", "cosine_similarity_loss", "layer_norm",
              "softmax", "rms_norm", "linear_cross_entropy"):
     spec = triton_ops.registry[name]

@@ -19,6 +19,7 @@ def test_every_op_compiles_for_sm90():
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     assert proc.stdout.count("compiled ") == len(triton_ops.registry) + 1
     assert "compiled int64 variants" in proc.stdout and "gemm variants ok" in proc.stdout
+    assert "pipelined variants ok" in proc.stdout
 
 
 @pytest.mark.skipif(triton_ops.backend() != "interpreter", reason="the GPU runs the kernels for real")

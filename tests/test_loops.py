@@ -839,6 +839,37 @@ def test_row_kernels_class_loop_gpu_plan(gpu_plans, monkeypatch, C, class_blocks
             _check("cosine_similarity_loss", [z, probs, -1, 1e-6, reduction], f"cosine C={C} {reduction}")
 
 
+def test_class_loop_pipelined_on_a_gpu_plan(gpu_plans):
+    from triton_ops.launchers import loss
+
+    # as on a GPU: 9000 classes are 5 steps of 2048 (the last partial: its lanes load -inf), 16-bit
+    # and float32 logits with index targets take the 3-stage class loop (launchers/loss.stream_stages),
+    # float64 and float32 probabilities (2 x 32 KiB steps) the plain one. The interpreter ignores
+    # num_stages; a GPU runs the pipelined loop here, its values and the saved log-sum-exp (the
+    # gradient) against float64
+    gpu_plans(loss, programs=8)
+    gen = torch.Generator().manual_seed(9000)
+    z = _rand(7, 9000, gen=gen, scale=2.0) + torch.linspace(0, 6, 9000, dtype=F64, device=DEVICE)
+    target = torch.randint(0, 9000, (7,), generator=gen).to(DEVICE)
+    target[2] = -100
+    probs = torch.softmax(_rand(7, 9000, gen=gen), -1)
+    for dtype, t, stages in ((torch.float32, target, 3), (torch.bfloat16, target, 3), (F64, target, 1),
+                             (torch.bfloat16, probs.to(torch.bfloat16), 3), (torch.float32, probs.float(), 1)):
+        plan, _ = loss.ce_logits_forward_plan(loss.layout(z), loss.layout(t), t.is_floating_point(), 1, "mean",
+                                              dtype, t_dtype=t.dtype if t.is_floating_point() else None)
+        assert plan.fixed["STAGES"] == stages, (dtype, t.dtype)
+        if stages == 1:
+            continue
+        zd = z.to(dtype).requires_grad_()
+        out = triton_ops.cross_entropy_logits(zd, t, label_smoothing=0.1)
+        (dz,) = torch.autograd.grad(out, zd)
+        z64 = zd.detach().double().cpu().requires_grad_()
+        ref = F.cross_entropy(z64, t.cpu() if not t.is_floating_point() else t.double().cpu(), label_smoothing=0.1)
+        (dref,) = torch.autograd.grad(ref, z64)
+        assert_close(out, ref.to(dtype), dtype, f"pipelined class loop {dtype} {t.dtype}")
+        assert_close(dz, dref.to(dtype), dtype, f"pipelined class loop {dtype} {t.dtype} gradient")
+
+
 def test_row_kernels_class_loop_interpreter():
     from triton_ops.launchers import loss
 

@@ -138,3 +138,106 @@ def test_reduced_loss_forwards_are_pipelined_without_losing_programs(report):
     for r in rows:
         assert "STAGES=3" in r["config"] and r["smem_bytes"] >= 2 * 4096 * 4, (r["op"], r["config"], r["smem_bytes"])
         assert r["ctas_per_sm"] == static.ctas_per_sm(r["registers"], r["num_warps"], 0), r["op"]
+
+
+def test_class_loop_of_cross_entropy_is_pipelined_without_losing_programs(report):
+    # issue 13: ptxas issued the class loop's second 16-byte load of a step after the exps of the
+    # first (16 bytes in flight a thread, 16 KiB an SM; 67.6% of clone on the H200 of 2026-11-28):
+    # the loop keeps two steps of logits in shared memory (launchers/loss.stream_stages), and that
+    # memory must cap no CTA count the registers allow
+    rows = [r for r in report if r["kernel"] == "ce_logits_fwd_kernel" and r["dtype"] == "bfloat16"]
+    assert {r["op"] for r in rows} == {"cross_entropy_logits", "linear_cross_entropy"}, [r["op"] for r in rows]
+    for r in rows:
+        assert "STAGES=3" in r["config"].split(","), (r["op"], r["config"])
+        assert r["ctas_per_sm"] == static.ctas_per_sm(r["registers"], r["num_warps"], 0), r["op"]
+
+
+# issue 13: the bytes of global loads a thread keeps in flight (static.inflight_bytes) in the
+# loops pipelined for them at 3 stages: two steps' copies, what a step loads a thread x 2 (the
+# norm backward's step: 2 rows of x and g, 512 threads; the others 16-bit tiles: sum 4 x 1024 of
+# g, 128 threads; the losses 4096 of x and t, 256; the class loop 2 x 2048 logits, 256). Plain
+# loops had 16 (sum, the class loop) to 96 bytes (LayerNorm's backward).
+INFLIGHT_FLOORS = {"sum_fwd_kernel": 128, "pointwise_vjp_kernel": 128, "loss_reduce_kernel": 128,
+                   "ce_logits_fwd_kernel": 64, "rms_norm_bwd_kernel": 256}
+
+
+def test_pipelined_loops_keep_two_steps_in_flight(report):
+    rows = [r for r in report if r["kernel"] in INFLIGHT_FLOORS and r["dtype"] == "bfloat16"
+            and "STAGES=3" in r["config"].split(",")]
+    assert {r["kernel"] for r in rows} == set(INFLIGHT_FLOORS), {r["kernel"] for r in rows}
+    low = [(r["op"], r["direction"], r["kernel"], r["inflight_bytes"]) for r in rows
+           if r["inflight_bytes"] < INFLIGHT_FLOORS[r["kernel"]]]
+    assert not low, low
+
+
+def _sass(*instructions, loop=True):
+    """A cuobjdump-like listing: the instructions at 0x10 apart, closed by a branch back to the
+    first one where ``loop`` (a kernel's innermost loop), else by EXIT."""
+    lines = ["/*0000*/ MOV R1, c[0x0][0x28] ;"]
+    lines += [f"/*{16 * (i + 1):04x}*/ {ins} ;" for i, ins in enumerate(instructions)]
+    end = 16 * (len(instructions) + 1)
+    lines.append(f"/*{end:04x}*/ {'BRA 0x10' if loop else 'EXIT'} ;")
+    return "\n".join(f"        {line}" for line in lines)
+
+
+def _inflight(text):
+    return static.inflight_bytes(*static.inner_loop(static.sass_lines(text)))
+
+
+# sum's A_ROWS loop as ptxas compiled it (session 10): each 16-byte load of a thread issued after
+# the adds that used the one before; add's backward: all four issued before the first add
+_ADDS = ["PRMT R40, R{0}, 0x7632, R40", "FADD R8, R{0}, R8", "FADD R9, R{1}, R9", "FADD R10, R{2}, R10",
+         "FADD R11, R{3}, R11"]
+
+
+def _step(first):
+    return [add.format(first, first + 1, first + 2, first + 3) for add in _ADDS]
+
+
+def test_inflight_bytes_one_load_at_a_time_against_four_together():
+    loads = [f"@!P0 LDG.E.128 R{12 + 4 * k}, desc[UR12][R{54 + 2 * k}.64]" for k in range(4)]
+    serial = [ins for k in range(4) for ins in [loads[k], *_step(12 + 4 * k)]]
+    together = loads + [ins for k in range(4) for ins in _step(12 + 4 * k)]
+    assert _inflight(_sass(*serial)) == 16
+    assert _inflight(_sass(*together)) == 64
+    # the third load issued after the first one's first use: two in flight at once
+    interleaved = loads[:2] + _step(12) + loads[2:3] + _step(16) + loads[3:] + _step(20) + _step(24)
+    assert _inflight(_sass(*interleaved)) == 32
+    # the instruction count reads the same loop: its body and the branch closing it
+    body, looped = static.inner_loop(static.sass_lines(_sass(*together)))
+    assert looped and len(body) == len(together) + 1
+
+
+def test_inflight_bytes_widths_uses_and_prefetch():
+    # widths: 8-byte, 2-byte (bf16 scalar) and plain 4-byte loads, none used before the branch
+    assert _inflight(_sass("LDG.E.64 R4, desc[UR4][R2.64]", "LDG.E.U16 R6, desc[UR4][R2.64+0x8]",
+                           "LDG.E R7, desc[UR4][R2.64+0x10]", "FADD R9, R4, R6", "FADD R9, R9, R7")) == 14
+    # a use through a 64-bit operand (R4.64: R4 and R5, a gathered address) ends a load's flight
+    assert _inflight(_sass("LDG.E R5, desc[UR4][R2.64]", "LDG.E R8, desc[UR4][R4.64]",
+                           "FADD R9, R8, R9")) == 4
+    # a register prefetch: the next iteration's load issued at the end of this one, used at the
+    # top of the next (read on the loop's second walk) beside this iteration's second load
+    assert _inflight(_sass("FADD R9, R12, R9", "LDG.E.128 R16, desc[UR4][R2.64]", "FADD R9, R16, R9",
+                           "LDG.E.128 R12, desc[UR4][R2.64+0x800]")) == 16
+    assert _inflight(_sass("LDG.E.128 R16, desc[UR4][R2.64]", "FADD R9, R12, R9", "FADD R9, R16, R9",
+                           "LDG.E.128 R12, desc[UR4][R2.64+0x800]")) == 32
+    # a kernel with no loop: the whole kernel, walked once
+    assert _inflight(_sass("LDG.E.128 R16, desc[UR4][R2.64]", "LDG.E.128 R20, desc[UR4][R2.64+0x10]",
+                           "STG.E.128 desc[UR4][R6.64], R16", "FADD R9, R20, R9", loop=False)) == 32
+
+
+def test_inflight_bytes_of_a_pipelined_loop():
+    # Triton's pipeliner at 3 stages (the A_ROWS column sum, session 10): four 16-byte copies to
+    # shared memory an iteration, a wait that leaves one group pending: two groups in flight
+    copies = [f"LDGSTS.E.BYPASS.128 [R13+{hex(0x800 * k)}], desc[UR10][R{52 + 2 * k}.64], P4" for k in range(4)]
+    body = ["DEPBAR.LE SB0, 0x1", "BAR.SYNC.DEFER_BLOCKING 0x0", "LDS.128 R16, [R51]", "FADD R8, R16, R8",
+            *copies, "LDGDEPBAR"]
+    assert _inflight(_sass(*body)) == 2 * 64
+    assert _inflight(_sass(*[ins.replace("0x1", "0x2") for ins in body])) == 3 * 64
+    # the norm backward's loop commits three groups an iteration (rstd, x, g) and waits for all but
+    # three: one iteration's copies pending at the wait, two once this one's are issued
+    norm = ["DEPBAR.LE SB0, 0x3", "LDS.128 R16, [R51]", "FADD R8, R16, R8", "LDGSTS.E [R55+0x20080], desc[UR4][R6.64]",
+            "LDGDEPBAR", *copies, "LDGDEPBAR", *copies, "LDGDEPBAR"]
+    assert _inflight(_sass(*norm)) == 2 * (4 + 2 * 64)
+    # with a register load beside the copies, the most pending at once is added
+    assert _inflight(_sass("LDG.E.128 R20, desc[UR4][R2.64]", *body, "FADD R8, R20, R8")) == 2 * 64 + 16

@@ -90,7 +90,7 @@ def ce_logits_fwd_kernel(loss_ptr, lse_ptr, tsum_ptr, factor_ptr, z_ptr, t_ptr, 
                          z_r, t_r, z_c, t_c, ignore_index,
                          PROBS: tl.constexpr, SMOOTH: tl.constexpr, REDUCE: tl.constexpr, MEAN: tl.constexpr,
                          FINAL: tl.constexpr, SAVE: tl.constexpr, COMPUTE: tl.constexpr, BLOCK_R: tl.constexpr,
-                         BLOCK_C: tl.constexpr, INDEX_64: tl.constexpr):
+                         BLOCK_C: tl.constexpr, STAGES: tl.constexpr, INDEX_64: tl.constexpr):
     # One program owns BLOCK_R rows and walks their C classes in BLOCK_C steps. Each lane keeps
     # its own running (max, sum) of an online log-sum-exp (one exp per logit, no cross-lane
     # reduction inside the loop); the lanes are combined once, after the loop. Any class count
@@ -99,7 +99,9 @@ def ce_logits_fwd_kernel(loss_ptr, lse_ptr, tsum_ptr, factor_ptr, z_ptr, t_ptr, 
     # (FINAL: the only program of a reduction) the loss itself and the mean's factor
     # 1 / max(count, 1). SAVE (a gradient will be asked for): the log-sum-exp per row, and the
     # target mass per row for probability targets. SMOOTH (label smoothing not 0): the row's
-    # logit sum too. Bytes: |z| (+ |t|) + 4 R (+ 4 R) + 8 per program.
+    # logit sum too. Bytes: |z| (+ |t|) + 4 R (+ 4 R) + 8 per program. STAGES > 1
+    # (launchers/loss.stream_stages): the class steps' loads are software-pipelined (the next
+    # STAGES - 1 steps copied to shared memory while the exps run on this one).
     rows, row_mask, z_row, t_row = rows_of_program(R, r_sizes, z_r, t_r, BLOCK_R, INDEX_64)
     smoothing = joined(numbers[0], numbers[1], COMPUTE)
     # The running max starts at the lowest finite value, not -inf: z - m is then never
@@ -109,7 +111,7 @@ def ce_logits_fwd_kernel(loss_ptr, lse_ptr, tsum_ptr, factor_ptr, z_ptr, t_ptr, 
     z_acc = tl.zeros([BLOCK_R, BLOCK_C], COMPUTE)
     t_acc = tl.zeros([BLOCK_R, BLOCK_C], COMPUTE)
     tz_acc = tl.zeros([BLOCK_R, BLOCK_C], COMPUTE)
-    for c0 in range(0, C, BLOCK_C):
+    for c0 in tl.range(0, C, BLOCK_C, num_stages=STAGES):
         cols = block_span(c0, BLOCK_C, INDEX_64)
         mask = row_mask[:, None] & (cols < C)[None, :]
         z = tl.load(z_ptr + z_row[:, None] + cols[None, :] * z_c, mask=mask, other=float("-inf")).to(COMPUTE)

@@ -60,18 +60,26 @@ _vjp_memo = runtime.plan_memo()
 # that one tile's loads are in flight while FN runs on another (docs/benchmarks/issue13-loss-forwards.md).
 # Only where both fit in PIPELINE_SMEM (16-bit x and t at 4096 elements: a program's shared memory
 # then caps no CTA count the registers allow) and a program walks enough whole tiles to pay the
-# prologue's two; else plain loads (STAGES = 1).
+# prologue's two; else plain loads (STAGES = 1). cross_entropy_logits' class loop follows the same
+# rule (``stream_stages``; 2 x 2048 16-bit logits a step: docs/benchmarks/issue13-inflight.md).
 PIPELINE_STAGES = 3
 PIPELINE_SMEM = 32 << 10
 PIPELINE_MIN_TILES = 4
 
 
+def stream_stages(steps: int, stage_bytes: int) -> int:
+    """STAGES of a loss kernel's streaming loop of ``steps`` tiles, ``stage_bytes`` of loads each
+    (every operand the pipeliner copies): PIPELINE_STAGES where the loop walks PIPELINE_MIN_TILES
+    at least and its buffers fit PIPELINE_SMEM, else 1 (plain loads)."""
+    if steps < PIPELINE_MIN_TILES:
+        return 1
+    return runtime.pipeline_stages(PIPELINE_STAGES, stage_bytes, PIPELINE_SMEM)
+
+
 def reduce_stages(block_r, block_k, r_per_program, x_dtype, t_dtype) -> int:
     """The reduced forward's STAGES for its tiles and chunk."""
-    if r_per_program < PIPELINE_MIN_TILES * block_r:
-        return 1
-    stage = block_r * block_k * (runtime.dtype_size(x_dtype) + runtime.dtype_size(t_dtype))
-    return runtime.pipeline_stages(PIPELINE_STAGES, stage, PIPELINE_SMEM)
+    return stream_stages(r_per_program // block_r,
+                         block_r * block_k * (runtime.dtype_size(x_dtype) + runtime.dtype_size(t_dtype)))
 
 
 @runtime.plan_cache
@@ -210,15 +218,21 @@ def _cel_rows(z, target, probs, dim, extra: dict):
 
 
 @runtime.plan_cache
-def ce_logits_forward_plan(z, target, probs, dim, reduction, dtype, save=True, alone=True, smooth=False):
+def ce_logits_forward_plan(z, target, probs, dim, reduction, dtype, save=True, alone=True, smooth=False,
+                           t_dtype=None):
     """(LaunchPlan, programs) of the forward row kernel. ``save``: store what the VJP reads;
     ``alone``: the launch is the whole reduction (not one chunk of linear_cross_entropy's), so
     a single program writes the loss itself (FINAL: no partials, no combine); ``smooth``: the
-    label smoothing is not 0 (the kernel sums each row's logits only then)."""
+    label smoothing is not 0 (the kernel sums each row's logits only then); ``t_dtype``: the
+    probability targets' dtype (index targets: None). The class loop is pipelined
+    (``stream_stages``: the next two steps of logits, and probabilities, in shared memory while
+    the exps run on this one), where ptxas issued a thread's second 16-byte load of a step after
+    the exps of its first (16 bytes in flight a thread: docs/benchmarks/issue13-inflight.md)."""
     rows = _cel_rows(z, target, probs, dim, {})
     C = z[0][dim]
     R = rows.numel
     block_r, block_c = rows_config(R, C)
+    step_bytes = block_r * block_c * (runtime.dtype_size(dtype) + (runtime.dtype_size(t_dtype) if probs else 0))
     programs = runtime.cdiv(R, block_r)
     reduce = reduction != "none"
     launch = runtime.LaunchPlan(
@@ -226,7 +240,7 @@ def ce_logits_forward_plan(z, target, probs, dim, reduction, dtype, save=True, a
         r_sizes=rows.sizes, R=R, C=C, z_r=rows.strides["z"], t_r=rows.strides["t"], z_c=z[1][dim],
         t_c=target[1][dim] if probs else 0, PROBS=probs, SMOOTH=smooth, REDUCE=reduce, MEAN=reduction == "mean",
         FINAL=reduce and alone and programs == 1, SAVE=save, COMPUTE=runtime.compute_dtype(dtype),
-        BLOCK_R=block_r, BLOCK_C=block_c,
+        BLOCK_R=block_r, BLOCK_C=block_c, STAGES=stream_stages(runtime.cdiv(C, block_c), step_bytes),
         INDEX_64=runtime.needs_int64(*_extents(z, target), R - 1, 2 * programs - 1))  # last offsets: loss/lse rows, partials
     return launch, programs
 
@@ -248,7 +262,7 @@ def cross_entropy_logits_forward(z, target, dim, ignore_index, label_smoothing, 
     if R == 0 or C == 0:  # (the VJP reads no statistics then; saved, they are defined all the same)
         return (out.zero_(), stats.fill_(1.0)) if save else out.zero_()
     launch, programs = ce_logits_forward_plan(layout(z), layout(target), probs, dim, reduction, z.dtype, save,
-                                               smooth=label_smoothing != 0)
+                                               smooth=label_smoothing != 0, t_dtype=target.dtype if probs else None)
     lse, tsum, factor = ce_logits_stats(stats, R, probs) if save else (out, out, out)  # unsaved: pointers unread
     numbers = split_float(label_smoothing, launch.fixed["COMPUTE"])
     if reduction == "none" or launch.fixed["FINAL"]:
