@@ -16,7 +16,8 @@ op's minimum bytes (GEMM-bound steps: the time alone). Families:
 - ``embedding``: the embedding backward's chunk programs (``launchers/shape.SCATTER_TILE_BYTES``,
   warps, stages) at 65536 indices into 32768 x 1024 (issue 13: 24% of clone, 2 programs an SM).
 - ``loss``: the reduced loss forwards' pipelining (``launchers/loss.PIPELINE_STAGES``): plain loads
-  against 2-4 stages, BCE-like and mse (issue 13: 80% of clone before the pipelining).
+  against 2-4 stages, BCE-like and mse (issue 13: 80% of clone before the pipelining), and
+  cross_entropy_logits' class loop under the same constants (67.6% before).
 - ``lce``: ``linear_cross_entropy``'s rows per chunk (``launchers/llm.chunk_rows``), the whole
   training step at Llama-3's vocabulary (issue 16).
 - ``tf32``: float32 GEMM tiles on TF32 (``torch.set_float32_matmul_precision("high")``), forward and
@@ -133,8 +134,9 @@ EMBEDDING = [("default", {})] + [(f"{b}Bw{w}s{s}", dict(SCATTER_TILE_BYTES=b, SC
 TF32 = [("default", {})] + [(f"{m}x{n}x{k}w{w}s{s}", dict(BLOCK_M=m, BLOCK_N=n, BLOCK_K=k, num_warps=w, num_stages=s))
                             for m, n, k, w, s in ((128, 128, 32, 8, 3), (256, 128, 32, 8, 3), (128, 256, 32, 8, 4),
                                                   (128, 128, 64, 8, 3), (128, 128, 32, 4, 4))]
-# the reduced loss forwards' software pipelining (launchers/loss.reduce_stages): plain loads, or 2-4
-# stages of global -> shared copies (docs/benchmarks/issue13-loss-forwards.md)
+# the reduced loss forwards' and cross_entropy_logits' class loop's software pipelining
+# (launchers/loss.stream_stages): plain loads, or 2-4 stages of global -> shared copies
+# (docs/benchmarks/issue13-loss-forwards.md, issue13-inflight.md)
 LOSS = [("default", {}), ("plain", dict(PIPELINE_STAGES=1)), ("2stages", dict(PIPELINE_STAGES=2)),
         ("4stages48K", dict(PIPELINE_STAGES=4, PIPELINE_SMEM=48 << 10))]
 LCE = [("default", {}), ("chunk512", dict(rows=512)), ("chunk1024", dict(rows=1024)),
@@ -160,6 +162,8 @@ def family_cases(family: str, hidden=(1024, 2048, 4096, 8192), rows=16384):
     elif family == "loss":
         for op in ("binary_cross_entropy", "bce_log_clamp", "poisson_nll_rate_full", "cross_entropy", "mse_loss"):
             yield op, "forward", (rows, 8192), [(n, lambda kw=kw: patched(loss, **kw)) for n, kw in LOSS]
+        # the class loop of cross_entropy_logits follows the same stages (launchers/loss.stream_stages)
+        yield "cross_entropy_logits", "forward", (8192, 32768), [(n, lambda kw=kw: patched(loss, **kw)) for n, kw in LOSS]
     elif family == "lce":
         spec = triton_ops.registry["linear_cross_entropy"]
         yield "linear_cross_entropy", "full", cases.quick_shape(spec, gpu=True), \
