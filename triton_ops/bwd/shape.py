@@ -54,6 +54,13 @@ def chunk_segments(keys_ptr, p, n, BLOCK_I, SPILL):
     return start, k0, kl, first_in, skipped, last_out, overhang, lead
 
 
+@helper
+def g_row(g_ptr, order_ptr, r, i_sizes, g_i, ce, g_e, e_mask):
+    """The row of g at sorted position r, columns ce (every key of a walk is >= 0: no key masks
+    the load, which then waits on the order alone and pipelines)."""
+    return tl.load(g_ptr + group_offsets(tl.load(order_ptr + r), i_sizes, g_i) + ce * g_e, mask=e_mask, other=0.0)
+
+
 @triton.jit
 def embedding_bwd_kernel(dw_ptr, part_ptr, g_ptr, order_ptr, keys_ptr, flags_ptr, n, V, E, i_sizes, g_i, g_e,
                          zero_programs, COMPUTE: tl.constexpr, BLOCK_I: tl.constexpr, SPILL: tl.constexpr,
@@ -80,31 +87,37 @@ def embedding_bwd_kernel(dw_ptr, part_ptr, g_ptr, order_ptr, keys_ptr, flags_ptr
     else:
         p = pid - zero_programs
         start, k0, kl, first_in, skipped, last_out, overhang, lead = chunk_segments(keys_ptr, p, n, BLOCK_I, SPILL)
+        rc = start + tl.arange(0, BLOCK_I)
+        # the first run's rows in the chunk: walked apart (a long run's partial) or skipped (chunk
+        # p - 1 finished it, or index -1: it adds to no row)
+        head = tl.where(first_in | (k0 < 0), tl.sum((tl.load(keys_ptr + rc, mask=rc < n, other=-2) == k0)
+                                                     .to(tl.int64), axis=0), 0)
         ro = start + BLOCK_I + tl.arange(0, SPILL)  # the overhang: the last run's rows past the chunk
-        ours = tl.where(overhang, (ro < n) & (tl.load(keys_ptr + ro, mask=ro < n, other=-2) == kl), False)
+        ours = tl.where(overhang & (kl >= 0), (ro < n) & (tl.load(keys_ptr + ro, mask=ro < n, other=-2) == kl), False)
         stop = tl.minimum(start + BLOCK_I, n) + tl.sum(ours.to(tl.int64), axis=0)
+        long_head = first_in & ~skipped & (k0 >= 0)  # its sum is a partial: slot 1 if it goes on, else 0
+        long_tail = last_out & ~overhang & (kl >= 0) & (start + head < stop)  # the last run's: slot 1
         part_row = part_ptr + p.to(tl.int64) * 2 * E
         for e0 in range(0, E, BLOCK_E):
             ce = e0 + re
             e_mask = ce < E
+            if long_head:
+                acc = tl.zeros([BLOCK_E], COMPUTE)
+                for r in tl.range(start, start + head, num_stages=STAGES):
+                    acc += g_row(g_ptr, order_ptr, r, i_sizes, g_i, ce, g_e, e_mask).to(COMPUTE)
+                tl.store(part_row + ((k0 == kl) & last_out).to(tl.int64) * E + ce, acc, mask=e_mask)
             acc = tl.zeros([BLOCK_E], COMPUTE)
-            for r in tl.range(start, stop, num_stages=STAGES):
+            for r in tl.range(start + head, stop, num_stages=STAGES):
+                acc += g_row(g_ptr, order_ptr, r, i_sizes, g_i, ce, g_e, e_mask).to(COMPUTE)
                 k = tl.load(keys_ptr + r)
-                first = first_in & (k == k0)  # the first run began before the chunk
-                use = (k >= 0) & ~(skipped & first)
-                row = group_offsets(tl.load(order_ptr + r), i_sizes, g_i)
-                acc += tl.load(g_ptr + row + ce * g_e, mask=tl.where(use, e_mask, False), other=0.0).to(COMPUTE)
-                # the run ends here: the next key differs, or the walk ends (a long run goes on)
-                end = (tl.load(keys_ptr + r + 1, mask=r + 1 < n, other=-2) != k) | (r == stop - 1)
-                crossing = last_out & (k == kl)
-                slot1 = crossing & ~overhang  # the last run is long: its sum is a partial
-                to_dw = end & (k >= 0) & ~first & ~slot1
-                # partials of long runs: the first run's rows (slot 0, it ends here) or the last's (slot 1)
-                to_part = end & ((first & ~skipped & ~crossing) | slot1)
+                # the run ends here (the next key differs, or the walk ends) and is not the long last one
+                to_dw = ((tl.load(keys_ptr + r + 1, mask=r + 1 < n, other=-2) != k) | (r == stop - 1)) \
+                    & ~(long_tail & (k == kl))
                 tl.store(dw_ptr + k.to(tl.int64) * E + ce, acc.to(dw_ptr.dtype.element_ty),
                          mask=tl.where(to_dw, e_mask, False))
-                tl.store(part_row + slot1.to(tl.int64) * E + ce, acc, mask=tl.where(to_part, e_mask, False))
-                acc = tl.where(end, 0.0, acc)
+                acc = tl.where(to_dw, 0.0, acc)
+            if long_tail:
+                tl.store(part_row + E + ce, acc, mask=e_mask)
 
 
 @triton.jit
