@@ -64,7 +64,7 @@ def _key_dtype(V):
 # registers, 2 programs an SM) at 162 us for 65536 indices into 32768 x 1024 bf16 (24% of clone).
 # This one walks the positions with one running row (docs/benchmarks/issue13-embedding3.md;
 # bench.variants embedding measures the others).
-SCATTER_CHUNK, SCATTER_TILE_BYTES, SCATTER_WARPS, SCATTER_STAGES = 32, 2048, 4, 4
+SCATTER_CHUNK, SCATTER_TILE_BYTES, SCATTER_WARPS, SCATTER_STAGES = 32, 2048, 4, 6
 
 
 @runtime.plan_cache
