@@ -110,9 +110,9 @@ def embedding_bwd_kernel(dw_ptr, part_ptr, g_ptr, order_ptr, keys_ptr, flags_ptr
             for r in tl.range(start + head, stop, num_stages=STAGES):
                 acc += g_row(g_ptr, order_ptr, r, i_sizes, g_i, ce, g_e, e_mask).to(COMPUTE)
                 k = tl.load(keys_ptr + r)
-                # the run ends here (the next key differs, or the walk ends) and is not the long last one
-                to_dw = ((tl.load(keys_ptr + r + 1, mask=r + 1 < n, other=-2) != k) | (r == stop - 1)) \
-                    & ~(long_tail & (k == kl))
+                # the run ends here (the next key differs: the walk's last key always does, as its
+                # overhang stops before the run does) and is not the long last one
+                to_dw = (tl.load(keys_ptr + r + 1, mask=r + 1 < n, other=-2) != k) & ~(long_tail & (k == kl))
                 tl.store(dw_ptr + k.to(tl.int64) * E + ce, acc.to(dw_ptr.dtype.element_ty),
                          mask=tl.where(to_dw, e_mask, False))
                 acc = tl.where(to_dw, 0.0, acc)
