@@ -69,12 +69,14 @@ def embedding_bwd_kernel(dw_ptr, part_ptr, g_ptr, order_ptr, keys_ptr, flags_ptr
     # names (flag 0): bytes ZERO_ROWS flags + the zero rows. Every other program owns BLOCK_I
     # consecutive positions of the stably sorted indices (a chunk), plus its overhang, and per
     # BLOCK_E tile of E walks them in order with one running row: each position's g row (through
-    # the sort's order) is added; where a run of one index ends the row is written (dweight, a
-    # partial, or nowhere, as chunk_segments says) and starts again at 0. A fixed order of adds
-    # (deterministic, no atomics), no matrix product, no layout conversion; the row loads depend on
-    # no sum, so the pipeline keeps STAGES - 1 next rows in flight. Bytes: its rows of g, each
-    # once, and their dweight rows; 18 per position a tile (keys twice, order); partial rows only
-    # for runs reaching more than SPILL past a chunk.
+    # the sort's order) is added; where a run of one index ends the row is written to dweight and
+    # starts again at 0. The chunk's first run, when it began before the chunk, is skipped (the
+    # chunk before finished it) or walked apart into a partial row, and a long last run's sum is
+    # a partial too (chunk_segments' roles; the fix-up adds the partials). A fixed order of adds
+    # (deterministic, no atomics), no matrix product, no layout conversion in the walk; no row
+    # load waits on a sum or a key, so the pipeline keeps STAGES - 1 next rows in flight. Bytes:
+    # its rows of g, each once, and their dweight rows; per position a tile its key twice and its
+    # order; partial rows only for runs reaching more than SPILL past a chunk.
     pid = tl.program_id(0)
     re = tl.arange(0, BLOCK_E)
     if pid < zero_programs:
@@ -110,9 +112,10 @@ def embedding_bwd_kernel(dw_ptr, part_ptr, g_ptr, order_ptr, keys_ptr, flags_ptr
             for r in tl.range(start + head, stop, num_stages=STAGES):
                 acc += g_row(g_ptr, order_ptr, r, i_sizes, g_i, ce, g_e, e_mask).to(COMPUTE)
                 k = tl.load(keys_ptr + r)
-                # the run ends here (the next key differs: the walk's last key always does, as its
-                # overhang stops before the run does) and is not the long last one
-                to_dw = (tl.load(keys_ptr + r + 1, mask=r + 1 < n, other=-2) != k) & ~(long_tail & (k == kl))
+                # the run ends here: the next key differs (the walk's last key always does, its
+                # overhang stopping where the run does, except for a long last run: its sum stays
+                # in acc for its partial)
+                to_dw = tl.load(keys_ptr + r + 1, mask=r + 1 < n, other=-2) != k
                 tl.store(dw_ptr + k.to(tl.int64) * E + ce, acc.to(dw_ptr.dtype.element_ty),
                          mask=tl.where(to_dw, e_mask, False))
                 acc = tl.where(to_dw, 0.0, acc)

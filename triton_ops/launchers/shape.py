@@ -59,11 +59,12 @@ def _key_dtype(V):
 
 
 # The chunk programs on a GPU: sorted positions a chunk, E tiles (bytes of a row segment: a bf16
-# row of 1024 whole), warps, and pipeline stages (STAGES - 1 rows of g in flight per program).
-# The H200 of 2026-11-28 measured the matrix-product kernel before this one (512-byte tiles, 255
-# registers, 2 programs an SM) at 162 us for 65536 indices into 32768 x 1024 bf16 (24% of clone).
-# This one walks the positions with one running row (docs/benchmarks/issue13-embedding3.md;
-# bench.variants embedding measures the others).
+# row of 1024 whole), warps, and the walk's pipeline stages (STAGES - 1 rows of g in flight a
+# program). The H200 of 2026-11-28 measured the matrix-product kernel before this one (512-byte
+# tiles, 255 registers, 2 programs an SM) at 162 us for 65536 indices into 32768 x 1024 bf16 (24%
+# of clone). This one walks the positions with one running row: sm_90, Triton 3.6 and 3.9, 80
+# registers, 6 programs an SM, 10 KiB of g in flight a program (docs/benchmarks/
+# issue13-embedding3.md; bench.variants embedding measures the others).
 SCATTER_CHUNK, SCATTER_TILE_BYTES, SCATTER_WARPS, SCATTER_STAGES = 32, 2048, 4, 6
 
 
