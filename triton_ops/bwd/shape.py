@@ -109,16 +109,18 @@ def embedding_bwd_kernel(dw_ptr, part_ptr, g_ptr, order_ptr, keys_ptr, flags_ptr
                     acc += g_row(g_ptr, order_ptr, r, i_sizes, g_i, ce, g_e, e_mask).to(COMPUTE)
                 tl.store(part_row + ((k0 == kl) & last_out).to(tl.int64) * E + ce, acc, mask=e_mask)
             acc = tl.zeros([BLOCK_E], COMPUTE)
+            k = tl.load(keys_ptr + start + head, mask=start + head < n, other=-2)
             for r in tl.range(start + head, stop, num_stages=STAGES):
                 acc += g_row(g_ptr, order_ptr, r, i_sizes, g_i, ce, g_e, e_mask).to(COMPUTE)
-                k = tl.load(keys_ptr + r)
                 # the run ends here: the next key differs (the walk's last key always does, its
                 # overhang stopping where the run does, except for a long last run: its sum stays
                 # in acc for its partial)
-                to_dw = tl.load(keys_ptr + r + 1, mask=r + 1 < n, other=-2) != k
+                k_next = tl.load(keys_ptr + r + 1, mask=r + 1 < n, other=-2)
+                to_dw = k_next != k
                 tl.store(dw_ptr + k.to(tl.int64) * E + ce, acc.to(dw_ptr.dtype.element_ty),
                          mask=tl.where(to_dw, e_mask, False))
                 acc = tl.where(to_dw, 0.0, acc)
+                k = k_next
             if long_tail:
                 tl.store(part_row + E + ce, acc, mask=e_mask)
 
