@@ -75,7 +75,7 @@ def embedding_bwd_kernel(dw_ptr, part_ptr, g_ptr, order_ptr, keys_ptr, flags_ptr
     # a partial too (chunk_segments' roles; the fix-up adds the partials). A fixed order of adds
     # (deterministic, no atomics), no matrix product, no layout conversion in the walk; no row
     # load waits on a sum or a key, so the pipeline keeps STAGES - 1 next rows in flight. Bytes:
-    # its rows of g, each once, and their dweight rows; per position a tile its key twice and its
+    # its rows of g, each once, and their dweight rows; per position a tile its key and its
     # order; partial rows only for runs reaching more than SPILL past a chunk.
     pid = tl.program_id(0)
     re = tl.arange(0, BLOCK_E)
