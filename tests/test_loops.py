@@ -988,7 +988,7 @@ def _runs(kind, n, V, gen):
                                       ("skewed", (1500,), 90), ("lengths", (2000,), 500)])
 def test_embedding_gpu_plan_chunks(gpu_plans, kind, n, V):
     """As on a GPU: chunks of 32 sorted positions, 8 positions of overhang, the fix-up adding the
-    partials of longer runs (16 chunks a program); against float64 and bitwise repeatable."""
+    partials of longer runs (64 chunks a program); against float64 and bitwise repeatable."""
     from triton_ops.launchers import shape
 
     gpu_plans(shape, programs=8)

@@ -54,19 +54,29 @@ def chunk_segments(keys_ptr, p, n, BLOCK_I, SPILL):
     return start, k0, kl, first_in, skipped, last_out, overhang, lead
 
 
+@helper
+def g_row(g_ptr, order_ptr, r, i_sizes, g_i, ce, g_e, e_mask):
+    """The row of g at sorted position r, columns ce (every key of a walk is >= 0: no key masks
+    the load, which then waits on the order alone and pipelines)."""
+    return tl.load(g_ptr + group_offsets(tl.load(order_ptr + r), i_sizes, g_i) + ce * g_e, mask=e_mask, other=0.0)
+
+
 @triton.jit
 def embedding_bwd_kernel(dw_ptr, part_ptr, g_ptr, order_ptr, keys_ptr, flags_ptr, n, V, E, i_sizes, g_i, g_e,
-                         zero_programs, COMPUTE: tl.constexpr, DOT: tl.constexpr, BLOCK_I: tl.constexpr,
-                         SPILL: tl.constexpr, ZERO_ROWS: tl.constexpr, BLOCK_E: tl.constexpr):
+                         zero_programs, COMPUTE: tl.constexpr, BLOCK_I: tl.constexpr, SPILL: tl.constexpr,
+                         ZERO_ROWS: tl.constexpr, BLOCK_E: tl.constexpr, STAGES: tl.constexpr):
     # Programs [0, zero_programs) each own ZERO_ROWS rows of dweight and write 0 to those no index
     # names (flag 0): bytes ZERO_ROWS flags + the zero rows. Every other program owns BLOCK_I
-    # consecutive positions of the stably sorted indices (a chunk) and walks E in BLOCK_E tiles:
-    # per tile it gathers its positions' rows of g at once (BLOCK_I independent 128-bit row loads,
-    # which the pipeline keeps in flight across tiles), sums each run of one index by a 0/1 matrix
-    # product (exact products, a fixed summation order: deterministic, no atomics) and writes each
-    # dweight row whose run lies in the chunk once; runs crossing the chunk's edges go as
-    # chunk_segments says. Bytes: its rows of g and their dweight rows, 10 per position (order,
-    # keys) read once; partial rows only for runs reaching more than SPILL past a chunk.
+    # consecutive positions of the stably sorted indices (a chunk), plus its overhang, and per
+    # BLOCK_E tile of E walks them in order with one running row: each position's g row (through
+    # the sort's order) is added; where a run of one index ends the row is written to dweight and
+    # starts again at 0. The chunk's first run, when it began before the chunk, is skipped (the
+    # chunk before finished it) or walked apart into a partial row, and a long last run's sum is
+    # a partial too (chunk_segments' roles; the fix-up adds the partials). A fixed order of adds
+    # (deterministic, no atomics), no matrix product, no layout conversion in the walk; no row
+    # load waits on a sum or a key, so the pipeline keeps STAGES - 1 next rows in flight. Bytes:
+    # its rows of g, each once, and their dweight rows; per position a tile its key and its
+    # order; partial rows only for runs reaching more than SPILL past a chunk.
     pid = tl.program_id(0)
     re = tl.arange(0, BLOCK_E)
     if pid < zero_programs:
@@ -79,68 +89,69 @@ def embedding_bwd_kernel(dw_ptr, part_ptr, g_ptr, order_ptr, keys_ptr, flags_ptr
     else:
         p = pid - zero_programs
         start, k0, kl, first_in, skipped, last_out, overhang, lead = chunk_segments(keys_ptr, p, n, BLOCK_I, SPILL)
-        r = start + tl.arange(0, BLOCK_I)
-        live = r < n
-        k = tl.load(keys_ptr + r, mask=live, other=-2)
-        # the last row of its run in the chunk
-        end = (tl.load(keys_ptr + r + 1, mask=r + 1 < n, other=-2) != k) | (r == start + BLOCK_I - 1)
-        # a chunk-wide flag joins a per-row one through tl.where: under the interpreter `flag & rows`
-        # takes the rows' key type (a non-boolean mask)
-        first = tl.where(first_in, k == k0, False)
-        crossing = tl.where(last_out, k == kl, False)
-        slot1 = tl.where(overhang, False, crossing)  # the last run is long: its rows' sum is a partial
-        need = live & (k >= 0) & ~tl.where(skipped, first, False)
-        g_rows = group_offsets(tl.load(order_ptr + r, mask=need, other=0), i_sizes, g_i)
-        to_dw = live & end & (k >= 0) & ~first & ~slot1
-        dw_rows = k.to(tl.int64) * E
-        # partials of long runs: the first run's rows (slot 0, it ends here) or the last's (slot 1)
-        to_part = live & end & ((tl.where(skipped, False, first) & ~crossing) | slot1)
-        part_rows = (p.to(tl.int64) * 2 + slot1.to(tl.int64)) * E
-        # every row gets the sum of its run's rows in the chunk (sorted keys: same key, same run)
-        same = (k[:, None] == k[None, :]).to(DOT)
+        rc = start + tl.arange(0, BLOCK_I)
+        # the first run's rows in the chunk: walked apart (a long run's partial) or skipped (chunk
+        # p - 1 finished it, or index -1: it adds to no row)
+        head = tl.where(first_in | (k0 < 0), tl.sum((tl.load(keys_ptr + rc, mask=rc < n, other=-2) == k0)
+                                                     .to(tl.int64), axis=0), 0)
         ro = start + BLOCK_I + tl.arange(0, SPILL)  # the overhang: the last run's rows past the chunk
-        ours = tl.where(overhang, (ro < n) & (tl.load(keys_ptr + ro, mask=ro < n, other=-2) == kl), False)
-        o_rows = group_offsets(tl.load(order_ptr + ro, mask=ours, other=0), i_sizes, g_i)
+        ours = tl.where(overhang & (kl >= 0), (ro < n) & (tl.load(keys_ptr + ro, mask=ro < n, other=-2) == kl), False)
+        stop = tl.minimum(start + BLOCK_I, n) + tl.sum(ours.to(tl.int64), axis=0)
+        long_head = first_in & ~skipped & (k0 >= 0)  # its sum is a partial: slot 1 if it goes on, else 0
+        long_tail = last_out & ~overhang & (kl >= 0) & (start + head < stop)  # the last run's: slot 1
+        part_row = part_ptr + p.to(tl.int64) * 2 * E
         for e0 in range(0, E, BLOCK_E):
             ce = e0 + re
             e_mask = ce < E
-            g = tl.load(g_ptr + g_rows[:, None] + ce[None, :] * g_e, mask=need[:, None] & e_mask[None, :], other=0.0)
-            acc = tl.dot(same, g.to(DOT), input_precision="ieee", out_dtype=COMPUTE)
-            if overhang:
-                rest = tl.sum(tl.load(g_ptr + o_rows[:, None] + ce[None, :] * g_e,
-                                      mask=ours[:, None] & e_mask[None, :], other=0.0).to(COMPUTE), axis=0)
-                acc += tl.where(crossing[:, None], rest[None, :], 0.0)
-            tl.store(dw_ptr + dw_rows[:, None] + ce[None, :], acc.to(dw_ptr.dtype.element_ty),
-                     mask=to_dw[:, None] & e_mask[None, :])
-            tl.store(part_ptr + part_rows[:, None] + ce[None, :], acc, mask=to_part[:, None] & e_mask[None, :])
+            if long_head:
+                acc = tl.zeros([BLOCK_E], COMPUTE)
+                for r in tl.range(start, start + head, num_stages=STAGES):
+                    acc += g_row(g_ptr, order_ptr, r, i_sizes, g_i, ce, g_e, e_mask).to(COMPUTE)
+                tl.store(part_row + ((k0 == kl) & last_out).to(tl.int64) * E + ce, acc, mask=e_mask)
+            acc = tl.zeros([BLOCK_E], COMPUTE)
+            k = tl.load(keys_ptr + start + head, mask=start + head < n, other=-2)
+            for r in tl.range(start + head, stop, num_stages=STAGES):
+                acc += g_row(g_ptr, order_ptr, r, i_sizes, g_i, ce, g_e, e_mask).to(COMPUTE)
+                # the run ends here: the next key differs (the walk's last key always does, its
+                # overhang stopping where the run does, except for a long last run: its sum stays
+                # in acc for its partial)
+                k_next = tl.load(keys_ptr + r + 1, mask=r + 1 < n, other=-2)
+                to_dw = k_next != k
+                tl.store(dw_ptr + k.to(tl.int64) * E + ce, acc.to(dw_ptr.dtype.element_ty),
+                         mask=tl.where(to_dw, e_mask, False))
+                acc = tl.where(to_dw, 0.0, acc)
+                k = k_next
+            if long_tail:
+                tl.store(part_row + E + ce, acc, mask=e_mask)
 
 
 @triton.jit
 def embedding_fix_kernel(dw_ptr, part_ptr, keys_ptr, n, E, chunks, BLOCK_I: tl.constexpr, SPILL: tl.constexpr,
                          BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_E: tl.constexpr):
     # One program per BLOCK_C chunks x BLOCK_E columns: it finds the chunks among them where a long
-    # run starts (one round of key loads for all of them) and, for each, adds that run's partial
-    # rows chunk after chunk (the lead's slot 1, the slot 1 of every chunk the run covers whole,
-    # the slot 0 of the chunk where it ends; BLOCK_P rows per step, independent loads) and writes
-    # the run's dweight row. Bytes: ~10 of keys per chunk, plus per long run its partial rows and
+    # run starts (one round of key loads for all of them; none: done) and, for each, adds that
+    # run's partial rows chunk after chunk (the lead's slot 1, the slot 1 of every chunk the run
+    # covers whole, the slot 0 of the chunk where it ends; BLOCK_P rows per step, independent
+    # loads) and writes the run's dweight row. Bytes: ~10 of keys per chunk, plus per long run its partial rows and
     # one dweight row.
     c = tl.arange(0, BLOCK_C)
     _, _, kls, _, _, _, _, leads = chunk_segments(keys_ptr, tl.program_id(0) * BLOCK_C + c, n, BLOCK_I, SPILL)
     re = tl.program_id(1).to(tl.int64) * BLOCK_E + tl.arange(0, BLOCK_E)
     e_mask = re < E
-    for i in range(BLOCK_C):
-        if tl.sum(tl.where(c == i, leads, False).to(tl.int32), axis=0) > 0:
-            p = (tl.program_id(0) * BLOCK_C + i).to(tl.int64)
-            kl = tl.sum(tl.where(c == i, kls, 0).to(tl.int64), axis=0)
-            acc = tl.load(part_ptr + (p * 2 + 1) * E + re, mask=e_mask, other=0.0)
-            j0 = p + 1
-            more = True
-            while more:
-                j = j0 + tl.arange(0, BLOCK_P)
-                touched = (j < chunks) & (tl.load(keys_ptr + j * BLOCK_I, mask=j < chunks, other=-2) == kl)
-                whole = touched & (tl.load(keys_ptr + (j + 1) * BLOCK_I, mask=(j + 1) * BLOCK_I < n, other=-2) == kl)
-                acc += tl.sum(tl.load(part_ptr + (j * 2 + whole.to(tl.int64))[:, None] * E + re[None, :],
-                                      mask=touched[:, None] & e_mask[None, :], other=0.0), axis=0)
-                more = tl.sum(whole.to(tl.int32), axis=0) == BLOCK_P
-                j0 += BLOCK_P
-            tl.store(dw_ptr + kl * E + re, acc.to(dw_ptr.dtype.element_ty), mask=e_mask)
+    if tl.max(leads.to(tl.int32), axis=0) > 0:  # most programs: no long run starts among their chunks
+        for i in range(BLOCK_C):
+            if tl.sum(tl.where(c == i, leads, False).to(tl.int32), axis=0) > 0:
+                p = (tl.program_id(0) * BLOCK_C + i).to(tl.int64)
+                kl = tl.sum(tl.where(c == i, kls, 0).to(tl.int64), axis=0)
+                acc = tl.load(part_ptr + (p * 2 + 1) * E + re, mask=e_mask, other=0.0)
+                j0 = p + 1
+                more = True
+                while more:
+                    j = j0 + tl.arange(0, BLOCK_P)
+                    touched = (j < chunks) & (tl.load(keys_ptr + j * BLOCK_I, mask=j < chunks, other=-2) == kl)
+                    whole = touched & (tl.load(keys_ptr + (j + 1) * BLOCK_I, mask=(j + 1) * BLOCK_I < n, other=-2) == kl)
+                    acc += tl.sum(tl.load(part_ptr + (j * 2 + whole.to(tl.int64))[:, None] * E + re[None, :],
+                                          mask=touched[:, None] & e_mask[None, :], other=0.0), axis=0)
+                    more = tl.sum(whole.to(tl.int32), axis=0) == BLOCK_P
+                    j0 += BLOCK_P
+                tl.store(dw_ptr + kl * E + re, acc.to(dw_ptr.dtype.element_ty), mask=e_mask)

@@ -52,59 +52,44 @@ def embedding_forward(indices, weight):
     return out
 
 
-def _key_dtype(V, dtype):
+def _key_dtype(V):
     """The narrowest integer type holding every key (an index in [0, V) or -1): a radix sort runs
-    one pass per key byte. float64 takes 32-bit keys at least: Triton 3.6 cannot lower a float64
-    matrix product whose 0/1 operand was compared from 16-bit loads (an MMA 'largeK' assertion;
-    the H200 run of 2026-11-28)."""
-    narrow = torch.int32 if dtype == torch.float64 else torch.int16
-    return narrow if V <= 1 << 15 else torch.int32 if V <= 1 << 31 else torch.int64
+    one pass per key byte."""
+    return torch.int16 if V <= 1 << 15 else torch.int32 if V <= 1 << 31 else torch.int64
 
 
-def _dot_dtype(dtype):
-    """The run sums' matrix product reads g in its own type where that is exact and fast (16-bit
-    on a GPU: 0/1 times a 16-bit value, float32 accumulation), else in the compute type. The
-    interpreter holds bfloat16 as raw integers whatever the plan: asked of the backend, not of
-    the planning mode."""
-    import triton.language as tl
-
-    if dtype in (torch.float16, torch.bfloat16) and runtime.backend() != "interpreter":
-        return tl.float16 if dtype == torch.float16 else tl.bfloat16
-    return runtime.compute_dtype(dtype)
-
-
-# The chunk programs' E tiles (bytes of a row segment), warps and pipeline stages on a GPU. The
-# H200 of 2026-11-28 measured 512-byte tiles of 4 warps, 3 stages, at 162 us a call for 65536
-# indices into 32768 x 1024 bf16 (24% of clone; predicted ~0.1 ms): 255 registers, 2 programs an
-# SM, so each program's start (keys, run edges, order: dependent loads) is hidden by one other
-# program only. Smaller tiles hold fewer registers (sm_90, Triton 3.6: 256 bytes 154 registers,
-# 3 an SM; 128 bytes 122, 4 an SM) but fewer bytes in flight: bench.variants embedding measures them.
-SCATTER_TILE_BYTES, SCATTER_WARPS, SCATTER_STAGES = 512, 4, 3
+# The chunk programs on a GPU: sorted positions a chunk, E tiles (bytes of a row segment: a bf16
+# row of 1024 whole), warps, and the walk's pipeline stages (STAGES - 1 rows of g in flight a
+# program). The H200 of 2026-11-28 measured the matrix-product kernel before this one (512-byte
+# tiles, 255 registers, 2 programs an SM) at 162 us for 65536 indices into 32768 x 1024 bf16 (24%
+# of clone). This one walks the positions with one running row: sm_90, Triton 3.6 and 3.9, 80
+# registers, 6 programs an SM, 10 KiB of g in flight a program (docs/benchmarks/
+# issue13-embedding3.md; bench.variants embedding measures the others).
+SCATTER_CHUNK, SCATTER_TILE_BYTES, SCATTER_WARPS, SCATTER_STAGES = 32, 2048, 4, 6
 
 
 @runtime.plan_cache
 def _scatter_plans(i_layout, V, E, g_strides, dtype):
     n = runtime.numel(i_layout[0])
-    # SCATTER_TILE_BYTES row segments (512: 256 bf16 columns); a matrix product needs >= 16 columns
-    be = max(16, min(runtime.next_pow2(E), SCATTER_TILE_BYTES // runtime.dtype_size(dtype)))
+    be = min(runtime.next_pow2(E), SCATTER_TILE_BYTES // runtime.dtype_size(dtype))
     if runtime.INTERPRETER:  # few, large programs
         chunk = min(max(runtime.next_pow2(n), 16), max(16, runtime.tile_elements() // be), 256)
         spill = chunk
         bv = min(runtime.next_pow2(V), max(1, runtime.tile_elements() // be))
         keys_block = min(runtime.next_pow2(n), runtime.tile_elements())
-    else:  # [32 positions, 512 bytes] tiles (3 stages: 2 tiles of 16 KiB in flight per program)
-        chunk, spill, bv, keys_block = 32, 8, 32, 1024
+    else:  # the last run's rows up to 8 past a chunk finished by the chunk
+        chunk, spill, bv, keys_block = SCATTER_CHUNK, 8, 32, 1024
     chunks, zero_programs = runtime.cdiv(n, chunk), runtime.cdiv(V, bv)
     keys = runtime.LaunchPlan(embedding_keys_kernel, (runtime.cdiv(n, keys_block),),
                               {"num_warps": runtime.num_warps_for(keys_block)}, n=n, V=V, i_sizes=i_layout[0],
                               i_st=i_layout[1], BLOCK=keys_block)
     sums = runtime.LaunchPlan(embedding_bwd_kernel, (zero_programs + chunks,),
-                              {"num_warps": SCATTER_WARPS, "num_stages": SCATTER_STAGES},
+                              {"num_warps": SCATTER_WARPS},
                               n=n, V=V, E=E, i_sizes=i_layout[0], g_i=g_strides[:-1] or (0,), g_e=g_strides[-1],
-                              zero_programs=zero_programs, COMPUTE=runtime.compute_dtype(dtype), DOT=_dot_dtype(dtype),
-                              BLOCK_I=chunk, SPILL=spill, ZERO_ROWS=bv, BLOCK_E=be)
+                              zero_programs=zero_programs, COMPUTE=runtime.compute_dtype(dtype),
+                              BLOCK_I=chunk, SPILL=spill, ZERO_ROWS=bv, BLOCK_E=be, STAGES=SCATTER_STAGES)
     # long runs (a frequent index) only: the chunk where one starts adds up the others' partials
-    fix_c, fix_e = min(runtime.next_pow2(chunks), 16), min(be, 128)
+    fix_c, fix_e = min(runtime.next_pow2(chunks), 64), min(runtime.next_pow2(E), 64 if dtype == torch.float64 else 128)
     fix = None if chunks == 1 else runtime.LaunchPlan(
         embedding_fix_kernel, (runtime.cdiv(chunks, fix_c), runtime.cdiv(E, fix_e)), {"num_warps": 4}, n=n, E=E,
         chunks=chunks, BLOCK_I=chunk, SPILL=spill, BLOCK_C=fix_c, BLOCK_P=64, BLOCK_E=fix_e)
@@ -123,7 +108,7 @@ def embedding_vjp(indices, weight, grad):
         return dw.zero_()
     keys_plan, sums, fix, chunks = _scatter_plans(_index_layout(indices), V, E, tuple(grad.stride()), weight.dtype)
     n = indices.numel()
-    keys = torch.empty(n, dtype=_key_dtype(V, weight.dtype), device=indices.device)
+    keys = torch.empty(n, dtype=_key_dtype(V), device=indices.device)
     flags = torch.zeros(V, dtype=torch.int8, device=indices.device)
     keys_plan(keys_ptr=keys, flags_ptr=flags, idx_ptr=indices)
     # one device sort of n keys (a torch op: replayed as the same call, see replay.py)
