@@ -13,8 +13,9 @@ op's minimum bytes (GEMM-bound steps: the time alone). Families:
   ``tile_elements()``, at least ``A_ROWS_TILES``' rows of it, its warps, and a sum alone's
   pipeline stages (``A_ROWS_STAGES``: ``4x1024w4plain`` is the loop before pipelining, which
   read 78.6% in sum and 93.6% in add's backward on the H200 of 2026-11-28).
-- ``embedding``: the embedding backward's chunk programs (``launchers/shape.SCATTER_TILE_BYTES``,
-  warps, stages) at 65536 indices into 32768 x 1024 (issue 13: 24% of clone, 2 programs an SM).
+- ``embedding``: the embedding backward's chunk walk (``launchers/shape.SCATTER_CHUNK``, tile
+  bytes, warps, rows in flight ``SCATTER_STAGES``) at 65536 indices into 32768 x 1024 (issue 13:
+  24% of clone with the matrix-product kernel; the running-row walk predicted 52-59%).
 - ``loss``: the reduced loss forwards' pipelining (``launchers/loss.PIPELINE_STAGES``): plain loads
   against 2-4 stages, BCE-like and mse (issue 13: 80% of clone before the pipelining), and
   cross_entropy_logits' class loop under the same constants (67.6% before).
@@ -126,9 +127,12 @@ def gemm_knobs(precision="highest", **cfg):
 GEMM32 = [("default", {})] + [(f"{m}x{n}x{k}w{w}s{s}", dict(BLOCK_M=m, BLOCK_N=n, BLOCK_K=k, num_warps=w, num_stages=s))
                               for m, n, k, w, s in ((64, 64, 32, 4, 2), (64, 64, 16, 4, 3), (128, 64, 16, 4, 2),
                                                     (64, 128, 16, 8, 2), (128, 128, 16, 8, 2), (128, 128, 32, 8, 2))]
-EMBEDDING = [("default", {})] + [(f"{b}Bw{w}s{s}", dict(SCATTER_TILE_BYTES=b, SCATTER_WARPS=w, SCATTER_STAGES=s))
-                                  for b, w, s in ((512, 4, 2), (256, 4, 3), (256, 4, 4), (256, 2, 3), (128, 4, 3),
-                                                  (128, 2, 3), (128, 4, 4))]
+EMBEDDING = [("default", {})] + [
+    (name, dict(SCATTER_CHUNK=c, SCATTER_TILE_BYTES=b, SCATTER_WARPS=w, SCATTER_STAGES=s))
+    for name, (c, b, w, s) in (("2048Bw4s4", (32, 2048, 4, 4)), ("2048Bw4s8", (32, 2048, 4, 8)),
+                               ("2048Bw2s6", (32, 2048, 2, 6)), ("1024Bw4s6", (32, 1024, 4, 6)),
+                               ("4096Bw8s6", (32, 4096, 8, 6)), ("chunk16", (16, 2048, 4, 6)),
+                               ("chunk64", (64, 2048, 4, 6)))]
 # TF32 tensor-core tiles (sm_90 wgmma m64nNk8), all spill-free under Triton 3.6: the default, bf16's wide tile
 # in TF32 (128 x 256 x 32, 192 registers, 1 program an SM), and the 128 x 128 x 32 it replaced (114 registers)
 TF32 = [("default", {})] + [(f"{m}x{n}x{k}w{w}s{s}", dict(BLOCK_M=m, BLOCK_N=n, BLOCK_K=k, num_warps=w, num_stages=s))
