@@ -69,6 +69,12 @@ def test_tracing_modes_take_the_custom_op():
             Seen.ops.append(str(func))
             return func(*args, **(kwargs or {}))
 
-    with Seen():
-        triton_ops.gelu(x)
-    assert any("triton_ops.gelu" in op for op in Seen.ops)
+    # a warm call (its layout recorded just before) and a cold one (a layout not seen yet) both
+    # take the custom op under the mode: the mode must see the op, not its replayed launches
+    triton_ops.gelu(x)
+    cold = torch.randn(5, 7, device=DEVICE)
+    for call in (x, cold):
+        Seen.ops.clear()
+        with Seen():
+            triton_ops.gelu(call)
+        assert any("triton_ops.gelu" in op for op in Seen.ops), (call.shape, Seen.ops)
