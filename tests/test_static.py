@@ -115,6 +115,14 @@ def test_access_bits_leave_uniform_scalar_loads_out_of_the_minimum():
     assert static.access_bits(gemm)["load_bits"] == 128 and static.access_bits(gemm)["min_load_bits"] == 128
 
 
+def _assert_three_stages_keep_programs(rows, min_smem=0):
+    """Each row's loop is pipelined at 3 stages, its buffers (at least ``min_smem`` bytes of shared
+    memory) capping no CTA count that the registers allow."""
+    for r in rows:
+        assert "STAGES=3" in r["config"].split(",") and r["smem_bytes"] >= min_smem, (r["op"], r["config"], r["smem_bytes"])
+        assert r["ctas_per_sm"] == static.ctas_per_sm(r["registers"], r["num_warps"], 0), r["op"]
+
+
 def test_column_sums_are_pipelined_without_losing_programs(report):
     # issue 13: a sum alone over A_ROWS steps (sum, sum_to, add / sub backward at 16384 x 8192) keeps
     # two steps of g in flight through shared memory (launchers/pointwise.A_ROWS_STAGES), where ptxas
@@ -123,9 +131,7 @@ def test_column_sums_are_pipelined_without_losing_programs(report):
     rows = [r for r in report if r["kernel"] in ("sum_fwd_kernel", "pointwise_vjp_kernel") and
             r["op"] in ("sum", "sum_to", "add", "sub") and r["dtype"] == "bfloat16" and "A_ROWS=True" in r["config"]]
     assert {r["op"] for r in rows} == {"sum", "sum_to", "add", "sub"}, [r["op"] for r in rows]
-    for r in rows:
-        assert "STAGES=3" in r["config"] and r["smem_bytes"] >= 2 * 4 * 1024 * 2, (r["op"], r["config"], r["smem_bytes"])
-        assert r["ctas_per_sm"] == static.ctas_per_sm(r["registers"], r["num_warps"], 0), r["op"]
+    _assert_three_stages_keep_programs(rows, min_smem=2 * 4 * 1024 * 2)
 
 
 def test_reduced_loss_forwards_are_pipelined_without_losing_programs(report):
@@ -135,9 +141,7 @@ def test_reduced_loss_forwards_are_pipelined_without_losing_programs(report):
     rows = [r for r in report if r["kernel"] == "loss_reduce_kernel" and r["direction"] == "forward"
             and r["dtype"] == "bfloat16" and "BLOCK_R=4096" in r["config"]]
     assert len(rows) >= 10, [r["op"] for r in rows]
-    for r in rows:
-        assert "STAGES=3" in r["config"] and r["smem_bytes"] >= 2 * 4096 * 4, (r["op"], r["config"], r["smem_bytes"])
-        assert r["ctas_per_sm"] == static.ctas_per_sm(r["registers"], r["num_warps"], 0), r["op"]
+    _assert_three_stages_keep_programs(rows, min_smem=2 * 4096 * 4)
 
 
 def test_class_loop_of_cross_entropy_is_pipelined_without_losing_programs(report):
@@ -147,9 +151,7 @@ def test_class_loop_of_cross_entropy_is_pipelined_without_losing_programs(report
     # memory must cap no CTA count the registers allow
     rows = [r for r in report if r["kernel"] == "ce_logits_fwd_kernel" and r["dtype"] == "bfloat16"]
     assert {r["op"] for r in rows} == {"cross_entropy_logits", "linear_cross_entropy"}, [r["op"] for r in rows]
-    for r in rows:
-        assert "STAGES=3" in r["config"].split(","), (r["op"], r["config"])
-        assert r["ctas_per_sm"] == static.ctas_per_sm(r["registers"], r["num_warps"], 0), r["op"]
+    _assert_three_stages_keep_programs(rows)
 
 
 # issue 13: the bytes of global loads a thread keeps in flight (static.inflight_bytes) in the

@@ -394,10 +394,18 @@ def num_warps_for(elements: int) -> int:
     return 2
 
 
-def pipeline_stages(stages: int, stage_bytes: int, budget: int) -> int:
+# a pipelined loop's prologue fills STAGES - 1 buffers before the first step: too few steps and
+# it costs more than the overlap gains
+PIPELINE_MIN_STEPS = 4
+
+
+def pipeline_stages(stages: int, stage_bytes: int, budget: int, steps: int | None = None) -> int:
     """A loop's software-pipeline stages (``tl.range(num_stages=)``): ``stages`` where the
-    ``stages - 1`` buffered steps of ``stage_bytes`` fit in ``budget`` bytes of shared memory,
-    else 1 (the plain loop)."""
+    ``stages - 1`` buffered steps of ``stage_bytes`` fit in ``budget`` bytes of shared memory and
+    the loop walks ``PIPELINE_MIN_STEPS`` steps at least (``steps`` None: a loop whose length the
+    plan does not know), else 1 (the plain loop)."""
+    if steps is not None and steps < PIPELINE_MIN_STEPS:
+        return 1
     return stages if (stages - 1) * stage_bytes <= budget else 1
 
 

@@ -64,16 +64,13 @@ _vjp_memo = runtime.plan_memo()
 # rule (``stream_stages``; 2 x 2048 16-bit logits a step: docs/benchmarks/issue13-inflight.md).
 PIPELINE_STAGES = 3
 PIPELINE_SMEM = 32 << 10
-PIPELINE_MIN_TILES = 4
 
 
 def stream_stages(steps: int, stage_bytes: int) -> int:
     """STAGES of a loss kernel's streaming loop of ``steps`` tiles, ``stage_bytes`` of loads each
-    (every operand the pipeliner copies): PIPELINE_STAGES where the loop walks PIPELINE_MIN_TILES
-    at least and its buffers fit PIPELINE_SMEM, else 1 (plain loads)."""
-    if steps < PIPELINE_MIN_TILES:
-        return 1
-    return runtime.pipeline_stages(PIPELINE_STAGES, stage_bytes, PIPELINE_SMEM)
+    (every operand the pipeliner copies): ``runtime.pipeline_stages`` at PIPELINE_STAGES within
+    PIPELINE_SMEM."""
+    return runtime.pipeline_stages(PIPELINE_STAGES, stage_bytes, PIPELINE_SMEM, steps)
 
 
 def reduce_stages(block_r, block_k, r_per_program, x_dtype, t_dtype) -> int:

@@ -60,10 +60,10 @@ REDUCE_ROWS = 64
 #   of 4 warps): 32 rows of 128 columns, 8 warps: div backward 83.4 -> 88.1 (4 x 1024, 4 warps: 84.5).
 A_ROWS_TILES = {False: (4, 4), True: (32, 8)}
 # A sum alone's A_ROWS steps are software-pipelined (templates/pointwise.vjp_tiles, STAGES): 3 stages,
-# 2 buffered steps of g in shared memory (4 x 1024 bf16: 16 KiB a program), where a program walks at
-# least A_ROWS_PIPELINE_MIN_STEPS steps. With an elementwise gradient the plain loop stays (its
+# 2 buffered steps of g in shared memory (4 x 1024 bf16: 16 KiB a program), where a program walks
+# enough steps (``runtime.pipeline_stages``). With an elementwise gradient the plain loop stays (its
 # loads were issued together: div backward's loop holds them in registers, at 92 registers).
-A_ROWS_STAGES, A_ROWS_PIPELINE_SMEM, A_ROWS_PIPELINE_MIN_STEPS = 3, 32 << 10, 4
+A_ROWS_STAGES, A_ROWS_PIPELINE_SMEM = 3, 32 << 10
 
 
 def a_split(A: int, tiles: int, device, elements: int, num_warps: int, most: int | None = None) -> int:
@@ -347,9 +347,9 @@ def _vjp_plan(kernel, dfx, dfy, arity, has_param, swap, out_shape, gd, xd, yd, x
         g_mode = Operand.ROW
     dx_slots, dy_slots = (chunks if need_dx else 1), (n_b if need_dy else 1)
     stages = 1
-    if a_rows and not need_dy and a_per_program >= A_ROWS_PIPELINE_MIN_STEPS * block_b:
+    if a_rows and not need_dy:
         step_bytes = block_b * block_c * sum(runtime.dtype_size(d[3]) for d in (gd, yd) if d[0] == TENSOR)
-        stages = runtime.pipeline_stages(A_ROWS_STAGES, step_bytes, A_ROWS_PIPELINE_SMEM)
+        stages = runtime.pipeline_stages(A_ROWS_STAGES, step_bytes, A_ROWS_PIPELINE_SMEM, a_per_program // block_b)
     zeros = tuple(tuple(0 for _ in grp.sizes) for grp in (plan.A, plan.B, plan.C))
 
     def st(name):
